@@ -1,0 +1,5 @@
+"""``python -m querybatch`` runs the CLI."""
+
+from querybatch.cli import main
+
+main()

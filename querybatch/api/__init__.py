@@ -1,0 +1,1 @@
+"""The HTTP API: routes, authentication, roles, rate limits, error envelopes, output formats."""

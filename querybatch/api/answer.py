@@ -1,0 +1,127 @@
+"""Answering with a query: its rows (a page, in a format) when it succeeded, else its status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import Request
+from starlette.responses import Response, StreamingResponse
+
+from querybatch.api import shapes
+from querybatch.api.errors import request_id_of
+from querybatch.api.formats import MEDIA_TYPES, Columns, rows_stream, stored_rows
+from querybatch.api.services import Services
+from querybatch.domain.status import QueryStatus
+from querybatch.store.records import QueryRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Which rows to show: ``offset`` to ``end - 1`` (``end`` None: to the last row)."""
+
+    offset: int = 0
+    end: int | None = None
+    names: tuple[str, str] = ("offset_start", "offset_end")
+
+    @classmethod
+    def inclusive(cls, offset_start: int, offset_end: int | None) -> Page:
+        """The ``offset_start``/``offset_end`` form, whose end row is included."""
+        return cls(offset_start, None if offset_end is None else offset_end + 1)
+
+    def bounds(self, total: int) -> tuple[int, int]:
+        """The concrete row range within a result of ``total`` rows."""
+        end = total if self.end is None else min(self.end, total)
+        return min(self.offset, total), max(min(self.offset, total), end)
+
+
+def json_response(body: dict[str, Any], status: int = 200) -> Response:
+    """A JSON response encoded with orjson (no model validation on hot paths)."""
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def public_base(request: Request, services: Services) -> str:
+    """The absolute base URL of this server as the client reached it."""
+    if services.settings.public_url:
+        return services.settings.public_url.rstrip("/")
+    return str(request.base_url).rstrip("/")
+
+
+def route_prefix(request: Request) -> str:
+    """The prefix (``""``, ``/v2`` or ``/enterprise/v2``) the request came in under."""
+    path = request.url.path
+    for prefix in ("/enterprise/v2", "/v2"):
+        if path.startswith(prefix + "/"):
+            return prefix
+    return ""
+
+
+async def status_response(services: Services, request: Request, query: QueryRecord) -> Response:
+    """The status shape: status code, progress, workflow counters, empty data."""
+    workflow = await services.store.db.read(services.store.jobs.workflow, query.account)
+    meta = shapes.status_meta(request_id_of(request), query, workflow)
+    return json_response({"meta": meta, "data": []})
+
+
+async def rows_response(
+    services: Services,
+    request: Request,
+    query: QueryRecord,
+    fmt: str,
+    page: Page,
+    link_path: str,
+) -> Response:
+    """A page of a successful query's rows in ``fmt``, with full metadata and page links."""
+    assert query.status is QueryStatus.SUCCESS
+    fields = list(query.spec["fields"])
+    infos = await services.engine.planner.field_metadata(query.ds_id, fields)
+    total = query.result.total_rows if query.result else 0
+    offset, end = page.bounds(total)
+    base = public_base(request, services) + route_prefix(request) + link_path
+    links = shapes.page_links(
+        base,
+        {"schedule_id": query.schedule_id},
+        offset,
+        None if page.end is None else end,
+        total,
+        page.names,
+    )
+    meta: dict[str, Any] = {
+        "request_id": request_id_of(request),
+        "schedule_id": query.schedule_id,
+        "status_code": query.status.value,
+        "progress": shapes.progress_meta(query),
+        "query": shapes.query_meta(query, infos),
+        "result": shapes.result_meta(query),
+        "paginate": links,
+    }
+    if query.excluded_accounts:
+        meta["excluded_accounts"] = query.excluded_accounts
+    settings = query.spec.get("settings") or {}
+    chunks = (
+        stored_rows(services.store, query.result.id, offset, end)
+        if query.result is not None
+        else _no_rows()
+    )
+    body = rows_stream(
+        fmt,
+        meta,
+        Columns.of(fields, infos),
+        chunks,
+        clean=bool(query.batch_settings.get("add_clean_data_types")),
+        no_headers=_truthy(settings.get("no_headers")),
+    )
+    headers = {"X-Schedule-Id": query.schedule_id, "X-Total-Rows": str(total)}
+    return StreamingResponse(body, media_type=MEDIA_TYPES[fmt], headers=headers)
+
+
+async def _no_rows() -> Any:
+    for _ in ():
+        yield []
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)

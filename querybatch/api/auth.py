@@ -1,0 +1,85 @@
+"""API keys and roles: who is calling, and may they perform this action."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from querybatch.domain.actions import Statement
+from querybatch.engine.service import Caller
+from querybatch.errors import PermissionDenied, Unauthorized
+from querybatch.store.keys import KEY_PREFIX
+from querybatch.store.records import KeyRecord
+from querybatch.store.store import Store
+
+KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated key and what its role allows."""
+
+    key: KeyRecord
+    statement: Statement
+
+    @property
+    def caller(self) -> Caller:
+        """The engine's view of the principal."""
+        return Caller(account=self.key.account, key_id=self.key.id)
+
+
+class KeyCache:
+    """Authenticates keys, remembering answers for a few seconds.
+
+    Status polling is the hottest path of the API; without the cache every poll would cost
+    two store reads. A revoked key stops working on this node at once (:meth:`forget`) and on
+    other nodes within ``ttl`` seconds.
+    """
+
+    def __init__(self, store: Store, ttl: float = 5.0) -> None:
+        self.store = store
+        self.ttl = ttl
+        self._keys: dict[str, tuple[float, Principal | None]] = {}
+
+    async def authenticate(self, secret: str | None) -> Principal:
+        """The principal of ``secret``; Unauthorized when missing, malformed, unknown or revoked."""
+        if not secret:
+            raise Unauthorized("Authentication is required.")
+        if len(secret) > 255 or not KEY_CHARS.issuperset(secret):
+            raise Unauthorized("Authentication is required.", "The API key is malformed.")
+        now = time.monotonic()
+        cached = self._keys.get(secret)
+        if cached is None or cached[0] < now:
+            principal = await self._load(secret)
+            if len(self._keys) > 10_000:
+                self._keys.clear()
+            self._keys[secret] = cached = (now + self.ttl, principal)
+        if cached[1] is None:
+            hint = "" if secret.startswith(KEY_PREFIX) else " (keys of this server start with qb_)"
+            raise Unauthorized("Authentication is required.", f"The API key is not valid{hint}.")
+        return cached[1]
+
+    async def _load(self, secret: str) -> Principal | None:
+        key = await self.store.db.read(self.store.keys.authenticate, secret)
+        if key is None:
+            return None
+        role = await self.store.db.read(self.store.keys.get_role, key.role)
+        if role is None:
+            return None
+        statement = Statement(
+            "allow" if role.effect == "allow" else "deny", frozenset(role.actions)
+        )
+        return Principal(key, statement)
+
+    def forget(self) -> None:
+        """Drop every remembered answer (a key or role changed on this node)."""
+        self._keys.clear()
+
+
+def require(principal: Principal, action: str) -> None:
+    """Raise PermissionDenied unless the principal's role permits ``action``."""
+    if not principal.statement.permits(action):
+        raise PermissionDenied(
+            f"The role '{principal.key.role}' does not allow '{action}'.",
+            f"Action '{action}' is denied for API key {principal.key.prefix}... ",
+        )

@@ -1,0 +1,195 @@
+"""Result rows in every output format, streamed chunk by chunk.
+
+Rows are stored typed (numbers as numbers); the ``json`` and ``keyjson`` formats give every
+value as a string, as the public API does, unless clean data types were asked for.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from querybatch.domain.fields import FieldInfo
+from querybatch.store.results import CHUNK_ROWS, chunk_span, decode_rows
+from querybatch.store.store import Store
+
+MEDIA_TYPES = {
+    "json": "application/json",
+    "keyjson": "application/json",
+    "ndjson": "application/x-ndjson",
+    "csv": "text/csv; charset=utf-8",
+    "tsv": "text/tab-separated-values; charset=utf-8",
+    "parquet": "application/vnd.apache.parquet",
+}
+CHUNKS_PER_READ = 8
+
+RowChunks = AsyncIterator[list[list[Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """The columns of a result: ids, display names and data types, in row order."""
+
+    ids: list[str]
+    names: list[str]
+    data_types: list[str]
+
+    @classmethod
+    def of(cls, field_ids: Sequence[str], infos: Sequence[FieldInfo]) -> Columns:
+        """Columns for the requested ids, named by the data source where it knows them."""
+        by_id = {f.field_id: f for f in infos}
+        return cls(
+            ids=list(field_ids),
+            names=[by_id[f].field_name if f in by_id else f for f in field_ids],
+            data_types=[by_id[f].data_type if f in by_id else "string" for f in field_ids],
+        )
+
+
+async def stored_rows(store: Store, result_id: str, offset: int, end: int) -> RowChunks:
+    """Rows ``offset`` to ``end - 1`` of a result, reading only the chunks that hold them."""
+    if end <= offset:
+        return
+    first, last = chunk_span(offset, end)
+    for seq in range(first, last + 1, CHUNKS_PER_READ):
+        upto = min(last, seq + CHUNKS_PER_READ - 1)
+        payloads = await store.db.read(store.results.read_chunks, result_id, seq, upto)
+        for index, payload in enumerate(payloads):
+            base = (seq + index) * CHUNK_ROWS
+            rows = decode_rows(payload)
+            yield rows[max(offset - base, 0) : max(min(end - base, len(rows)), 0)]
+
+
+def text(value: Any) -> str:
+    """A value as the public API's json output gives it."""
+    if value is None:
+        return ""
+    if value is True or value is False:
+        return "true" if value else "false"
+    return str(value)
+
+
+def _as_text(rows: list[list[Any]]) -> list[list[str]]:
+    return [[text(v) for v in row] for row in rows]
+
+
+async def json_stream(
+    meta: dict[str, Any], header: list[str] | None, chunks: RowChunks, clean: bool
+) -> AsyncIterator[bytes]:
+    """``{"meta": ..., "data": [header?, rows...]}`` (the ``json`` format)."""
+    yield b'{"meta":' + orjson.dumps(meta) + b',"data":['
+    first = True
+    if header is not None:
+        yield orjson.dumps(header)
+        first = False
+    async for rows in chunks:
+        if not rows:
+            continue
+        body = orjson.dumps(rows if clean else _as_text(rows))[1:-1]
+        yield body if first else b"," + body
+        first = False
+    yield b"]}"
+
+
+async def keyjson_stream(
+    meta: dict[str, Any], columns: Columns, chunks: RowChunks, clean: bool
+) -> AsyncIterator[bytes]:
+    """``{"meta": ..., "data": [{field_id: value}, ...]}`` (the ``keyjson`` format)."""
+    yield b'{"meta":' + orjson.dumps(meta) + b',"data":['
+    first = True
+    async for rows in chunks:
+        if not rows:
+            continue
+        objects = [
+            dict(zip(columns.ids, row if clean else map(text, row), strict=True)) for row in rows
+        ]
+        body = orjson.dumps(objects)[1:-1]
+        yield body if first else b"," + body
+        first = False
+    yield b"]}"
+
+
+async def ndjson_stream(columns: Columns, chunks: RowChunks) -> AsyncIterator[bytes]:
+    """One JSON object per line, keyed by field id, values typed (the ``ndjson`` format)."""
+    async for rows in chunks:
+        if rows:
+            yield b"".join(
+                orjson.dumps(dict(zip(columns.ids, row, strict=True))) + b"\n" for row in rows
+            )
+
+
+async def delimited_stream(
+    columns: Columns, chunks: RowChunks, delimiter: str, header: bool = True
+) -> AsyncIterator[bytes]:
+    """CSV or TSV with a header line of field names."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
+    if header:
+        writer.writerow(columns.names)
+    async for rows in chunks:
+        writer.writerows(rows)
+        yield buffer.getvalue().encode()
+        buffer.seek(0)
+        buffer.truncate()
+    if buffer.tell():
+        yield buffer.getvalue().encode()
+
+
+async def parquet_stream(columns: Columns, chunks: RowChunks) -> AsyncIterator[bytes]:
+    """A Parquet file, one row group per chunk, spooled to disk beyond 16 MB."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    types = {
+        "int": pa.int64(),
+        "float": pa.float64(),
+        "currency": pa.float64(),
+        "percent": pa.float64(),
+    }
+    types["bool"] = pa.bool_()
+    schema = pa.schema(
+        [
+            (i, types.get(t, pa.string()))
+            for i, t in zip(columns.ids, columns.data_types, strict=True)
+        ]
+    )
+    with tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024) as spool:
+        with pq.ParquetWriter(spool, schema) as writer:
+            async for rows in chunks:
+                if rows:
+                    arrays = [
+                        pa.array([row[i] for row in rows], type=schema.field(i).type)
+                        for i in range(len(columns.ids))
+                    ]
+                    writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+        spool.seek(0)
+        while block := spool.read(1024 * 1024):
+            yield block
+
+
+def rows_stream(
+    fmt: str,
+    meta: dict[str, Any],
+    columns: Columns,
+    chunks: RowChunks,
+    *,
+    clean: bool,
+    no_headers: bool,
+) -> AsyncIterator[bytes]:
+    """The body of a result page in ``fmt``."""
+    if fmt == "json":
+        return json_stream(meta, None if no_headers else columns.names, chunks, clean)
+    if fmt == "keyjson":
+        return keyjson_stream(meta, columns, chunks, clean)
+    if fmt == "ndjson":
+        return ndjson_stream(columns, chunks)
+    if fmt in ("csv", "tsv"):
+        return delimited_stream(columns, chunks, "," if fmt == "csv" else "\t", not no_headers)
+    if fmt == "parquet":
+        return parquet_stream(columns, chunks)
+    raise ValueError(f"unknown format {fmt}")

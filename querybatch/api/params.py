@@ -1,0 +1,143 @@
+"""Reading request parameters the three ways clients send them.
+
+Flat query parameters (a list repeated or comma-separated), one ``json=`` parameter holding
+an object, or a body (JSON or form). Later sources win: query string, then ``json=``, then
+the body. Unknown keys are kept; the models that read them ignore what they do not know.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+
+from querybatch.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+
+BODY_KEY = "qb_body"
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused past ``limit`` bytes before it is all read."""
+    cached: bytes | None = request.scope.get("state", {}).get(BODY_KEY)
+    if cached is not None:
+        return cached
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+    parts: list[bytes] = []
+    size = 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+        parts.append(part)
+    body = b"".join(parts)
+    request.scope.setdefault("state", {})[BODY_KEY] = body
+    return body
+
+
+def parse_json_object(raw: bytes | str, what: str) -> dict[str, Any]:
+    """Decode a JSON object, or raise BAD_REQUEST saying where it came from."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"{what} is not valid JSON", str(exc)) from exc
+    if not isinstance(value, dict):
+        raise BadRequest(f"{what} must be a JSON object")
+    return value
+
+
+def _flat(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for key, value in pairs:
+        key = key.removesuffix("[]")
+        if key in params:
+            existing = params[key]
+            params[key] = [*existing, value] if isinstance(existing, list) else [existing, value]
+        else:
+            params[key] = value
+    return params
+
+
+async def body_params(request: Request, limit: int) -> dict[str, Any]:
+    """The parameters in the body: a JSON object or a form; empty for an empty body."""
+    body = await read_body(request, limit)
+    if not body.strip():
+        return {}
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    if content_type in ("application/json", "") or content_type.endswith("+json"):
+        return parse_json_object(body, "The request body")
+    if content_type == "application/x-www-form-urlencoded":
+        params = _flat(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        if "json" in params:
+            params.update(parse_json_object(params.pop("json"), "The json parameter"))
+        return params
+    raise UnsupportedMediaType(
+        f"Cannot read a body of type {content_type}",
+        "Send application/json or application/x-www-form-urlencoded.",
+    )
+
+
+async def request_params(request: Request, limit: int) -> dict[str, Any]:
+    """All parameters of a request, merged: query string, then ``json=``, then the body."""
+    params = _flat(parse_qsl(request.url.query, keep_blank_values=True))
+    raw_json = params.pop("json", None)
+    if raw_json is not None:
+        if isinstance(raw_json, list):
+            raise BadRequest("The json parameter was given more than once")
+        params.update(parse_json_object(raw_json, "The json parameter"))
+    if request.method in ("POST", "PUT", "PATCH"):
+        params.update(await body_params(request, limit))
+    return params
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def bad_parameter(exc: ValidationError, prefix: str = "") -> BadRequest:
+    """A pydantic error as a BAD_REQUEST that names the parameter and what is wrong."""
+    first = exc.errors()[0]
+    name = ".".join(str(part) for part in first["loc"]) or "request"
+    value = first.get("input")
+    shown = repr(value)[:200] if value is not None and not isinstance(value, dict) else ""
+    return BadRequest(
+        f"{prefix}Invalid value for parameter '{name}'",
+        f"{first['msg']}" + (f" (got {shown})" if shown else ""),
+    )
+
+
+def parse_params(model: type[M], params: dict[str, Any]) -> M:
+    """Validate parameters with ``model``; the first bad one becomes a BAD_REQUEST."""
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        raise bad_parameter(exc) from exc
+
+
+def documented(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` listing a model's fields as query parameters (also accepted in
+    ``json=`` or a body, which OpenAPI cannot say for each field)."""
+    schema = model.model_json_schema()
+    required = set(schema.get("required", ()))
+    parameters = [
+        {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "schema": {k: v for k, v in prop.items() if k != "title"},
+        }
+        for name, prop in schema.get("properties", {}).items()
+    ]
+    parameters.append(
+        {
+            "name": "json",
+            "in": "query",
+            "required": False,
+            "description": "All parameters as one JSON object",
+            "schema": {"type": "string"},
+        }
+    )
+    return {"parameters": parameters}

@@ -1,0 +1,104 @@
+"""``/query/status`` and ``/query/results``: a query's state, and its rows page by page."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from querybatch.api.answer import Page, rows_response, status_response
+from querybatch.api.auth import Principal
+from querybatch.api.deps import Authorize, ServicesDep
+from querybatch.api.params import documented, parse_params, request_params
+from querybatch.api.schemas import ERROR_RESPONSES, DataResponse
+from querybatch.domain.query import ID_PATTERN
+from querybatch.domain.status import QueryStatus
+from querybatch.errors import ResultsUnavailable, StatusNotFound
+from querybatch.store.records import QueryRecord
+
+router = APIRouter(tags=["Query status"])
+
+ScheduleId = Annotated[str, Field(min_length=1, max_length=64, pattern=ID_PATTERN)]
+
+
+class StatusParams(BaseModel):
+    """Parameters of ``/query/status``."""
+
+    model_config = ConfigDict(extra="ignore")
+    schedule_id: ScheduleId
+    offset_start: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    offset_end: Annotated[int | None, Field(ge=0, le=1_000_000)] = None
+
+
+class ResultsParams(BaseModel):
+    """Parameters of ``/query/results``."""
+
+    model_config = ConfigDict(extra="ignore")
+    schedule_id: ScheduleId
+    offset: Annotated[int, Field(ge=0, le=100_000_000)] = 0
+    limit: Annotated[int, Field(ge=1, le=100_000)] = 100
+
+
+async def live_query(services: ServicesDep, principal: Principal, schedule_id: str) -> QueryRecord:
+    """The caller's query, or STATUS_NOT_FOUND when unknown, another tenant's or expired."""
+    query = await services.engine.find_query(principal.caller, schedule_id)
+    if query is None:
+        raise StatusNotFound(
+            f"No query with schedule_id '{schedule_id}'",
+            "It never existed for this account, or its results expired.",
+        )
+    return query
+
+
+@router.get(
+    "/query/status",
+    name="get_query_status",
+    operation_id="get_query_status",
+    response_model=DataResponse,
+    responses=ERROR_RESPONSES,
+    openapi_extra=documented(StatusParams),
+)
+async def get_query_status(
+    request: Request,
+    services: ServicesDep,
+    principal: Annotated[Principal, Depends(Authorize("get_query_status"))],
+) -> Response:
+    """A query's status, progress and workflow counters; its rows once it succeeded."""
+    params = parse_params(
+        StatusParams, await request_params(request, services.settings.max_body_bytes)
+    )
+    query = await live_query(services, principal, params.schedule_id)
+    if query.status is not QueryStatus.SUCCESS:
+        return await status_response(services, request, query)
+    page = Page.inclusive(params.offset_start, params.offset_end)
+    return await rows_response(services, request, query, "json", page, "/query/status")
+
+
+@router.get(
+    "/query/results",
+    name="get_query_results",
+    operation_id="get_query_results",
+    response_model=DataResponse,
+    responses=ERROR_RESPONSES,
+    openapi_extra=documented(ResultsParams),
+)
+async def get_query_results(
+    request: Request,
+    services: ServicesDep,
+    principal: Annotated[Principal, Depends(Authorize("get_query_results"))],
+) -> Response:
+    """A finished query's rows in its output format (the batch's ``query_output_format``)."""
+    params = parse_params(
+        ResultsParams, await request_params(request, services.settings.max_body_bytes)
+    )
+    query = await live_query(services, principal, params.schedule_id)
+    if query.status is not QueryStatus.SUCCESS or query.result is None:
+        raise ResultsUnavailable(
+            f"Query '{params.schedule_id}' has no results",
+            f"Its status is {query.status.value}; results exist once it is SUCCESS.",
+        )
+    fmt = str(query.batch_settings.get("query_output_format") or "json")
+    page = Page(params.offset, params.offset + params.limit, ("offset", "limit"))
+    return await rows_response(services, request, query, fmt, page, "/query/results")

@@ -1,0 +1,168 @@
+"""Response models, declared on the routes so that /openapi.json describes every answer.
+
+Hot routes return ready-made responses (streamed rows, pre-encoded JSON); these models are
+the documentation of those shapes and the validators the tests hold responses against.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Loose(BaseModel):
+    """A documented shape that may carry more keys than listed."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class RequestMeta(BaseModel):
+    """Metadata included in every API response."""
+
+    request_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class ErrorDetail(BaseModel):
+    """Machine- and human-readable detail for a failed request."""
+
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(max_length=100, pattern=r"^[A-Z][A-Z0-9_]*$")
+    message: str = Field(max_length=255)
+    description: str | None = Field(default=None, max_length=2048)
+
+
+class ErrorEnvelope(BaseModel):
+    """Standard envelope returned by all error (4xx/5xx) responses."""
+
+    model_config = ConfigDict(extra="forbid")
+    meta: RequestMeta
+    error: ErrorDetail
+
+
+class FieldMeta(Loose):
+    """What one column of the rows holds."""
+
+    id: str
+    field_id: str
+    field_name: str
+    field_type: str
+    field_split: str
+    data_type: str
+    data_column: int
+    visible: bool
+
+
+class QueryMeta(Loose):
+    """The query as it ran."""
+
+    start_date: str
+    end_date: str
+    ds_accounts: list[str]
+    ds_segments: list[str]
+    fields: list[FieldMeta]
+    settings: dict[str, Any]
+
+
+class ResultMeta(Loose):
+    """Size and provenance of the rows."""
+
+    total_columns: int
+    total_rows: int
+    run_seconds: float
+    data_sampled: bool
+    cache_used: bool
+    cache_time: str | None
+
+
+class Progress(BaseModel):
+    """Sub-queries done, and in all."""
+
+    queries_ready: int
+    queries_total: int
+
+
+class Workflow(BaseModel):
+    """The tenant's queue: sub-queries waiting and running."""
+
+    tasks_scheduled: int
+    tasks_running: int
+
+
+class DataMeta(Loose):
+    """``meta`` of a data or status response."""
+
+    request_id: str
+    schedule_id: str
+    status_code: str
+    progress: Progress | None = None
+    workflow: Workflow | None = None
+    query: QueryMeta | None = None
+    result: ResultMeta | None = None
+    paginate: dict[str, str] | None = None
+    error: ErrorDetail | None = None
+
+
+class DataResponse(BaseModel):
+    """Rows of a finished query (``data[0]`` is the header row in json), or its status."""
+
+    meta: DataMeta
+    data: list[Any]
+
+
+class AccountItem(BaseModel):
+    """One account of a login."""
+
+    account_id: str
+    account_name: str
+    group_name: str
+
+
+class LoginItem(BaseModel):
+    """A data-source login and its accounts."""
+
+    ds_user: str
+    display_name: str
+    cache_time: str | None
+    accounts: list[AccountItem]
+
+
+class AccountsResponse(BaseModel):
+    """The logins and accounts of a data source."""
+
+    meta: Loose
+    data: list[LoginItem]
+
+
+class FieldItem(BaseModel):
+    """One field of a data source."""
+
+    field_id: str
+    field_name: str
+    field_type: str
+    data_type: str
+    description: str
+    group_name: str
+    is_filterable: bool
+    report_types: list[str]
+    entity_type: str
+    is_non_aggregatable: bool
+
+
+class FieldsResponse(BaseModel):
+    """The fields of a data source."""
+
+    meta: Loose
+    data: list[FieldItem]
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorEnvelope, "description": text}
+    for status, text in (
+        (400, "Bad request - invalid parameters"),
+        (401, "Unauthorized"),
+        (403, "Forbidden by the key's role"),
+        (404, "Not found (or expired: STATUS_NOT_FOUND)"),
+        (429, "Too many requests"),
+    )
+}

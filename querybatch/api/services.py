@@ -1,0 +1,24 @@
+"""Everything the routes need, built once per app and handed to them as a dependency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from querybatch.api.auth import KeyCache
+from querybatch.api.ratelimit import RateLimiter
+from querybatch.connectors.registry import SourceRegistry
+from querybatch.engine.service import Engine
+from querybatch.settings import Settings
+from querybatch.store.store import Store
+
+
+@dataclass
+class Services:
+    """The store, the engine, the data sources and the edge helpers of one app."""
+
+    settings: Settings
+    store: Store
+    sources: SourceRegistry
+    engine: Engine
+    keys: KeyCache
+    limiter: RateLimiter

@@ -1,0 +1,129 @@
+"""The ``meta`` blocks of query responses, shaped as the official SDK's models read them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from querybatch.domain.fields import FieldInfo
+from querybatch.domain.status import QueryStatus
+from querybatch.store.records import QueryRecord
+
+
+def iso_time(epoch: float | None) -> str | None:
+    """Epoch seconds as an ISO 8601 UTC timestamp (what clients parse)."""
+    if epoch is None:
+        return None
+    return (
+        datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
+
+
+def fields_meta(field_ids: list[str], infos: list[FieldInfo]) -> list[dict[str, Any]]:
+    """``meta.query.fields``: what each column of a row holds."""
+    by_id = {f.field_id: f for f in infos}
+    described = []
+    for column, field_id in enumerate(field_ids):
+        info = by_id.get(field_id)
+        described.append(
+            {
+                "id": field_id,
+                "field_id": field_id,
+                "field_name": info.field_name if info else field_id,
+                "field_type": info.field_type if info else "dim",
+                "field_split": "row" if info is None or not info.is_metric else "",
+                "data_type": info.data_type if info else "string",
+                "data_column": column,
+                "visible": True,
+            }
+        )
+    return described
+
+
+def query_meta(query: QueryRecord, infos: list[FieldInfo]) -> dict[str, Any]:
+    """``meta.query``: the query as it ran (dates resolved, lists normalised)."""
+    spec = query.spec
+    return {
+        "ds_id": spec["ds_id"],
+        "start_date": spec["start_date"],
+        "end_date": spec["end_date"],
+        "date_range_type": spec.get("date_range_type") or "custom",
+        "ds_accounts": list(spec["accounts"]),
+        "ds_segments": list(spec.get("segments") or []),
+        "ds_users": list(spec.get("users") or []),
+        "fields": fields_meta(list(spec["fields"]), infos),
+        "filter": spec.get("filter") or "",
+        "order_rows": list(spec.get("order_rows") or []),
+        "max_rows": spec.get("max_rows"),
+        "compare_type": spec.get("compare_type") or "none",
+        "settings": spec.get("settings") or {},
+    }
+
+
+def result_meta(query: QueryRecord) -> dict[str, Any]:
+    """``meta.result``: size and provenance of the rows."""
+    result = query.result
+    return {
+        "total_columns": result.total_columns if result else len(query.spec["fields"]),
+        "total_rows": result.total_rows if result else 0,
+        "run_seconds": result.run_seconds if result else 0.0,
+        "data_sampled": False,
+        "cache_used": query.cache_used,
+        "cache_time": iso_time(query.cache_time),
+    }
+
+
+def progress_meta(query: QueryRecord) -> dict[str, int]:
+    """``meta.progress``: sub-queries done and in all."""
+    return {"queries_ready": 1 if query.status.is_final else 0, "queries_total": 1}
+
+
+def status_meta(request_id: str, query: QueryRecord, workflow: tuple[int, int]) -> dict[str, Any]:
+    """The ``meta`` of a query that has no rows to show (yet, or at all)."""
+    meta: dict[str, Any] = {
+        "request_id": request_id,
+        "schedule_id": query.schedule_id,
+        "status_code": query.status.value,
+        "progress": progress_meta(query),
+        "workflow": {"tasks_scheduled": workflow[0], "tasks_running": workflow[1]},
+    }
+    if query.error is not None and query.status in (QueryStatus.FAILURE, QueryStatus.STOPPED):
+        meta["error"] = {"code": query.error.code, "message": query.error.message}
+        if query.error.description:
+            meta["error"]["description"] = query.error.description
+    if query.excluded_accounts:
+        meta["excluded_accounts"] = query.excluded_accounts
+    return meta
+
+
+def page_links(
+    base: str,
+    params: dict[str, Any],
+    offset: int,
+    end: int | None,
+    total: int,
+    names: tuple[str, str],
+) -> dict[str, str]:
+    """``meta.paginate``: absolute links to the previous and next pages, where there are some.
+
+    ``names`` are the offset parameters of the route: (offset_start, offset_end) whose end is
+    inclusive, or (offset, limit).
+    """
+    if end is None:
+        return {}
+    size = end - offset
+    links: dict[str, str] = {}
+    start_name, end_name = names
+    inclusive = end_name == "offset_end"
+
+    def link(start: int) -> str:
+        stop = start + size
+        second = stop - 1 if inclusive else size
+        return base + "?" + urlencode({**params, start_name: start, end_name: second})
+
+    if offset > 0:
+        links["prev"] = link(max(0, offset - size))
+    if end < total:
+        links["next"] = link(end)
+    return links

@@ -1,0 +1,72 @@
+"""Action names (one per route) and the roles that allow or deny them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+# action -> what it lets a key do; the README's table is generated from this mapping.
+ACTIONS: dict[str, str] = {
+    "get_data": "run a query, or poll one, through /query/data/{format}",
+    "get_query_status": "read a query's status and results through /query/status",
+    "get_query_results": "page through a finished query's rows through /query/results",
+    "get_accounts": "list a data source's logins and accounts",
+    "get_fields": "list a data source's fields",
+    "get_segments": "list a data source's segments",
+    "create_query_batch": "create a query batch",
+    "list_query_batches": "list the tenant's query batches",
+    "get_query_batch": "read a query batch",
+    "get_query_batch_status": "read the per-query status of a query batch",
+    "cancel_query_batch": "cancel a query batch",
+    "download_query_batch": "download all results of a query batch as one file",
+    "create_upload_url": "get a signed upload URL for a bulk batch file",
+    "delete_upload_url": "withdraw an upload URL",
+    "create_batch": "create a bulk file batch",
+    "get_batches": "list bulk file batches",
+    "get_batch": "read a bulk file batch, and get its download link",
+    "update_batch": "cancel a bulk file batch",
+    "delete_batch": "delete a bulk file batch and its files",
+    "manage_keys": "create, list and revoke API keys",
+    "manage_roles": "create, list and delete roles",
+}
+
+READ_ONLY_ACTIONS = (
+    "get_query_status",
+    "get_query_results",
+    "get_accounts",
+    "get_fields",
+    "get_segments",
+    "list_query_batches",
+    "get_query_batch",
+    "get_query_batch_status",
+    "download_query_batch",
+    "get_batches",
+    "get_batch",
+)
+
+Effect = Literal["allow", "deny"]
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """A role's statement: with allow, only ``actions``; with deny, all but ``actions``."""
+
+    effect: Effect
+    actions: frozenset[str]
+
+    def permits(self, action: str) -> bool:
+        """Whether a key with this statement may perform ``action``."""
+        listed = action in self.actions
+        return listed if self.effect == "allow" else not listed
+
+
+BUILTIN_ROLES: dict[str, Statement] = {
+    "admin": Statement("deny", frozenset()),
+    "analyst": Statement("deny", frozenset({"manage_keys", "manage_roles"})),
+    "viewer": Statement("allow", frozenset(READ_ONLY_ACTIONS)),
+}
+
+
+def unknown_actions(actions: list[str] | tuple[str, ...] | frozenset[str]) -> list[str]:
+    """The names in ``actions`` that are not actions of this server."""
+    return sorted(a for a in actions if a not in ACTIONS)

@@ -1,0 +1,223 @@
+"""Data query parameters: how clients send them, and the normalised spec that runs.
+
+Clients send parameters as flat query strings (lists repeated or comma-separated), as one
+``json=`` object, or as a body; :class:`DataRequest` coerces all of these into one typed
+form and enforces the limits of the public OpenAPI document. :class:`QuerySpec` is what a
+query *is*: resolved dates, normalised lists, nothing about paging or waiting. Its
+fingerprint names identical queries (derived schedule ids, cache reuse, sharing a run).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from datetime import date
+from typing import Annotated, Any
+
+import orjson
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+from querybatch.domain.dates import resolve_date_range
+from querybatch.domain.filters import parse_filter, parse_order
+
+ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+OUTPUT_FORMATS = ("json", "keyjson", "ndjson", "csv", "tsv", "parquet")
+
+Identifier = Annotated[str, StringConstraints(max_length=50, pattern=ID_PATTERN)]
+AccountId = Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=ID_PATTERN)]
+UserName = Annotated[str, StringConstraints(max_length=255)]
+FieldId = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=ID_PATTERN)]
+
+
+def _split_list(value: Any) -> Any:
+    """Accept a list, a comma-separated string, or a single value as a list of strings."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list | tuple):
+        items: list[Any] = []
+        for item in value:
+            if isinstance(item, str) and "," in item:
+                items.extend(part.strip() for part in item.split(",") if part.strip())
+            else:
+                items.append(item)
+        return items
+    return value
+
+
+def _field_ids(value: Any) -> Any:
+    """Fields come as ids, comma strings, or objects with an ``id``/``field_id`` key."""
+    items = _split_list(value)
+    if isinstance(items, list):
+        return [
+            (item.get("id") or item.get("field_id")) if isinstance(item, dict) else item
+            for item in items
+        ]
+    return items
+
+
+def _settings_object(value: Any) -> Any:
+    """Settings arrive as an object, or as that object encoded in a string.
+
+    The string is JSON, or, failing that, a Python literal: the official SDK puts a settings
+    object into the query string as ``str(dict)``.
+    """
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            try:
+                return ast.literal_eval(value)
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                raise ValueError(f"settings is not a JSON object: {exc}") from exc
+    return value
+
+
+def _blank_to_none(value: Any) -> Any:
+    return None if value == "" else value
+
+
+StrList = Annotated[list[AccountId], BeforeValidator(_split_list), Field(max_length=100)]
+OptionalInt = BeforeValidator(_blank_to_none)
+
+
+class DataRequest(BaseModel):
+    """The parameters of ``/query/data/{format}`` as sent, coerced and range-checked."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    schedule_id: Identifier | None = None
+    ds_id: Annotated[str, StringConstraints(max_length=50, pattern=r"^[A-Za-z0-9_-]*$")] = ""
+    ds_accounts: StrList = Field(default_factory=list)
+    ds_segments: Annotated[
+        list[AccountId], BeforeValidator(_split_list), Field(max_length=1000)
+    ] = Field(default_factory=list)
+    ds_user: UserName | None = None
+    ds_users: Annotated[list[UserName], BeforeValidator(_split_list), Field(max_length=100)] = (
+        Field(default_factory=list)
+    )
+    date_range_type: Annotated[str, StringConstraints(max_length=50)] | None = None
+    start_date: Annotated[str, StringConstraints(max_length=100)] | None = None
+    end_date: Annotated[str, StringConstraints(max_length=100)] | None = None
+    compare_type: Annotated[str, StringConstraints(max_length=50)] | None = None
+    compare_show: Annotated[str, StringConstraints(max_length=50)] | None = None
+    compare_start_date: Annotated[str, StringConstraints(max_length=100)] | None = None
+    compare_end_date: Annotated[str, StringConstraints(max_length=100)] | None = None
+    fields: Annotated[list[FieldId], BeforeValidator(_field_ids), Field(max_length=100)] = Field(
+        default_factory=list
+    )
+    settings: Annotated[dict[str, Any], BeforeValidator(_settings_object)] = Field(
+        default_factory=dict
+    )
+    filter: Annotated[str, StringConstraints(max_length=5000)] | None = None
+    order_rows: Annotated[
+        list[Annotated[str, StringConstraints(max_length=100)]],
+        BeforeValidator(_split_list),
+        Field(max_length=50),
+    ] = Field(default_factory=list)
+    order_columns: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    max_columns: Annotated[int, OptionalInt, Field(ge=1, le=1000)] = 20
+    max_rows: Annotated[int, OptionalInt, Field(ge=1, le=1_000_000)] = 1000
+    offset_start: Annotated[int, OptionalInt, Field(ge=0, le=1_000_000)] = 0
+    offset_end: Annotated[int | None, OptionalInt, Field(ge=0, le=1_000_000)] = None
+    cache_minutes: Annotated[int | None, OptionalInt, Field(ge=0, le=10080)] = None
+    sync_timeout: Annotated[int, OptionalInt, Field(ge=0, le=3600)] = 1800
+    api_key: Annotated[str, StringConstraints(max_length=255)] | None = None
+
+    @property
+    def users(self) -> list[str]:
+        """``ds_users`` with the ``ds_user`` shorthand folded in."""
+        users = list(self.ds_users)
+        if self.ds_user and self.ds_user not in users:
+            users.insert(0, self.ds_user)
+        return users
+
+
+class QuerySpec(BaseModel):
+    """A query as it runs: what to ask which data source, for which accounts and dates."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ds_id: str
+    accounts: tuple[str, ...]
+    start_date: date
+    end_date: date
+    fields: tuple[str, ...]
+    segments: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
+    filter: str | None = None
+    order_rows: tuple[str, ...] = ()
+    max_rows: int = 1000
+    settings: dict[str, Any] = Field(default_factory=dict)
+    date_range_type: str | None = None
+    compare_type: str | None = None
+
+    def fingerprint(self) -> str:
+        """A stable hash of everything that decides the query's rows."""
+        canonical = orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        return hashlib.sha256(canonical).hexdigest()
+
+    def derived_schedule_id(self) -> str:
+        """The schedule id of a request that did not name one: the same request, the same id."""
+        return self.fingerprint()[:40]
+
+    def with_split(self, accounts: tuple[str, ...], start: date, end: date) -> QuerySpec:
+        """This query narrowed to some of its accounts and dates (one split piece)."""
+        return self.model_copy(update={"accounts": accounts, "start_date": start, "end_date": end})
+
+
+class SpecError(ValueError):
+    """A parameter is well-formed but does not make a runnable query; names the parameter."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+
+def build_spec(request: DataRequest, today: date) -> QuerySpec:
+    """Turn validated request parameters into the query they describe.
+
+    Checks what needs no data source: dates resolve, the filter and order parse, there is a
+    data source and at least one field. Field names are checked against the data source by
+    the engine.
+    """
+    if not request.ds_id:
+        raise SpecError("ds_id", "ds_id is required")
+    if not request.fields:
+        raise SpecError("fields", "fields is required: name at least one field")
+    try:
+        start, end = resolve_date_range(
+            request.start_date, request.end_date, request.date_range_type, today
+        )
+    except ValueError as exc:
+        raise SpecError("start_date", str(exc)) from exc
+    if request.filter:
+        try:
+            parse_filter(request.filter)
+        except ValueError as exc:
+            raise SpecError("filter", str(exc)) from exc
+    try:
+        order = parse_order(request.order_rows)
+    except ValueError as exc:
+        raise SpecError("order_rows", str(exc)) from exc
+    duplicates = {f for f in request.fields if request.fields.count(f) > 1}
+    if duplicates:
+        raise SpecError("fields", f"fields lists {', '.join(sorted(duplicates))} more than once")
+    return QuerySpec(
+        ds_id=request.ds_id,
+        accounts=tuple(dict.fromkeys(request.ds_accounts)),
+        start_date=start,
+        end_date=end,
+        fields=tuple(request.fields),
+        segments=tuple(request.ds_segments),
+        users=tuple(request.users),
+        filter=request.filter or None,
+        order_rows=tuple(f"{k.field} {'desc' if k.descending else 'asc'}" for k in order),
+        max_rows=request.max_rows,
+        settings=request.settings,
+        date_range_type=request.date_range_type,
+        compare_type=request.compare_type,
+    )

@@ -1,0 +1,1 @@
+"""Scheduling and running sub-queries: the scheduler, the runner and the executors."""

@@ -1,0 +1,1 @@
+"""Where sub-queries run: in this process (local) or on Celery workers."""

@@ -1,0 +1,121 @@
+"""The in-process executor: every sub-query is an asyncio task of this server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Collection, Sequence
+
+from querybatch.engine.executors.base import DoneCallback, Executor
+from querybatch.engine.recorder import Recorder
+from querybatch.engine.runner import Runner
+from querybatch.store.records import Outcome, WorkItem
+
+log = logging.getLogger(__name__)
+
+
+class LocalExecutor(Executor):
+    """Runs sub-queries as tasks on the running event loop, up to ``slots`` at once.
+
+    Identical sub-queries of one tenant that would run at the same time run once: the later
+    ones wait for the first and share its result.
+    """
+
+    prefetch = True
+
+    def __init__(self, runner: Runner, recorder: Recorder, slots: int) -> None:
+        self.runner = runner
+        self.recorder = recorder
+        self.slots = slots
+        self._tasks: dict[int, tuple[WorkItem, asyncio.Task[None]]] = {}
+        self._leaders: dict[tuple[str, str], asyncio.Future[Outcome | None]] = {}
+        self._on_done: DoneCallback | None = None
+
+    async def start(self, on_done: DoneCallback) -> None:
+        self._on_done = on_done
+
+    def capacity(self) -> int:
+        return self.slots - len(self._tasks)
+
+    def submit(self, items: Sequence[WorkItem]) -> None:
+        for item in items:
+            task = asyncio.create_task(self._run(item), name=f"qb-run-{item.query_id}")
+            self._tasks[item.query_id] = (item, task)
+
+    async def cancel(self, query_ids: Collection[int]) -> None:
+        for query_id in query_ids:
+            entry = self._tasks.get(query_id)
+            if entry is not None:
+                entry[1].cancel()
+
+    def running(self) -> list[WorkItem]:
+        return [item for item, _ in self._tasks.values()]
+
+    async def stop(self) -> None:
+        tasks = [task for _, task in self._tasks.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run(self, item: WorkItem) -> None:
+        try:
+            started = self.recorder.started(item)
+            key = (item.account, item.fingerprint)
+            leader = self._leaders.get(key)
+            outcome = await self._follow(item, leader) if leader is not None else None
+            if outcome is None:
+                outcome = await self._lead(item, key, started)
+            elif await started:
+                self.recorder.finished(outcome)
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # the store is down: the lease expires and the query runs again
+            log.exception("sub-query %s could not be recorded", item.query_id)
+        finally:
+            # The slot is handed on now; the outcome goes out with the next group commit.
+            self._tasks.pop(item.query_id, None)
+            if self._on_done is not None:
+                self._on_done([item])
+
+    async def _lead(
+        self, item: WorkItem, key: tuple[str, str], started: asyncio.Future[bool]
+    ) -> Outcome | None:
+        """Run the sub-query; identical ones arriving meanwhile will share its outcome."""
+        shared: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
+        self._leaders[key] = shared
+        try:
+            outcome = await self.runner.run(item)
+            if not await started:
+                shared.set_result(None)
+                return None
+        except BaseException:
+            shared.set_result(None)
+            raise
+        finally:
+            if self._leaders.get(key) is shared:
+                del self._leaders[key]
+        written = self.recorder.finished(outcome)
+        written.add_done_callback(
+            lambda done: shared.set_result(
+                outcome
+                if outcome.result is not None and not done.exception() and done.result()
+                else None
+            )
+        )
+        return outcome
+
+    @staticmethod
+    async def _follow(item: WorkItem, leader: asyncio.Future[Outcome | None]) -> Outcome | None:
+        """Wait for an identical run and take its result, if it succeeded."""
+        shared = await asyncio.shield(leader)
+        if shared is None or shared.result is None:
+            return None
+        return Outcome(
+            query_id=item.query_id,
+            batch_id=item.batch_id,
+            attempt=item.attempt,
+            status=shared.status,
+            end_time=shared.end_time,
+            shared_result_id=shared.result.id,
+            excluded_accounts=shared.excluded_accounts,
+        )

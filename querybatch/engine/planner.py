@@ -1,0 +1,95 @@
+"""Checking a query against its data source, and turning stored specs into fetch requests."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from functools import lru_cache
+from typing import Any
+
+from querybatch.connectors.base import FetchRequest
+from querybatch.connectors.registry import SourceRegistry
+from querybatch.domain.fields import FieldInfo
+from querybatch.domain.filters import (
+    Filter,
+    FilterSyntaxError,
+    compile_filter,
+    parse_filter,
+    parse_order,
+)
+from querybatch.domain.query import QuerySpec, SpecError
+
+
+class Planner:
+    """Validates queries against the fields their data source offers."""
+
+    def __init__(self, sources: SourceRegistry) -> None:
+        self.sources = sources
+
+    async def check(self, spec: QuerySpec) -> None:
+        """Raise SpecError, naming the parameter, if the data source cannot run ``spec``."""
+        if spec.ds_id not in self.sources:
+            known = ", ".join(sorted(self.sources)) or "none"
+            raise SpecError("ds_id", f"Unknown data source {spec.ds_id!r} (known: {known})")
+        available = await self.sources.fields(spec.ds_id)
+        unknown = [f for f in spec.fields if f not in available]
+        if unknown:
+            raise SpecError("fields", f"Unknown field(s) for {spec.ds_id}: {', '.join(unknown)}")
+        if spec.filter:
+            self._check_filter(spec, available)
+        for key in parse_order(list(spec.order_rows)):
+            if key.field not in spec.fields:
+                raise SpecError(
+                    "order_rows",
+                    f"order_rows field {key.field!r} must be one of the query's fields",
+                )
+
+    def _check_filter(self, spec: QuerySpec, available: Mapping[str, FieldInfo]) -> None:
+        flt = parse_filter(spec.filter or "")
+        unknown = sorted(flt.fields - available.keys())
+        if unknown:
+            raise SpecError("filter", f"filter names unknown field(s): {', '.join(unknown)}")
+        connector = self.sources[spec.ds_id]
+        if "filter" not in connector.pushdown and not flt.fields <= set(spec.fields):
+            missing = ", ".join(sorted(flt.fields - set(spec.fields)))
+            raise SpecError(
+                "filter",
+                f"{spec.ds_id} filters in querybatch: add {missing} to fields to filter on it",
+            )
+        columns = list(available)
+        try:
+            compile_filter(flt, columns, {f.field_id: f.data_type for f in available.values()})
+        except FilterSyntaxError as exc:
+            raise SpecError("filter", str(exc)) from exc
+
+    async def field_metadata(
+        self, ds_id: str, field_ids: tuple[str, ...] | list[str]
+    ) -> list[FieldInfo]:
+        """The FieldInfo of each requested field, in request order (unknown ones skipped)."""
+        if ds_id not in self.sources:
+            return []
+        available = await self.sources.fields(ds_id)
+        return [available[f] for f in field_ids if f in available]
+
+
+@lru_cache(maxsize=4096)
+def cached_filter(text: str) -> Filter:
+    """Parse a filter once per distinct text (batches repeat the same filter many times)."""
+    return parse_filter(text)
+
+
+def fetch_request(spec: Mapping[str, Any]) -> FetchRequest:
+    """The connector's view of a stored query spec (cheap: runs once per sub-query)."""
+    return FetchRequest(
+        ds_id=spec["ds_id"],
+        accounts=tuple(spec["accounts"]),
+        start_date=date.fromisoformat(spec["start_date"]),
+        end_date=date.fromisoformat(spec["end_date"]),
+        fields=tuple(spec["fields"]),
+        filter=cached_filter(spec["filter"]) if spec.get("filter") else None,
+        order_rows=parse_order(spec["order_rows"]) if spec.get("order_rows") else (),
+        max_rows=spec.get("max_rows"),
+        settings=spec.get("settings") or {},
+        segments=tuple(spec.get("segments") or ()),
+        users=tuple(spec.get("users") or ()),
+    )

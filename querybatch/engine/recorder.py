@@ -1,0 +1,97 @@
+"""Group commit of run progress: many runs' starts and ends written in few transactions.
+
+Runs hand their start and their outcome to the recorder and get a future back. One flusher
+task writes everything that arrived since its last write in a single transaction, so under
+load the cost of a commit is shared by many sub-queries, and when idle a write goes out at
+once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from querybatch.store.records import Outcome, WorkItem
+from querybatch.store.store import Store
+
+log = logging.getLogger(__name__)
+
+StoppedCallback = Callable[[list[str]], None]
+
+
+class Recorder:
+    """Collects run starts and outcomes and writes them in batches."""
+
+    def __init__(self, store: Store, lease_seconds: float, on_stopped: StoppedCallback) -> None:
+        self.store = store
+        self.lease_seconds = lease_seconds
+        self.on_stopped = on_stopped
+        self._started: list[tuple[WorkItem, float, asyncio.Future[bool]]] = []
+        self._ended: list[tuple[Outcome, asyncio.Future[bool]]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        """Start the flusher task on the running loop."""
+        self._task = asyncio.create_task(self._flush_forever(), name="qb-recorder")
+
+    def started(self, item: WorkItem) -> asyncio.Future[bool]:
+        """Record that a run started; resolves to whether the run still owns its query."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._started.append((item, time.time(), future))
+        self._wake.set()
+        return future
+
+    def finished(self, outcome: Outcome) -> asyncio.Future[bool]:
+        """Record how a run ended; resolves to whether the outcome was applied."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._ended.append((outcome, future))
+        self._wake.set()
+        return future
+
+    async def close(self) -> None:
+        """Write what is pending and stop the flusher."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._started or self._ended:
+                await self._flush()
+            if self._closing and not (self._started or self._ended):
+                return
+
+    async def _flush(self) -> None:
+        started, self._started = self._started, []
+        ended, self._ended = self._ended, []
+        now = time.time()
+        try:
+            began, applied, stopped = await self.store.db.write(
+                self.store.jobs.record_runs,
+                [(item, at) for item, at, _ in started],
+                [outcome for outcome, _ in ended],
+                now + self.lease_seconds,
+                now,
+            )
+        except Exception as exc:
+            # The store is down: fail the futures so runs stop waiting; their sub-queries
+            # keep their leases, which expire and put them back on the schedule.
+            log.error("could not record %d run events: %s", len(started) + len(ended), exc)
+            for _, _, future in started:
+                future.set_exception(exc)
+            for _, future in ended:
+                future.set_exception(exc)
+            return
+        for (_, _, future), ok in zip(started, began, strict=True):
+            future.set_result(ok)
+        for (_, future), ok in zip(ended, applied, strict=True):
+            future.set_result(ok)
+        if stopped:
+            self.on_stopped(stopped)

@@ -1,0 +1,277 @@
+"""The scheduler: which sub-query runs next, under every limit, fairly.
+
+Each batch with work to do is a *lane* with its own ``query_concurrency``. The scheduler
+claims sub-queries of a lane from the store in order (SCHEDULED -> QUEUED) into a small
+buffer, and hands them to the executor while three limits hold: the lane's concurrency,
+the tenant's concurrency over all its lanes, and the executor's free slots. When slots are
+scarce, tenants take turns, and within a tenant its lanes take turns, so a huge batch never
+starves a small one. A finished run frees its slot at once and the next buffered sub-query
+starts without a round trip to the store.
+
+Housekeeping runs on every tick: new and stopped batches, timeouts, lease renewal, putting
+back sub-queries whose runs went silent, and the expiry sweep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from querybatch.engine.executors.base import Executor
+from querybatch.store.records import LaneRecord, WorkItem
+from querybatch.store.store import Store
+
+log = logging.getLogger(__name__)
+
+StoppedCallback = Callable[[list[str]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerSettings:
+    """The limits and periods the scheduler works with."""
+
+    account_concurrency: int = 100
+    lease_seconds: float = 30.0
+    tick_seconds: float = 0.25
+    sweep_seconds: float = 30.0
+    orphan_grace: float = 7200.0
+
+
+@dataclass(slots=True)
+class Lane:
+    """A batch as the scheduler tracks it between store reads."""
+
+    record: LaneRecord
+    buffer: deque[WorkItem] = field(default_factory=deque)
+    in_flight: int = 0
+    exhausted: bool = False
+    claiming: bool = False
+
+    @property
+    def batch_id(self) -> str:
+        return self.record.batch_id
+
+    @property
+    def account(self) -> str:
+        return self.record.account
+
+    def ready(self) -> bool:
+        """Whether it has a claimed sub-query and room to start it."""
+        return bool(self.buffer) and self.in_flight < self.record.query_concurrency
+
+
+class Scheduler:
+    """Claims sub-queries and hands them to an executor under the concurrency limits."""
+
+    def __init__(
+        self,
+        store: Store,
+        executor: Executor,
+        settings: SchedulerSettings,
+        on_stopped: StoppedCallback,
+    ) -> None:
+        self.store = store
+        self.executor = executor
+        self.settings = settings
+        self.on_stopped = on_stopped
+        self.lanes: dict[str, Lane] = {}
+        self.tenant_in_flight: dict[str, int] = defaultdict(int)
+        self._tenant_lanes: dict[str, deque[str]] = defaultdict(deque)
+        self._tenant_turns: deque[str] = deque()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._last_renewal = self._last_requeue = self._last_sweep = 0.0
+        self._claims: set[asyncio.Task[None]] = set()
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Look at the store now rather than at the next tick (a batch was created)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Schedule until :meth:`stop`; errors of one round are logged, never fatal."""
+        while not self._stopping:
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("scheduler round failed; retrying")
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.settings.tick_seconds)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    def stop(self) -> None:
+        """End :meth:`run` after its current round."""
+        self._stopping = True
+        self._wake.set()
+
+    async def tick(self) -> None:
+        """One round of housekeeping, claiming and dispatching."""
+        now = time.time()
+        await self._refresh_lanes(now)
+        await self._stop_timed_out(now)
+        await self._maintain_leases(now)
+        if now - self._last_sweep >= self.settings.sweep_seconds:
+            self._last_sweep = now
+            await self.store.db.write(self.store.jobs.sweep, now, self.settings.orphan_grace)
+        self._refill()
+        self._pump()
+
+    # -- executor events --------------------------------------------------------------------
+
+    def on_done(self, items: Sequence[WorkItem]) -> None:
+        """Runs ended: free their slots and start what can start."""
+        for item in items:
+            self.tenant_in_flight[item.account] -= 1
+            lane = self.lanes.get(item.batch_id)
+            if lane is not None:
+                lane.in_flight -= 1
+        self._pump()
+        self._refill()
+
+    async def stop_lane(self, batch_id: str, in_flight: Sequence[int]) -> None:
+        """A batch was stopped (cancel, timeout): forget its buffer, stop its runs."""
+        self._forget(batch_id)
+        if in_flight:
+            await self.executor.cancel(in_flight)
+
+    # -- lanes ------------------------------------------------------------------------------
+
+    async def _refresh_lanes(self, now: float) -> None:
+        records = await self.store.db.read(self.store.jobs.active_lanes)
+        seen = set()
+        for record in records:
+            if record.schedule_time > now:
+                continue
+            seen.add(record.batch_id)
+            lane = self.lanes.get(record.batch_id)
+            if lane is None:
+                self.lanes[record.batch_id] = Lane(record)
+                self._tenant_lanes[record.account].append(record.batch_id)
+                if record.account not in self._tenant_turns:
+                    self._tenant_turns.append(record.account)
+            else:
+                lane.record = record
+                if record.queued > len(lane.buffer):
+                    lane.exhausted = False
+        for batch_id in [b for b in self.lanes if b not in seen]:
+            # Stopped elsewhere (another node cancelled it) or finished: nothing of it may run.
+            running = [i.query_id for i in self.executor.running() if i.batch_id == batch_id]
+            await self.stop_lane(batch_id, running)
+
+    def _forget(self, batch_id: str) -> None:
+        lane = self.lanes.pop(batch_id, None)
+        if lane is None:
+            return
+        lanes = self._tenant_lanes[lane.account]
+        if batch_id in lanes:
+            lanes.remove(batch_id)
+        if not lanes:
+            del self._tenant_lanes[lane.account]
+            if lane.account in self._tenant_turns:
+                self._tenant_turns.remove(lane.account)
+
+    async def _stop_timed_out(self, now: float) -> None:
+        for lane in list(self.lanes.values()):
+            start = lane.record.start_time
+            if start is not None and start + lane.record.timeout_seconds < now:
+                in_flight, _ = await self.store.db.write(
+                    self.store.jobs.stop_batch, lane.batch_id, now, cancelled=False
+                )
+                await self.stop_lane(lane.batch_id, in_flight)
+                self.on_stopped([lane.batch_id])
+
+    async def _maintain_leases(self, now: float) -> None:
+        lease = self.settings.lease_seconds
+        if now - self._last_renewal >= lease / 3:
+            self._last_renewal = now
+            held = [
+                *self.executor.running(),
+                *(i for lane in self.lanes.values() for i in lane.buffer),
+            ]
+            await self.store.db.write(self.store.jobs.renew_leases, held, now + lease)
+        if now - self._last_requeue >= lease / 2:
+            self._last_requeue = now
+            if await self.store.db.write(self.store.jobs.requeue, now):
+                for lane in self.lanes.values():
+                    lane.exhausted = False
+
+    # -- claiming ---------------------------------------------------------------------------
+
+    def _refill(self) -> None:
+        depth = 2 if self.executor.prefetch else 1
+        for lane in self.lanes.values():
+            wanted = lane.record.query_concurrency * depth - lane.in_flight - len(lane.buffer)
+            # Claim in bites of at least half the concurrency, not one by one.
+            if (
+                lane.exhausted
+                or lane.claiming
+                or wanted < max(1, lane.record.query_concurrency // 2)
+            ):
+                continue
+            lane.claiming = True
+            task = asyncio.create_task(self._claim(lane, wanted))
+            self._claims.add(task)
+            task.add_done_callback(self._claims.discard)
+
+    async def _claim(self, lane: Lane, wanted: int) -> None:
+        now = time.time()
+        try:
+            items = await self.store.db.write(
+                self.store.jobs.claim, lane.record, wanted, now, now + self.settings.lease_seconds
+            )
+        except Exception:
+            log.exception("claiming sub-queries of %s failed", lane.batch_id)
+            items = []
+        finally:
+            lane.claiming = False
+        if len(items) < wanted:
+            lane.exhausted = True
+        if self.lanes.get(lane.batch_id) is lane:
+            lane.buffer.extend(items)
+            self._pump()
+
+    # -- dispatching ------------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        free = self.executor.capacity()
+        if free <= 0 or not self._tenant_turns:
+            return
+        chosen: list[WorkItem] = []
+        limit = self.settings.account_concurrency
+        progress = True
+        while free > 0 and progress:
+            progress = False
+            for account in list(self._tenant_turns):
+                if self.tenant_in_flight[account] >= limit:
+                    continue
+                lane = self._next_ready_lane(account)
+                if lane is None:
+                    continue
+                chosen.append(lane.buffer.popleft())
+                lane.in_flight += 1
+                self.tenant_in_flight[account] += 1
+                free -= 1
+                progress = True
+                if free == 0:
+                    break
+        if chosen:
+            self._tenant_turns.rotate(-1)
+            self.executor.submit(chosen)
+
+    def _next_ready_lane(self, account: str) -> Lane | None:
+        turns = self._tenant_lanes.get(account)
+        if not turns:
+            return None
+        for _ in range(len(turns)):
+            lane = self.lanes[turns[0]]
+            turns.rotate(-1)
+            if lane.ready():
+                return lane
+        return None

@@ -1,0 +1,207 @@
+"""The engine as the API and the CLI use it: submit, wait, cancel; start and stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from querybatch.connectors.registry import SourceRegistry
+from querybatch.domain.batch import BatchSettings
+from querybatch.domain.query import DataRequest, QuerySpec, SpecError, build_spec
+from querybatch.engine.executors.base import Executor
+from querybatch.engine.executors.local import LocalExecutor
+from querybatch.engine.planner import Planner
+from querybatch.engine.recorder import Recorder
+from querybatch.engine.runner import RetryPolicy, Runner
+from querybatch.engine.scheduler import Scheduler, SchedulerSettings
+from querybatch.engine.throttle import SourceThrottle
+from querybatch.engine.waiters import Waiters
+from querybatch.errors import Conflict
+from querybatch.settings import Settings
+from querybatch.store.records import BatchRecord, QueryRecord
+from querybatch.store.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is asking: the tenant (account) and the key."""
+
+    account: str
+    key_id: str
+
+
+class Engine:
+    """Owns the scheduler, the executor and the run recorder of this node."""
+
+    def __init__(self, settings: Settings, store: Store, sources: SourceRegistry) -> None:
+        self.settings = settings
+        self.store = store
+        self.sources = sources
+        self.planner = Planner(sources)
+        self.waiters = Waiters()
+        self.throttle = SourceThrottle()
+        self.recorder = Recorder(store, settings.lease_seconds, self._stopped)
+        self.executor: Executor = self._build_executor()
+        self.scheduler = Scheduler(
+            store,
+            self.executor,
+            SchedulerSettings(
+                account_concurrency=settings.account_concurrency,
+                lease_seconds=settings.lease_seconds,
+                tick_seconds=settings.tick_seconds,
+                sweep_seconds=settings.sweep_seconds,
+            ),
+            self._stopped,
+        )
+        self._loop_task: asyncio.Task[None] | None = None
+
+    def _build_executor(self) -> Executor:
+        runner = Runner(
+            self.sources,
+            self._write_chunk,
+            self._drop_chunks,
+            RetryPolicy(retries=self.settings.retries, backoff=self.settings.retry_backoff),
+            self.throttle,
+        )
+        return LocalExecutor(runner, self.recorder, self.settings.workers)
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Recover from a previous run of this node, then start scheduling."""
+        if isinstance(self.executor, LocalExecutor):
+            # Nothing runs in this process yet: whatever the store says is claimed or running
+            # was lost with the previous process and runs again, from scratch.
+            moved = await self.store.db.write(self.store.jobs.requeue, time.time(), everything=True)
+            if moved:
+                log.info("put %d interrupted sub-queries back on the schedule", moved)
+            await self.store.db.write(self.store.jobs.sweep, time.time(), 0.0)
+        self.recorder.start()
+        await self.executor.start(self.scheduler.on_done)
+        self._loop_task = asyncio.create_task(self.scheduler.run(), name="qb-scheduler")
+
+    async def stop(self) -> None:
+        """Stop scheduling and running; unfinished sub-queries run again at the next start."""
+        self.scheduler.stop()
+        if self._loop_task is not None:
+            await self._loop_task
+        await self.executor.stop()
+        await self.recorder.close()
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def today(self) -> date:
+        """Today in the server's time zone (relative dates resolve against it)."""
+        return datetime.now(ZoneInfo(self.settings.timezone)).date()
+
+    async def find_query(self, caller: Caller, ident: str) -> QueryRecord | None:
+        """A live query of the caller's tenant by schedule id (or by its first request id)."""
+        return await self.store.db.read(
+            self.store.jobs.get_query, caller.account, ident, time.time()
+        )
+
+    async def plan(self, request: DataRequest) -> QuerySpec:
+        """The query a data request describes, checked against its data source."""
+        spec = build_spec(request, self.today())
+        await self.planner.check(spec)
+        return spec
+
+    async def submit_query(
+        self, caller: Caller, request: DataRequest, spec: QuerySpec, request_id: str
+    ) -> QueryRecord:
+        """Start the query of a data request, or answer from the cache when allowed to."""
+        schedule_id = request.schedule_id or spec.derived_schedule_id()
+        existing = await self.find_query(caller, schedule_id)
+        if existing is not None:
+            return existing
+        now = time.time()
+        fingerprint = spec.fingerprint()
+        cached = None
+        if request.cache_minutes:
+            cached = await self.store.db.read(
+                self.store.jobs.find_cached,
+                caller.account,
+                fingerprint,
+                now - request.cache_minutes * 60,
+                now,
+            )
+        try:
+            await self.store.db.write(
+                self.store.jobs.create_batch,
+                batch_id="qry_" + secrets.token_hex(6),
+                kind="single",
+                account=caller.account,
+                key_id=caller.key_id,
+                settings={},
+                query_concurrency=1,
+                timeout_seconds=self.settings.query_timeout,
+                schedule_time=now,
+                subqueries=[(schedule_id, spec.model_dump(mode="json"), fingerprint)],
+                now=now,
+                request_id=request_id,
+                cached=cached,
+            )
+        except Conflict:
+            # Two requests for the same schedule id raced; the first one's query is the answer.
+            existing = await self.find_query(caller, schedule_id)
+            if existing is None:
+                raise
+            return existing
+        self.scheduler.wake()
+        query = await self.find_query(caller, schedule_id)
+        assert query is not None
+        return query
+
+    async def wait(self, query: QueryRecord, timeout: float) -> QueryRecord:
+        """Wait up to ``timeout`` seconds for a query to end; its freshest record."""
+        if query.status.is_final or timeout <= 0:
+            return query
+
+        async def stopped() -> bool:
+            batch = await self.store.db.read(self.store.jobs.batch_status, query.batch_id)
+            return batch is None or batch == "STOPPED"
+
+        await self.waiters.wait(query.batch_id, timeout, stopped)
+        fresh = await self.store.db.read(
+            self.store.jobs.get_query, query.account, query.schedule_id, time.time()
+        )
+        return fresh or query
+
+    # -- batches ----------------------------------------------------------------------------
+
+    async def cancel_batch(self, batch: BatchRecord) -> None:
+        """Stop a batch: nothing new starts, running sub-queries are let go, results stay."""
+        in_flight, _ = await self.store.db.write(
+            self.store.jobs.stop_batch, batch.id, time.time(), cancelled=True
+        )
+        await self.scheduler.stop_lane(batch.id, in_flight)
+        self._stopped([batch.id])
+
+    def batch_settings(self, body: dict[str, Any]) -> BatchSettings:
+        """Validated batch settings (query_concurrency bounded by this server's maximum)."""
+        settings = BatchSettings.model_validate(body)
+        if settings.query_concurrency > self.settings.max_query_concurrency:
+            raise SpecError(
+                "query_concurrency",
+                f"query_concurrency must be at most {self.settings.max_query_concurrency}",
+            )
+        return settings
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _stopped(self, batch_ids: list[str]) -> None:
+        self.waiters.notify(batch_ids)
+
+    async def _write_chunk(self, result_id: str, seq: int, rows: Any) -> None:
+        await self.store.db.write(self.store.results.write_chunk, result_id, seq, rows, time.time())
+
+    async def _drop_chunks(self, result_id: str) -> None:
+        await self.store.db.write(self.store.results.drop, result_id)

@@ -1,0 +1,177 @@
+"""The one exception tree of querybatch.
+
+Every error the server can report derives from :class:`QueryBatchError` and carries the API
+code and HTTP status it is answered with, so that the FastAPI edge translates any of them in
+one handler and the CLI maps them to exit codes in one place::
+
+    QueryBatchError
+     ├── BadRequest              400 BAD_REQUEST
+     │    └── PayloadTooLarge    413 PAYLOAD_TOO_LARGE
+     ├── Unauthorized            401 UNAUTHORIZED
+     ├── PermissionDenied        403 PERMISSION_ERROR
+     ├── NotFound                404 NOT_FOUND
+     │    ├── StatusNotFound     404 STATUS_NOT_FOUND
+     │    └── ResultsUnavailable 404 QUERY_RESULTS_UNAVAILABLE
+     ├── MethodNotAllowed        405 METHOD_NOT_ALLOWED
+     ├── Conflict                409 CONFLICT_ERROR
+     ├── UnsupportedMediaType    415 UNSUPPORTED_MEDIA_TYPE
+     ├── TooManyRequests         429 TOO_MANY_REQUESTS
+     ├── ServiceUnavailable      503 SERVICE_UNAVAILABLE
+     │    └── StoreUnavailable   503 SERVICE_UNAVAILABLE (the database cannot be reached)
+     ├── ConfigurationError      500 CONFIGURATION_ERROR (a bad setting or sources file)
+     └── ConnectorError          502 CONNECTOR_ERROR (a data source failed a query)
+          ├── TransientConnectorError      (worth retrying with backoff)
+          │    └── UpstreamRateLimited     (retry after the upstream's Retry-After)
+          └── AccountErrors                (named accounts failed; the others may be fine)
+
+Connector errors are normally not HTTP errors: they are recorded on the failed query and
+reported in its status. They carry a status and code only for the metadata routes (fields,
+accounts) where a data source is asked directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class QueryBatchError(Exception):
+    """Base of every querybatch error: an API code, an HTTP status and a message."""
+
+    code: str = "INTERNAL_SERVER_ERROR"
+    status: int = 500
+
+    def __init__(self, message: str, description: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.description = description
+
+
+class BadRequest(QueryBatchError):
+    """The request was malformed or a parameter was invalid."""
+
+    code = "BAD_REQUEST"
+    status = 400
+
+
+class PayloadTooLarge(BadRequest):
+    """The request body is larger than the server accepts."""
+
+    code = "PAYLOAD_TOO_LARGE"
+    status = 413
+
+
+class Unauthorized(QueryBatchError):
+    """No usable API key was given."""
+
+    code = "UNAUTHORIZED"
+    status = 401
+
+
+class PermissionDenied(QueryBatchError):
+    """The caller's role does not allow the action."""
+
+    code = "PERMISSION_ERROR"
+    status = 403
+
+
+class NotFound(QueryBatchError):
+    """The resource does not exist, or belongs to another tenant."""
+
+    code = "NOT_FOUND"
+    status = 404
+
+
+class StatusNotFound(NotFound):
+    """No query with that schedule_id exists, or its results have expired."""
+
+    code = "STATUS_NOT_FOUND"
+
+
+class ResultsUnavailable(NotFound):
+    """The query exists but has no results to give (yet, or at all)."""
+
+    code = "QUERY_RESULTS_UNAVAILABLE"
+
+
+class MethodNotAllowed(QueryBatchError):
+    """The route exists but not for this HTTP method."""
+
+    code = "METHOD_NOT_ALLOWED"
+    status = 405
+
+
+class Conflict(QueryBatchError):
+    """The request conflicts with the current state (e.g. an idempotency key reused)."""
+
+    code = "CONFLICT_ERROR"
+    status = 409
+
+
+class UnsupportedMediaType(QueryBatchError):
+    """The request body is in a content type the route does not read."""
+
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    status = 415
+
+
+class TooManyRequests(QueryBatchError):
+    """The caller's hourly request window is used up."""
+
+    code = "TOO_MANY_REQUESTS"
+    status = 429
+
+    def __init__(self, message: str, retry_after: int, description: str | None = None) -> None:
+        super().__init__(message, description)
+        self.retry_after = retry_after
+
+
+class ServiceUnavailable(QueryBatchError):
+    """The server cannot answer now (starting, stopping, or a dependency is down)."""
+
+    code = "SERVICE_UNAVAILABLE"
+    status = 503
+
+
+class StoreUnavailable(ServiceUnavailable):
+    """The database could not be reached or refused the operation."""
+
+
+class ConfigurationError(QueryBatchError):
+    """A setting, the sources file or the environment is wrong; raised at start-up."""
+
+    code = "CONFIGURATION_ERROR"
+    status = 500
+
+
+class ConnectorError(QueryBatchError):
+    """A data source could not answer a query."""
+
+    code = "CONNECTOR_ERROR"
+    status = 502
+
+
+class TransientConnectorError(ConnectorError):
+    """A data source failed in a way that a later attempt may not (timeouts, 5xx)."""
+
+    code = "CONNECTOR_TRANSIENT_ERROR"
+
+
+class UpstreamRateLimited(TransientConnectorError):
+    """The upstream asked us to slow down; retry no sooner than ``retry_after`` seconds."""
+
+    code = "UPSTREAM_RATE_LIMITED"
+
+    def __init__(self, message: str, retry_after: float, description: str | None = None) -> None:
+        super().__init__(message, description)
+        self.retry_after = retry_after
+
+
+class AccountErrors(ConnectorError):
+    """Some accounts of a query failed; ``failures`` maps each account id to its reason."""
+
+    code = "ACCOUNT_ERROR"
+
+    def __init__(self, failures: Mapping[str, str]) -> None:
+        names = ", ".join(sorted(failures))
+        super().__init__(f"Data source failed for account(s): {names}")
+        self.failures = dict(failures)

@@ -1,0 +1,80 @@
+"""Server settings, read once from ``QB_``-prefixed environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """Where the embedded default keeps its SQLite file and secret (XDG data home)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "querybatch"
+
+
+class Settings(BaseSettings):
+    """Everything the server, the workers and the CLI can be configured with."""
+
+    model_config = SettingsConfigDict(env_prefix="QB_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str | None = None
+
+    executor: Literal["local", "celery"] = "local"
+    broker_url: str | None = None
+
+    admin_key: str | None = None
+    secret: str | None = None
+
+    result_ttl: int = Field(
+        default=3600, ge=1, description="seconds results live after a query ends"
+    )
+    rate_limit: int = Field(default=10000, ge=1, description="requests per key and hour")
+
+    workers: int = Field(default=256, ge=1, description="sub-queries run at once by this node")
+    account_concurrency: int = Field(
+        default=100, ge=1, description="sub-queries one tenant may run at once, over all batches"
+    )
+    max_query_concurrency: int = Field(
+        default=50, ge=1, description="upper bound of a batch's query_concurrency"
+    )
+    max_batch_queries: int = Field(
+        default=200_000, ge=1, description="sub-queries one batch may hold"
+    )
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    retries: int = Field(default=3, ge=0, description="retries of a transient connector error")
+    retry_backoff: float = Field(default=0.5, ge=0, description="first retry delay in seconds")
+    query_timeout: int = Field(default=1800, ge=1, description="seconds a single query may run")
+    lease_seconds: float = Field(
+        default=30.0, gt=0, description="how long a claimed sub-query may go unheard of"
+    )
+    tick_seconds: float = Field(default=0.25, gt=0, description="scheduler housekeeping period")
+    sweep_seconds: float = Field(default=30.0, gt=0, description="expiry sweeper period")
+    timezone: str = "UTC"
+
+    sources: Path | None = None
+    demo_sources: bool = True
+    demo_latency_ms: float = Field(default=0.0, ge=0)
+    demo_fail_accounts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    demo_rows_per_day: int | None = Field(default=None, ge=1)
+
+    @field_validator("demo_fail_accounts", mode="before")
+    @classmethod
+    def _split_accounts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'querybatch.db'}"

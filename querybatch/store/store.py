@@ -1,0 +1,32 @@
+"""The store as the rest of the code sees it: one database, three repositories."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from querybatch.store.database import Database
+from querybatch.store.jobs import JobStore
+from querybatch.store.keys import KeyStore
+from querybatch.store.results import ResultStore
+
+
+@dataclass(frozen=True)
+class Store:
+    """The database and the repositories built on it."""
+
+    db: Database
+    keys: KeyStore
+    jobs: JobStore
+    results: ResultStore
+
+    @classmethod
+    def open(cls, url: str, *, result_ttl: float, migrate: bool = True) -> Store:
+        """Connect to the database at ``url`` and, unless told not to, migrate it."""
+        db = Database(url)
+        if migrate:
+            db.migrate()
+        return cls(db=db, keys=KeyStore(db), jobs=JobStore(db, result_ttl), results=ResultStore(db))
+
+    def close(self) -> None:
+        """Release the connections and threads."""
+        self.db.close()

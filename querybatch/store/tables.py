@@ -1,0 +1,141 @@
+"""The tables. Times are UTC epoch seconds (floats): cheap to compare, alike on every database."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+from querybatch.store.types import BigId, JSONText
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+roles = Table(
+    "roles",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("effect", String(5), nullable=False),
+    Column("actions", JSONText, nullable=False),
+    Column("builtin", Boolean, nullable=False, default=False),
+    Column("created_at", Double, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("role", String(64), ForeignKey("roles.name"), nullable=False),
+    Column("account", String(64), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("revoked_at", Double),
+)
+
+# A batch is the unit of scheduling: a query batch, or the one query of a data request
+# (kind "single"), so that both share limits, counters, timeouts and cancel.
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(8), nullable=False),
+    Column("account", String(64), nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("settings", JSONText, nullable=False),
+    Column("query_concurrency", Integer, nullable=False),
+    Column("timeout_seconds", Integer, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("schedule_time", Double, nullable=False),
+    Column("start_time", Double),
+    Column("end_time", Double),
+    Column("cancel_time", Double),
+    Column("query_amount", Integer, nullable=False),
+    Column("n_queued", Integer, nullable=False),
+    Column("n_running", Integer, nullable=False, default=0),
+    Column("n_success", Integer, nullable=False, default=0),
+    Column("n_failure", Integer, nullable=False, default=0),
+    Column("n_stopped", Integer, nullable=False, default=0),
+    Column("idempotency_key", String(255)),
+    Column("request_hash", String(64)),
+    Column("callback_url", String(2048)),
+    Column("callback_sent_at", Double),
+    UniqueConstraint("account", "idempotency_key"),
+    Index(None, "status", "kind"),
+    Index(None, "status", "end_time"),
+    Index(None, "account", "kind", "created_at"),
+)
+
+results = Table(
+    "results",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("total_rows", Integer, nullable=False),
+    Column("total_columns", Integer, nullable=False),
+    Column("run_seconds", Double, nullable=False),
+    Column("created_at", Double, nullable=False),
+)
+
+# Chunks hold CHUNK_ROWS rows each (the last may hold fewer), so the chunks of a page follow
+# from its offsets. They are written while a query runs, before its results row exists; a
+# run that never finishes leaves chunks without a results row, which the sweeper removes.
+result_chunks = Table(
+    "result_chunks",
+    metadata,
+    Column("result_id", String(32), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("row_count", Integer, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("created_at", Double, nullable=False),
+)
+
+queries = Table(
+    "queries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account", String(64), nullable=False),
+    Column("schedule_id", String(64), nullable=False),
+    Column("batch_id", String(32), ForeignKey("batches.id", ondelete="CASCADE"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("ds_id", String(50), nullable=False),
+    Column("spec", JSONText, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("request_id", String(64)),
+    Column("created_at", Double, nullable=False),
+    Column("start_time", Double),
+    Column("end_time", Double),
+    Column("attempt", Integer, nullable=False, default=0),
+    Column("lease_expires_at", Double),
+    Column("error_code", String(100)),
+    Column("error_message", String(255)),
+    Column("error_description", String(2048)),
+    Column("excluded_accounts", JSONText),
+    Column("result_id", String(32), ForeignKey("results.id")),
+    Column("cache_used", Boolean, nullable=False, default=False),
+    Column("cache_time", Double),
+    UniqueConstraint("account", "schedule_id"),
+    UniqueConstraint("batch_id", "position"),
+    Index(None, "batch_id", "status", "position"),
+    Index(None, "status", "lease_expires_at"),
+    Index(None, "account", "request_id"),
+    Index(None, "fingerprint", "status"),
+)

@@ -1,0 +1,79 @@
+"""``querybatch keys`` and ``roles`` through the real entry point, against a live server's store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+from support import ServerProcess
+
+
+def cli(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "QB_DATA_DIR": str(server.data_dir)}
+    return subprocess.run(
+        [sys.executable, "-m", "querybatch", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_created_key_is_printed_alone_with_quiet_and_works(server: ServerProcess) -> None:
+    made = cli(server, "keys", "create", "--name", "ci", "--role", "viewer", "--quiet")
+    assert made.returncode == 0, made.stderr
+    lines = made.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("qb_")
+    key = lines[0]
+    headers = {"Authorization": f"Bearer {key}"}
+    response = httpx.get(
+        server.url + "/query/accounts", params={"ds_id": "DEMO_ADS"}, headers=headers
+    )
+    assert response.status_code == 200
+    # A viewer may read but not run queries.
+    denied = httpx.get(
+        server.url + "/query/data/json",
+        params={
+            "ds_id": "DEMO_ADS",
+            "fields": "date",
+            "start_date": "yesterday",
+            "end_date": "yesterday",
+        },
+        headers=headers,
+    )
+    assert denied.status_code == 403
+    assert denied.json()["error"]["code"] == "PERMISSION_ERROR"
+
+
+def test_a_revoked_key_is_refused(server: ServerProcess) -> None:
+    key = cli(server, "keys", "create", "--name", "gone", "--quiet").stdout.strip()
+    listed = json.loads(cli(server, "keys", "list", "--json").stdout)
+    key_id = next(k["id"] for k in listed if k["name"] == "gone")
+    assert all("key_hash" not in k and key not in json.dumps(k) for k in listed)
+    revoked = cli(server, "keys", "revoke", key_id)
+    assert revoked.returncode == 0, revoked.stderr
+    # The server remembers keys for a few seconds; a fresh key cache sees the revocation.
+    time.sleep(5.5)
+    response = httpx.get(
+        server.url + "/query/accounts",
+        params={"ds_id": "DEMO_ADS"},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert response.status_code == 401
+    again = cli(server, "keys", "revoke", key_id)
+    assert again.returncode == 2
+
+
+def test_an_unknown_role_is_refused(server: ServerProcess) -> None:
+    made = cli(server, "keys", "create", "--name", "x", "--role", "wizard")
+    assert made.returncode != 0
+    assert "wizard" in made.stderr
+
+
+def test_roles_list_shows_the_builtin_roles(server: ServerProcess) -> None:
+    roles = json.loads(cli(server, "roles", "list", "--json").stdout)
+    assert {r["name"] for r in roles} >= {"admin", "analyst", "viewer"}
