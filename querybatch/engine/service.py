@@ -78,6 +78,7 @@ class Engine:
     async def start(self) -> None:
         """Recover from a previous run of this node, then start scheduling."""
         if isinstance(self.executor, LocalExecutor):
+            self.store.db.hold_exclusive_lock()
             # Nothing runs in this process yet: whatever the store says is claimed or running
             # was lost with the previous process and runs again, from scratch.
             moved = await self.store.db.write(self.store.jobs.requeue, time.time(), everything=True)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import functools
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import IO, Any, ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -27,6 +28,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 _MIGRATION_LOCK_ID = 0x51B_A7C4  # PostgreSQL advisory lock serialising concurrent start-ups
+_NODE_LOCK_ID = 0x51B_A7C5  # held by the one embedded (in-process executor) server
 
 
 def normalize_url(raw: str) -> URL:
@@ -68,6 +70,7 @@ class Database:
         write_threads = 1 if self.is_sqlite else 4
         self._writer = ThreadPoolExecutor(write_threads, thread_name_prefix="qb-store-write")
         self._reader = ThreadPoolExecutor(read_threads, thread_name_prefix="qb-store-read")
+        self._lock: IO[str] | Connection | None = None
 
     def _create_engine(self) -> Engine:
         if not self.is_sqlite:
@@ -124,6 +127,41 @@ class Database:
                 str(exc).splitlines()[0][:2000],
             ) from exc
 
+    def hold_exclusive_lock(self) -> None:
+        """Make this process the only one running sub-queries in-process on this database.
+
+        An embedded server re-runs every claimed sub-query when it starts, which is only
+        right if no other server is running them; a second one on the same database stops
+        here with a clear error. The lock lives as long as this Database.
+        """
+        if self._lock is not None:
+            return
+        if self.is_sqlite:
+            path = Path(self.url.database or "querybatch.db").expanduser()
+            handle = open(f"{path}.lock", "a+")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                handle.close()
+                raise ConfigurationError(
+                    f"Another querybatch server is using {path}",
+                    "Stop it, or give this one another QB_DATA_DIR / QB_DATABASE_URL.",
+                ) from exc
+            self._lock = handle
+            return
+        conn = self.engine.connect()
+        locked = conn.execute(
+            text("SELECT pg_try_advisory_lock(:id)"), {"id": _NODE_LOCK_ID}
+        ).scalar()
+        conn.commit()
+        if not locked:
+            conn.close()
+            raise ConfigurationError(
+                "Another querybatch server runs sub-queries in-process on this database",
+                "Run several nodes with QB_EXECUTOR=celery, or only one embedded server.",
+            )
+        self._lock = conn
+
     def ping(self) -> bool:
         """Whether the database answers a trivial query."""
         try:
@@ -134,7 +172,10 @@ class Database:
         return True
 
     def close(self) -> None:
-        """Stop the threads and close every pooled connection."""
+        """Stop the threads, release the lock and close every pooled connection."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
         self._writer.shutdown(wait=True)
         self._reader.shutdown(wait=True)
         self.engine.dispose()

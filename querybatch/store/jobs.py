@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from querybatch.domain.status import BatchStatus, QueryStatus, can_move, progress_key
+from querybatch.domain.status import BatchStatus, QueryStatus, progress_key
 from querybatch.store.database import Database
 from querybatch.store.records import (
     BatchRecord,
@@ -553,13 +553,24 @@ class JobStore:
         return moved
 
     def stop_batch(self, batch_id: str, now: float, *, cancelled: bool) -> tuple[list[int], bool]:
-        """Stop every unfinished sub-query of a batch and the batch itself.
+        """Stop a batch and every sub-query of it that has not finished.
 
         Returns the ids of the sub-queries that were claimed or running (their runs must be
-        told to stop) and whether the batch was stopped by this call.
+        told to stop) and whether the batch was stopped by this call; stopping a stopped
+        batch is harmless and changes nothing.
         """
+        values: dict[str, Any] = {"status": BatchStatus.STOPPED, "end_time": now}
+        if cancelled:
+            values["cancel_time"] = now
         deltas = Deltas()
         with self.db.writing() as conn:
+            stopped_now = conn.execute(
+                update(batches)
+                .where(batches.c.id == batch_id, batches.c.status != BatchStatus.STOPPED)
+                .values(values)
+            ).rowcount
+            if not stopped_now:
+                return [], False
             in_flight = [
                 row.id
                 for row in conn.execute(
@@ -570,7 +581,6 @@ class JobStore:
                 )
             ]
             for source in (QueryStatus.SCHEDULED, QueryStatus.QUEUED, QueryStatus.RUNNING):
-                assert can_move(source, QueryStatus.STOPPED)
                 changed = conn.execute(
                     update(queries)
                     .where(queries.c.batch_id == batch_id, queries.c.status == source)
@@ -584,23 +594,7 @@ class JobStore:
                 ).rowcount
                 deltas.move(batch_id, source, QueryStatus.STOPPED, changed)
             deltas.apply(conn, now)
-            values: dict[str, Any] = {"status": BatchStatus.STOPPED, "end_time": now}
-            if cancelled:
-                values["cancel_time"] = now
-            stopped_now = conn.execute(
-                update(batches)
-                .where(batches.c.id == batch_id, batches.c.status != BatchStatus.STOPPED)
-                .values(values)
-            ).rowcount
-            if cancelled and not stopped_now:
-                # The batch stopped on its own in this very transaction: still a cancel.
-                conn.execute(
-                    update(batches)
-                    .where(batches.c.id == batch_id, batches.c.cancel_time.is_(None))
-                    .where(batches.c.end_time == now)
-                    .values(cancel_time=now)
-                )
-        return in_flight, stopped_now == 1
+        return in_flight, True
 
     def timed_out_batches(self, now: float) -> list[str]:
         """Running batches whose ``timeout`` has passed since they started."""

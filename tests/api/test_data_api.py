@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import orjson
 import pyarrow.parquet as pq
+
 from support import assert_error, wait_until
 
 ADS = {

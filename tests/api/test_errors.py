@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from support import ADMIN_KEY, ServerProcess, assert_error, client, running_server
 
 GOOD = {

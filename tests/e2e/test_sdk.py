@@ -15,6 +15,7 @@ from supermetrics.exceptions import (
     SupermetricsNotFoundError,
     SupermetricsValidationError,
 )
+
 from support import ADMIN_KEY, ServerProcess
 
 

@@ -1,0 +1,21 @@
+"""The ``querybatch`` command: run the server, manage keys, and use a server as a client."""
+
+from __future__ import annotations
+
+import sys
+
+from querybatch.cli.common import EXIT_UNAVAILABLE, EXIT_USAGE, app, errors
+from querybatch.errors import QueryBatchError
+
+# Commands register themselves on ``app`` when their modules are imported.
+from querybatch.cli import admin, client, server  # noqa: F401  isort: skip
+
+
+def main() -> None:
+    """Entry point: run the command, turning querybatch errors into one line and an exit code."""
+    try:
+        app()
+    except QueryBatchError as exc:
+        detail = f" ({exc.description})" if exc.description else ""
+        errors.print(f"[red]error:[/red] {exc.message}{detail}", highlight=False)
+        sys.exit(EXIT_UNAVAILABLE if exc.status >= 500 else EXIT_USAGE)

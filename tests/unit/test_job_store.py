@@ -1,0 +1,179 @@
+"""The job store's status changes: conditional, counted exactly, and safe against stale runs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from querybatch.domain.status import BatchStatus, QueryStatus
+from querybatch.store.jobs import new_result_id
+from querybatch.store.records import BatchRecord, ErrorInfo, NewResult, Outcome, WorkItem
+from querybatch.store.results import encode_rows
+from querybatch.store.store import Store
+
+SPEC = {
+    "ds_id": "DEMO_ADS",
+    "accounts": ["ads-0001"],
+    "start_date": "2026-01-01",
+    "end_date": "2026-01-01",
+    "fields": ["date"],
+}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store.open(f"sqlite:///{tmp_path / 'jobs.db'}", result_ttl=3600)
+    yield opened
+    opened.close()
+
+
+def make_batch(store: Store, n: int, batch_id: str = "qrb_000000000001") -> BatchRecord:
+    return store.jobs.create_batch(
+        batch_id=batch_id,
+        kind="batch",
+        account="acme",
+        key_id="key_1",
+        settings={},
+        query_concurrency=5,
+        timeout_seconds=600,
+        schedule_time=time.time(),
+        subqueries=[(f"{batch_id}_query_{i}", SPEC, f"fp{i}") for i in range(1, n + 1)],
+        now=time.time(),
+    )
+
+
+def lane_of(store: Store, batch_id: str) -> object:
+    return next(lane for lane in store.jobs.active_lanes() if lane.batch_id == batch_id)
+
+
+def claim(store: Store, batch_id: str, n: int) -> list[WorkItem]:
+    lane = lane_of(store, batch_id)
+    now = time.time()
+    return store.jobs.claim(lane, n, now, now + 30)  # type: ignore[arg-type]
+
+
+def success(item: WorkItem, rows: int = 1) -> Outcome:
+    payload = encode_rows([("2026-01-01",)] * rows)
+    return Outcome(
+        query_id=item.query_id,
+        batch_id=item.batch_id,
+        attempt=item.attempt,
+        status=QueryStatus.SUCCESS,
+        end_time=time.time(),
+        result=NewResult(new_result_id(), rows, 1, 0.01, ((0, rows, payload),)),
+    )
+
+
+def counts(store: Store, batch_id: str = "qrb_000000000001") -> tuple[int, ...]:
+    batch = store.jobs.get_batch("acme", batch_id, time.time())
+    assert batch is not None
+    c = batch.counts
+    return (c.queued, c.running, c.success, c.failure, c.stopped)
+
+
+def test_claims_take_queries_in_order_and_start_the_batch(store: Store) -> None:
+    make_batch(store, 10)
+    items = claim(store, "qrb_000000000001", 3)
+    first_three = store.jobs.batch_queries("qrb_000000000001", 0, 3)
+    assert [i.query_id for i in items] == [q.id for q in first_three]
+    assert [q.position for q in first_three] == [1, 2, 3]
+    assert all(i.attempt == 1 for i in items)
+    batch = store.jobs.get_batch("acme", "qrb_000000000001", time.time())
+    assert batch is not None and batch.status is BatchStatus.RUNNING
+    assert counts(store) == (10, 0, 0, 0, 0)
+
+
+def test_counters_follow_every_transition_and_the_batch_stops_when_all_ended(store: Store) -> None:
+    make_batch(store, 3)
+    items = claim(store, "qrb_000000000001", 3)
+    began, _, _ = store.jobs.record_runs(
+        [(i, time.time()) for i in items], [], time.time() + 30, time.time()
+    )
+    assert began == [True, True, True]
+    assert counts(store) == (0, 3, 0, 0, 0)
+    failed = Outcome(
+        items[1].query_id,
+        items[1].batch_id,
+        items[1].attempt,
+        QueryStatus.FAILURE,
+        time.time(),
+        error=ErrorInfo("CONNECTOR_ERROR", "boom"),
+    )
+    _, ended, stopped = store.jobs.record_runs(
+        [], [success(items[0]), failed], time.time() + 30, time.time()
+    )
+    assert ended == [True, True] and stopped == []
+    assert counts(store) == (0, 1, 1, 1, 0)
+    _, _, stopped = store.jobs.record_runs([], [success(items[2])], time.time() + 30, time.time())
+    assert stopped == ["qrb_000000000001"]
+    batch = store.jobs.get_batch("acme", "qrb_000000000001", time.time())
+    assert batch is not None and batch.status is BatchStatus.STOPPED and batch.end_time
+
+
+def test_an_outcome_of_a_superseded_attempt_is_ignored_and_its_rows_dropped(store: Store) -> None:
+    make_batch(store, 1)
+    (stale,) = claim(store, "qrb_000000000001", 1)
+    store.jobs.record_runs([(stale, time.time())], [], time.time() + 30, time.time())
+    # The run went silent: its lease expires and the query goes back on the schedule.
+    assert store.jobs.requeue(time.time() + 60) == 1
+    assert counts(store) == (1, 0, 0, 0, 0)
+    (fresh,) = claim(store, "qrb_000000000001", 1)
+    assert fresh.attempt == stale.attempt + 1
+    store.jobs.record_runs([(fresh, time.time())], [], time.time() + 30, time.time())
+    late = success(stale, rows=3)
+    _, ended, _ = store.jobs.record_runs([], [late], time.time() + 30, time.time())
+    assert ended == [False]
+    assert store.results.read_chunks(late.result.id, 0, 10) == []  # type: ignore[union-attr]
+    on_time = success(fresh, rows=2)
+    _, ended, _ = store.jobs.record_runs([], [on_time], time.time() + 30, time.time())
+    assert ended == [True]
+    query = store.jobs.get_query("acme", "qrb_000000000001_query_1", time.time())
+    assert query is not None and query.result is not None
+    assert query.result.total_rows == 2
+    # A redelivered copy of the same attempt that finishes later records nothing: rows stay once.
+    duplicate = success(fresh, rows=2)
+    _, ended, _ = store.jobs.record_runs([], [duplicate], time.time() + 30, time.time())
+    assert ended == [False]
+    assert store.results.read_chunks(duplicate.result.id, 0, 10) == []  # type: ignore[union-attr]
+    assert len(store.results.read_chunks(on_time.result.id, 0, 10)) == 1  # type: ignore[union-attr]
+    assert counts(store) == (0, 0, 1, 0, 0)
+
+
+def test_stopping_a_batch_stops_what_had_not_finished_and_keeps_results(store: Store) -> None:
+    make_batch(store, 4)
+    items = claim(store, "qrb_000000000001", 2)
+    store.jobs.record_runs([(i, time.time()) for i in items], [], 0, time.time())
+    store.jobs.record_runs([], [success(items[0])], 0, time.time())
+    in_flight, stopped_now = store.jobs.stop_batch("qrb_000000000001", time.time(), cancelled=True)
+    assert stopped_now
+    assert in_flight == [items[1].query_id]
+    assert counts(store) == (0, 0, 1, 0, 3)
+    batch = store.jobs.get_batch("acme", "qrb_000000000001", time.time())
+    assert batch is not None and batch.cancel_time is not None
+    kept = store.jobs.get_query("acme", "qrb_000000000001_query_1", time.time())
+    assert kept is not None and kept.status is QueryStatus.SUCCESS
+    # A run that was still going cannot record anything any more.
+    _, ended, _ = store.jobs.record_runs([], [success(items[1])], 0, time.time())
+    assert ended == [False]
+    assert store.jobs.stop_batch("qrb_000000000001", time.time(), cancelled=True) == ([], False)
+
+
+def test_another_tenant_cannot_see_a_batch_or_its_queries(store: Store) -> None:
+    make_batch(store, 1)
+    assert store.jobs.get_batch("other", "qrb_000000000001", time.time()) is None
+    assert store.jobs.get_query("other", "qrb_000000000001_query_1", time.time()) is None
+
+
+def test_expired_batches_are_swept_with_their_rows(store: Store) -> None:
+    make_batch(store, 1)
+    (item,) = claim(store, "qrb_000000000001", 1)
+    outcome = success(item)
+    store.jobs.record_runs([(item, time.time())], [], 0, time.time())
+    store.jobs.record_runs([], [outcome], 0, time.time())
+    later = time.time() + 3601
+    assert store.jobs.get_batch("acme", "qrb_000000000001", later) is None
+    assert store.jobs.sweep(later, 0) == 1
+    assert store.results.read_chunks(outcome.result.id, 0, 10) == []  # type: ignore[union-attr]
