@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     retries: int = Field(default=3, ge=0, description="retries of a transient connector error")
     retry_backoff: float = Field(default=0.5, ge=0, description="first retry delay in seconds")
     query_timeout: int = Field(default=1800, ge=1, description="seconds a single query may run")
+    timeout_minute_seconds: float = Field(
+        default=60.0, gt=0, description="seconds in one timeout_minutes unit (lower only to test)"
+    )
     lease_seconds: float = Field(
         default=30.0, gt=0, description="how long a claimed sub-query may go unheard of"
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,3 +31,43 @@ def api(server: ServerProcess) -> Iterator[httpx.Client]:
 def data_dir(tmp_path: Path) -> Path:
     """A fresh data directory for a server of one test."""
     return tmp_path / "data"
+
+
+def _service_url(variable: str) -> str:
+    """A service URL from the environment; skip when unset, unless CI demands the suite."""
+    url = os.environ.get(variable)
+    if not url:
+        if os.environ.get("QB_CI"):
+            pytest.fail(f"{variable} must be set in CI: this suite may not be skipped there")
+        pytest.skip(f"{variable} is not set")
+    return url
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """The base PostgreSQL URL (QB_TEST_POSTGRES_URL); skipped locally when unset."""
+    return _service_url("QB_TEST_POSTGRES_URL")
+
+
+@pytest.fixture
+def pg_schema(postgres_url: str) -> Iterator[tuple[str, str]]:
+    """A fresh PostgreSQL schema for one test: (URL whose search_path is it, schema name)."""
+    import psycopg
+
+    plain = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+    schema = "qbt_" + uuid.uuid4().hex[:12]
+    try:
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at {plain} is unreachable: {exc}")
+    separator = "&" if "?" in plain else "?"
+    yield f"{plain}{separator}options=-csearch_path%3D{schema}", schema
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The Redis URL (QB_TEST_REDIS_URL); skipped locally when unset."""
+    return _service_url("QB_TEST_REDIS_URL")

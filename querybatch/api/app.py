@@ -14,7 +14,7 @@ from querybatch.api.auth import KeyCache
 from querybatch.api.errors import install_error_handlers
 from querybatch.api.middleware import EdgeMiddleware
 from querybatch.api.ratelimit import MemoryRateLimiter, RateLimiter
-from querybatch.api.routes import data, health, sources, status
+from querybatch.api.routes import batches, data, health, sources, status
 from querybatch.api.services import Services
 from querybatch.connectors.registry import SourceRegistry
 from querybatch.connectors.sources import build_sources
@@ -24,7 +24,12 @@ from querybatch.store.store import Store
 
 log = logging.getLogger(__name__)
 
-API_ROUTERS: tuple[APIRouter, ...] = (data.router, status.router, sources.router)
+API_ROUTERS: tuple[APIRouter, ...] = (
+    data.router,
+    status.router,
+    sources.router,
+    batches.router,
+)
 PREFIXES = ("/v2", "/enterprise/v2")
 
 Announce = Callable[[str], None]

@@ -166,3 +166,57 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (429, "Too many requests"),
     )
 }
+
+
+class QueryBatch(Loose):
+    """A query batch (``@type`` query_batch)."""
+
+    batch_id: str
+    status_code: str
+    schedule_time: str | None
+    start_time: str | None
+    end_time: str | None
+    cancel_time: str | None
+    description: str
+    split_accounts_policy: str
+    split_dates_policy: str
+    timeout_minutes: int
+    query_amount: int
+    query_concurrency: int
+    query_output_format: str
+    add_exclude_account_errors: bool
+    add_clean_data_types: bool
+    links: dict[str, dict[str, str]]
+
+
+class QueryBatchResponse(BaseModel):
+    """A query batch in the envelope."""
+
+    meta: RequestMeta
+    data: QueryBatch
+
+
+class BatchListResponse(BaseModel):
+    """A page of query batches; ``meta.next_cursor`` asks for the next."""
+
+    meta: Loose
+    data: list[QueryBatch]
+
+
+class BatchQueryItem(Loose):
+    """One sub-query of a batch (``@type`` batch_query)."""
+
+    schedule_id: str
+    status_code: str
+    query_start_time: str | None
+    query_end_time: str | None
+    split_info: dict[str, Any]
+    error_info: dict[str, Any] | None
+    result_info: dict[str, Any] | None
+
+
+class BatchStatusResponse(BaseModel):
+    """The per-query status of a batch, paged."""
+
+    meta: Loose
+    data: list[BatchQueryItem]

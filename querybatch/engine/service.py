@@ -11,9 +11,13 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pydantic import ValidationError
+
 from querybatch.connectors.registry import SourceRegistry
-from querybatch.domain.batch import BatchSettings
+from querybatch.domain.batch import BatchSettings, new_batch_id
 from querybatch.domain.query import DataRequest, QuerySpec, SpecError, build_spec
+from querybatch.engine.batches import plan_batch, request_hash
+from querybatch.engine.callbacks import CallbackSender
 from querybatch.engine.executors.base import Executor
 from querybatch.engine.executors.local import LocalExecutor
 from querybatch.engine.planner import Planner
@@ -62,6 +66,9 @@ class Engine:
             self._stopped,
         )
         self._loop_task: asyncio.Task[None] | None = None
+        self._callback_task: asyncio.Task[None] | None = None
+        self._batches_stopped = asyncio.Event()
+        self.callbacks: CallbackSender | None = None
 
     def _build_executor(self) -> Executor:
         runner = Runner(
@@ -85,15 +92,23 @@ class Engine:
             if moved:
                 log.info("put %d interrupted sub-queries back on the schedule", moved)
             await self.store.db.write(self.store.jobs.sweep, time.time(), 0.0)
+        secret = await self.store.db.write(self.store.keys.server_secret, self.settings.secret)
+        self.callbacks = CallbackSender(self.store, secret)
         self.recorder.start()
         await self.executor.start(self.scheduler.on_done)
         self._loop_task = asyncio.create_task(self.scheduler.run(), name="qb-scheduler")
+        self._callback_task = asyncio.create_task(self._callbacks_forever(), name="qb-callbacks")
 
     async def stop(self) -> None:
         """Stop scheduling and running; unfinished sub-queries run again at the next start."""
         self.scheduler.stop()
         if self._loop_task is not None:
             await self._loop_task
+        if self._callback_task is not None:
+            self._callback_task.cancel()
+            await asyncio.gather(self._callback_task, return_exceptions=True)
+        if self.callbacks is not None:
+            await self.callbacks.close()
         await self.executor.stop()
         await self.recorder.close()
 
@@ -186,9 +201,84 @@ class Engine:
         await self.scheduler.stop_lane(batch.id, in_flight)
         self._stopped([batch.id])
 
+    async def submit_batch(
+        self,
+        caller: Caller,
+        body: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+    ) -> tuple[BatchRecord, bool]:
+        """Validate, split and store a batch; returns it and whether it was created now.
+
+        With an ``idempotency_key`` already used for the same body, the earlier batch is the
+        answer; used for another body, it is a Conflict.
+        """
+        digest = request_hash(body)
+        if idempotency_key:
+            earlier = await self._idempotent(caller, idempotency_key, digest)
+            if earlier is not None:
+                return earlier, False
+        settings = self.batch_settings(body)
+        batch_id = new_batch_id()
+        planned = await plan_batch(
+            batch_id,
+            settings,
+            body.get("queries"),  # type: ignore[arg-type]
+            self.planner,
+            self.today(),
+            self.settings.max_batch_queries,
+        )
+        now = time.time()
+        stored = settings.model_dump(mode="json") | {"columns": planned.columns}
+        try:
+            batch = await self.store.db.write(
+                self.store.jobs.create_batch,
+                batch_id=batch_id,
+                kind="batch",
+                account=caller.account,
+                key_id=caller.key_id,
+                settings=stored,
+                query_concurrency=settings.query_concurrency,
+                timeout_seconds=round(
+                    settings.timeout_minutes * self.settings.timeout_minute_seconds
+                ),
+                schedule_time=settings.schedule_time.timestamp() if settings.schedule_time else now,
+                subqueries=planned.subqueries,
+                now=now,
+                idempotency_key=idempotency_key,
+                request_hash=digest,
+                callback_url=settings.callback_url,
+            )
+        except Conflict:
+            if idempotency_key:
+                earlier = await self._idempotent(caller, idempotency_key, digest)
+                if earlier is not None:
+                    return earlier, False
+            raise
+        self.scheduler.wake()
+        return batch, True
+
+    async def _idempotent(self, caller: Caller, key: str, digest: str) -> BatchRecord | None:
+        earlier = await self.store.db.read(
+            self.store.jobs.find_by_idempotency_key, caller.account, key
+        )
+        if earlier is None:
+            return None
+        if earlier.request_hash != digest:
+            raise Conflict(
+                "This Idempotency-Key was used for a different batch",
+                f"Batch {earlier.id} was created with this key from another body.",
+            )
+        return earlier
+
     def batch_settings(self, body: dict[str, Any]) -> BatchSettings:
         """Validated batch settings (query_concurrency bounded by this server's maximum)."""
-        settings = BatchSettings.model_validate(body)
+        try:
+            settings = BatchSettings.model_validate(body)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            name = ".".join(str(part) for part in first["loc"]) or "body"
+            raise SpecError(name, first["msg"]) from exc
         if settings.query_concurrency > self.settings.max_query_concurrency:
             raise SpecError(
                 "query_concurrency",
@@ -200,6 +290,21 @@ class Engine:
 
     def _stopped(self, batch_ids: list[str]) -> None:
         self.waiters.notify(batch_ids)
+        self._batches_stopped.set()
+
+    async def _callbacks_forever(self) -> None:
+        """Send callbacks as batches stop here, and every second for those stopped elsewhere."""
+        assert self.callbacks is not None
+        while True:
+            try:
+                await asyncio.wait_for(self._batches_stopped.wait(), 1.0)
+            except TimeoutError:
+                pass
+            self._batches_stopped.clear()
+            try:
+                await self.callbacks.send_pending()
+            except Exception:
+                log.exception("sending batch callbacks failed; retrying")
 
     async def _write_chunk(self, result_id: str, seq: int, rows: Any) -> None:
         await self.store.db.write(self.store.results.write_chunk, result_id, seq, rows, time.time())

@@ -621,11 +621,15 @@ class JobStore:
             ).mappings()
             return [_batch_record(row) for row in rows]
 
-    def mark_callback_sent(self, batch_id: str, at: float) -> None:
-        """Remember that a batch's callback was delivered (or given up on)."""
+    def claim_callback(self, batch_id: str, at: float) -> bool:
+        """Take the job of sending a batch's callback; False if another node took it first."""
         with self.db.writing() as conn:
-            conn.execute(
-                update(batches).where(batches.c.id == batch_id).values(callback_sent_at=at)
+            return bool(
+                conn.execute(
+                    update(batches)
+                    .where(batches.c.id == batch_id, batches.c.callback_sent_at.is_(None))
+                    .values(callback_sent_at=at)
+                ).rowcount
             )
 
     def sweep(self, now: float, orphan_grace: float) -> int:

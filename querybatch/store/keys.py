@@ -12,7 +12,7 @@ from sqlalchemy.engine import RowMapping
 from querybatch.domain.actions import BUILTIN_ROLES
 from querybatch.store.database import Database
 from querybatch.store.records import KeyRecord, RoleRecord
-from querybatch.store.tables import api_keys, roles
+from querybatch.store.tables import api_keys, roles, server_state
 
 KEY_PREFIX = "qb_"
 
@@ -32,6 +32,22 @@ class KeyStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    # -- the server's signing secret -------------------------------------------------------
+
+    def server_secret(self, configured: str | None) -> bytes:
+        """The secret that signs links and callbacks: ``configured`` (QB_SECRET) if given,
+        else the one generated on the first start and kept in the store for every node."""
+        if configured:
+            return configured.encode()
+        with self.db.writing() as conn:
+            value = conn.execute(
+                select(server_state.c.value).where(server_state.c.name == "secret")
+            ).scalar_one_or_none()
+            if value is None:
+                value = secrets.token_urlsafe(48)
+                conn.execute(insert(server_state).values(name="secret", value=value))
+        return str(value).encode()
 
     # -- roles ------------------------------------------------------------------------------
 

@@ -37,6 +37,14 @@ roles = Table(
     Column("created_at", Double, nullable=False),
 )
 
+# Values the server keeps for itself across restarts and nodes (the signing secret).
+server_state = Table(
+    "server_state",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(255), nullable=False),
+)
+
 api_keys = Table(
     "api_keys",
     metadata,

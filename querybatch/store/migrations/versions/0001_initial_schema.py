@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 03:33:44.243430
+Create Date: 2026-11-24 03:42:30.994600
 
 """
 
@@ -94,6 +94,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name", name=op.f("pk_roles")),
     )
     op.create_table(
+        "server_state",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("value", sa.String(length=255), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_server_state")),
+    )
+    op.create_table(
         "api_keys",
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("name", sa.String(length=255), nullable=False),
@@ -181,6 +187,7 @@ def downgrade() -> None:
 
     op.drop_table("queries")
     op.drop_table("api_keys")
+    op.drop_table("server_state")
     op.drop_table("roles")
     op.drop_table("results")
     op.drop_table("result_chunks")

@@ -1,0 +1,224 @@
+"""Query batches (seeds supermetrics-create/get/cancel-batch): create, read, list, cancel."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from starlette.responses import Response, StreamingResponse
+
+from querybatch.api.answer import json_response, public_base, route_prefix
+from querybatch.api.auth import Principal
+from querybatch.api.batch_shapes import batch_query, progress, query_batch
+from querybatch.api.deps import Authorize, ServicesDep
+from querybatch.api.download import batch_columns, batch_rows, download_stream
+from querybatch.api.errors import request_id_of
+from querybatch.api.formats import MEDIA_TYPES
+from querybatch.api.params import parse_json_object, read_body
+from querybatch.api.schemas import (
+    ERROR_RESPONSES,
+    BatchListResponse,
+    BatchStatusResponse,
+    QueryBatchResponse,
+)
+from querybatch.api.services import Services
+from querybatch.domain.query import SpecError
+from querybatch.domain.status import BatchStatus
+from querybatch.errors import BadRequest, NotFound
+from querybatch.store.records import BatchRecord
+
+router = APIRouter(tags=["Query batches"])
+
+BatchId = Annotated[str, "a batch id, qrb_ and 12 hex digits"]
+
+
+def base_of(request: Request, services: Services) -> str:
+    """The absolute URL prefix links in answers start with (same API prefix as the request)."""
+    return public_base(request, services) + route_prefix(request)
+
+
+async def batch_of(services: Services, principal: Principal, batch_id: str) -> BatchRecord:
+    """The caller's live batch, or NOT_FOUND (unknown, another tenant's, or expired)."""
+    batch = None
+    if len(batch_id) <= 32:
+        batch = await services.store.db.read(
+            services.store.jobs.get_batch, principal.key.account, batch_id, time.time()
+        )
+    if batch is None:
+        raise NotFound(f"No query batch '{batch_id[:64]}'")
+    return batch
+
+
+@router.post(
+    "/query/batch",
+    name="create_query_batch",
+    operation_id="create_query_batch",
+    status_code=201,
+    response_model=QueryBatchResponse,
+    responses=ERROR_RESPONSES
+    | {409: ERROR_RESPONSES[400] | {"description": "Idempotency conflict"}},
+)
+async def create_query_batch(
+    request: Request,
+    services: ServicesDep,
+    principal: Annotated[Principal, Depends(Authorize("create_query_batch"))],
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> Response:
+    """Create a batch of queries; it is split, stored and scheduled before this answers."""
+    body = parse_json_object(
+        await read_body(request, services.settings.max_body_bytes), "The request body"
+    )
+    try:
+        batch, created = await services.engine.submit_batch(
+            principal.caller, body, idempotency_key=idempotency_key
+        )
+    except SpecError as exc:
+        raise BadRequest(f"Invalid value for '{exc.parameter}'", str(exc)) from exc
+    data = query_batch(batch, base_of(request, services))
+    return json_response(
+        {"meta": {"request_id": request_id_of(request)}, "data": data}, 201 if created else 200
+    )
+
+
+@router.get(
+    "/query/batch",
+    name="list_query_batches",
+    operation_id="list_query_batches",
+    response_model=BatchListResponse,
+    responses=ERROR_RESPONSES,
+)
+async def list_query_batches(
+    request: Request,
+    services: ServicesDep,
+    principal: Annotated[Principal, Depends(Authorize("list_query_batches"))],
+    status: Annotated[Literal["QUEUED", "RUNNING", "STOPPED"] | None, Query()] = None,
+    created_after: Annotated[datetime | None, Query()] = None,
+    created_before: Annotated[datetime | None, Query()] = None,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    """The tenant's batches, newest first, ``limit`` per page; ``meta.next_cursor`` pages on."""
+    after = _decode_cursor(cursor) if cursor else None
+    batches = await services.store.db.read(
+        services.store.jobs.list_batches,
+        principal.key.account,
+        status=BatchStatus(status) if status else None,
+        created_ge=created_after.timestamp() if created_after else None,
+        created_le=created_before.timestamp() if created_before else None,
+        after=after,
+        limit=limit + 1,
+    )
+    page, more = batches[:limit], len(batches) > limit
+    next_cursor = f"{page[-1].created_at!r}~{page[-1].id}" if more and page else None
+    base = base_of(request, services)
+    meta = {"request_id": request_id_of(request), "next_cursor": next_cursor, "limit": limit}
+    return json_response({"meta": meta, "data": [query_batch(b, base) for b in page]})
+
+
+def _decode_cursor(cursor: str) -> tuple[float, str]:
+    created, _, batch_id = cursor.partition("~")
+    try:
+        return float(created), batch_id
+    except ValueError as exc:
+        raise BadRequest("Invalid value for parameter 'cursor'", "Use meta.next_cursor.") from exc
+
+
+@router.get(
+    "/query/batch/{batch_id}",
+    name="get_query_batch",
+    operation_id="get_query_batch",
+    response_model=QueryBatchResponse,
+    responses=ERROR_RESPONSES,
+)
+async def get_query_batch(
+    batch_id: BatchId,
+    request: Request,
+    services: ServicesDep,
+    principal: Annotated[Principal, Depends(Authorize("get_query_batch"))],
+) -> Response:
+    """The QueryBatch: status, times, settings, size and the link to its per-query status."""
+    batch = await batch_of(services, principal, batch_id)
+    data = query_batch(batch, base_of(request, services))
+    return json_response({"meta": {"request_id": request_id_of(request)}, "data": data})
+
+
+@router.get(
+    "/query/batch/{batch_id}/status",
+    name="get_query_batch_status",
+    operation_id="get_query_batch_status",
+    response_model=BatchStatusResponse,
+    responses=ERROR_RESPONSES,
+)
+async def get_query_batch_status(
+    batch_id: BatchId,
+    request: Request,
+    services: ServicesDep,
+    principal: Annotated[Principal, Depends(Authorize("get_query_batch_status"))],
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    """Each sub-query's status, split, error and result link, ``limit`` at a time."""
+    batch = await batch_of(services, principal, batch_id)
+    queries = await services.store.db.read(
+        services.store.jobs.batch_queries, batch.id, offset, limit
+    )
+    base = base_of(request, services)
+    meta = {
+        "request_id": request_id_of(request),
+        "batch_id": batch.id,
+        "status_code": batch.status.value,
+        "progress": progress(batch.counts),
+        "paginate": {"offset": offset, "limit": limit, "total": batch.query_amount},
+    }
+    return json_response({"meta": meta, "data": [batch_query(q, base) for q in queries]})
+
+
+@router.delete(
+    "/query/batch/{batch_id}",
+    name="cancel_query_batch",
+    operation_id="cancel_query_batch",
+    response_model=QueryBatchResponse,
+    responses=ERROR_RESPONSES,
+)
+async def cancel_query_batch(
+    batch_id: BatchId,
+    request: Request,
+    services: ServicesDep,
+    principal: Annotated[Principal, Depends(Authorize("cancel_query_batch"))],
+) -> Response:
+    """Cancel: nothing new starts, running queries are let go, collected results stay readable."""
+    batch = await batch_of(services, principal, batch_id)
+    if batch.status is not BatchStatus.STOPPED:
+        await services.engine.cancel_batch(batch)
+        batch = await batch_of(services, principal, batch_id)
+    data = query_batch(batch, base_of(request, services))
+    return json_response({"meta": {"request_id": request_id_of(request)}, "data": data})
+
+
+@router.get(
+    "/query/batch/{batch_id}/download",
+    name="download_query_batch",
+    operation_id="download_query_batch",
+    responses=ERROR_RESPONSES
+    | {
+        200: {
+            "description": "Every result row of the batch",
+            "content": {"application/x-ndjson": {}},
+        }
+    },
+)
+async def download_query_batch(
+    batch_id: BatchId,
+    services: ServicesDep,
+    principal: Annotated[Principal, Depends(Authorize("download_query_batch"))],
+    format: Annotated[Literal["ndjson", "csv", "parquet"], Query()] = "ndjson",
+) -> Response:
+    """Every collected row of the batch as one file (so far, if it still runs)."""
+    batch = await batch_of(services, principal, batch_id)
+    columns = await batch_columns(services, batch)
+    body = download_stream(format, columns, batch_rows(services, batch, columns))
+    extension = {"ndjson": "ndjson", "csv": "csv", "parquet": "parquet"}[format]
+    headers = {"Content-Disposition": f'attachment; filename="{batch.id}.{extension}"'}
+    return StreamingResponse(body, media_type=MEDIA_TYPES[format], headers=headers)
