@@ -9,6 +9,8 @@ one handler and the CLI maps them to exit codes in one place::
      │    └── PayloadTooLarge    413 PAYLOAD_TOO_LARGE
      ├── Unauthorized            401 UNAUTHORIZED
      ├── PermissionDenied        403 PERMISSION_ERROR
+     │    └── LinkInvalid        403 LINK_INVALID (a signed link was altered or is malformed)
+     │         └── LinkExpired   403 LINK_EXPIRED (a signed link is past its validity)
      ├── NotFound                404 NOT_FOUND
      │    ├── StatusNotFound     404 STATUS_NOT_FOUND
      │    └── ResultsUnavailable 404 QUERY_RESULTS_UNAVAILABLE
@@ -72,6 +74,18 @@ class PermissionDenied(QueryBatchError):
 
     code = "PERMISSION_ERROR"
     status = 403
+
+
+class LinkInvalid(PermissionDenied):
+    """A signed (upload or download) link is malformed or its signature does not match."""
+
+    code = "LINK_INVALID"
+
+
+class LinkExpired(LinkInvalid):
+    """A signed link was genuine but its validity has passed."""
+
+    code = "LINK_EXPIRED"
 
 
 class NotFound(QueryBatchError):

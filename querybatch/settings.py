@@ -29,6 +29,17 @@ class Settings(BaseSettings):
 
     executor: Literal["local", "celery"] = "local"
     broker_url: str | None = None
+    redis_url: str | None = Field(
+        default=None, description="shared rate limits across nodes (default: the broker, if Redis)"
+    )
+    celery_queue: str = Field(default="querybatch", pattern=r"^[A-Za-z0-9_.:-]+$")
+    celery_chunk: int = Field(default=16, ge=1, description="sub-queries handed over per task")
+    celery_max_in_flight: int = Field(
+        default=2000, ge=1, description="sub-queries handed to the broker and not yet finished"
+    )
+    queued_lease_seconds: float = Field(
+        default=120.0, gt=0, description="how long a handed-over sub-query may wait for a worker"
+    )
 
     admin_key: str | None = None
     secret: str | None = None
@@ -49,6 +60,15 @@ class Settings(BaseSettings):
         default=200_000, ge=1, description="sub-queries one batch may hold"
     )
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    upload_ttl: int = Field(
+        default=3600, ge=1, description="seconds an upload URL (and an uploaded file) stays valid"
+    )
+    download_ttl: int = Field(
+        default=3600, ge=1, description="seconds a bulk batch's results download link is valid"
+    )
+    max_upload_bytes: int = Field(
+        default=1024 * 1024 * 1024, ge=1, description="largest file a bulk upload may hold"
+    )
     retries: int = Field(default=3, ge=0, description="retries of a transient connector error")
     retry_backoff: float = Field(default=0.5, ge=0, description="first retry delay in seconds")
     query_timeout: int = Field(default=1800, ge=1, description="seconds a single query may run")
@@ -81,3 +101,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'querybatch.db'}"
+
+    @property
+    def shared_redis_url(self) -> str | None:
+        """The Redis that nodes share (rate limits, completion notices), if there is one."""
+        if self.redis_url:
+            return self.redis_url
+        if self.broker_url and self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return None

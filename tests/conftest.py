@@ -10,11 +10,36 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support import ServerProcess, client, running_server
+from support import DEPLOYMENT, ServerProcess, client, drop_scaleout_schemas, running_server
+
+DEPLOYMENTS = ("embedded", "scaleout")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every behaviour test (tests/api, tests/e2e) once per deployment."""
+    if "deployment" in metafunc.fixturenames:
+        metafunc.parametrize("deployment", DEPLOYMENTS, indirect=True, scope="module")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def deployment(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The deployment servers of this module start as: embedded, or PostgreSQL + Celery."""
+    mode: str = request.param
+    if mode == "scaleout":
+        DEPLOYMENT.update(
+            mode=mode,
+            postgres=_service_url("QB_TEST_POSTGRES_URL"),
+            redis=_service_url("QB_TEST_REDIS_URL"),
+        )
+    else:
+        DEPLOYMENT["mode"] = mode
+    yield mode
+    DEPLOYMENT["mode"] = "embedded"
+    drop_scaleout_schemas()
+
+
+@pytest.fixture(scope="module")
+def server(deployment: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A server shared by the tests of one module (each test uses its own data)."""
     with running_server(tmp_path_factory.mktemp("server")) as started:
         yield started

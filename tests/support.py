@@ -18,6 +18,59 @@ import httpx
 
 ADMIN_KEY = "qb_test_admin_key_0123456789abcdefghijklmnopqrst"
 
+# "embedded" (SQLite, in-process executor) or "scaleout" (PostgreSQL, Celery over Redis):
+# set per test by the `deployment` fixture, read by every server the tests start.
+DEPLOYMENT = {"mode": "embedded", "postgres": "", "redis": ""}
+_SCHEMAS: set[str] = set()
+
+
+def scaleout() -> bool:
+    """Whether the current test runs against PostgreSQL and Celery workers."""
+    return DEPLOYMENT["mode"] == "scaleout"
+
+
+def _scaleout_env(data_dir: Path) -> dict[str, str]:
+    """Settings of a scale-out stack whose state is private to ``data_dir``.
+
+    The schema and the queue are named after the data directory, so a server restarted on
+    the same directory finds the same state again.
+    """
+    import hashlib
+
+    import psycopg
+
+    tag = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
+    schema, queue = f"qbt_{tag}", f"qbt-{tag}"
+    plain = DEPLOYMENT["postgres"].replace("postgresql+psycopg://", "postgresql://")
+    if schema not in _SCHEMAS:
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        _SCHEMAS.add(schema)
+    separator = "&" if "?" in plain else "?"
+    return {
+        "QB_DATABASE_URL": f"{plain}{separator}options=-csearch_path%3D{schema}",
+        "QB_EXECUTOR": "celery",
+        "QB_BROKER_URL": DEPLOYMENT["redis"],
+        "QB_CELERY_QUEUE": queue,
+        # Short leases, so that work of a killed process is taken back within seconds.
+        "QB_LEASE_SECONDS": "3",
+        "QB_QUEUED_LEASE_SECONDS": "6",
+    }
+
+
+def drop_scaleout_schemas() -> None:
+    """Remove every schema the scale-out runs created."""
+    if not _SCHEMAS:
+        return
+    import psycopg
+
+    plain = DEPLOYMENT["postgres"].replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        for schema in sorted(_SCHEMAS):
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    _SCHEMAS.clear()
+
 
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
@@ -28,30 +81,42 @@ def free_port() -> int:
 
 @dataclass
 class ServerProcess:
-    """``querybatch serve`` in a child process, as a user starts it."""
+    """``querybatch serve`` in a child process, as a user starts it (and, in a scale-out
+    deployment, ``querybatch worker`` processes beside it)."""
 
     data_dir: Path
     env: Mapping[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
+    workers: int | None = None
     process: subprocess.Popen[bytes] | None = None
+    worker_processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     log_path: Path | None = None
+    full_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def database_url(self) -> str:
+        """Where this server keeps its state."""
+        sqlite = f"sqlite:///{self.data_dir / 'querybatch.db'}"
+        return self.full_env.get("QB_DATABASE_URL") or sqlite
+
     def start(self, timeout: float = 30.0) -> ServerProcess:
-        env = {
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.full_env = {
             **os.environ,
             "QB_DATA_DIR": str(self.data_dir),
             "QB_HOST": "127.0.0.1",
             "QB_PORT": str(self.port),
             "QB_ADMIN_KEY": ADMIN_KEY,
             "QB_TICK_SECONDS": "0.1",
+            **(_scaleout_env(self.data_dir) if scaleout() else {}),
             **self.env,
         }
+        env = self.full_env
         self.log_path = self.data_dir / f"server-{self.port}.log"
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "querybatch", "serve", "--log-level", "warning"],
@@ -59,13 +124,52 @@ class ServerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        self._await_health(timeout)
+        count = self.workers if self.workers is not None else (1 if scaleout() else 0)
+        for _ in range(count):
+            self.start_worker()
+        return self
+
+    def start_worker(self, concurrency: int = 2) -> subprocess.Popen[bytes]:
+        """Start one more ``querybatch worker`` on this server's store and broker."""
+        assert self.log_path is not None
+        with (self.data_dir / "workers.log").open("ab") as log:
+            # A session of its own, so that killing the worker kills its pool processes too.
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "querybatch", "worker", "--concurrency", str(concurrency)],
+                env=self.full_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.worker_processes.append(worker)
+        return worker
+
+    def sql(self, statement: str, **params: Any) -> list[tuple[Any, ...]]:
+        """Rows of a query on this server's database (tests look at what was stored)."""
+        from sqlalchemy import create_engine, text
+
+        url = self.database_url.replace("postgresql://", "postgresql+psycopg://", 1)
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                return [tuple(row) for row in conn.execute(text(statement), params)]
+        finally:
+            engine.dispose()
+
+    def count(self, table: str) -> int:
+        """How many rows ``table`` holds."""
+        return int(self.sql(f"SELECT count(*) FROM {table}")[0][0])
+
+    def _await_health(self, timeout: float) -> None:
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return self
+                    return
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"server did not become healthy:\n{self.log()}")
@@ -74,20 +178,36 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
+        """Stop the server and its workers as an operator would (SIGTERM)."""
+        for worker in self.worker_processes:
+            if worker.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(worker.pid, signal.SIGTERM)
+        for process in [*self.worker_processes, self.process]:
+            if process is None or process.poll() is not None:
+                continue
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
 
     def kill(self) -> None:
-        """kill -9: no shutdown, no cleanup, as in a crash."""
+        """kill -9 of the server and its workers: no shutdown, no cleanup, as in a crash."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(5)
+        for worker in self.worker_processes:
+            kill_worker(worker)
+
+
+def kill_worker(worker: subprocess.Popen[bytes]) -> None:
+    """kill -9 of a worker and its pool processes, as when its machine dies."""
+    if worker.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(5)
 
 
 @contextlib.contextmanager
@@ -132,3 +252,14 @@ def wait_until(predicate: Any, timeout: float = 30.0, interval: float = 0.05) ->
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+def run_cli(server: ServerProcess, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``querybatch ARGS`` through the real entry point, configured like ``server``."""
+    return subprocess.run(
+        [sys.executable, "-m", "querybatch", *args],
+        env={**(server.full_env or os.environ), "QB_DATA_DIR": str(server.data_dir), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

@@ -12,12 +12,24 @@ from fastapi import APIRouter, FastAPI
 from querybatch import __version__
 from querybatch.api.auth import KeyCache
 from querybatch.api.errors import install_error_handlers
+from querybatch.api.links import Links
 from querybatch.api.middleware import EdgeMiddleware
-from querybatch.api.ratelimit import MemoryRateLimiter, RateLimiter
-from querybatch.api.routes import batches, data, health, sources, status
+from querybatch.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from querybatch.api.routes import (
+    admin,
+    batches,
+    bulk,
+    cache,
+    data,
+    health,
+    metrics,
+    sources,
+    status,
+)
 from querybatch.api.services import Services
 from querybatch.connectors.registry import SourceRegistry
 from querybatch.connectors.sources import build_sources
+from querybatch.engine.bulk import BulkRunner
 from querybatch.engine.service import Engine
 from querybatch.settings import Settings
 from querybatch.store.store import Store
@@ -29,6 +41,9 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     status.router,
     sources.router,
     batches.router,
+    cache.router,
+    bulk.router,
+    admin.router,
 )
 PREFIXES = ("/v2", "/enterprise/v2")
 
@@ -54,7 +69,13 @@ def create_app(
 ) -> FastAPI:
     """Build the app; the store, the data sources and the engine start with its lifespan."""
     settings = settings or Settings()
-    limiter: RateLimiter = MemoryRateLimiter(settings.rate_limit)
+    limiter: RateLimiter = (
+        RedisRateLimiter(
+            settings.rate_limit, settings.shared_redis_url, f"{settings.celery_queue}:rl"
+        )
+        if settings.shared_redis_url
+        else MemoryRateLimiter(settings.rate_limit)
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,6 +86,9 @@ def create_app(
             await registry.open()
             engine = Engine(settings, store, registry)
             await engine.start()
+            secret = await store.db.write(store.keys.server_secret, settings.secret)
+            bulk_runner = BulkRunner(engine)
+            await bulk_runner.start()
         except BaseException:
             store.close()
             raise
@@ -75,10 +99,13 @@ def create_app(
             engine=engine,
             keys=KeyCache(store),
             limiter=limiter,
+            links=Links(secret),
+            bulk=bulk_runner,
         )
         try:
             yield
         finally:
+            await bulk_runner.stop()
             await engine.stop()
             await registry.close()
             store.close()
@@ -92,6 +119,7 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(EdgeMiddleware, limiter=limiter)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     for router in API_ROUTERS:
         app.include_router(router)
         for prefix in PREFIXES:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from querybatch.api.auth import KeyCache
+from querybatch.api.links import Links
 from querybatch.api.ratelimit import RateLimiter
 from querybatch.connectors.registry import SourceRegistry
+from querybatch.engine.bulk import BulkRunner
 from querybatch.engine.service import Engine
 from querybatch.settings import Settings
 from querybatch.store.store import Store
@@ -22,3 +24,5 @@ class Services:
     engine: Engine
     keys: KeyCache
     limiter: RateLimiter
+    links: Links
+    bulk: BulkRunner

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ keys_app = typer.Typer(
 roles_app = typer.Typer(help="Manage roles (directly in the server's store).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(roles_app, name="roles")
+
 
 # -- keys and roles -------------------------------------------------------------------------
 
@@ -125,3 +127,53 @@ def roles_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
             row["name"], row["effect"], ", ".join(row["actions"]) or "-", str(row["builtin"])
         )
     console.print(table)
+
+
+@roles_app.command("create")
+def roles_create(
+    name: Annotated[str, typer.Argument(help="The role's name (lower case, digits, _ and -).")],
+    effect: Annotated[
+        str, typer.Option(help="allow: only the actions listed; deny: all but them.")
+    ],
+    action: Annotated[
+        list[str] | None, typer.Option("--action", help="An action name; repeat for more.")
+    ] = None,
+) -> None:
+    """Create a custom role, or replace the statement of an existing custom role."""
+    from querybatch.domain.actions import ROLE_NAME, unknown_actions
+
+    actions = action or []
+    if effect not in ("allow", "deny"):
+        raise typer.BadParameter("must be allow or deny", param_hint="--effect")
+    if not re.fullmatch(ROLE_NAME, name):
+        raise typer.BadParameter(f"must match {ROLE_NAME}", param_hint="NAME")
+    unknown = unknown_actions(actions)
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown action(s): {', '.join(unknown)} (see README, Roles and actions)",
+            param_hint="--action",
+        )
+    store = _store()
+    try:
+        existing = store.keys.get_role(name)
+        if existing is not None and existing.builtin:
+            errors.print(f"[red]error:[/red] role {name} is built in and cannot change")
+            raise typer.Exit(EXIT_USAGE)
+        store.keys.save_role(name, effect, actions, time.time())
+    finally:
+        store.close()
+    console.print(f"{'updated' if existing else 'created'} role {name} ({effect}: {len(actions)})")
+
+
+@roles_app.command("delete")
+def roles_delete(name: Annotated[str, typer.Argument(help="The custom role to delete.")]) -> None:
+    """Delete a custom role that no key uses."""
+    store = _store()
+    try:
+        deleted = store.keys.delete_role(name)
+    finally:
+        store.close()
+    if not deleted:
+        errors.print(f"[red]error:[/red] no custom role {name} that no key uses")
+        raise typer.Exit(EXIT_USAGE)
+    console.print(f"deleted role {name}")

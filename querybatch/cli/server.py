@@ -10,6 +10,8 @@ import typer
 
 from querybatch import __version__
 from querybatch.cli.common import app, console, settings_with
+from querybatch.errors import ConfigurationError, ServiceUnavailable
+from querybatch.settings import Settings
 
 
 @app.command()
@@ -43,6 +45,8 @@ def serve(
             store.db.hold_exclusive_lock()
     finally:
         store.close()
+    if settings.executor == "celery":
+        check_broker(settings)
     registry = build_sources(settings)
     asyncio.run(_check_sources(registry))
 
@@ -62,3 +66,61 @@ async def _check_sources(registry: Any) -> None:
         await registry.open()
     finally:
         await registry.close()
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Worker processes (each runs chunks).")] = 2,
+    pool: Annotated[str, typer.Option(help="Celery pool: prefork, threads or solo.")] = "prefork",
+    log_level: Annotated[str, typer.Option(help="Celery log level.")] = "warning",
+) -> None:
+    """Run sub-queries handed out by the servers (QB_EXECUTOR=celery, QB_BROKER_URL)."""
+    from querybatch.engine.executors.celery import make_celery
+    from querybatch.store.store import Store
+
+    settings = settings_with()
+    check_broker(settings)
+    store = Store.open(
+        settings.resolved_database_url, result_ttl=settings.result_ttl, migrate=False
+    )
+    try:
+        store.db.check_schema()
+    finally:
+        store.close()
+    celery = make_celery(settings)
+    console.print(
+        f"querybatch worker on queue {settings.celery_queue}, {concurrency} {pool} processes",
+        highlight=False,
+    )
+    celery.worker_main(
+        [
+            "worker",
+            f"--concurrency={concurrency}",
+            f"--pool={pool}",
+            f"--queues={settings.celery_queue}",
+            f"--loglevel={log_level}",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+
+
+def check_broker(settings: Settings) -> None:
+    """Fail with one clear line when the broker is not set, not Redis, or unreachable."""
+    import redis
+
+    url = settings.broker_url
+    if not url:
+        raise ConfigurationError(
+            "QB_BROKER_URL is not set",
+            "QB_EXECUTOR=celery needs a broker, e.g. redis://host:6379/0.",
+        )
+    if not url.startswith(("redis://", "rediss://")):
+        raise ConfigurationError(
+            f"QB_BROKER_URL must be a redis:// URL, not {url.split(':', 1)[0]}://",
+            "querybatch uses Redis as its broker and for its shared rate limits.",
+        )
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
+    except (redis.RedisError, OSError) as exc:
+        raise ServiceUnavailable(f"Cannot reach the broker at {url}", str(exc)) from exc

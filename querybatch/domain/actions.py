@@ -27,7 +27,7 @@ ACTIONS: dict[str, str] = {
     "update_batch": "cancel a bulk file batch",
     "delete_batch": "delete a bulk file batch and its files",
     "manage_keys": "create, list and revoke API keys",
-    "manage_roles": "create, list and delete roles",
+    "manage_roles": "create, list, change and delete roles",
 }
 
 READ_ONLY_ACTIONS = (
@@ -70,3 +70,20 @@ BUILTIN_ROLES: dict[str, Statement] = {
 def unknown_actions(actions: list[str] | tuple[str, ...] | frozenset[str]) -> list[str]:
     """The names in ``actions`` that are not actions of this server."""
     return sorted(a for a in actions if a not in ACTIONS)
+
+
+ROLE_NAME = r"^[a-z][a-z0-9_-]{0,63}$"
+"""What a custom role's name looks like."""
+
+
+def actions_table() -> list[str]:
+    """The README's "Roles and actions" table, as Markdown lines (a test keeps them equal)."""
+    roles = list(BUILTIN_ROLES)
+    lines = [
+        "| action | lets a key | " + " | ".join(roles) + " |",
+        "|---|---|" + "---|" * len(roles),
+    ]
+    for action, meaning in ACTIONS.items():
+        marks = " | ".join("yes" if BUILTIN_ROLES[r].permits(action) else "-" for r in roles)
+        lines.append(f"| `{action}` | {meaning} | {marks} |")
+    return lines

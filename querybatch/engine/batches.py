@@ -6,6 +6,7 @@ single 400 that names it by index and parameter, and nothing is created.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass
 from datetime import date
@@ -55,7 +56,11 @@ async def plan_batch(
     today: date,
     max_subqueries: int,
 ) -> PlannedBatch:
-    """Validate, split and number the queries of a batch (raises SpecError naming the query)."""
+    """Validate, split and number the queries of a batch (raises SpecError naming the query).
+
+    The per-query work (validation, specs, numbering) runs on a worker thread, so that a
+    batch of 100,000 queries does not hold up the event loop and the status calls it serves.
+    """
     if not isinstance(raw_queries, list) or not raw_queries:
         raise SpecError("queries", "queries is required: a non-empty array of query objects")
     if len(raw_queries) > max_subqueries:
@@ -63,21 +68,16 @@ async def plan_batch(
             "queries",
             f"The batch has {len(raw_queries)} queries; at most {max_subqueries} are allowed",
         )
-    requests = parse_queries(raw_queries)
-    specs: list[QuerySpec] = []
-    checked: set[str] = set()
-    for index, request in enumerate(requests):
+    requests = await asyncio.to_thread(parse_queries, raw_queries)
+    specs, shapes = await asyncio.to_thread(_build_specs, requests, today)
+    # Batches repeat one query shape for many accounts and dates: check each shape once.
+    for index, spec in shapes:
         try:
-            spec = build_spec(request, today)
-            # Batches repeat one query shape for many accounts and dates: check each once.
-            shape = spec.model_copy(update={"accounts": (), "start_date": today, "end_date": today})
-            key = shape.fingerprint()
-            if key not in checked:
-                await planner.check(spec)
-                checked.add(key)
+            await planner.check(spec)
         except SpecError as exc:
             raise SpecError(f"queries[{index}].{exc.parameter}", str(exc)) from exc
-        specs.append(await _with_accounts(spec, settings, planner))
+    if settings.split_accounts_policy == "all":
+        specs = await _with_every_account(specs, planner)
     total = sum(
         count_subqueries(
             len(spec.accounts),
@@ -96,16 +96,41 @@ async def plan_batch(
         )
     if total == 0:
         raise SpecError("queries", "The batch holds no sub-query after splitting")
-    return PlannedBatch(settings, _numbered(batch_id, specs, settings), _columns(specs))
+    numbered = await asyncio.to_thread(_numbered, batch_id, specs, settings)
+    return PlannedBatch(settings, numbered, _columns(specs))
 
 
-async def _with_accounts(spec: QuerySpec, settings: BatchSettings, planner: Planner) -> QuerySpec:
+def _build_specs(
+    requests: list[DataRequest], today: date
+) -> tuple[list[QuerySpec], list[tuple[int, QuerySpec]]]:
+    """Every query's spec, and the first query of each distinct shape (to check once)."""
+    specs: list[QuerySpec] = []
+    shapes: dict[str, tuple[int, QuerySpec]] = {}
+    for index, request in enumerate(requests):
+        try:
+            spec = build_spec(request, today)
+        except SpecError as exc:
+            raise SpecError(f"queries[{index}].{exc.parameter}", str(exc)) from exc
+        shape = spec.model_copy(update={"accounts": (), "start_date": today, "end_date": today})
+        shapes.setdefault(shape.fingerprint(), (index, spec))
+        specs.append(spec)
+    return specs, list(shapes.values())
+
+
+async def _with_every_account(specs: list[QuerySpec], planner: Planner) -> list[QuerySpec]:
     """Splitting per account with no accounts named means: every account of the source."""
-    if settings.split_accounts_policy != "all" or spec.accounts:
-        return spec
-    logins = await planner.sources[spec.ds_id].accounts(spec.users)
-    every = tuple(dict.fromkeys(a.account_id for login in logins for a in login.accounts))
-    return spec.model_copy(update={"accounts": every})
+    known: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
+    filled: list[QuerySpec] = []
+    for spec in specs:
+        if spec.accounts:
+            filled.append(spec)
+            continue
+        key = (spec.ds_id, spec.users)
+        if key not in known:
+            logins = await planner.sources[spec.ds_id].accounts(spec.users)
+            known[key] = tuple(dict.fromkeys(a.account_id for g in logins for a in g.accounts))
+        filled.append(spec.model_copy(update={"accounts": known[key]}))
+    return filled
 
 
 def _numbered(

@@ -33,6 +33,7 @@ class Recorder:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._flushing: list[asyncio.Future[bool]] = []
 
     def start(self) -> None:
         """Start the flusher task on the running loop."""
@@ -51,6 +52,13 @@ class Recorder:
         self._ended.append((outcome, future))
         self._wake.set()
         return future
+
+    async def drain(self) -> None:
+        """Return once everything handed to the recorder so far is written (or failed)."""
+        futures = [f for _, _, f in self._started] + [f for _, f in self._ended]
+        futures += self._flushing
+        if futures:
+            await asyncio.gather(*futures, return_exceptions=True)
 
     async def close(self) -> None:
         """Write what is pending and stop the flusher."""
@@ -71,6 +79,7 @@ class Recorder:
     async def _flush(self) -> None:
         started, self._started = self._started, []
         ended, self._ended = self._ended, []
+        self._flushing = [f for _, _, f in started] + [f for _, f in ended]
         now = time.time()
         try:
             began, applied, stopped = await self.store.db.write(
@@ -84,14 +93,16 @@ class Recorder:
             # The store is down: fail the futures so runs stop waiting; their sub-queries
             # keep their leases, which expire and put them back on the schedule.
             log.error("could not record %d run events: %s", len(started) + len(ended), exc)
-            for _, _, future in started:
-                future.set_exception(exc)
-            for _, future in ended:
-                future.set_exception(exc)
+            for future in self._flushing:
+                if not future.done():
+                    future.set_exception(exc)
             return
+        # A run cancelled while it waited has cancelled its future: nobody wants the answer.
         for (_, _, future), ok in zip(started, began, strict=True):
-            future.set_result(ok)
+            if not future.done():
+                future.set_result(ok)
         for (_, future), ok in zip(ended, applied, strict=True):
-            future.set_result(ok)
+            if not future.done():
+                future.set_result(ok)
         if stopped:
             self.on_stopped(stopped)

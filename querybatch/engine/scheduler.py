@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from querybatch.engine.executors.base import Executor
+from querybatch.engine.leader import Leadership
 from querybatch.store.records import LaneRecord, WorkItem
 from querybatch.store.store import Store
 
@@ -36,6 +37,7 @@ class SchedulerSettings:
 
     account_concurrency: int = 100
     lease_seconds: float = 30.0
+    claim_lease_seconds: float = 30.0
     tick_seconds: float = 0.25
     sweep_seconds: float = 30.0
     orphan_grace: float = 7200.0
@@ -73,7 +75,9 @@ class Scheduler:
         executor: Executor,
         settings: SchedulerSettings,
         on_stopped: StoppedCallback,
+        leadership: Leadership | None = None,
     ) -> None:
+        self.leadership = leadership
         self.store = store
         self.executor = executor
         self.settings = settings
@@ -112,9 +116,19 @@ class Scheduler:
         self._wake.set()
 
     async def tick(self) -> None:
-        """One round of housekeeping, claiming and dispatching."""
+        """One round of housekeeping, claiming and dispatching (only on the leading node)."""
+        adopted: list[WorkItem] = []
+        if self.leadership is not None:
+            leads, became = await self.leadership.check()
+            if not leads:
+                self._step_down()
+                return
+            if became:
+                adopted = await self.store.db.read(self.store.jobs.in_flight_items)
+                self.executor.adopt(adopted)
         now = time.time()
         await self._refresh_lanes(now)
+        self._count_adopted(adopted)
         await self._stop_timed_out(now)
         await self._maintain_leases(now)
         if now - self._last_sweep >= self.settings.sweep_seconds:
@@ -140,6 +154,25 @@ class Scheduler:
         self._forget(batch_id)
         if in_flight:
             await self.executor.cancel(in_flight)
+
+    # -- leadership -------------------------------------------------------------------------
+
+    def _count_adopted(self, items: Sequence[WorkItem]) -> None:
+        """Sub-queries a former leader handed out count against the limits until they end."""
+        for item in items:
+            self.tenant_in_flight[item.account] += 1
+            lane = self.lanes.get(item.batch_id)
+            if lane is not None:
+                lane.in_flight += 1
+
+    def _step_down(self) -> None:
+        """Not leading (any more): forget everything; the leader tracks it now."""
+        if self.lanes or self.tenant_in_flight:
+            self.lanes.clear()
+            self.tenant_in_flight.clear()
+            self._tenant_lanes.clear()
+            self._tenant_turns.clear()
+            self.executor.forget()
 
     # -- lanes ------------------------------------------------------------------------------
 
@@ -224,7 +257,11 @@ class Scheduler:
         now = time.time()
         try:
             items = await self.store.db.write(
-                self.store.jobs.claim, lane.record, wanted, now, now + self.settings.lease_seconds
+                self.store.jobs.claim,
+                lane.record,
+                wanted,
+                now,
+                now + self.settings.claim_lease_seconds,
             )
         except Exception:
             log.exception("claiming sub-queries of %s failed", lane.batch_id)

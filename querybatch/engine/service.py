@@ -20,12 +20,13 @@ from querybatch.engine.batches import plan_batch, request_hash
 from querybatch.engine.callbacks import CallbackSender
 from querybatch.engine.executors.base import Executor
 from querybatch.engine.executors.local import LocalExecutor
+from querybatch.engine.leader import Leadership
 from querybatch.engine.planner import Planner
 from querybatch.engine.recorder import Recorder
-from querybatch.engine.runner import RetryPolicy, Runner
 from querybatch.engine.scheduler import Scheduler, SchedulerSettings
 from querybatch.engine.throttle import SourceThrottle
 from querybatch.engine.waiters import Waiters
+from querybatch.engine.worker import build_local_executor
 from querybatch.errors import Conflict
 from querybatch.settings import Settings
 from querybatch.store.records import BatchRecord, QueryRecord
@@ -54,16 +55,21 @@ class Engine:
         self.throttle = SourceThrottle()
         self.recorder = Recorder(store, settings.lease_seconds, self._stopped)
         self.executor: Executor = self._build_executor()
+        scale_out = settings.executor == "celery"
         self.scheduler = Scheduler(
             store,
             self.executor,
             SchedulerSettings(
                 account_concurrency=settings.account_concurrency,
                 lease_seconds=settings.lease_seconds,
+                claim_lease_seconds=(
+                    settings.queued_lease_seconds if scale_out else settings.lease_seconds
+                ),
                 tick_seconds=settings.tick_seconds,
                 sweep_seconds=settings.sweep_seconds,
             ),
             self._stopped,
+            Leadership(store.db) if scale_out else None,
         )
         self._loop_task: asyncio.Task[None] | None = None
         self._callback_task: asyncio.Task[None] | None = None
@@ -71,14 +77,18 @@ class Engine:
         self.callbacks: CallbackSender | None = None
 
     def _build_executor(self) -> Executor:
-        runner = Runner(
+        if self.settings.executor == "celery":
+            from querybatch.engine.executors.celery import CeleryExecutor
+
+            return CeleryExecutor(self.settings, self.store)
+        return build_local_executor(
+            self.settings,
+            self.store,
             self.sources,
-            self._write_chunk,
-            self._drop_chunks,
-            RetryPolicy(retries=self.settings.retries, backoff=self.settings.retry_backoff),
+            self.recorder,
             self.throttle,
+            self.settings.workers,
         )
-        return LocalExecutor(runner, self.recorder, self.settings.workers)
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -111,6 +121,11 @@ class Engine:
             await self.callbacks.close()
         await self.executor.stop()
         await self.recorder.close()
+
+    def leads(self) -> bool:
+        """Whether this node schedules (always, on the embedded default)."""
+        leadership = self.scheduler.leadership
+        return leadership is None or leadership.leader
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -305,9 +320,3 @@ class Engine:
                 await self.callbacks.send_pending()
             except Exception:
                 log.exception("sending batch callbacks failed; retrying")
-
-    async def _write_chunk(self, result_id: str, seq: int, rows: Any) -> None:
-        await self.store.db.write(self.store.results.write_chunk, result_id, seq, rows, time.time())
-
-    async def _drop_chunks(self, result_id: str) -> None:
-        await self.store.db.write(self.store.results.drop, result_id)

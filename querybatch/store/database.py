@@ -27,8 +27,12 @@ from querybatch.errors import ConfigurationError, Conflict, StoreUnavailable
 P = ParamSpec("P")
 T = TypeVar("T")
 
-_MIGRATION_LOCK_ID = 0x51B_A7C4  # PostgreSQL advisory lock serialising concurrent start-ups
-_NODE_LOCK_ID = 0x51B_A7C5  # held by the one embedded (in-process executor) server
+# PostgreSQL advisory locks, as (kind, hash of the schema) pairs of 32-bit keys.
+_MIGRATION_LOCK_ID = 0x51BA7C4  # serialises concurrent start-ups
+_LOCK_IDS = {
+    "node": 0x51BA7C5,  # held by the one embedded (in-process executor) server
+    "scheduler": 0x51BA7C6,  # held by the node that schedules for a scale-out cluster
+}
 
 
 def normalize_url(raw: str) -> URL:
@@ -55,9 +59,19 @@ def translated_errors() -> Iterator[None]:
     except IntegrityError as exc:
         raise Conflict("The object exists already", str(exc.orig).splitlines()[0][:2000]) from exc
     except DBAPIError as exc:
-        raise StoreUnavailable(
-            "The database is unavailable", str(exc.orig).splitlines()[0][:2000]
-        ) from exc
+        detail = str(exc.orig).splitlines()[0][:2000]
+        if getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+            raise StoreConflict("The database asked to retry the transaction", detail) from exc
+        raise StoreUnavailable("The database is unavailable", detail) from exc
+
+
+class StoreConflict(StoreUnavailable):
+    """A transaction lost a deadlock or serialization race; running it again is safe."""
+
+
+# deadlock_detected, serialization_failure
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+WRITE_ATTEMPTS = 4
 
 
 class Database:
@@ -70,7 +84,7 @@ class Database:
         write_threads = 1 if self.is_sqlite else 4
         self._writer = ThreadPoolExecutor(write_threads, thread_name_prefix="qb-store-write")
         self._reader = ThreadPoolExecutor(read_threads, thread_name_prefix="qb-store-read")
-        self._lock: IO[str] | Connection | None = None
+        self._locks: dict[str, IO[str] | Connection] = {}
 
     def _create_engine(self) -> Engine:
         if not self.is_sqlite:
@@ -105,9 +119,17 @@ class Database:
         return await loop.run_in_executor(self._reader, functools.partial(fn, *args, **kwargs))
 
     async def write(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run a writing store call on a writer thread."""
+        """Run a writing store call on a writer thread, again if it lost a deadlock."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, functools.partial(fn, *args, **kwargs))
+        call = functools.partial(fn, *args, **kwargs)
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                return await loop.run_in_executor(self._writer, call)
+            except StoreConflict:
+                if attempt == WRITE_ATTEMPTS:
+                    raise
+                await asyncio.sleep(0.01 * 2**attempt)
+        raise AssertionError("unreachable")
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration (safe when several nodes start at once)."""
@@ -117,7 +139,8 @@ class Database:
             with self.engine.begin() as conn:
                 if not self.is_sqlite:
                     conn.execute(
-                        text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID}
+                        text("SELECT pg_advisory_xact_lock(:id, hashtext(current_schema()))"),
+                        {"id": _MIGRATION_LOCK_ID},
                     )
                 config.attributes["connection"] = conn
                 command.upgrade(config, "head")
@@ -134,33 +157,90 @@ class Database:
         right if no other server is running them; a second one on the same database stops
         here with a clear error. The lock lives as long as this Database.
         """
-        if self._lock is not None:
-            return
+        if not self.try_lock("node"):
+            raise ConfigurationError(
+                f"Another querybatch server runs sub-queries in-process on "
+                f"{self.url.render_as_string(hide_password=True)}",
+                "Stop it, or run several nodes with QB_EXECUTOR=celery.",
+            )
+
+    def try_lock(self, name: str) -> bool:
+        """Take the named process-wide lock if free (it is held until released or closed).
+
+        SQLite uses a lock file beside the database; PostgreSQL a session advisory lock on a
+        connection of its own, so a crashed holder's lock goes with its connection. The lock
+        is per schema: deployments sharing a database in different schemas do not meet.
+        """
+        if name in self._locks:
+            return self.lock_alive(name)
         if self.is_sqlite:
             path = Path(self.url.database or "querybatch.db").expanduser()
-            handle = open(f"{path}.lock", "a+")
+            handle = open(f"{path}.{name}.lock", "a+")
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
+            except OSError:
                 handle.close()
-                raise ConfigurationError(
-                    f"Another querybatch server is using {path}",
-                    "Stop it, or give this one another QB_DATA_DIR / QB_DATABASE_URL.",
-                ) from exc
-            self._lock = handle
-            return
-        conn = self.engine.connect()
-        locked = conn.execute(
-            text("SELECT pg_try_advisory_lock(:id)"), {"id": _NODE_LOCK_ID}
-        ).scalar()
-        conn.commit()
+                return False
+            self._locks[name] = handle
+            return True
+        with translated_errors():
+            conn = self.engine.connect()
+            locked = conn.execute(
+                text("SELECT pg_try_advisory_lock(:id, hashtext(current_schema()))"),
+                {"id": _LOCK_IDS[name]},
+            ).scalar()
+            conn.commit()
         if not locked:
             conn.close()
-            raise ConfigurationError(
-                "Another querybatch server runs sub-queries in-process on this database",
-                "Run several nodes with QB_EXECUTOR=celery, or only one embedded server.",
+            return False
+        self._locks[name] = conn
+        return True
+
+    def lock_alive(self, name: str) -> bool:
+        """Whether this process still holds the named lock (its connection may have died)."""
+        held = self._locks.get(name)
+        if held is None:
+            return False
+        if isinstance(held, Connection):
+            try:
+                held.execute(text("SELECT 1"))
+                held.commit()
+            except SQLAlchemyError:
+                self.release_lock(name)
+                return False
+        return True
+
+    def release_lock(self, name: str) -> None:
+        """Let the named lock go."""
+        held = self._locks.pop(name, None)
+        if held is not None:
+            try:
+                held.close()
+            except SQLAlchemyError:
+                pass
+
+    def check_schema(self) -> None:
+        """Raise StoreUnavailable unless the database answers and is migrated to our head."""
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        config = Config()
+        config.set_main_option("script_location", "querybatch.store:migrations")
+        head = ScriptDirectory.from_config(config).get_current_head()
+        try:
+            with self.engine.connect() as conn:
+                current = MigrationContext.configure(conn).get_current_revision()
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(
+                f"Cannot reach the database at {self.url.render_as_string(hide_password=True)}",
+                str(exc).splitlines()[0][:2000],
+            ) from exc
+        if current != head:
+            raise StoreUnavailable(
+                "The database is not migrated for this version of querybatch",
+                f"It is at revision {current}, this version needs {head}: start `querybatch serve` "
+                "once, it migrates the database.",
             )
-        self._lock = conn
 
     def ping(self) -> bool:
         """Whether the database answers a trivial query."""
@@ -173,9 +253,8 @@ class Database:
 
     def close(self) -> None:
         """Stop the threads, release the lock and close every pooled connection."""
-        if self._lock is not None:
-            self._lock.close()
-            self._lock = None
+        for name in list(self._locks):
+            self.release_lock(name)
         self._writer.shutdown(wait=True)
         self._reader.shutdown(wait=True)
         self.engine.dispose()

@@ -40,7 +40,7 @@ from querybatch.store.records import (
     ResultRecord,
     WorkItem,
 )
-from querybatch.store.tables import batches, queries, result_chunks, results
+from querybatch.store.tables import batches, queries, result_chunks, results, source_stats
 
 COUNTER_COLUMNS = {
     "queued": "n_queued",
@@ -95,6 +95,23 @@ _BUMP_COUNTERS = (
         }
     )
 )
+
+
+def lock_batches(conn: Connection, batch_ids: Iterable[str]) -> None:
+    """Lock batch rows before the queries of them (PostgreSQL), always in id order.
+
+    Every transaction that moves counters takes its batches' rows first and in the same
+    order, so concurrent writers (workers, API nodes, the scheduler) queue up instead of
+    deadlocking on query rows and batch rows taken in opposite orders.
+    """
+    ids = sorted(set(batch_ids))
+    if ids and conn.dialect.name == "postgresql":
+        conn.execute(
+            select(batches.c.id)
+            .where(batches.c.id.in_(ids))
+            .order_by(batches.c.id)
+            .with_for_update()
+        ).all()
 
 
 def finish_idle_batches(conn: Connection, batch_ids: Sequence[str], now: float) -> list[str]:
@@ -395,6 +412,7 @@ class JobStore:
         if not self.db.is_sqlite:
             candidates = candidates.with_for_update(skip_locked=True)
         with self.db.writing() as conn:
+            lock_batches(conn, [lane.batch_id])
             rows = conn.execute(
                 update(queries)
                 .where(queries.c.id.in_(candidates.scalar_subquery()))
@@ -462,20 +480,22 @@ class JobStore:
         # A fixed row order keeps concurrent writers (PostgreSQL) from deadlocking.
         ordered = sorted(enumerate(outcomes), key=lambda pair: (pair[1].batch_id, pair[1].query_id))
         with self.db.writing() as conn:
+            lock_batches(conn, [o.batch_id for o in outcomes] + [i.batch_id for i, _ in started])
             for index, outcome in ordered:
                 ended[index] = self._apply_outcome(conn, outcome, deltas)
             for index, (item, at) in enumerate(started):
-                changed = conn.execute(
-                    _START,
-                    {
-                        "q_id": item.query_id,
-                        "q_attempt": item.attempt,
-                        "at": at,
-                        "lease": lease_until,
-                    },
-                ).rowcount
-                began[index] = changed == 1
+                params = {
+                    "q_id": item.query_id,
+                    "q_attempt": item.attempt,
+                    "at": at,
+                    "lease": lease_until,
+                }
+                changed = conn.execute(_START, params).rowcount
                 deltas.move(item.batch_id, QueryStatus.QUEUED, QueryStatus.RUNNING, changed)
+                if not changed and item.takeover:
+                    changed = conn.execute(_TAKE_OVER, params).rowcount
+                began[index] = changed == 1
+            _count_finished(conn, [o for o, ok in zip(outcomes, ended, strict=True) if ok])
             stopped = deltas.apply(conn, now)
         return began, ended, stopped
 
@@ -535,11 +555,13 @@ class JobStore:
         """
         deltas = Deltas()
         moved = 0
+        in_flight = [QueryStatus.QUEUED, QueryStatus.RUNNING]
+        lapsed = [] if everything else [queries.c.lease_expires_at < now]
         with self.db.writing() as conn:
-            for source in (QueryStatus.QUEUED, QueryStatus.RUNNING):
-                condition = [queries.c.status == source]
-                if not everything:
-                    condition.append(queries.c.lease_expires_at < now)
+            affected = select(queries.c.batch_id).where(queries.c.status.in_(in_flight), *lapsed)
+            lock_batches(conn, [row.batch_id for row in conn.execute(affected.distinct())])
+            for source in in_flight:
+                condition = [queries.c.status == source, *lapsed]
                 rows = conn.execute(
                     update(queries)
                     .where(*condition)
@@ -606,6 +628,68 @@ class JobStore:
                 )
             )
             return [row.id for row in rows]
+
+    def still_owned(self, items: Sequence[tuple[int, int]]) -> set[int]:
+        """Of these (query id, attempt) pairs, the queries that attempt still holds."""
+        owned: set[int] = set()
+        with self.db.reading() as conn:
+            for start in range(0, len(items), 500):
+                attempts = dict(items[start : start + 500])
+                rows = conn.execute(
+                    select(queries.c.id, queries.c.attempt).where(
+                        queries.c.id.in_(attempts),
+                        queries.c.status.in_([QueryStatus.QUEUED, QueryStatus.RUNNING]),
+                    )
+                )
+                owned.update(row.id for row in rows if attempts[row.id] == row.attempt)
+        return owned
+
+    def in_flight_items(self) -> list[WorkItem]:
+        """Every claimed or running sub-query (a new scheduler leader adopts them)."""
+        with self.db.reading() as conn:
+            rows = conn.execute(
+                select(
+                    queries.c.id,
+                    queries.c.batch_id,
+                    queries.c.account,
+                    queries.c.attempt,
+                    queries.c.spec,
+                    queries.c.fingerprint,
+                    batches.c.settings,
+                )
+                .join(batches, batches.c.id == queries.c.batch_id)
+                .where(queries.c.status.in_([QueryStatus.QUEUED, QueryStatus.RUNNING]))
+            )
+            return [
+                WorkItem(
+                    query_id=row.id,
+                    batch_id=row.batch_id,
+                    account=row.account,
+                    attempt=row.attempt,
+                    spec=row.spec,
+                    fingerprint=row.fingerprint,
+                    exclude_account_errors=bool(row.settings.get("add_exclude_account_errors")),
+                )
+                for row in rows
+            ]
+
+    def source_totals(self) -> list[tuple[str, str, int, float]]:
+        """(ds_id, status, sub-queries finished, seconds spent) over the whole cluster."""
+        with self.db.reading() as conn:
+            rows = conn.execute(select(source_stats).order_by(source_stats.c.ds_id))
+            return [(r.ds_id, r.status, int(r.finished), float(r.run_seconds)) for r in rows]
+
+    def queue_totals(self) -> tuple[int, int, int]:
+        """(sub-queries waiting, running, batches active) over every tenant."""
+        with self.db.reading() as conn:
+            row = conn.execute(
+                select(
+                    func.coalesce(func.sum(batches.c.n_queued), 0),
+                    func.coalesce(func.sum(batches.c.n_running), 0),
+                    func.count(),
+                ).where(batches.c.status != BatchStatus.STOPPED)
+            ).one()
+        return int(row[0]), int(row[1]), int(row[2])
 
     # -- callbacks and expiry ---------------------------------------------------------------
 
@@ -700,6 +784,30 @@ class JobStore:
         )
 
 
+def _count_finished(conn: Connection, outcomes: Sequence[Outcome]) -> None:
+    """Add applied outcomes to the per-source counters (one statement per source and status)."""
+    totals: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0])
+    for outcome in outcomes:
+        total = totals[(outcome.ds_id, outcome.status.value)]
+        total[0] += 1
+        total[1] += outcome.result.run_seconds if outcome.result else 0.0
+    for (ds_id, status), (finished, seconds) in sorted(totals.items()):
+        changed = conn.execute(
+            update(source_stats)
+            .where(source_stats.c.ds_id == ds_id, source_stats.c.status == status)
+            .values(
+                finished=source_stats.c.finished + int(finished),
+                run_seconds=source_stats.c.run_seconds + seconds,
+            )
+        ).rowcount
+        if not changed:
+            conn.execute(
+                insert(source_stats).values(
+                    ds_id=ds_id, status=status, finished=int(finished), run_seconds=seconds
+                )
+            )
+
+
 def new_result_id() -> str:
     """A fresh id for the rows of one run."""
     return secrets.token_hex(16)
@@ -753,12 +861,24 @@ _START = (
     )
 )
 
+# A redelivered message of a run whose worker died: the same attempt, still RUNNING.
+_TAKE_OVER = (
+    update(queries)
+    .where(
+        queries.c.id == bindparam("q_id"),
+        queries.c.attempt == bindparam("q_attempt"),
+        queries.c.status == QueryStatus.RUNNING,
+    )
+    .values(start_time=bindparam("at"), lease_expires_at=bindparam("lease"))
+)
+
+# No IN here: an executemany statement cannot expand a list parameter.
 _RENEW = (
     update(queries)
     .where(
         queries.c.id == bindparam("q_id"),
         queries.c.attempt == bindparam("q_attempt"),
-        queries.c.status.in_([QueryStatus.QUEUED, QueryStatus.RUNNING]),
+        or_(queries.c.status == QueryStatus.QUEUED, queries.c.status == QueryStatus.RUNNING),
     )
     .values(lease_expires_at=bindparam("lease"))
 )

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from collections.abc import Sequence
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 
 from querybatch.domain.actions import BUILTIN_ROLES
@@ -106,6 +106,60 @@ class KeyStore:
                     roles.delete().where(roles.c.name == name, roles.c.builtin.is_(False))
                 ).rowcount
             )
+
+    def save_tenant_role(
+        self,
+        account: str,
+        name: str,
+        effect: str,
+        actions: Sequence[str],
+        now: float,
+        *,
+        replace: bool,
+    ) -> str:
+        """Create (or, with ``replace``, replace) a custom role on behalf of a tenant.
+
+        Roles are server-wide, so a tenant may not change one that keys of another tenant
+        use. Returns "saved", "exists" (not replacing), "builtin" or "shared".
+        """
+        values = {"effect": effect, "actions": sorted(set(actions))}
+        with self.db.writing() as conn:
+            row = conn.execute(select(roles.c.builtin).where(roles.c.name == name)).first()
+            if row is not None:
+                if row.builtin:
+                    return "builtin"
+                if not replace:
+                    return "exists"
+                if self._used_elsewhere(conn, name, account):
+                    return "shared"
+                conn.execute(update(roles).where(roles.c.name == name).values(values))
+            else:
+                conn.execute(
+                    insert(roles).values(name=name, builtin=False, created_at=now, **values)
+                )
+        return "saved"
+
+    def delete_tenant_role(self, account: str, name: str) -> str:
+        """Delete a custom role on behalf of a tenant: "deleted", "missing", "builtin",
+        "shared" (keys of another tenant use it) or "in_use" (keys of this tenant do)."""
+        with self.db.writing() as conn:
+            row = conn.execute(select(roles.c.builtin).where(roles.c.name == name)).first()
+            if row is None:
+                return "missing"
+            if row.builtin:
+                return "builtin"
+            if self._used_elsewhere(conn, name, account):
+                return "shared"
+            used = conn.execute(select(api_keys.c.id).where(api_keys.c.role == name).limit(1))
+            if used.first() is not None:
+                return "in_use"
+            conn.execute(roles.delete().where(roles.c.name == name))
+        return "deleted"
+
+    @staticmethod
+    def _used_elsewhere(conn: Connection, name: str, account: str) -> bool:
+        query = select(api_keys.c.id).where(api_keys.c.role == name, api_keys.c.account != account)
+        return conn.execute(query.limit(1)).first() is not None
 
     # -- keys -------------------------------------------------------------------------------
 

@@ -147,6 +147,7 @@ class WorkItem:
     spec: dict[str, Any]
     fingerprint: str
     exclude_account_errors: bool = False
+    takeover: bool = False  # a redelivered run may take over its own attempt while RUNNING
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +170,7 @@ class Outcome:
     attempt: int
     status: QueryStatus
     end_time: float
+    ds_id: str = ""
     result: NewResult | None = None
     shared_result_id: str | None = None
     error: ErrorInfo | None = None

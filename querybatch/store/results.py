@@ -64,6 +64,16 @@ class ResultStore:
             )
             return [row.payload for row in rows]
 
+    def first_chunks(self, result_ids: Sequence[str]) -> dict[str, bytes]:
+        """The first chunk of each of these results (all of a result up to CHUNK_ROWS rows)."""
+        with self.db.reading() as conn:
+            rows = conn.execute(
+                select(result_chunks.c.result_id, result_chunks.c.payload).where(
+                    result_chunks.c.result_id.in_(result_ids), result_chunks.c.seq == 0
+                )
+            )
+            return {row.result_id: bytes(row.payload) for row in rows}
+
     def drop(self, result_id: str) -> None:
         """Delete the chunks of a run that failed or lost its query."""
         with self.db.writing() as conn:

@@ -1,9 +1,11 @@
-"""The store as the rest of the code sees it: one database, three repositories."""
+"""The store as the rest of the code sees it: one database and its repositories."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from querybatch.store.bulk import BulkStore
+from querybatch.store.bulk_files import FileStore
 from querybatch.store.database import Database
 from querybatch.store.jobs import JobStore
 from querybatch.store.keys import KeyStore
@@ -18,6 +20,8 @@ class Store:
     keys: KeyStore
     jobs: JobStore
     results: ResultStore
+    bulk: BulkStore
+    files: FileStore
 
     @classmethod
     def open(cls, url: str, *, result_ttl: float, migrate: bool = True) -> Store:
@@ -25,7 +29,14 @@ class Store:
         db = Database(url)
         if migrate:
             db.migrate()
-        return cls(db=db, keys=KeyStore(db), jobs=JobStore(db, result_ttl), results=ResultStore(db))
+        return cls(
+            db=db,
+            keys=KeyStore(db),
+            jobs=JobStore(db, result_ttl),
+            results=ResultStore(db),
+            bulk=BulkStore(db),
+            files=FileStore(db),
+        )
 
     def close(self) -> None:
         """Release the connections and threads."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Double,
@@ -102,6 +103,16 @@ results = Table(
     Column("created_at", Double, nullable=False),
 )
 
+# Cluster-wide counters of finished sub-queries per data source and status, for /metrics.
+source_stats = Table(
+    "source_stats",
+    metadata,
+    Column("ds_id", String(50), primary_key=True),
+    Column("status", String(10), primary_key=True),
+    Column("finished", BigInteger, nullable=False),
+    Column("run_seconds", Double, nullable=False),
+)
+
 # Chunks hold CHUNK_ROWS rows each (the last may hold fewer), so the chunks of a page follow
 # from its offsets. They are written while a query runs, before its results row exists; a
 # run that never finishes leaves chunks without a results row, which the sweeper removes.
@@ -146,4 +157,65 @@ queries = Table(
     Index(None, "status", "lease_expires_at"),
     Index(None, "account", "request_id"),
     Index(None, "fingerprint", "status"),
+)
+
+# Files of bulk batches: uploads (id = the upload handler), the batch's own copy of its
+# upload, and results. They live in the database so that every API node can serve them.
+# An upload is "pending" until a PUT completes; a PUT writes into a "part" file first and
+# moves its chunks over only when the whole body has arrived.
+bulk_files = Table(
+    "bulk_files",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("account", String(64), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("state", String(8), nullable=False),
+    Column("batch_id", String(36)),
+    Column("created_at", Double, nullable=False),
+    Column("expires_at", Double),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64)),
+    Index(None, "batch_id"),
+    Index(None, "kind", "expires_at"),
+)
+
+bulk_file_chunks = Table(
+    "bulk_file_chunks",
+    metadata,
+    Column(
+        "file_id",
+        String(40),
+        ForeignKey("bulk_files.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("seq", Integer, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+)
+
+# A bulk batch; its operations run as one query batch (query_batch_id). owner/lease_until
+# name the API node driving its pipeline, so that another node takes over when it dies.
+bulk_batches = Table(
+    "bulk_batches",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("account", String(64), nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("operation", String(64), nullable=False),
+    Column("hash", String(64)),
+    Column("description", JSONText),
+    Column("created_ts", Double, nullable=False),
+    Column("updated_ts", Double, nullable=False),
+    Column("upload_id", String(40), nullable=False),
+    Column("file_id", String(40)),
+    Column("sha256", String(64)),
+    Column("query_batch_id", String(32)),
+    Column("result_file_id", String(40)),
+    Column("lines_total", Integer),
+    Column("lines_failed", Integer),
+    Column("owner", String(32)),
+    Column("lease_until", Double),
+    Index(None, "account", "created_ts"),
+    Index(None, "status"),
+    Index(None, "upload_id"),
 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,7 +20,7 @@ GOOD_QUERY = {
 
 
 @pytest.fixture(scope="module")
-def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def limited(deployment: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     with running_server(
         tmp_path_factory.mktemp("limited"), QB_MAX_BATCH_QUERIES="50", QB_MAX_BODY_BYTES="100000"
     ) as server:
@@ -29,13 +28,11 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]
 
 
 def batch_count(server: ServerProcess) -> int:
-    with sqlite3.connect(server.data_dir / "querybatch.db") as db:
-        return int(db.execute("SELECT count(*) FROM batches").fetchone()[0])
+    return server.count("batches")
 
 
 def query_count(server: ServerProcess) -> int:
-    with sqlite3.connect(server.data_dir / "querybatch.db") as db:
-        return int(db.execute("SELECT count(*) FROM queries").fetchone()[0])
+    return server.count("queries")
 
 
 BAD_BODIES = [

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import sqlite3
 import time
 from datetime import date, timedelta
 from typing import Any
@@ -14,7 +13,7 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from support import ServerProcess, assert_error, wait_until
+from support import ServerProcess, assert_error, run_cli, wait_until
 
 
 def query(**overrides: Any) -> dict[str, Any]:
@@ -313,13 +312,8 @@ def test_identical_queries_running_at_once_run_once_and_share(
     batch = create(api, queries=[same, same, same], query_concurrency=3)
     items = statuses(api, finished(api, batch["batch_id"])["batch_id"])
     assert all(i["status_code"] == "SUCCESS" for i in items)
-    with sqlite3.connect(server.data_dir / "querybatch.db") as db:
-        result_ids = {
-            row[0]
-            for row in db.execute(
-                "SELECT result_id FROM queries WHERE batch_id = ?", (batch["batch_id"],)
-            )
-        }
+    rows = server.sql("SELECT result_id FROM queries WHERE batch_id = :b", b=batch["batch_id"])
+    result_ids = {row[0] for row in rows}
     assert len(result_ids) == 1
 
 
@@ -406,28 +400,8 @@ def test_a_batch_scheduled_for_later_waits_until_then(api: httpx.Client) -> None
 def test_another_tenant_cannot_see_or_cancel_a_batch(
     server: ServerProcess, api: httpx.Client
 ) -> None:
-    import os
-    import subprocess
-    import sys
-
-    made = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "querybatch",
-            "keys",
-            "create",
-            "--name",
-            "b",
-            "--account",
-            "other",
-            "-q",
-        ],
-        env={**os.environ, "QB_DATA_DIR": str(server.data_dir)},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    made = run_cli(server, "keys", "create", "--name", "b", "--account", "other", "-q")
+    assert made.returncode == 0, made.stderr
     other = httpx.Client(
         base_url=server.url, headers={"Authorization": f"Bearer {made.stdout.strip()}"}
     )

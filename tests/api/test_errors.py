@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,15 +21,16 @@ GOOD = {
 
 def row_counts(server: ServerProcess) -> dict[str, int]:
     """How many rows each table of the server's store holds."""
-    with sqlite3.connect(server.data_dir / "querybatch.db") as conn:
-        return {
-            table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            for table in ("batches", "queries", "results", "result_chunks", "api_keys")
-        }
+    return {
+        table: server.count(table)
+        for table in ("batches", "queries", "results", "result_chunks", "api_keys")
+    }
 
 
 @pytest.fixture(scope="module")
-def small_limit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def small_limit_server(
+    deployment: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
     with running_server(tmp_path_factory.mktemp("limited"), QB_RATE_LIMIT="5") as server:
         yield server
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-import sqlite3
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,16 +14,13 @@ from support import ServerProcess, assert_error, client, running_server, wait_un
 
 
 @pytest.fixture(scope="module")
-def short_lived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def short_lived(
+    deployment: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
     with running_server(
         tmp_path_factory.mktemp("ttl"), QB_RESULT_TTL="2", QB_SWEEP_SECONDS="0.3"
     ) as server:
         yield server
-
-
-def table_rows(data_dir: Path, table: str) -> int:
-    with sqlite3.connect(data_dir / "querybatch.db") as db:
-        return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
 
 def test_results_expire_and_are_swept(short_lived: ServerProcess) -> None:
@@ -38,14 +33,14 @@ def test_results_expire_and_are_swept(short_lived: ServerProcess) -> None:
     }
     with client(short_lived) as api:
         assert api.get("/query/data/json", params=params).json()["meta"]["status_code"] == "SUCCESS"
-        assert table_rows(short_lived.data_dir, "result_chunks") >= 1
+        assert short_lived.count("result_chunks") >= 1
         time.sleep(2.5)
         assert_error(
             api.get("/query/status", params={"schedule_id": "expiring"}), 404, "STATUS_NOT_FOUND"
         )
-        wait_until(lambda: table_rows(short_lived.data_dir, "queries") == 0, timeout=10)
-        wait_until(lambda: table_rows(short_lived.data_dir, "result_chunks") == 0, timeout=10)
-        assert table_rows(short_lived.data_dir, "results") == 0
+        wait_until(lambda: short_lived.count("queries") == 0, timeout=10)
+        wait_until(lambda: short_lived.count("result_chunks") == 0, timeout=10)
+        assert short_lived.count("results") == 0
         # The same request after expiry runs the query anew.
         again = api.get("/query/data/json", params=params).json()
         assert again["meta"]["status_code"] == "SUCCESS"

@@ -102,12 +102,12 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def server(files: dict[str, Path], upstream: Upstream) -> Iterator[ServerProcess]:
+def server(deployment: str, files: dict[str, Path], upstream: Upstream) -> Iterator[ServerProcess]:
     text = SOURCES.format(db=files["db"], parquet=files["parquet"], upstream=upstream.url)
     path = files["root"] / "sources.toml"
     path.write_text(text)
     env = {"QB_SOURCES": str(path), "QB_TEST_STATS_TOKEN": TOKEN}
-    with running_server(files["root"] / "data", **env) as started:
+    with running_server(files["root"] / f"data-{deployment}", **env) as started:
         yield started
 
 

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,7 +13,7 @@ import httpx
 import pytest
 
 from querybatch.engine.callbacks import SIGNATURE_HEADER, verify
-from support import ADMIN_KEY, ServerProcess, client, running_server, wait_until
+from support import ADMIN_KEY, ServerProcess, client, run_cli, running_server, wait_until
 
 
 def slow_query(latency_ms: int, **overrides: Any) -> dict[str, Any]:
@@ -55,18 +51,8 @@ def peak_overlap(items: list[dict[str, Any]]) -> int:
     return peak
 
 
-def cli(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "querybatch", *args],
-        env={**os.environ, "QB_DATA_DIR": str(data_dir), **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def tenant_key(server: ServerProcess, account: str) -> str:
-    made = cli(server.data_dir, "keys", "create", "--name", account, "--account", account, "-q")
+    made = run_cli(server, "keys", "create", "--name", account, "--account", account, "-q")
     assert made.returncode == 0, made.stderr
     return made.stdout.strip()
 
@@ -93,7 +79,10 @@ def test_a_batch_that_outlives_its_timeout_stops_and_keeps_its_results(data_dir:
 
 
 def test_a_small_batch_of_another_tenant_is_not_starved_by_a_huge_one(data_dir: Path) -> None:
-    with running_server(data_dir, QB_WORKERS="4") as server, client(server) as big:
+    with (
+        running_server(data_dir, QB_WORKERS="4", QB_CELERY_MAX_IN_FLIGHT="4") as server,
+        client(server) as big,
+    ):
         small_key = tenant_key(server, "small-tenant")
         huge = {"queries": [slow_query(200)] * 100, "query_concurrency": 20}
         huge_id = big.post("/query/batch", json=huge).json()["data"]["batch_id"]
@@ -153,10 +142,7 @@ def test_a_batch_survives_a_crash_and_every_result_is_stored_once(data_dir: Path
                 assert rows[1][0] == item["split_info"]["start_date"] and len(rows) == 2
     finally:
         second.stop()
-    with sqlite3.connect(data_dir / "querybatch.db") as db:
-        results = db.execute("SELECT count(*) FROM results").fetchone()[0]
-        chunks = db.execute("SELECT count(*) FROM result_chunks").fetchone()[0]
-    assert results == 20 and chunks == 20
+    assert second.count("results") == 20 and second.count("result_chunks") == 20
 
 
 class _Recorder(BaseHTTPRequestHandler):
@@ -209,8 +195,8 @@ def test_the_cli_submits_a_batch_waits_for_it_and_downloads_it(
     queries = tmp_path / "queries.json"
     queries.write_text(json.dumps([slow_query(20)]))
     env = {"QB_URL": server.url, "QB_API_KEY": ADMIN_KEY}
-    submitted = cli(
-        server.data_dir,
+    submitted = run_cli(
+        server,
         "batch",
         "submit",
         str(queries),
@@ -223,13 +209,11 @@ def test_the_cli_submits_a_batch_waits_for_it_and_downloads_it(
     assert submitted.returncode == 0, submitted.stderr
     batch = json.loads(submitted.stdout)
     assert batch["status_code"] == "STOPPED" and batch["progress"]["success"] == 4
-    status = cli(
-        server.data_dir, "batch", "status", batch["batch_id"], "--queries", "--json", **env
-    )
+    status = run_cli(server, "batch", "status", batch["batch_id"], "--queries", "--json", **env)
     assert len(json.loads(status.stdout)["queries"]) == 4
     output = tmp_path / "all.csv"
-    downloaded = cli(
-        server.data_dir,
+    downloaded = run_cli(
+        server,
         "batch",
         "download",
         batch["batch_id"],
@@ -241,12 +225,12 @@ def test_the_cli_submits_a_batch_waits_for_it_and_downloads_it(
     )
     assert downloaded.returncode == 0, downloaded.stderr
     assert len(output.read_text().splitlines()) == 1 + 20
-    results = cli(server.data_dir, "batch", "results", batch["batch_id"], "--query", "2", **env)
+    results = run_cli(server, "batch", "results", batch["batch_id"], "--query", "2", **env)
     lines = [json.loads(line) for line in results.stdout.splitlines()]
     assert [line["Date"] for line in lines] == [f"2026-01-{d:02}" for d in range(5, 12)]
-    cancelled = cli(server.data_dir, "batch", "cancel", batch["batch_id"], "--json", **env)
+    cancelled = run_cli(server, "batch", "cancel", batch["batch_id"], "--json", **env)
     assert json.loads(cancelled.stdout)["status_code"] == "STOPPED"
-    missing = cli(server.data_dir, "batch", "status", "qrb_000000000000", **env)
+    missing = run_cli(server, "batch", "status", "qrb_000000000000", **env)
     assert missing.returncode == 2 and "No query batch" in missing.stderr
 
 
@@ -275,5 +259,7 @@ def test_a_batch_of_a_hundred_thousand_sub_queries_is_accepted_and_polled(data_d
         assert len(status.json()["data"]) == 100
         assert status.json()["data"][-1]["schedule_id"].endswith("_query_100000")
         wait_until(lambda: batch_of(api, batch["batch_id"])["progress"]["success"] > 100)
-        cancelled = api.delete(f"/query/batch/{batch['batch_id']}").json()["data"]
+        response = api.delete(f"/query/batch/{batch['batch_id']}")
+        assert response.status_code == 200, response.text
+        cancelled = response.json()["data"]
         assert sum(cancelled["progress"].values()) == 100_000

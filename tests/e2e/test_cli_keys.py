@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 
 import httpx
 
-from support import ServerProcess
+from support import ServerProcess, run_cli
 
 
 def cli(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "QB_DATA_DIR": str(server.data_dir)}
-    return subprocess.run(
-        [sys.executable, "-m", "querybatch", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_cli(server, *args)
 
 
 def test_a_created_key_is_printed_alone_with_quiet_and_works(server: ServerProcess) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from pathlib import Path
 
@@ -37,10 +36,7 @@ def test_a_query_running_when_the_server_is_killed_finishes_after_the_restart(
             )
     finally:
         first.kill()
-    with sqlite3.connect(data_dir / "querybatch.db") as db:
-        (status,) = db.execute(
-            "SELECT status FROM queries WHERE schedule_id = ?", (schedule_id,)
-        ).fetchone()
+    ((status,),) = first.sql("SELECT status FROM queries WHERE schedule_id = :s", s=schedule_id)
     assert status == "RUNNING"  # as the crash left it
 
     second = ServerProcess(data_dir).start()

@@ -23,9 +23,14 @@ SPEC = {
 }
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.open(f"sqlite:///{tmp_path / 'jobs.db'}", result_ttl=3600)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The store on SQLite, and on PostgreSQL in a schema of its own."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    else:
+        url = request.getfixturevalue("pg_schema")[0]
+    opened = Store.open(url, result_ttl=3600)
     yield opened
     opened.close()
 

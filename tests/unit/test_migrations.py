@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -11,8 +12,17 @@ from querybatch.store.database import Database
 from querybatch.store.tables import metadata
 
 
-def test_upgrade_head_matches_the_models(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'm.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'm.db'}"
+    url: str = request.getfixturevalue("pg_schema")[0]
+    return url
+
+
+def test_upgrade_head_matches_the_models(database_url: str) -> None:
+    db = Database(database_url)
     try:
         db.migrate()
         with db.engine.connect() as conn:
@@ -22,8 +32,8 @@ def test_upgrade_head_matches_the_models(tmp_path: Path) -> None:
         db.close()
 
 
-def test_migrating_twice_is_harmless(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'm.db'}")
+def test_migrating_twice_is_harmless(database_url: str) -> None:
+    db = Database(database_url)
     try:
         db.migrate()
         db.migrate()

@@ -15,7 +15,7 @@ router = APIRouter(tags=["Operations"])
 async def healthz(services: ServicesDep) -> Response:
     """200 with ``status: ok`` when the store and the executor answer, else 503."""
     store_ok = await services.store.db.read(services.store.db.ping)
-    executor_ok = services.engine.executor.healthy()
+    executor_ok = await services.engine.executor.healthy()
     healthy = store_ok and executor_ok
     body = {
         "status": "ok" if healthy else "unavailable",

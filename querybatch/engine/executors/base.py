@@ -41,6 +41,12 @@ class Executor(ABC):
     async def stop(self) -> None:
         """Stop every run and release resources; unfinished sub-queries are run again later."""
 
-    def healthy(self) -> bool:
+    async def healthy(self) -> bool:
         """Whether the executor can reach what it needs (the broker, for Celery)."""
         return True
+
+    def adopt(self, items: Sequence[WorkItem]) -> None:  # noqa: B027 - optional hook
+        """Track sub-queries another node handed out (this node just became the leader)."""
+
+    def forget(self) -> None:  # noqa: B027 - optional hook
+        """Stop tracking handed-out sub-queries (this node no longer leads)."""

@@ -89,19 +89,20 @@ class LocalExecutor(Executor):
                 shared.set_result(None)
                 return None
         except BaseException:
-            shared.set_result(None)
+            if not shared.done():
+                shared.set_result(None)
             raise
         finally:
             if self._leaders.get(key) is shared:
                 del self._leaders[key]
         written = self.recorder.finished(outcome)
-        written.add_done_callback(
-            lambda done: shared.set_result(
-                outcome
-                if outcome.result is not None and not done.exception() and done.result()
-                else None
-            )
-        )
+
+        def share(done: asyncio.Future[bool]) -> None:
+            ok = not done.cancelled() and done.exception() is None and done.result()
+            if not shared.done():
+                shared.set_result(outcome if ok and outcome.result is not None else None)
+
+        written.add_done_callback(share)
         return outcome
 
     @staticmethod
@@ -116,6 +117,7 @@ class LocalExecutor(Executor):
             attempt=item.attempt,
             status=shared.status,
             end_time=shared.end_time,
+            ds_id=shared.ds_id,
             shared_result_id=shared.result.id,
             excluded_accounts=shared.excluded_accounts,
         )

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 03:42:30.994600
+Create Date: 2026-11-24 03:49:58.360736
 
 """
 
@@ -100,6 +100,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name", name=op.f("pk_server_state")),
     )
     op.create_table(
+        "source_stats",
+        sa.Column("ds_id", sa.String(length=50), nullable=False),
+        sa.Column("status", sa.String(length=10), nullable=False),
+        sa.Column("finished", sa.BigInteger(), nullable=False),
+        sa.Column("run_seconds", sa.Double(), nullable=False),
+        sa.PrimaryKeyConstraint("ds_id", "status", name=op.f("pk_source_stats")),
+    )
+    op.create_table(
         "api_keys",
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("name", sa.String(length=255), nullable=False),
@@ -187,6 +195,7 @@ def downgrade() -> None:
 
     op.drop_table("queries")
     op.drop_table("api_keys")
+    op.drop_table("source_stats")
     op.drop_table("server_state")
     op.drop_table("roles")
     op.drop_table("results")

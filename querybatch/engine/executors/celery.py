@@ -1,0 +1,239 @@
+"""The scale-out executor: sub-queries run as Celery tasks on ``querybatch worker`` processes.
+
+The leader node hands claimed sub-queries to the broker in chunks of one batch each (one
+task per chunk shares the per-task cost); a worker runs a chunk's sub-queries concurrently
+and writes their rows and outcomes to the shared store itself. Tasks are acknowledged late,
+so a killed worker's chunk is delivered again; a redelivered run may take over its own
+attempt, and whichever run records first wins, so rows are stored exactly once.
+
+The leader learns that runs ended from a Redis channel the workers publish to, and, in case
+a notice is lost, by asking the store every second which handed-out sub-queries ended.
+This is the only module that imports Celery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import orjson
+import redis
+import redis.asyncio as aioredis
+from celery import Celery, Task
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+
+from querybatch.engine.executors.base import DoneCallback, Executor
+from querybatch.settings import Settings
+from querybatch.store.records import WorkItem
+from querybatch.store.store import Store
+
+log = logging.getLogger(__name__)
+
+TASK_NAME = "querybatch.run_chunk"
+RECONCILE_SECONDS = 1.0
+
+
+def done_channel(settings: Settings) -> str:
+    """The Redis channel workers announce finished sub-queries on."""
+    return f"{settings.celery_queue}:done"
+
+
+def make_celery(settings: Settings) -> Celery:
+    """The Celery app of this deployment (the same on the leader and on every worker)."""
+    app = Celery("querybatch", broker=settings.broker_url, set_as_current=False)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        task_default_queue=settings.celery_queue,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": 2 * 3600},
+    )
+    app.task(name=TASK_NAME, bind=True)(_run_chunk)
+    return app
+
+
+def shared_redis(url: str) -> aioredis.Redis:
+    """A client of the shared Redis that retries once on a connection that went stale
+    (after a Redis restart the first command on an old connection fails)."""
+    return aioredis.Redis.from_url(
+        url,
+        socket_connect_timeout=2,
+        socket_timeout=5,
+        retry=AsyncRetry(NoBackoff(), 1),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+    )
+
+
+# -- worker side --------------------------------------------------------------------------
+
+_worker: dict[str, Any] = {}
+
+
+def _run_chunk(task: Task, payload: list[dict[str, Any]]) -> int:
+    """Run one chunk of sub-queries in this worker process; returns how many ran."""
+    from querybatch.engine.worker import WorkerRuntime
+
+    if "runtime" not in _worker:
+        settings = Settings()
+        loop = asyncio.new_event_loop()
+        runtime = WorkerRuntime(settings)
+        loop.run_until_complete(runtime.open())
+        _worker.update(
+            runtime=runtime,
+            loop=loop,
+            settings=settings,
+            redis=redis.Redis.from_url(settings.shared_redis_url)
+            if settings.shared_redis_url
+            else None,
+        )
+    redelivered = bool((task.request.delivery_info or {}).get("redelivered"))
+    items = [WorkItem(**{**entry, "takeover": redelivered}) for entry in payload]
+    _worker["loop"].run_until_complete(_worker["runtime"].run(items))
+    notice = orjson.dumps([[item.query_id, item.attempt] for item in items])
+    if _worker["redis"] is not None:
+        try:
+            _worker["redis"].publish(done_channel(_worker["settings"]), notice)
+        except redis.RedisError as exc:  # the leader's reconciliation will notice instead
+            log.warning("could not announce finished sub-queries: %s", exc)
+    return len(items)
+
+
+# -- leader side --------------------------------------------------------------------------
+
+
+class CeleryExecutor(Executor):
+    """Hands sub-queries to Celery workers and tracks them until they end."""
+
+    prefetch = False
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.app = make_celery(settings)
+        self._dispatched: dict[int, WorkItem] = {}
+        self._task_ids: dict[str, set[str]] = defaultdict(set)
+        self._sender = ThreadPoolExecutor(1, thread_name_prefix="qb-celery-send")
+        self._on_done: DoneCallback | None = None
+        self._loops: list[asyncio.Task[None]] = []
+        self._redis = shared_redis(settings.shared_redis_url) if settings.shared_redis_url else None
+
+    async def start(self, on_done: DoneCallback) -> None:
+        self._on_done = on_done
+        self._loops.append(asyncio.create_task(self._reconcile_forever(), name="qb-reconcile"))
+        if self._redis is not None:
+            self._loops.append(asyncio.create_task(self._listen_forever(), name="qb-done-notices"))
+
+    def capacity(self) -> int:
+        return self.settings.celery_max_in_flight - len(self._dispatched)
+
+    def submit(self, items: Sequence[WorkItem]) -> None:
+        by_batch: dict[str, list[WorkItem]] = defaultdict(list)
+        for item in items:
+            self._dispatched[item.query_id] = item
+            by_batch[item.batch_id].append(item)
+        loop = asyncio.get_running_loop()
+        size = self.settings.celery_chunk
+        for batch_id, group in by_batch.items():
+            for start in range(0, len(group), size):
+                payload = [dataclasses.asdict(i) for i in group[start : start + size]]
+                loop.run_in_executor(self._sender, self._send, loop, batch_id, payload)
+
+    def _send(
+        self, loop: asyncio.AbstractEventLoop, batch_id: str, payload: list[dict[str, Any]]
+    ) -> None:
+        try:
+            sent = self.app.send_task(TASK_NAME, args=[payload], queue=self.settings.celery_queue)
+        except Exception as exc:  # broker down: the claim lease expires and they are re-queued
+            log.error("could not hand %d sub-queries to the broker: %s", len(payload), exc)
+            return
+        loop.call_soon_threadsafe(self._remember, batch_id, str(sent.id))
+
+    def _remember(self, batch_id: str, task_id: str) -> None:
+        self._task_ids[batch_id].add(task_id)
+
+    async def cancel(self, query_ids: Collection[int]) -> None:
+        batches = {self._dispatched[q].batch_id for q in query_ids if q in self._dispatched}
+        task_ids = [t for b in batches for t in self._task_ids.pop(b, ())]
+        if task_ids:
+            # Queued chunks are dropped by the workers; running ones notice in the store that
+            # their sub-queries were stopped and let go of them.
+            await asyncio.get_running_loop().run_in_executor(self._sender, self._revoke, task_ids)
+
+    def _revoke(self, task_ids: list[str]) -> None:
+        try:
+            self.app.control.revoke(task_ids)
+        except Exception as exc:  # revoking is an optimisation; the store decides what runs
+            log.warning("could not revoke %d tasks: %s", len(task_ids), exc)
+
+    def running(self) -> list[WorkItem]:
+        return []  # workers renew the leases of what they run; a lost message must expire
+
+    def adopt(self, items: Sequence[WorkItem]) -> None:
+        for item in items:
+            self._dispatched[item.query_id] = item
+
+    def forget(self) -> None:
+        self._dispatched.clear()
+        self._task_ids.clear()
+
+    async def healthy(self) -> bool:
+        if self._redis is None:
+            return True
+        try:
+            return bool(await self._redis.ping())
+        except (redis.RedisError, OSError):
+            return False
+
+    async def stop(self) -> None:
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        self._sender.shutdown(wait=False, cancel_futures=True)
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    def _finish(self, pairs: Collection[tuple[int, int]]) -> None:
+        done = []
+        for query_id, attempt in pairs:
+            item = self._dispatched.get(query_id)
+            if item is not None and item.attempt == attempt:
+                done.append(self._dispatched.pop(query_id))
+        if done and self._on_done is not None:
+            self._on_done(done)
+
+    async def _reconcile_forever(self) -> None:
+        while True:
+            await asyncio.sleep(RECONCILE_SECONDS)
+            try:
+                pairs = [(i.query_id, i.attempt) for i in list(self._dispatched.values())]
+                if pairs:
+                    owned = await self.store.db.read(self.store.jobs.still_owned, pairs)
+                    self._finish([p for p in pairs if p[0] not in owned])
+            except Exception:
+                log.exception("reconciling handed-out sub-queries failed; retrying")
+
+    async def _listen_forever(self) -> None:
+        assert self._redis is not None
+        while True:
+            try:
+                async with self._redis.pubsub() as pubsub:
+                    await pubsub.subscribe(done_channel(self.settings))
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            self._finish(
+                                [(int(q), int(a)) for q, a in orjson.loads(message["data"])]
+                            )
+            except (redis.RedisError, OSError) as exc:
+                log.warning("lost the finished-sub-query channel (%s); reconnecting", exc)
+                await asyncio.sleep(1)

@@ -1,0 +1,270 @@
+"""Scale-out under failure, with real processes: PostgreSQL, Redis, Celery workers, API nodes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from support import (
+    DEPLOYMENT,
+    ServerProcess,
+    client,
+    drop_scaleout_schemas,
+    free_port,
+    kill_worker,
+    wait_until,
+)
+
+
+@pytest.fixture(autouse=True)
+def scaleout_only(postgres_url: str, redis_url: str) -> Iterator[None]:
+    DEPLOYMENT.update(mode="scaleout", postgres=postgres_url, redis=redis_url)
+    yield
+    DEPLOYMENT["mode"] = "embedded"
+    drop_scaleout_schemas()
+
+
+def day_batch(days: int, latency_ms: int, concurrency: int) -> dict[str, Any]:
+    """One sub-query per day (of January 2026) and per account (two)."""
+    return {
+        "queries": [
+            {
+                "ds_id": "DEMO_WEB",
+                "ds_accounts": ["web-0001", "web-0002"],
+                "fields": "date,account_id,sessions",
+                "start_date": "2026-01-01",
+                "end_date": f"2026-01-{days:02}",
+                "settings": {"demo_latency_ms": latency_ms},
+            }
+        ],
+        "split_dates_policy": "day",
+        "split_accounts_policy": "all",
+        "query_concurrency": concurrency,
+    }
+
+
+def batch_of(api: httpx.Client, batch_id: str) -> dict[str, Any]:
+    data: dict[str, Any] = api.get(f"/query/batch/{batch_id}").json()["data"]
+    return data
+
+
+def assert_every_result_stored_once(
+    server: ServerProcess, api: httpx.Client, batch_id: str
+) -> None:
+    """Each sub-query succeeded with exactly its rows, and no run left rows behind twice."""
+    items = api.get(f"/query/batch/{batch_id}/status", params={"limit": 1000}).json()["data"]
+    assert all(i["status_code"] == "SUCCESS" for i in items), [i["status_code"] for i in items]
+    for item in items:
+        rows = api.get(item["result_info"]["results_url"]).json()["data"][1:]
+        assert rows == [
+            [item["split_info"]["start_date"], item["split_info"]["ds_accounts"][0], rows[0][2]]
+        ]
+    ((results,),) = server.sql(
+        "SELECT count(DISTINCT result_id) FROM queries WHERE batch_id = :b", b=batch_id
+    )
+    ((chunks,),) = server.sql(
+        "SELECT count(*) FROM result_chunks WHERE result_id IN "
+        "(SELECT result_id FROM queries WHERE batch_id = :b)",
+        b=batch_id,
+    )
+    assert results == len(items) and chunks == len(items)
+    orphans = server.sql(
+        "SELECT count(*) FROM result_chunks WHERE result_id NOT IN (SELECT id FROM results)"
+    )[0][0]
+    assert orphans == 0
+
+
+def test_a_batch_completes_when_a_worker_is_killed_and_every_result_is_stored_once(
+    tmp_path: Path,
+) -> None:
+    server = ServerProcess(tmp_path / "node", workers=2).start()
+    try:
+        with client(server) as api:
+            batch_id = api.post("/query/batch", json=day_batch(20, 300, 10)).json()["data"][
+                "batch_id"
+            ]
+            wait_until(lambda: batch_of(api, batch_id)["progress"]["success"] >= 4)
+            kill_worker(server.worker_processes[0])
+            wait_until(lambda: batch_of(api, batch_id)["status_code"] == "STOPPED", timeout=90)
+            assert batch_of(api, batch_id)["progress"]["success"] == 40
+            assert_every_result_stored_once(server, api, batch_id)
+    finally:
+        server.stop()
+
+
+def test_two_api_nodes_on_one_database_serve_at_once_without_double_dispatch(
+    tmp_path: Path,
+) -> None:
+    first = ServerProcess(tmp_path / "cluster", workers=2).start()
+    second = ServerProcess(tmp_path / "cluster", workers=0).start()
+    try:
+        with client(first) as one, client(second) as two:
+            ids = [
+                node.post("/query/batch", json=day_batch(15, 50, 5)).json()["data"]["batch_id"]
+                for node in (one, two, one, two)
+            ]
+            for batch_id in ids:
+                # Each node answers for every batch, whichever node took it.
+                wait_until(
+                    lambda b=batch_id: batch_of(two, b)["status_code"] == "STOPPED", timeout=60
+                )
+                seen_by_one, seen_by_two = batch_of(one, batch_id), batch_of(two, batch_id)
+                assert seen_by_one.pop("links") != seen_by_two.pop("links")  # each its own URL
+                assert seen_by_one == seen_by_two
+            for batch_id in ids:
+                assert_every_result_stored_once(first, one, batch_id)
+            attempts = first.sql("SELECT max(attempt) FROM queries")[0][0]
+            assert attempts == 1  # nothing was handed out twice
+            leaders = [
+                "querybatch_node_leader 1.0" in httpx.get(node.url + "/metrics").text
+                for node in (first, second)
+            ]
+            assert sorted(leaders) == [False, True]
+    finally:
+        second.stop()
+        first.stop()
+
+
+def test_when_the_leading_node_dies_another_takes_over_the_batch(tmp_path: Path) -> None:
+    first = ServerProcess(tmp_path / "cluster", workers=1).start()
+    second = ServerProcess(tmp_path / "cluster", workers=1).start()
+    try:
+        with client(second) as api:
+            batch_id = api.post("/query/batch", json=day_batch(20, 200, 4)).json()["data"][
+                "batch_id"
+            ]
+            wait_until(lambda: batch_of(api, batch_id)["progress"]["success"] >= 4)
+            first.kill()
+            wait_until(lambda: batch_of(api, batch_id)["status_code"] == "STOPPED", timeout=90)
+            assert batch_of(api, batch_id)["progress"]["success"] == 40
+            assert_every_result_stored_once(second, api, batch_id)
+    finally:
+        second.stop()
+        first.stop()
+
+
+class PrivateRedis:
+    """A Redis of one test's own, which the test may stop and start again."""
+
+    def __init__(self, binary: str) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.command = [
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        time.sleep(0.3)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(5)
+            self.process = None
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed")
+    redis = PrivateRedis(binary)
+    redis.start()
+    yield redis
+    redis.stop()
+
+
+def test_a_batch_completes_when_the_broker_restarts_mid_batch(
+    tmp_path: Path, private_redis: PrivateRedis
+) -> None:
+    server = ServerProcess(
+        tmp_path / "node", {"QB_BROKER_URL": private_redis.url}, workers=2
+    ).start()
+    try:
+        with client(server) as api:
+            batch_id = api.post("/query/batch", json=day_batch(20, 200, 8)).json()["data"][
+                "batch_id"
+            ]
+            wait_until(lambda: batch_of(api, batch_id)["progress"]["success"] >= 4)
+            # Everything queued in the broker is lost with it.
+            private_redis.stop()
+            assert httpx.get(server.url + "/healthz").status_code == 503
+            time.sleep(1)
+            private_redis.start()
+            wait_until(lambda: batch_of(api, batch_id)["status_code"] == "STOPPED", timeout=120)
+            assert batch_of(api, batch_id)["progress"]["success"] == 40
+            assert_every_result_stored_once(server, api, batch_id)
+            assert httpx.get(server.url + "/healthz").json()["executor"] == "ok"
+    finally:
+        server.stop()
+
+
+def test_health_says_which_dependency_is_unreachable(
+    tmp_path: Path, private_redis: PrivateRedis
+) -> None:
+    server = ServerProcess(
+        tmp_path / "node", {"QB_BROKER_URL": private_redis.url}, workers=0
+    ).start()
+    try:
+        assert httpx.get(server.url + "/healthz").json()["status"] == "ok"
+        private_redis.stop()
+        health = httpx.get(server.url + "/healthz")
+        assert health.status_code == 503
+        assert health.json() == {"status": "unavailable", "store": "ok", "executor": "unreachable"}
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_serve_and_worker_refuse_to_start_without_their_broker_or_database(
+    tmp_path: Path, pg_schema: tuple[str, str], command: str
+) -> None:
+    dead_broker = f"redis://127.0.0.1:{free_port()}/0"
+    dead_database = f"postgresql://postgres@127.0.0.1:{free_port()}/test"
+    base = {
+        "QB_DATA_DIR": str(tmp_path),
+        "QB_EXECUTOR": "celery",
+        "QB_PORT": str(free_port()),
+        "QB_DATABASE_URL": pg_schema[0],
+        "QB_BROKER_URL": dead_broker,
+    }
+    for env, expected in (
+        (base, "broker"),
+        (
+            {**base, "QB_DATABASE_URL": dead_database, "QB_BROKER_URL": DEPLOYMENT["redis"]},
+            "database",
+        ),
+        ({**base, "QB_BROKER_URL": "amqp://"}, "QB_BROKER_URL"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "querybatch", command],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode != 0
+        assert "Traceback" not in done.stderr
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert lines and lines[0].startswith("error:") and expected in done.stderr, done.stderr
