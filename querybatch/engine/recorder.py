@@ -83,7 +83,7 @@ class Recorder:
         now = time.time()
         try:
             began, applied, stopped = await self.store.db.write(
-                self.store.jobs.record_runs,
+                self.store.runs.record_runs,
                 [(item, at) for item, at, _ in started],
                 [outcome for outcome, _ in ended],
                 now + self.lease_seconds,

@@ -27,9 +27,9 @@ from querybatch.errors import (
     TransientConnectorError,
     UpstreamRateLimited,
 )
-from querybatch.store.jobs import new_result_id
 from querybatch.store.records import ErrorInfo, NewResult, Outcome, WorkItem
 from querybatch.store.results import CHUNK_ROWS, encode_rows
+from querybatch.store.runs import new_result_id
 
 log = logging.getLogger(__name__)
 

@@ -124,7 +124,7 @@ class Scheduler:
                 self._step_down()
                 return
             if became:
-                adopted = await self.store.db.read(self.store.jobs.in_flight_items)
+                adopted = await self.store.db.read(self.store.runs.in_flight_items)
                 self.executor.adopt(adopted)
         now = time.time()
         await self._refresh_lanes(now)
@@ -133,7 +133,7 @@ class Scheduler:
         await self._maintain_leases(now)
         if now - self._last_sweep >= self.settings.sweep_seconds:
             self._last_sweep = now
-            await self.store.db.write(self.store.jobs.sweep, now, self.settings.orphan_grace)
+            await self.store.db.write(self.store.upkeep.sweep, now, self.settings.orphan_grace)
         self._refill()
         self._pump()
 
@@ -177,7 +177,7 @@ class Scheduler:
     # -- lanes ------------------------------------------------------------------------------
 
     async def _refresh_lanes(self, now: float) -> None:
-        records = await self.store.db.read(self.store.jobs.active_lanes)
+        records = await self.store.db.read(self.store.runs.active_lanes)
         seen = set()
         for record in records:
             if record.schedule_time > now:
@@ -215,7 +215,7 @@ class Scheduler:
             start = lane.record.start_time
             if start is not None and start + lane.record.timeout_seconds < now:
                 in_flight, _ = await self.store.db.write(
-                    self.store.jobs.stop_batch, lane.batch_id, now, cancelled=False
+                    self.store.runs.stop_batch, lane.batch_id, now, cancelled=False
                 )
                 await self.stop_lane(lane.batch_id, in_flight)
                 self.on_stopped([lane.batch_id])
@@ -228,10 +228,10 @@ class Scheduler:
                 *self.executor.running(),
                 *(i for lane in self.lanes.values() for i in lane.buffer),
             ]
-            await self.store.db.write(self.store.jobs.renew_leases, held, now + lease)
+            await self.store.db.write(self.store.runs.renew_leases, held, now + lease)
         if now - self._last_requeue >= lease / 2:
             self._last_requeue = now
-            if await self.store.db.write(self.store.jobs.requeue, now):
+            if await self.store.db.write(self.store.runs.requeue, now):
                 for lane in self.lanes.values():
                     lane.exhausted = False
 
@@ -257,7 +257,7 @@ class Scheduler:
         now = time.time()
         try:
             items = await self.store.db.write(
-                self.store.jobs.claim,
+                self.store.runs.claim,
                 lane.record,
                 wanted,
                 now,

@@ -98,10 +98,10 @@ class Engine:
             self.store.db.hold_exclusive_lock()
             # Nothing runs in this process yet: whatever the store says is claimed or running
             # was lost with the previous process and runs again, from scratch.
-            moved = await self.store.db.write(self.store.jobs.requeue, time.time(), everything=True)
+            moved = await self.store.db.write(self.store.runs.requeue, time.time(), everything=True)
             if moved:
                 log.info("put %d interrupted sub-queries back on the schedule", moved)
-            await self.store.db.write(self.store.jobs.sweep, time.time(), 0.0)
+            await self.store.db.write(self.store.upkeep.sweep, time.time(), 0.0)
         secret = await self.store.db.write(self.store.keys.server_secret, self.settings.secret)
         self.callbacks = CallbackSender(self.store, secret)
         self.recorder.start()
@@ -211,7 +211,7 @@ class Engine:
     async def cancel_batch(self, batch: BatchRecord) -> None:
         """Stop a batch: nothing new starts, running sub-queries are let go, results stay."""
         in_flight, _ = await self.store.db.write(
-            self.store.jobs.stop_batch, batch.id, time.time(), cancelled=True
+            self.store.runs.stop_batch, batch.id, time.time(), cancelled=True
         )
         await self.scheduler.stop_lane(batch.id, in_flight)
         self._stopped([batch.id])

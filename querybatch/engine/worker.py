@@ -91,7 +91,7 @@ class WorkerRuntime:
                 if time.monotonic() - last_renewal > self.settings.lease_seconds / 3:
                     last_renewal = time.monotonic()
                     await self.store.db.write(
-                        self.store.jobs.renew_leases,
+                        self.store.runs.renew_leases,
                         pending,
                         time.time() + self.settings.lease_seconds,
                     )
@@ -101,7 +101,7 @@ class WorkerRuntime:
 
     async def _let_go_of_lost(self, pending: Sequence[WorkItem]) -> None:
         owned = await self.store.db.read(
-            self.store.jobs.still_owned, [(i.query_id, i.attempt) for i in pending]
+            self.store.runs.still_owned, [(i.query_id, i.attempt) for i in pending]
         )
         lost = [i.query_id for i in pending if i.query_id not in owned]
         if lost:

@@ -10,6 +10,8 @@ from querybatch.store.database import Database
 from querybatch.store.jobs import JobStore
 from querybatch.store.keys import KeyStore
 from querybatch.store.results import ResultStore
+from querybatch.store.runs import RunStore
+from querybatch.store.upkeep import UpkeepStore
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,8 @@ class Store:
     db: Database
     keys: KeyStore
     jobs: JobStore
+    runs: RunStore
+    upkeep: UpkeepStore
     results: ResultStore
     bulk: BulkStore
     files: FileStore
@@ -33,6 +37,8 @@ class Store:
             db=db,
             keys=KeyStore(db),
             jobs=JobStore(db, result_ttl),
+            runs=RunStore(db),
+            upkeep=UpkeepStore(db, result_ttl),
             results=ResultStore(db),
             bulk=BulkStore(db),
             files=FileStore(db),

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from querybatch.domain.status import BatchStatus, QueryStatus
-from querybatch.store.jobs import new_result_id
 from querybatch.store.records import BatchRecord, ErrorInfo, NewResult, Outcome, WorkItem
 from querybatch.store.results import encode_rows
+from querybatch.store.runs import new_result_id
 from querybatch.store.store import Store
 
 SPEC = {
@@ -51,13 +51,13 @@ def make_batch(store: Store, n: int, batch_id: str = "qrb_000000000001") -> Batc
 
 
 def lane_of(store: Store, batch_id: str) -> object:
-    return next(lane for lane in store.jobs.active_lanes() if lane.batch_id == batch_id)
+    return next(lane for lane in store.runs.active_lanes() if lane.batch_id == batch_id)
 
 
 def claim(store: Store, batch_id: str, n: int) -> list[WorkItem]:
     lane = lane_of(store, batch_id)
     now = time.time()
-    return store.jobs.claim(lane, n, now, now + 30)  # type: ignore[arg-type]
+    return store.runs.claim(lane, n, now, now + 30)  # type: ignore[arg-type]
 
 
 def success(item: WorkItem, rows: int = 1) -> Outcome:
@@ -94,7 +94,7 @@ def test_claims_take_queries_in_order_and_start_the_batch(store: Store) -> None:
 def test_counters_follow_every_transition_and_the_batch_stops_when_all_ended(store: Store) -> None:
     make_batch(store, 3)
     items = claim(store, "qrb_000000000001", 3)
-    began, _, _ = store.jobs.record_runs(
+    began, _, _ = store.runs.record_runs(
         [(i, time.time()) for i in items], [], time.time() + 30, time.time()
     )
     assert began == [True, True, True]
@@ -107,12 +107,12 @@ def test_counters_follow_every_transition_and_the_batch_stops_when_all_ended(sto
         time.time(),
         error=ErrorInfo("CONNECTOR_ERROR", "boom"),
     )
-    _, ended, stopped = store.jobs.record_runs(
+    _, ended, stopped = store.runs.record_runs(
         [], [success(items[0]), failed], time.time() + 30, time.time()
     )
     assert ended == [True, True] and stopped == []
     assert counts(store) == (0, 1, 1, 1, 0)
-    _, _, stopped = store.jobs.record_runs([], [success(items[2])], time.time() + 30, time.time())
+    _, _, stopped = store.runs.record_runs([], [success(items[2])], time.time() + 30, time.time())
     assert stopped == ["qrb_000000000001"]
     batch = store.jobs.get_batch("acme", "qrb_000000000001", time.time())
     assert batch is not None and batch.status is BatchStatus.STOPPED and batch.end_time
@@ -121,26 +121,26 @@ def test_counters_follow_every_transition_and_the_batch_stops_when_all_ended(sto
 def test_an_outcome_of_a_superseded_attempt_is_ignored_and_its_rows_dropped(store: Store) -> None:
     make_batch(store, 1)
     (stale,) = claim(store, "qrb_000000000001", 1)
-    store.jobs.record_runs([(stale, time.time())], [], time.time() + 30, time.time())
+    store.runs.record_runs([(stale, time.time())], [], time.time() + 30, time.time())
     # The run went silent: its lease expires and the query goes back on the schedule.
-    assert store.jobs.requeue(time.time() + 60) == 1
+    assert store.runs.requeue(time.time() + 60) == 1
     assert counts(store) == (1, 0, 0, 0, 0)
     (fresh,) = claim(store, "qrb_000000000001", 1)
     assert fresh.attempt == stale.attempt + 1
-    store.jobs.record_runs([(fresh, time.time())], [], time.time() + 30, time.time())
+    store.runs.record_runs([(fresh, time.time())], [], time.time() + 30, time.time())
     late = success(stale, rows=3)
-    _, ended, _ = store.jobs.record_runs([], [late], time.time() + 30, time.time())
+    _, ended, _ = store.runs.record_runs([], [late], time.time() + 30, time.time())
     assert ended == [False]
     assert store.results.read_chunks(late.result.id, 0, 10) == []  # type: ignore[union-attr]
     on_time = success(fresh, rows=2)
-    _, ended, _ = store.jobs.record_runs([], [on_time], time.time() + 30, time.time())
+    _, ended, _ = store.runs.record_runs([], [on_time], time.time() + 30, time.time())
     assert ended == [True]
     query = store.jobs.get_query("acme", "qrb_000000000001_query_1", time.time())
     assert query is not None and query.result is not None
     assert query.result.total_rows == 2
     # A redelivered copy of the same attempt that finishes later records nothing: rows stay once.
     duplicate = success(fresh, rows=2)
-    _, ended, _ = store.jobs.record_runs([], [duplicate], time.time() + 30, time.time())
+    _, ended, _ = store.runs.record_runs([], [duplicate], time.time() + 30, time.time())
     assert ended == [False]
     assert store.results.read_chunks(duplicate.result.id, 0, 10) == []  # type: ignore[union-attr]
     assert len(store.results.read_chunks(on_time.result.id, 0, 10)) == 1  # type: ignore[union-attr]
@@ -150,9 +150,9 @@ def test_an_outcome_of_a_superseded_attempt_is_ignored_and_its_rows_dropped(stor
 def test_stopping_a_batch_stops_what_had_not_finished_and_keeps_results(store: Store) -> None:
     make_batch(store, 4)
     items = claim(store, "qrb_000000000001", 2)
-    store.jobs.record_runs([(i, time.time()) for i in items], [], 0, time.time())
-    store.jobs.record_runs([], [success(items[0])], 0, time.time())
-    in_flight, stopped_now = store.jobs.stop_batch("qrb_000000000001", time.time(), cancelled=True)
+    store.runs.record_runs([(i, time.time()) for i in items], [], 0, time.time())
+    store.runs.record_runs([], [success(items[0])], 0, time.time())
+    in_flight, stopped_now = store.runs.stop_batch("qrb_000000000001", time.time(), cancelled=True)
     assert stopped_now
     assert in_flight == [items[1].query_id]
     assert counts(store) == (0, 0, 1, 0, 3)
@@ -161,9 +161,9 @@ def test_stopping_a_batch_stops_what_had_not_finished_and_keeps_results(store: S
     kept = store.jobs.get_query("acme", "qrb_000000000001_query_1", time.time())
     assert kept is not None and kept.status is QueryStatus.SUCCESS
     # A run that was still going cannot record anything any more.
-    _, ended, _ = store.jobs.record_runs([], [success(items[1])], 0, time.time())
+    _, ended, _ = store.runs.record_runs([], [success(items[1])], 0, time.time())
     assert ended == [False]
-    assert store.jobs.stop_batch("qrb_000000000001", time.time(), cancelled=True) == ([], False)
+    assert store.runs.stop_batch("qrb_000000000001", time.time(), cancelled=True) == ([], False)
 
 
 def test_another_tenant_cannot_see_a_batch_or_its_queries(store: Store) -> None:
@@ -176,9 +176,9 @@ def test_expired_batches_are_swept_with_their_rows(store: Store) -> None:
     make_batch(store, 1)
     (item,) = claim(store, "qrb_000000000001", 1)
     outcome = success(item)
-    store.jobs.record_runs([(item, time.time())], [], 0, time.time())
-    store.jobs.record_runs([], [outcome], 0, time.time())
+    store.runs.record_runs([(item, time.time())], [], 0, time.time())
+    store.runs.record_runs([], [outcome], 0, time.time())
     later = time.time() + 3601
     assert store.jobs.get_batch("acme", "qrb_000000000001", later) is None
-    assert store.jobs.sweep(later, 0) == 1
+    assert store.upkeep.sweep(later, 0) == 1
     assert store.results.read_chunks(outcome.result.id, 0, 10) == []  # type: ignore[union-attr]

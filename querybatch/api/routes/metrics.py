@@ -28,9 +28,9 @@ class _Snapshot(Collector):
 @router.get("/metrics", name="metrics", operation_id="metrics", response_class=Response)
 async def metrics(services: ServicesDep) -> Response:
     """Queue depth, running sub-queries, and sub-queries finished per data source and status."""
-    jobs = services.store.jobs
-    waiting, running, active = await services.store.db.read(jobs.queue_totals)
-    totals = await services.store.db.read(jobs.source_totals)
+    upkeep = services.store.upkeep
+    waiting, running, active = await services.store.db.read(upkeep.queue_totals)
+    totals = await services.store.db.read(upkeep.source_totals)
 
     def gauge(name: str, text: str, value: float) -> GaugeMetricFamily:
         return GaugeMetricFamily(name, text, value=value)
