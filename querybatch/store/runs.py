@@ -137,6 +137,13 @@ class RunStore:
         ordered = sorted(enumerate(outcomes), key=lambda pair: (pair[1].batch_id, pair[1].query_id))
         with self.db.writing() as conn:
             lock_batches(conn, [o.batch_id for o in outcomes] + [i.batch_id for i, _ in started])
+            if self._record_all(conn, started, outcomes, lease_until):
+                for outcome in outcomes:
+                    deltas.move(outcome.batch_id, QueryStatus.RUNNING, outcome.status)
+                for item, _ in started:
+                    deltas.move(item.batch_id, QueryStatus.QUEUED, QueryStatus.RUNNING)
+                count_finished(conn, outcomes)
+                return [True] * len(started), [True] * len(outcomes), deltas.apply(conn, now)
             for index, outcome in ordered:
                 ended[index] = self._apply_outcome(conn, outcome, deltas)
             for index, (item, at) in enumerate(started):
@@ -155,49 +162,54 @@ class RunStore:
             stopped = deltas.apply(conn, now)
         return began, ended, stopped
 
+    @staticmethod
+    def _record_all(
+        conn: Connection,
+        started: Sequence[tuple[WorkItem, float]],
+        outcomes: Sequence[Outcome],
+        lease_until: float,
+    ) -> bool:
+        """The common case in a few statements: every run still owns its query.
+
+        Each kind of row is written with one executemany; if the number of rows updated
+        shows that some run lost its query, everything is undone (a savepoint) and the
+        caller records run by run instead.
+        """
+        if not conn.dialect.supports_sane_multi_rowcount or any(i.takeover for i, _ in started):
+            return False
+        savepoint = conn.begin_nested()
+        new_results = [o for o in outcomes if o.result is not None]
+        if new_results:
+            conn.execute(insert(results), [_result_row(o) for o in new_results])
+        if outcomes and conn.execute(
+            _FINISH, [_finish_params(o) for o in outcomes]
+        ).rowcount != len(outcomes):
+            savepoint.rollback()
+            return False
+        starts = [
+            {"q_id": i.query_id, "q_attempt": i.attempt, "at": at, "lease": lease_until}
+            for i, at in started
+        ]
+        if starts and conn.execute(_START, starts).rowcount != len(starts):
+            savepoint.rollback()
+            return False
+        chunks = [chunk for o in new_results for chunk in _chunk_rows(o)]
+        if chunks:
+            conn.execute(_INSERT_CHUNK, chunks)
+        savepoint.commit()
+        return True
+
     def _apply_outcome(self, conn: Connection, outcome: Outcome, deltas: Deltas) -> bool:
-        result_id = outcome.shared_result_id
         if outcome.result is not None:
-            result_id = outcome.result.id
-            conn.execute(
-                insert(results).values(
-                    id=outcome.result.id,
-                    total_rows=outcome.result.total_rows,
-                    total_columns=outcome.result.total_columns,
-                    run_seconds=outcome.result.run_seconds,
-                    created_at=outcome.end_time,
-                )
-            )
-        error = outcome.error
-        changed = conn.execute(
-            _FINISH,
-            {
-                "q_id": outcome.query_id,
-                "q_attempt": outcome.attempt,
-                "new_status": outcome.status,
-                "end": outcome.end_time,
-                "result": result_id,
-                "e_code": error.code if error else None,
-                "e_message": error.message[:255] if error else None,
-                "e_description": (error.description or None) if error else None,
-                "excluded": outcome.excluded_accounts,
-            },
-        ).rowcount
+            conn.execute(insert(results).values(_result_row(outcome)))
+        changed = conn.execute(_FINISH, _finish_params(outcome)).rowcount
         if outcome.result is not None:
             if changed:
-                chunks = [
-                    {
-                        "r_id": result_id,
-                        "seq": seq,
-                        "n": n,
-                        "payload": payload,
-                        "at": outcome.end_time,
-                    }
-                    for seq, n, payload in outcome.result.last_chunks
-                ]
+                chunks = _chunk_rows(outcome)
                 if chunks:
                     conn.execute(_INSERT_CHUNK, chunks)
             else:
+                result_id = outcome.result.id
                 conn.execute(delete(results).where(results.c.id == result_id))
                 conn.execute(delete(result_chunks).where(result_chunks.c.result_id == result_id))
         deltas.move(outcome.batch_id, QueryStatus.RUNNING, outcome.status, changed)
@@ -317,6 +329,40 @@ class RunStore:
                 )
                 for row in rows
             ]
+
+
+def _result_row(outcome: Outcome) -> dict[str, Any]:
+    assert outcome.result is not None
+    return {
+        "id": outcome.result.id,
+        "total_rows": outcome.result.total_rows,
+        "total_columns": outcome.result.total_columns,
+        "run_seconds": outcome.result.run_seconds,
+        "created_at": outcome.end_time,
+    }
+
+
+def _finish_params(outcome: Outcome) -> dict[str, Any]:
+    error = outcome.error
+    return {
+        "q_id": outcome.query_id,
+        "q_attempt": outcome.attempt,
+        "new_status": outcome.status,
+        "end": outcome.end_time,
+        "result": outcome.result.id if outcome.result is not None else outcome.shared_result_id,
+        "e_code": error.code if error else None,
+        "e_message": error.message[:255] if error else None,
+        "e_description": (error.description or None) if error else None,
+        "excluded": outcome.excluded_accounts,
+    }
+
+
+def _chunk_rows(outcome: Outcome) -> list[dict[str, Any]]:
+    assert outcome.result is not None
+    return [
+        {"r_id": outcome.result.id, "seq": seq, "n": n, "payload": payload, "at": outcome.end_time}
+        for seq, n, payload in outcome.result.last_chunks
+    ]
 
 
 def new_result_id() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -182,3 +183,17 @@ def test_expired_batches_are_swept_with_their_rows(store: Store) -> None:
     assert store.jobs.get_batch("acme", "qrb_000000000001", later) is None
     assert store.upkeep.sweep(later, 0) == 1
     assert store.results.read_chunks(outcome.result.id, 0, 10) == []  # type: ignore[union-attr]
+
+
+def test_one_stale_outcome_among_many_leaves_the_others_recorded(store: Store) -> None:
+    make_batch(store, 3)
+    items = claim(store, "qrb_000000000001", 3)
+    store.runs.record_runs([(i, time.time()) for i in items], [], time.time() + 30, time.time())
+    stale = dataclasses.replace(items[1], attempt=items[1].attempt + 7)
+    outcomes = [success(items[0]), success(stale), success(items[2])]
+    _, ended, _ = store.runs.record_runs([], outcomes, time.time() + 30, time.time())
+    assert ended == [True, False, True]
+    assert counts(store) == (0, 1, 2, 0, 0)
+    assert store.results.read_chunks(outcomes[1].result.id, 0, 10) == []  # type: ignore[union-attr]
+    for kept in (outcomes[0], outcomes[2]):
+        assert len(store.results.read_chunks(kept.result.id, 0, 10)) == 1  # type: ignore[union-attr]
