@@ -15,6 +15,7 @@ from querybatch.api.formats import MEDIA_TYPES, Columns, rows_stream, stored_row
 from querybatch.api.services import Services
 from querybatch.domain.status import QueryStatus
 from querybatch.store.records import QueryRecord
+from querybatch.store.results import CHUNK_ROWS
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +60,10 @@ def route_prefix(request: Request) -> str:
 
 async def status_response(services: Services, request: Request, query: QueryRecord) -> Response:
     """The status shape: status code, progress, workflow counters, empty data."""
-    workflow = await services.store.db.read(services.store.jobs.workflow, query.account)
+    workflow = await services.reads.read(
+        ("workflow", query.account),
+        lambda: services.store.db.read(services.store.jobs.workflow, query.account),
+    )
     meta = shapes.status_meta(request_id_of(request), query, workflow)
     return json_response({"meta": meta, "data": []})
 
@@ -113,6 +117,10 @@ async def rows_response(
         no_headers=_truthy(settings.get("no_headers")),
     )
     headers = {"X-Schedule-Id": query.schedule_id, "X-Total-Rows": str(total)}
+    if end - offset <= CHUNK_ROWS:
+        # A small page is cheaper sent whole than streamed piece by piece.
+        whole = b"".join([part async for part in body])
+        return Response(whole, media_type=MEDIA_TYPES[fmt], headers=headers)
     return StreamingResponse(body, media_type=MEDIA_TYPES[fmt], headers=headers)
 
 

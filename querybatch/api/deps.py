@@ -12,8 +12,8 @@ from querybatch.api.params import body_params
 from querybatch.api.services import Services
 
 
-def get_services(request: Request) -> Services:
-    """The services the app was built with."""
+async def get_services(request: Request) -> Services:
+    """The services the app was built with (async: a plain def would cost a thread hop)."""
     services: Services = request.app.state.services
     return services
 

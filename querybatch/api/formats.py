@@ -58,7 +58,10 @@ async def stored_rows(store: Store, result_id: str, offset: int, end: int) -> Ro
     first, last = chunk_span(offset, end)
     for seq in range(first, last + 1, CHUNKS_PER_READ):
         upto = min(last, seq + CHUNKS_PER_READ - 1)
-        payloads = await store.db.read(store.results.read_chunks, result_id, seq, upto)
+        # Finished results are often read again (polling): the cache spares a thread hop.
+        payloads = store.results.cache.get(result_id, seq, upto)
+        if payloads is None:
+            payloads = await store.db.read(store.results.read_chunks, result_id, seq, upto)
         for index, payload in enumerate(payloads):
             base = (seq + index) * CHUNK_ROWS
             rows = decode_rows(payload)

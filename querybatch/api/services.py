@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from querybatch.api.auth import KeyCache
+from querybatch.api.coalesce import Coalescer
 from querybatch.api.links import Links
 from querybatch.api.ratelimit import RateLimiter
 from querybatch.connectors.registry import SourceRegistry
@@ -26,3 +27,4 @@ class Services:
     limiter: RateLimiter
     links: Links
     bulk: BulkRunner
+    reads: Coalescer = field(default_factory=Coalescer)

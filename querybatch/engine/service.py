@@ -6,6 +6,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -33,6 +34,8 @@ from querybatch.store.records import BatchRecord, QueryRecord
 from querybatch.store.store import Store
 
 log = logging.getLogger(__name__)
+
+ENDED_QUERIES_KEPT = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,7 @@ class Engine:
             Leadership(store.db) if scale_out else None,
         )
         self._loop_task: asyncio.Task[None] | None = None
+        self._ended: OrderedDict[tuple[str, str], tuple[QueryRecord, float]] = OrderedDict()
         self._callback_task: asyncio.Task[None] | None = None
         self._batches_stopped = asyncio.Event()
         self.callbacks: CallbackSender | None = None
@@ -134,10 +138,27 @@ class Engine:
         return datetime.now(ZoneInfo(self.settings.timezone)).date()
 
     async def find_query(self, caller: Caller, ident: str) -> QueryRecord | None:
-        """A live query of the caller's tenant by schedule id (or by its first request id)."""
-        return await self.store.db.read(
-            self.store.jobs.get_query, caller.account, ident, time.time()
-        )
+        """A live query of the caller's tenant by schedule id (or by its first request id).
+
+        A query that ended never changes again until it expires, so its record is
+        remembered for a while and polling it costs no store read.
+        """
+        key = (caller.account, ident)
+        now = time.time()
+        known = self._ended.get(key)
+        if known is not None:
+            if known[1] >= now:
+                self._ended.move_to_end(key)
+                return known[0]
+            del self._ended[key]
+        query = await self.store.db.read(self.store.jobs.get_query, caller.account, ident, now)
+        if query is not None and query.status.is_final:
+            # In a batch still running, the query cannot expire before a full TTL from now.
+            valid_until = query.expires_at or now + min(self.settings.result_ttl, 60)
+            self._ended[key] = (query, valid_until)
+            if len(self._ended) > ENDED_QUERIES_KEPT:
+                self._ended.popitem(last=False)
+        return query
 
     async def plan(self, request: DataRequest) -> QuerySpec:
         """The query a data request describes, checked against its data source."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import RowMapping, and_, func, insert, or_, select
+from sqlalchemy import RowMapping, and_, bindparam, func, insert, or_, select
 
 from querybatch.domain.status import BatchStatus, QueryStatus
 from querybatch.store.database import Database
@@ -23,6 +23,30 @@ _RESULT_COLUMNS = [
     results.c.run_seconds,
     results.c.created_at.label("result_created_at"),
 ]
+
+
+# The hot reads (status polling), built once: SQLAlchemy then only binds the parameters.
+_GET_BATCH = select(batches).where(
+    batches.c.id == bindparam("b_id"),
+    batches.c.account == bindparam("account"),
+    batches.c.kind == "batch",
+)
+_QUERY_BASE = (
+    select(*_QUERY_COLUMNS, *_RESULT_COLUMNS)
+    .join(batches, batches.c.id == queries.c.batch_id)
+    .outerjoin(results, results.c.id == queries.c.result_id)
+)
+_QUERY_BY_SCHEDULE_ID = _QUERY_BASE.where(
+    queries.c.account == bindparam("account"), queries.c.schedule_id == bindparam("ident")
+)
+_QUERY_BY_REQUEST_ID = _QUERY_BASE.where(
+    queries.c.account == bindparam("account"), queries.c.request_id == bindparam("ident")
+)
+_BATCH_STATUS = select(batches.c.status).where(batches.c.id == bindparam("b_id"))
+_WORKFLOW = select(
+    func.coalesce(func.sum(batches.c.n_queued), 0),
+    func.coalesce(func.sum(batches.c.n_running), 0),
+).where(batches.c.status != BatchStatus.STOPPED, batches.c.account == bindparam("account"))
 
 
 class JobStore:
@@ -135,15 +159,7 @@ class JobStore:
         """A live query batch of this tenant, or None (unknown, another tenant's, expired)."""
         with self.db.reading() as conn:
             row = (
-                conn.execute(
-                    select(batches).where(
-                        batches.c.id == batch_id,
-                        batches.c.account == account,
-                        batches.c.kind == "batch",
-                    )
-                )
-                .mappings()
-                .first()
+                conn.execute(_GET_BATCH, {"b_id": batch_id, "account": account}).mappings().first()
             )
         if row is None or self._expired(row["end_time"], now):
             return None
@@ -204,27 +220,11 @@ class JobStore:
         The official SDK polls with the ``request_id`` of the first response as the schedule
         id, so both name the query.
         """
-        base = (
-            select(*_QUERY_COLUMNS, *_RESULT_COLUMNS)
-            .join(batches, batches.c.id == queries.c.batch_id)
-            .outerjoin(results, results.c.id == queries.c.result_id)
-        )
+        params = {"account": account, "ident": ident}
         with self.db.reading() as conn:
-            row = (
-                conn.execute(
-                    base.where(queries.c.account == account, queries.c.schedule_id == ident)
-                )
-                .mappings()
-                .first()
-            )
+            row = conn.execute(_QUERY_BY_SCHEDULE_ID, params).mappings().first()
             if row is None:
-                row = (
-                    conn.execute(
-                        base.where(queries.c.account == account, queries.c.request_id == ident)
-                    )
-                    .mappings()
-                    .first()
-                )
+                row = conn.execute(_QUERY_BY_REQUEST_ID, params).mappings().first()
         if row is None or self._expired(row["batch_end_time"], now):
             return None
         return self._query_record(row)
@@ -246,19 +246,14 @@ class JobStore:
         """The status of a batch, or None once it is gone."""
         with self.db.reading() as conn:
             status: str | None = conn.execute(
-                select(batches.c.status).where(batches.c.id == batch_id)
+                _BATCH_STATUS, {"b_id": batch_id}
             ).scalar_one_or_none()
         return status
 
     def workflow(self, account: str) -> tuple[int, int]:
         """(sub-queries waiting, sub-queries running) of a tenant, over all its batches."""
         with self.db.reading() as conn:
-            row = conn.execute(
-                select(
-                    func.coalesce(func.sum(batches.c.n_queued), 0),
-                    func.coalesce(func.sum(batches.c.n_running), 0),
-                ).where(batches.c.status != BatchStatus.STOPPED, batches.c.account == account)
-            ).one()
+            row = conn.execute(_WORKFLOW, {"account": account}).one()
         return int(row[0]), int(row[1])
 
     def _expired(self, end_time: float | None, now: float) -> bool:

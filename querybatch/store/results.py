@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 
 from querybatch.domain.fields import Row
 from querybatch.store.database import Database
@@ -31,11 +33,50 @@ def chunk_span(offset: int, end: int) -> tuple[int, int]:
     return offset // CHUNK_ROWS, (end - 1) // CHUNK_ROWS
 
 
+class ChunkCache:
+    """The most recently read chunk payloads, up to a byte budget (thread-safe).
+
+    Chunks are read only once their query succeeded, and never change after that, so a
+    cached payload is always right; polling a finished query then costs no store read.
+    """
+
+    def __init__(self, budget: int = 64 * 1024 * 1024) -> None:
+        self.budget = budget
+        self._size = 0
+        self._payloads: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, result_id: str, first: int, last: int) -> list[bytes] | None:
+        """Every payload of chunks ``first`` to ``last``, or None if one is missing."""
+        with self._lock:
+            found = []
+            for seq in range(first, last + 1):
+                payload = self._payloads.get((result_id, seq))
+                if payload is None:
+                    return None
+                self._payloads.move_to_end((result_id, seq))
+                found.append(payload)
+            return found
+
+    def put(self, result_id: str, first: int, payloads: Sequence[bytes]) -> None:
+        """Remember these payloads (chunks ``first`` onwards), evicting the oldest."""
+        with self._lock:
+            for seq, payload in enumerate(payloads, first):
+                if len(payload) > self.budget // 8 or (result_id, seq) in self._payloads:
+                    continue
+                self._payloads[(result_id, seq)] = payload
+                self._size += len(payload)
+            while self._size > self.budget:
+                _, evicted = self._payloads.popitem(last=False)
+                self._size -= len(evicted)
+
+
 class ResultStore:
     """The repository of result chunks."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.cache = ChunkCache()
 
     def write_chunk(self, result_id: str, seq: int, rows: Sequence[Row], now: float) -> None:
         """Store a full chunk of a run in progress (its last chunks come with its outcome)."""
@@ -51,18 +92,17 @@ class ResultStore:
             )
 
     def read_chunks(self, result_id: str, first_seq: int, last_seq: int) -> list[bytes]:
-        """The payloads of chunks ``first_seq`` to ``last_seq`` of a result, in order."""
+        """The payloads of chunks ``first_seq`` to ``last_seq`` of a finished result, in order."""
+        cached = self.cache.get(result_id, first_seq, last_seq)
+        if cached is not None:
+            return cached
         with self.db.reading() as conn:
             rows = conn.execute(
-                select(result_chunks.c.payload)
-                .where(
-                    result_chunks.c.result_id == result_id,
-                    result_chunks.c.seq >= first_seq,
-                    result_chunks.c.seq <= last_seq,
-                )
-                .order_by(result_chunks.c.seq)
+                _READ_CHUNKS, {"r_id": result_id, "first": first_seq, "last": last_seq}
             )
-            return [row.payload for row in rows]
+            payloads = [bytes(row.payload) for row in rows]
+        self.cache.put(result_id, first_seq, payloads)
+        return payloads
 
     def first_chunks(self, result_ids: Sequence[str]) -> dict[str, bytes]:
         """The first chunk of each of these results (all of a result up to CHUNK_ROWS rows)."""
@@ -78,3 +118,14 @@ class ResultStore:
         """Delete the chunks of a run that failed or lost its query."""
         with self.db.writing() as conn:
             conn.execute(delete(result_chunks).where(result_chunks.c.result_id == result_id))
+
+
+_READ_CHUNKS = (
+    select(result_chunks.c.payload)
+    .where(
+        result_chunks.c.result_id == bindparam("r_id"),
+        result_chunks.c.seq >= bindparam("first"),
+        result_chunks.c.seq <= bindparam("last"),
+    )
+    .order_by(result_chunks.c.seq)
+)

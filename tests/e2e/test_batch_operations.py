@@ -58,10 +58,13 @@ def tenant_key(server: ServerProcess, account: str) -> str:
 
 
 def test_a_batch_that_outlives_its_timeout_stops_and_keeps_its_results(data_dir: Path) -> None:
-    # One timeout minute lasts 0.2 s here, so timeout_minutes=5 is one second.
-    with running_server(data_dir, QB_TIMEOUT_MINUTE_SECONDS="0.2") as server, client(server) as api:
+    # One timeout minute lasts 0.4 s here, so timeout_minutes=5 is two seconds.
+    with running_server(data_dir, QB_TIMEOUT_MINUTE_SECONDS="0.4") as server, client(server) as api:
+        # A first query warms the workers up (scale-out), so the batch's time is its own.
+        warm = api.post("/query/data/json", json={**slow_query(0), "sync_timeout": 60})
+        assert warm.json()["meta"]["status_code"] == "SUCCESS"
         body = {
-            "queries": [slow_query(150)],
+            "queries": [slow_query(300)],
             "split_dates_policy": "day",
             "query_concurrency": 2,
             "timeout_minutes": 5,

@@ -43,8 +43,12 @@ async def batch_of(services: Services, principal: Principal, batch_id: str) -> B
     """The caller's live batch, or NOT_FOUND (unknown, another tenant's, or expired)."""
     batch = None
     if len(batch_id) <= 32:
-        batch = await services.store.db.read(
-            services.store.jobs.get_batch, principal.key.account, batch_id, time.time()
+        account = principal.key.account
+        batch = await services.reads.read(
+            ("batch", account, batch_id),
+            lambda: services.store.db.read(
+                services.store.jobs.get_batch, account, batch_id, time.time()
+            ),
         )
     if batch is None:
         raise NotFound(f"No query batch '{batch_id[:64]}'")
@@ -192,6 +196,7 @@ async def cancel_query_batch(
     batch = await batch_of(services, principal, batch_id)
     if batch.status is not BatchStatus.STOPPED:
         await services.engine.cancel_batch(batch)
+        services.reads.invalidate(("batch", principal.key.account, batch_id))
         batch = await batch_of(services, principal, batch_id)
     data = query_batch(batch, base_of(request, services))
     return json_response({"meta": {"request_id": request_id_of(request)}, "data": data})

@@ -43,7 +43,11 @@ class ResultsParams(BaseModel):
 
 async def live_query(services: ServicesDep, principal: Principal, schedule_id: str) -> QueryRecord:
     """The caller's query, or STATUS_NOT_FOUND when unknown, another tenant's or expired."""
-    query = await services.engine.find_query(principal.caller, schedule_id)
+    caller = principal.caller
+    query = await services.reads.read(
+        ("query", caller.account, schedule_id),
+        lambda: services.engine.find_query(caller, schedule_id),
+    )
     if query is None:
         raise StatusNotFound(
             f"No query with schedule_id '{schedule_id}'",
