@@ -1,0 +1,109 @@
+"""Coalesced reads and the result chunk cache: shared answers, never stale writes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from querybatch.api.coalesce import Coalescer
+from querybatch.store.results import ChunkCache
+
+
+async def test_reads_of_one_key_in_flight_together_run_once() -> None:
+    calls = 0
+    gate = asyncio.Event()
+
+    async def read() -> int:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        return calls
+
+    coalescer = Coalescer()
+    waiting = [asyncio.create_task(coalescer.read("k", read)) for _ in range(5)]
+    await asyncio.sleep(0)
+    gate.set()
+    assert await asyncio.gather(*waiting) == [1] * 5
+    assert calls == 1
+    # Once answered, the next read reads again.
+    assert await coalescer.read("k", read) == 2
+
+
+async def test_different_keys_are_read_separately() -> None:
+    coalescer = Coalescer()
+
+    async def value(v: str) -> str:
+        await asyncio.sleep(0.01)
+        return v
+
+    a, b = await asyncio.gather(
+        coalescer.read("a", lambda: value("a")), coalescer.read("b", lambda: value("b"))
+    )
+    assert (a, b) == ("a", "b")
+
+
+async def test_a_read_after_an_invalidation_does_not_join_the_older_one() -> None:
+    coalescer = Coalescer()
+    gate = asyncio.Event()
+    reads = []
+
+    async def read() -> int:
+        reads.append(1)
+        await gate.wait()
+        return len(reads)
+
+    older = asyncio.create_task(coalescer.read("batch", read))
+    await asyncio.sleep(0)
+    coalescer.invalidate("batch")  # e.g. this node just cancelled the batch
+    newer = asyncio.create_task(coalescer.read("batch", read))
+    await asyncio.sleep(0)
+    gate.set()
+    assert len(reads) == 2
+    assert await newer == 2
+    await older
+
+
+async def test_a_failed_read_fails_every_waiter_and_is_not_remembered() -> None:
+    coalescer = Coalescer()
+    gate = asyncio.Event()
+
+    async def failing() -> int:
+        await gate.wait()
+        raise RuntimeError("store down")
+
+    waiting = [asyncio.create_task(coalescer.read("k", failing)) for _ in range(3)]
+    await asyncio.sleep(0)
+    gate.set()
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) for r in results)
+
+    async def fine() -> int:
+        return 7
+
+    assert await coalescer.read("k", fine) == 7
+
+
+def test_the_chunk_cache_answers_only_when_it_holds_every_chunk_asked_for() -> None:
+    cache = ChunkCache(budget=1000)
+    cache.put("r", 0, [b"a" * 10, b"b" * 10])
+    assert cache.get("r", 0, 1) == [b"a" * 10, b"b" * 10]
+    assert cache.get("r", 0, 2) is None
+    assert cache.get("other", 0, 0) is None
+
+
+def test_the_chunk_cache_stays_within_its_budget_evicting_the_oldest() -> None:
+    cache = ChunkCache(budget=800)
+    for seq in range(20):
+        cache.put("r", seq, [bytes([seq]) * 100])
+    assert cache.get("r", 19, 19) == [bytes([19]) * 100]
+    assert cache.get("r", 0, 0) is None
+    kept = sum(cache.get("r", s, s) is not None for s in range(20))
+    assert kept * 100 <= 800
+
+
+@pytest.mark.parametrize("size", [200, 1000])
+def test_payloads_too_big_for_the_cache_are_not_kept(size: int) -> None:
+    cache = ChunkCache(budget=800)
+    cache.put("r", 0, [b"x" * size])
+    assert cache.get("r", 0, 0) is None
