@@ -50,6 +50,11 @@ def parse_json_object(raw: bytes | str, what: str) -> dict[str, Any]:
     return value
 
 
+async def json_body(request: Request, limit: int) -> dict[str, Any]:
+    """The request body as a JSON object (routes whose body is a document, not parameters)."""
+    return parse_json_object(await read_body(request, limit), "The request body")
+
+
 def _flat(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for key, value in pairs:

@@ -29,7 +29,7 @@ from querybatch.api.answer import json_response
 from querybatch.api.auth import Principal
 from querybatch.api.deps import Authorize, ServicesDep
 from querybatch.api.errors import request_id_of
-from querybatch.api.params import parse_json_object, parse_params, read_body
+from querybatch.api.params import json_body, parse_params
 from querybatch.api.schemas import ERROR_RESPONSES
 from querybatch.domain.actions import ACTIONS, Statement, unknown_actions
 from querybatch.errors import BadRequest, Conflict, NotFound, PermissionDenied
@@ -68,9 +68,7 @@ async def list_keys(request: Request, services: ServicesDep, principal: ManageKe
 )
 async def create_key(request: Request, services: ServicesDep, principal: ManageKeys) -> Response:
     """Create a key in the caller's account; its ``secret`` is shown in this answer only."""
-    body = parse_json_object(
-        await read_body(request, services.settings.max_body_bytes), "The request body"
-    )
+    body = await json_body(request, services.settings.max_body_bytes)
     new = parse_params(NewKey, body)
     account = principal.key.account
     if new.account is not None and new.account != account:
@@ -143,9 +141,7 @@ async def list_roles(request: Request, services: ServicesDep, _: ManageRoles) ->
 )
 async def create_role(request: Request, services: ServicesDep, principal: ManageRoles) -> Response:
     """Create a custom role; 409 if the name is taken."""
-    body = parse_json_object(
-        await read_body(request, services.settings.max_body_bytes), "The request body"
-    )
+    body = await json_body(request, services.settings.max_body_bytes)
     new = parse_params(NewRole, body)
     return await _save_role(request, services, principal, new.name, new, replace=False)
 
@@ -155,9 +151,7 @@ async def save_role(
     name: RoleName, request: Request, services: ServicesDep, principal: ManageRoles
 ) -> Response:
     """Create a custom role, or replace its statement."""
-    body = parse_json_object(
-        await read_body(request, services.settings.max_body_bytes), "The request body"
-    )
+    body = await json_body(request, services.settings.max_body_bytes)
     statement = parse_params(RoleBody, body)
     parse_params(NewRole, {**body, "name": name})  # the name follows the same rule
     return await _save_role(request, services, principal, name, statement, replace=True)

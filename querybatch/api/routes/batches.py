@@ -16,7 +16,7 @@ from querybatch.api.deps import Authorize, ServicesDep
 from querybatch.api.download import batch_columns, batch_rows, download_stream
 from querybatch.api.errors import request_id_of
 from querybatch.api.formats import MEDIA_TYPES
-from querybatch.api.params import parse_json_object, read_body
+from querybatch.api.params import json_body
 from querybatch.api.schemas import (
     ERROR_RESPONSES,
     BatchListResponse,
@@ -71,9 +71,7 @@ async def create_query_batch(
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> Response:
     """Create a batch of queries; it is split, stored and scheduled before this answers."""
-    body = parse_json_object(
-        await read_body(request, services.settings.max_body_bytes), "The request body"
-    )
+    body = await json_body(request, services.settings.max_body_bytes)
     try:
         batch, created = await services.engine.submit_batch(
             principal.caller, body, idempotency_key=idempotency_key

@@ -27,7 +27,7 @@ from querybatch.api.bulk_shapes import (
 from querybatch.api.deps import Authorize, ServicesDep
 from querybatch.api.errors import request_id_of
 from querybatch.api.links import SignedLink
-from querybatch.api.params import parse_json_object, parse_params, read_body
+from querybatch.api.params import json_body, parse_params
 from querybatch.api.schemas import ERROR_RESPONSES
 from querybatch.api.services import Services
 from querybatch.domain.bulk import (
@@ -73,9 +73,7 @@ async def create_batch(
 
     The key's role must allow ``create_batch`` and the operation's own action.
     """
-    raw = parse_json_object(
-        await read_body(request, services.settings.max_body_bytes), "The request body"
-    )
+    raw = await json_body(request, services.settings.max_body_bytes)
     params = parse_params(BulkBatchRequest, raw)
     require(principal, OPERATIONS[params.operation])
     record = await services.store.db.write(
@@ -181,9 +179,7 @@ async def update_batch(
 
     Cancelling a batch already cancelled is harmless; a finished one, a conflict.
     """
-    raw = parse_json_object(
-        await read_body(request, services.settings.max_body_bytes), "The request body"
-    )
+    raw = await json_body(request, services.settings.max_body_bytes)
     change = parse_params(StatusChange, raw)
     if change.status is not BulkStatus.CANCEL:
         raise BadRequest("Invalid value for parameter 'status'", "The only change is 'cancel'.")
