@@ -200,6 +200,7 @@ class Runner:
             attempt=item.attempt,
             status=status,
             end_time=time.time(),
+            ds_id=str(item.spec.get("ds_id", "")),
             result=result,
             error=error,
             excluded_accounts=excluded,

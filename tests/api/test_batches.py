@@ -418,3 +418,16 @@ def test_another_tenant_cannot_see_or_cancel_a_batch(
             "STATUS_NOT_FOUND",
         )
         assert batch_id not in [b["batch_id"] for b in other.get("/query/batch").json()["data"]]
+
+
+def test_clean_data_types_give_numbers_as_numbers(api: httpx.Client) -> None:
+    batch = create(api, queries=[query(fields="date,impressions,cost")], add_clean_data_types=True)
+    (item,) = statuses(api, finished(api, batch["batch_id"])["batch_id"])
+    rows = api.get(item["result_info"]["results_url"]).json()["data"]
+    assert rows[0] == ["Date", "Impressions", "Cost"]
+    assert all(isinstance(r[1], int) and isinstance(r[2], float) for r in rows[1:])
+    plain = create(api, queries=[query(fields="date,impressions,cost")])
+    (other,) = statuses(api, finished(api, plain["batch_id"])["batch_id"])
+    text_rows = api.get(other["result_info"]["results_url"]).json()["data"]
+    assert all(isinstance(v, str) for r in text_rows[1:] for v in r)
+    assert [[str(v) for v in r] for r in rows[1:]] == text_rows[1:]

@@ -250,3 +250,28 @@ def test_fields_list_dimensions_and_metrics_with_types(api: httpx.Client) -> Non
         assert by_id[field]["field_type"] == "met"
     assert by_id["cost"]["data_type"] == "currency"
     assert by_id["impressions"]["entity_type"] == "ds_metric"
+
+
+def test_openapi_describes_every_route_and_docs_are_served(api: httpx.Client) -> None:
+    spec = api.get("/openapi.json").json()
+    paths = spec["paths"]
+    for path in ("/query/data/{output_format}", "/query/status", "/query/batch", "/batches"):
+        assert path in paths
+    assert api.get("/docs").status_code == 200
+
+
+def test_metrics_count_finished_sub_queries_per_data_source(api: httpx.Client) -> None:
+    api.get(
+        "/query/data/json",
+        params=fresh(ds_id="DEMO_WEB", fields="date,sessions", ds_accounts="web-0001"),
+    )
+    text = httpx.get(str(api.base_url) + "/metrics").text
+    finished = [
+        line
+        for line in text.splitlines()
+        if line.startswith(
+            'querybatch_subqueries_finished_total{ds_id="DEMO_WEB",status="SUCCESS"}'
+        )
+    ]
+    assert finished and float(finished[0].split()[-1]) >= 1
+    assert "querybatch_subqueries_waiting " in text and "querybatch_node_leader" in text

@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from support import ServerProcess, run_cli
+from support import ADMIN_KEY, ServerProcess, run_cli
 
 
 def cli(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
@@ -69,3 +69,36 @@ def test_an_unknown_role_is_refused(server: ServerProcess) -> None:
 def test_roles_list_shows_the_builtin_roles(server: ServerProcess) -> None:
     roles = json.loads(cli(server, "roles", "list", "--json").stdout)
     assert {r["name"] for r in roles} >= {"admin", "analyst", "viewer"}
+
+
+def test_the_query_command_prints_rows_as_json_and_as_csv(server: ServerProcess) -> None:
+    args = (
+        "query",
+        "--ds-id",
+        "DEMO_ADS",
+        "--fields",
+        "date,clicks",
+        "--start-date",
+        "2026-01-01",
+        "--end-date",
+        "2026-01-03",
+        "--accounts",
+        "ads-0001",
+    )
+    env = {"QB_URL": server.url, "QB_API_KEY": ADMIN_KEY}
+    as_json = run_cli(server, *args, "--json", **env)
+    assert as_json.returncode == 0, as_json.stderr
+    body = json.loads(as_json.stdout)
+    assert body["data"][0] == ["Date", "Clicks"] and len(body["data"]) == 4
+    as_csv = run_cli(server, *args, "--csv", **env)
+    assert as_csv.stdout.splitlines() == [
+        "Date,Clicks",
+        *(f"{row[0]},{row[1]}" for row in body["data"][1:]),
+    ]
+    table = run_cli(server, *args, **env)
+    assert table.returncode == 0 and "3 rows" in table.stdout
+    bad = run_cli(
+        server, "query", "--ds-id", "NOPE", "--fields", "date", "--start-date", "today", **env
+    )
+    assert bad.returncode == 2
+    assert "NOPE" in bad.stderr and "Traceback" not in bad.stderr
