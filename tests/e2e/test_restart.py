@@ -49,3 +49,21 @@ def test_a_query_running_when_the_server_is_killed_finishes_after_the_restart(
             assert len(done["data"]) == 1 + 5
     finally:
         second.stop()
+
+
+def test_the_first_start_prints_an_admin_key_once_and_it_works(data_dir: Path) -> None:
+    first = ServerProcess(data_dir, {"QB_ADMIN_KEY": ""}).start()
+    try:
+        lines = first.log().splitlines()
+        at = next(i for i, line in enumerate(lines) if "admin API key" in line)
+        key = lines[at + 1].strip()
+        assert key.startswith("qb_")
+        with client(first, key) as api:
+            assert api.get("/query/accounts", params={"ds_id": "DEMO_ADS"}).status_code == 200
+    finally:
+        first.stop()
+    second = ServerProcess(data_dir, {"QB_ADMIN_KEY": ""}).start()
+    try:
+        assert "admin API key" not in second.log()
+    finally:
+        second.stop()
