@@ -40,11 +40,3 @@ class Authorize:
         principal = await services.keys.authenticate(secret)
         require(principal, self.action)
         return principal
-
-
-def allowed(action: str) -> Any:
-    """``Depends`` on the principal allowed to perform ``action``."""
-    return Depends(Authorize(action))
-
-
-PrincipalOf = Annotated[Principal, "an authorised principal"]

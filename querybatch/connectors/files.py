@@ -75,7 +75,6 @@ class FilesConnector(TableConnector):
                 "pip install 'querybatch[files]'"
             )
         super().__init__(ds_id, config)
-        self.files_config = config
         self.path = str(Path(config.path).expanduser())
         self.format = config.format if config.format != "auto" else self._guess_format()
 

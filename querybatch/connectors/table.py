@@ -19,7 +19,7 @@ from pydantic import Field
 from sqlalchemy.sql.selectable import FromClause
 
 from querybatch.connectors.base import Connector, ConnectorConfig, FetchRequest
-from querybatch.connectors.mapping import MappedField, MappedFieldsConfig
+from querybatch.connectors.mapping import MappedFieldsConfig
 from querybatch.connectors.sqlquery import Plan, Query, QueryBuilder, data_type_of
 from querybatch.domain.fields import Account, FieldInfo, Login, Row
 from querybatch.errors import (
@@ -131,11 +131,6 @@ class TableConnector(Connector):
             await self.open()
         assert self._builder is not None and self._engine is not None
         return self._engine, self._builder
-
-    @property
-    def mapped_fields(self) -> dict[str, MappedField]:
-        """The fields and their columns (after :meth:`open`)."""
-        return {} if self._builder is None else dict(self._builder.fields)
 
     async def fields(self) -> Sequence[FieldInfo]:
         """The configured dimensions and metrics, typed from the source's columns."""

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -32,16 +31,6 @@ class BatchSettings(BaseModel):
     ) = None
 
 
-class BatchRequest(BatchSettings):
-    """The body of ``POST /query/batch``: the settings plus the raw queries.
-
-    Queries stay raw dictionaries here; each is validated as a data request on its own so
-    that an error can name the query by its index.
-    """
-
-    queries: Annotated[list[dict[str, Any]], Field(min_length=1)]
-
-
 def new_batch_id() -> str:
     """A fresh batch id in the shape clients know: ``qrb_`` and 12 hex digits."""
     return f"qrb_{secrets.token_hex(6)}"
@@ -50,8 +39,3 @@ def new_batch_id() -> str:
 def batch_query_schedule_id(batch_id: str, position: int) -> str:
     """The schedule id of the ``position``-th (from 1) sub-query of a batch."""
     return f"{batch_id}_query_{position}"
-
-
-def iso(moment: datetime | None) -> str | None:
-    """A timestamp as clients see it: ISO 8601, UTC, second precision or finer."""
-    return None if moment is None else moment.isoformat().replace("+00:00", "Z")

@@ -21,7 +21,6 @@ from querybatch.domain.dates import resolve_date_range
 from querybatch.domain.filters import parse_filter, parse_order
 
 ID_PATTERN = r"^[A-Za-z0-9_-]+$"
-OUTPUT_FORMATS = ("json", "keyjson", "ndjson", "csv", "tsv", "parquet")
 
 Identifier = Annotated[str, StringConstraints(max_length=50, pattern=ID_PATTERN)]
 AccountId = Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=ID_PATTERN)]
@@ -163,10 +162,6 @@ class QuerySpec(BaseModel):
     def derived_schedule_id(self) -> str:
         """The schedule id of a request that did not name one: the same request, the same id."""
         return self.fingerprint()[:40]
-
-    def with_split(self, accounts: tuple[str, ...], start: date, end: date) -> QuerySpec:
-        """This query narrowed to some of its accounts and dates (one split piece)."""
-        return self.model_copy(update={"accounts": accounts, "start_date": start, "end_date": end})
 
 
 class SpecError(ValueError):

@@ -1,7 +1,8 @@
 """Status codes and the transitions allowed between them.
 
-Every status change is checked here before the store writes it, so an impossible
-transition is a bug caught at its source rather than a state a client can observe.
+The store checks every counted status change against ``QUERY_TRANSITIONS`` in the
+transaction that makes it, so an impossible transition is undone before any client can
+observe it.
 """
 
 from __future__ import annotations
@@ -26,15 +27,13 @@ class QueryStatus(StrEnum):
 
 
 FINAL_QUERY_STATUSES = frozenset({QueryStatus.SUCCESS, QueryStatus.FAILURE, QueryStatus.STOPPED})
-ACTIVE_QUERY_STATUSES = frozenset({QueryStatus.SCHEDULED, QueryStatus.QUEUED, QueryStatus.RUNNING})
 
-# QUEUED/RUNNING -> SCHEDULED is the way back after a lost worker or a restart.
+# QUEUED/RUNNING -> SCHEDULED is the way back after a lost worker or a restart. A query
+# answered from the cache is created in SUCCESS and never moves.
 QUERY_TRANSITIONS: dict[QueryStatus, frozenset[QueryStatus]] = {
-    QueryStatus.SCHEDULED: frozenset(
-        {QueryStatus.QUEUED, QueryStatus.SUCCESS, QueryStatus.STOPPED}
-    ),
+    QueryStatus.SCHEDULED: frozenset({QueryStatus.QUEUED, QueryStatus.STOPPED}),
     QueryStatus.QUEUED: frozenset(
-        {QueryStatus.RUNNING, QueryStatus.SCHEDULED, QueryStatus.STOPPED, QueryStatus.FAILURE}
+        {QueryStatus.RUNNING, QueryStatus.SCHEDULED, QueryStatus.STOPPED}
     ),
     QueryStatus.RUNNING: frozenset(
         {
@@ -55,24 +54,12 @@ def can_move(current: QueryStatus, target: QueryStatus) -> bool:
     return target in QUERY_TRANSITIONS[current]
 
 
-def sources_of(target: QueryStatus) -> frozenset[QueryStatus]:
-    """Every status a query may move to ``target`` from."""
-    return frozenset(s for s, targets in QUERY_TRANSITIONS.items() if target in targets)
-
-
 class BatchStatus(StrEnum):
     """Lifecycle of a query batch (seed supermetrics-get-batch)."""
 
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"
     STOPPED = "STOPPED"
-
-
-BATCH_TRANSITIONS: dict[BatchStatus, frozenset[BatchStatus]] = {
-    BatchStatus.QUEUED: frozenset({BatchStatus.RUNNING, BatchStatus.STOPPED}),
-    BatchStatus.RUNNING: frozenset({BatchStatus.STOPPED}),
-    BatchStatus.STOPPED: frozenset(),
-}
 
 
 def progress_key(status: QueryStatus) -> str:

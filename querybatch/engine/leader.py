@@ -35,8 +35,3 @@ class Leadership:
         was = self._leader
         self._leader = await self.db.read(self.db.try_lock, "scheduler")
         return self._leader, self._leader and not was
-
-    def resign(self) -> None:
-        """Let another node lead."""
-        self.db.release_lock("scheduler")
-        self._leader = False

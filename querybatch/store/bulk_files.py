@@ -131,15 +131,6 @@ class FileStore:
             found = row.first()
         return None if found is None else _file(found)
 
-    def get_upload(self, account: str, handler: str, now: float) -> FileRecord | None:
-        """A live upload of this tenant, or None (unknown, another tenant's, expired)."""
-        found = self.get(handler)
-        if found is None or found.kind != "upload" or found.account != account:
-            return None
-        if found.expires_at is not None and found.expires_at < now:
-            return None
-        return found
-
     def read_chunks(self, file_id: str, first_seq: int, count: int) -> list[bytes]:
         """Up to ``count`` chunks of a file from ``first_seq`` on, in order."""
         with self.db.reading() as conn:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from querybatch.domain.status import BatchStatus, QueryStatus, progress_key
+from querybatch.domain.status import BatchStatus, QueryStatus, can_move, progress_key
 from querybatch.store.records import Outcome
 from querybatch.store.tables import batches, source_stats
 
@@ -32,7 +32,13 @@ class Deltas:
         self._by_batch: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
 
     def move(self, batch_id: str, source: QueryStatus, target: QueryStatus, n: int = 1) -> None:
-        """Record that ``n`` queries of a batch moved from ``source`` to ``target``."""
+        """Record that ``n`` queries of a batch moved from ``source`` to ``target``.
+
+        Raises ValueError for a move the state machine does not allow, which undoes the
+        transaction that made it: an impossible status is never written.
+        """
+        if not can_move(source, target):
+            raise ValueError(f"a query cannot move from {source} to {target}")
         if n and progress_key(source) != progress_key(target):
             counters = self._by_batch[batch_id]
             counters[COUNTER_COLUMNS[progress_key(source)]] -= n

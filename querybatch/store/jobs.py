@@ -280,7 +280,6 @@ class JobStore:
             account=row["account"],
             schedule_id=row["schedule_id"],
             batch_id=row["batch_id"],
-            batch_kind=row["kind"],
             batch_settings=row["batch_settings"],
             position=row["position"],
             status=QueryStatus(row["status"]),

@@ -100,7 +100,6 @@ class QueryRecord:
     account: str
     schedule_id: str
     batch_id: str
-    batch_kind: str
     batch_settings: dict[str, Any]
     position: int
     status: QueryStatus

@@ -197,3 +197,10 @@ def test_one_stale_outcome_among_many_leaves_the_others_recorded(store: Store) -
     assert store.results.read_chunks(outcomes[1].result.id, 0, 10) == []  # type: ignore[union-attr]
     for kept in (outcomes[0], outcomes[2]):
         assert len(store.results.read_chunks(kept.result.id, 0, 10)) == 1  # type: ignore[union-attr]
+
+
+def test_a_move_the_state_machine_forbids_is_refused() -> None:
+    from querybatch.store.counters import Deltas
+
+    with pytest.raises(ValueError, match="SUCCESS to RUNNING"):
+        Deltas().move("qrb_000000000001", QueryStatus.SUCCESS, QueryStatus.RUNNING)
