@@ -88,7 +88,16 @@ class Settings(BaseSettings):
     demo_fail_accounts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     demo_rows_per_day: int | None = Field(default=None, ge=1)
 
-    @field_validator("demo_fail_accounts", mode="before")
+    callback_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="callback targets allowed although internal: CIDRs and host names",
+    )
+    csv_escape_formulas: bool = Field(
+        default=True,
+        description="prefix csv/tsv cells that a spreadsheet would run as a formula with '",
+    )
+
+    @field_validator("demo_fail_accounts", "callback_allow", mode="before")
     @classmethod
     def _split_accounts(cls, value: object) -> object:
         if isinstance(value, str):
