@@ -7,7 +7,8 @@ windows that are as small as the requested dimensions allow (one day, one day of
 one month, or the whole range), so memory stays bounded by the groups of one window.
 
 Per-query knobs arrive in ``request.settings``: ``demo_latency_ms``, ``demo_fail_accounts``,
-``demo_rows_per_day`` and ``demo_transient_failures``.
+``demo_rows_per_day`` and ``demo_transient_failures``. Any tenant may set them, so each has a
+maximum (``SETTING_MAXIMA``); a value out of range fails the query with a ConnectorError.
 """
 
 from __future__ import annotations
@@ -41,7 +42,33 @@ from querybatch.errors import (
     TransientConnectorError,
 )
 
-__all__ = ["CHUNK_ROWS", "DemoConfig", "DemoConnector", "demo_sources", "splitmix64"]
+__all__ = [
+    "CHUNK_ROWS",
+    "SETTING_MAXIMA",
+    "DemoConfig",
+    "DemoConnector",
+    "demo_sources",
+    "splitmix64",
+]
+
+# The most a query's settings may ask of a demo source. Generation costs rows_per_day x days
+# x accounts, and 10,000 raw rows a day is 1,000 times the stock datasets (the million-row
+# benchmark uses 1,000). Latency is a sleep that holds a run slot: ten minutes is already
+# longer than any test or demo needs. Transient failures are retried by the engine
+# (QB_RETRIES, 3 by default), so more than 10 only ever means FAILURE. The account list
+# cannot usefully name more accounts than a source may have.
+SETTING_MAXIMA: dict[str, int] = {
+    "demo_rows_per_day": 10_000,
+    "demo_latency_ms": 600_000,
+    "demo_transient_failures": 10,
+    "demo_fail_accounts": 10_000,
+}
+# Fetches estimated to cost at most this (DemoConnector._cost: a few milliseconds) run on
+# the event loop; the rest in a worker thread.
+INLINE_COST = 2_000
+# Simulated transient failures remember how often each distinct request failed; this many
+# requests at most, the oldest forgotten first, so tenants cannot grow it without bound.
+_TRANSIENT_MEMORY = 10_000
 
 
 class DemoConfig(ConnectorConfig):
@@ -116,16 +143,32 @@ class DemoConnector(Connector):
         DemoConnector.in_flight[ds_id] = count
         DemoConnector.peak[ds_id] = max(DemoConnector.peak.get(ds_id, 0), count)
         try:
-            plan = self._plan(request)
+            # Small fetches (most batch sub-queries) cost less than a thread hop: they run
+            # here. Anything bigger is planned and generated in a worker thread.
+            threaded = self._cost(request) > INLINE_COST
+            plan = await asyncio.to_thread(self._plan, request) if threaded else self._plan(request)
             if plan.latency_ms > 0:
                 await asyncio.sleep(plan.latency_ms / 1000)
             _fail_transiently(request, plan.transient_failures)
             if plan.failures:
                 raise AccountErrors(plan.failures)
-            async for chunk in stream_rows(plan):
+            async for chunk in stream_rows(plan, threaded=threaded):
                 yield chunk
         finally:
             DemoConnector.in_flight[ds_id] -= 1
+
+    def _cost(self, request: FetchRequest) -> int:
+        """Raw rows to generate, times the filter conditions each is tested against."""
+        try:
+            rows_per_day = _int_setting(request.settings, "demo_rows_per_day", 1)
+        except ConnectorError:
+            return 0  # planning fails at once, wherever it runs
+        if rows_per_day is None:
+            rows_per_day = self.demo_config.rows_per_day or self._dataset.default_rows_per_day
+        days = max((request.end_date - request.start_date).days + 1, 0)
+        accounts = len(request.accounts) or len(self._accounts)
+        conditions = sum(len(group) for group in request.filter.groups) if request.filter else 0
+        return rows_per_day * days * accounts * (1 + conditions)
 
     def _plan(self, request: FetchRequest) -> DemoPlan:
         ds = self._dataset
@@ -243,8 +286,11 @@ def _int_setting(settings: Mapping[str, Any], name: str, minimum: int) -> int | 
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None
     value = _as_int(raw)
-    if value is None or value < minimum:
-        raise ConnectorError(f"setting {name} must be an integer >= {minimum}, got {raw!r}")
+    maximum = SETTING_MAXIMA[name]
+    if value is None or not minimum <= value <= maximum:
+        raise ConnectorError(
+            f"setting {name} must be an integer from {minimum} to {maximum}, got {_shown(raw)}"
+        )
     return value
 
 
@@ -253,9 +299,18 @@ def _float_setting(settings: Mapping[str, Any], name: str) -> float | None:
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None
     value = _as_float(raw)
-    if value is None or value < 0:
-        raise ConnectorError(f"setting {name} must be a number >= 0, got {raw!r}")
+    maximum = SETTING_MAXIMA[name]
+    if value is None or not 0 <= value <= maximum:
+        raise ConnectorError(
+            f"setting {name} must be a number from 0 to {maximum}, got {_shown(raw)}"
+        )
     return value
+
+
+def _shown(raw: object) -> str:
+    """The offending value for a message, cut short: it is the tenant's and may be huge."""
+    text = repr(raw)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _list_setting(settings: Mapping[str, Any], name: str) -> list[str]:
@@ -267,10 +322,17 @@ def _list_setting(settings: Mapping[str, Any], name: str) -> list[str]:
     elif isinstance(raw, list | tuple | set | frozenset):
         items = raw
     else:
-        raise ConnectorError(f"setting {name} must be a list or comma-separated text, got {raw!r}")
+        raise ConnectorError(
+            f"setting {name} must be a list or comma-separated text, got {_shown(raw)}"
+        )
     if not all(isinstance(item, str) for item in items):
-        raise ConnectorError(f"setting {name} must list account ids as text, got {raw!r}")
-    return [s for item in items if (s := str(item).strip())]
+        raise ConnectorError(f"setting {name} must list account ids as text, got {_shown(raw)}")
+    accounts = [s for item in items if (s := str(item).strip())]
+    if len(accounts) > SETTING_MAXIMA[name]:
+        raise ConnectorError(
+            f"setting {name} names {len(accounts)} accounts; the maximum is {SETTING_MAXIMA[name]}"
+        )
+    return accounts
 
 
 def _fingerprint(request: FetchRequest) -> str:
@@ -296,9 +358,12 @@ def _fail_transiently(request: FetchRequest, failures: int) -> None:
     if failures <= 0:
         return
     key = _fingerprint(request)
-    attempts = DemoConnector._transient_attempts.get(key, 0)
+    remembered = DemoConnector._transient_attempts
+    attempts = remembered.get(key, 0)
     if attempts < failures:
-        DemoConnector._transient_attempts[key] = attempts + 1
+        if key not in remembered and len(remembered) >= _TRANSIENT_MEMORY:
+            del remembered[next(iter(remembered))]
+        remembered[key] = attempts + 1
         raise TransientConnectorError(
             f"simulated transient failure {attempts + 1} of {failures} (demo_transient_failures)"
         )

@@ -15,6 +15,8 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import date
 from operator import itemgetter
@@ -35,8 +37,9 @@ from querybatch.errors import (
     ConnectorError,
 )
 
-# Hand the event loop back at least this often (seconds) while aggregating without yielding.
-_FAIRNESS_INTERVAL = 0.005
+# How long one step of the worker thread may aggregate without producing a chunk: short
+# enough that a cancelled fetch lets go of its thread soon.
+_STEP_SECONDS = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,14 +148,55 @@ def _split_filter(
 _START = object()
 
 
-async def stream_rows(plan: DemoPlan) -> AsyncIterator[list[Row]]:
-    """Re-chunk the generated batches into chunks of ``CHUNK_ROWS`` and apply the limit."""
+async def stream_rows(plan: DemoPlan, *, threaded: bool = True) -> AsyncIterator[list[Row]]:
+    """The rows of ``plan`` in chunks of ``CHUNK_ROWS``, generated in a worker thread.
+
+    Generating and aggregating is pure CPU work that grows with ``rows_per_day x days x
+    accounts``, so none of it runs on the event loop: each step runs in this fetch's own
+    thread (one thread, so the generator is never resumed by two at once, and closing it
+    waits behind the step in progress). Steps are short, so a cancelled fetch stops soon.
+    Only a plan known to be tiny may run on the loop (``threaded=False``).
+    """
+    if not threaded:
+        with closing(_chunks(plan)) as inline:
+            for rows in inline:
+                if rows:
+                    yield rows
+        return
+    loop = asyncio.get_running_loop()
+    pool = ThreadPoolExecutor(1, thread_name_prefix="qb-demo")
+    chunks = _chunks(plan)
+    try:
+        while (chunk := await loop.run_in_executor(pool, _step, chunks)) is not None:
+            if chunk:
+                yield chunk
+    finally:
+        await asyncio.shield(loop.run_in_executor(pool, chunks.close))
+        pool.shutdown(wait=False)
+
+
+def _step(chunks: Iterator[list[Row]]) -> list[Row] | None:
+    """Advance to the next non-empty chunk, or return ``[]`` after ``_STEP_SECONDS``.
+
+    ``None`` means the rows are all out.
+    """
+    deadline = time.monotonic() + _STEP_SECONDS
+    for chunk in chunks:
+        if chunk or time.monotonic() >= deadline:
+            return chunk
+    return None
+
+
+def _chunks(plan: DemoPlan) -> Generator[list[Row], None, None]:
+    """Re-chunk the generated batches into chunks of ``CHUNK_ROWS`` and apply the limit.
+
+    Empty lists are ticks (one per day at least), so a caller can stop between them.
+    """
     limit = plan.limit
     if limit == 0:
         return
     emitted = 0
     pending: list[Row] = []
-    last_pause = time.monotonic()
     batches = _generate(plan)
     try:
         for batch in batches:
@@ -164,10 +208,8 @@ async def stream_rows(plan: DemoPlan) -> AsyncIterator[list[Row]]:
                 chunk, pending = pending[:CHUNK_ROWS], pending[CHUNK_ROWS:]
                 emitted += len(chunk)
                 yield chunk
-            now = time.monotonic()
-            if now - last_pause >= _FAIRNESS_INTERVAL:
-                await asyncio.sleep(0)
-                last_pause = time.monotonic()
+            elif not batch:
+                yield []
         for start in range(0, len(pending), CHUNK_ROWS):
             yield pending[start : start + CHUNK_ROWS]
     finally:

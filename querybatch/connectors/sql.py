@@ -20,6 +20,7 @@ from sqlalchemy.sql.selectable import FromClause
 from querybatch.connectors.base import ConnectorConfig
 from querybatch.connectors.sqlquery import CASEFOLD_FUNCTION, needed_columns
 from querybatch.connectors.table import TableConfig, TableConnector, short_error
+from querybatch.domain.filters import pattern_search
 from querybatch.errors import ConfigurationError
 
 __all__ = ["SqlConfig", "SqlConnector"]
@@ -39,6 +40,18 @@ class SqlConfig(TableConfig):
 
 def _casefold(value: object) -> str | None:
     return None if value is None else str(value).casefold()
+
+
+def _regexp(pattern: str, value: object) -> bool | None:
+    """SQLite's ``pattern REGEXP value`` with RE2, as the engine's filters match.
+
+    SQLAlchemy registers a ``regexp`` that calls Python's backtracking ``re``, which a
+    tenant's pattern can keep busy for hours; this one replaces it. Patterns are checked
+    when the query is planned, so an invalid one never gets here.
+    """
+    if value is None:
+        return None
+    return pattern_search(pattern)(str(value)) is not None
 
 
 class SqlConnector(TableConnector):
@@ -93,6 +106,8 @@ class SqlConnector(TableConnector):
                 dbapi_connection.create_function(
                     CASEFOLD_FUNCTION, 1, _casefold, deterministic=True
                 )
+                # Runs after the dialect's own connect hook, so this regexp is the one used.
+                dbapi_connection.create_function("regexp", 2, _regexp, deterministic=True)
 
         return engine
 

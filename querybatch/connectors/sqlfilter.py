@@ -23,6 +23,7 @@ from querybatch.domain.filters import (
     Filter,
     FilterSyntaxError,
     OrderKey,
+    pattern_search,
 )
 from querybatch.domain.filters import _parse_number as parse_number  # the engine's parsing
 from querybatch.errors import ConnectorError
@@ -139,6 +140,7 @@ def _condition(
 def _test(condition: Condition, column: FilterColumn, contains: Contains) -> ColumnElement[bool]:
     op, value, expr = condition.op, condition.value, column.expr
     if op in ("=~", "!~"):
+        pattern_search(value)  # the engine's bounds and syntax hold whatever the database
         test = as_text(expr).regexp_match(value)
         return sa.not_(test) if op == "!~" else test
     if op in ("=@", "!@"):

@@ -50,7 +50,8 @@ CASEFOLD_FUNCTION = "qb_casefold"
 """SQLite function registered by the sql connector: Python's ``str.casefold``."""
 
 # Dialects whose regular-expression operator SQLAlchemy compiles to a *search* with the
-# semantics of Python's re for the patterns filters use (SQLite calls Python's re itself).
+# semantics of the engine's RE2 for the patterns filters use (on SQLite the sql connector
+# registers REGEXP as RE2 itself).
 _REGEX_DIALECTS = frozenset({"postgresql", "sqlite", "duckdb"})
 _INTEGER = re.compile(r"-?[0-9]+")
 _DAY = timedelta(days=1)

@@ -1,8 +1,13 @@
-"""Row filters (``impressions > 0 AND campaign_name =@ brand``) and row ordering.
+r"""Row filters (``impressions > 0 AND campaign_name =@ brand``) and row ordering.
 
 A filter is a disjunction of conjunctions: ``AND`` binds tighter than ``OR``, as in the
 Supermetrics filter syntax. Parsing is pure; connectors that can push a filter down translate
 the parsed form, and the engine evaluates it on rows for those that cannot.
+
+Patterns of ``=~`` and ``!~`` come from tenants, so they are RE2 patterns (google-re2): RE2
+matches in time linear in the text whatever the pattern, where Python's backtracking ``re``
+can take exponential time (``(.*?){14}X``). RE2 has no backreferences or lookaround, and
+spells Python's ``\Z`` as ``\z``.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
+
+import re2
 
 from querybatch.domain.fields import DataType, Row, Value
 
@@ -55,6 +62,12 @@ class OrderKey:
 
 
 MAX_FILTER_LENGTH = 5000
+MAX_PATTERN_LENGTH = 1000
+"""The longest regular expression a filter may hold, in characters."""
+# The memory RE2 may use for one compiled pattern and its matching cache. 1 MiB compiles any
+# pattern of MAX_PATTERN_LENGTH that is not a deliberate blow-up (RE2's default is 8 MiB, and
+# it keeps up to 128 compiled patterns).
+_PATTERN_MEMORY = 1 << 20
 
 _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 # Two-character operators first, so that ">=" is not read as ">" followed by "=".
@@ -272,16 +285,55 @@ def _cell_test(condition: Condition, data_type: DataType) -> _CellTest:
     return lambda cell: compare(_as_text(cell), value)
 
 
+def pattern_search(pattern: str) -> Callable[[str], object]:
+    """The ``search`` of ``pattern`` compiled by RE2: linear-time, bounded in size and memory.
+
+    The returned function gives a match object or None, as ``re``'s does. Raises
+    FilterSyntaxError for a pattern that is too long, invalid, or not RE2 syntax
+    (backreferences, lookaround).
+    """
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise FilterSyntaxError(
+            f"the regular expression is {len(pattern)} characters long; "
+            f"the maximum is {MAX_PATTERN_LENGTH}"
+        )
+    try:
+        compiled = re2.compile(pattern, _PATTERN_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else "invalid"
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise FilterSyntaxError(
+            f"{reason} (patterns are RE2 syntax, https://github.com/google/re2/wiki/Syntax)"
+        ) from None
+    search: Callable[[str], object] = compiled.search
+    return search
+
+
+def _pattern_options() -> Any:
+    options = re2.Options()
+    options.max_mem = _PATTERN_MEMORY
+    options.log_errors = False  # a tenant's bad pattern is their error, not the server's log
+    return options
+
+
+_PATTERN_OPTIONS = _pattern_options()
+
+
 def _regex_test(condition: Condition) -> _CellTest:
     try:
-        pattern = re.compile(condition.value)
-    except re.error as exc:
+        search = pattern_search(condition.value)
+    except FilterSyntaxError as exc:
         raise FilterSyntaxError(
-            f"invalid regular expression {condition.value!r} for field {condition.field!r}: {exc}"
+            f"invalid regular expression {_clip(condition.value)!r} for field "
+            f"{condition.field!r}: {exc}"
         ) from None
-    search = pattern.search
     negate = condition.op == "!~"
     return lambda cell: (search(_as_text(cell)) is not None) != negate
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 100 else text[:97] + "..."
 
 
 def _number_test(op: Operator, number: int | float) -> _CellTest:

@@ -28,12 +28,14 @@ class QueryStatus(StrEnum):
 
 FINAL_QUERY_STATUSES = frozenset({QueryStatus.SUCCESS, QueryStatus.FAILURE, QueryStatus.STOPPED})
 
-# QUEUED/RUNNING -> SCHEDULED is the way back after a lost worker or a restart. A query
-# answered from the cache is created in SUCCESS and never moves.
+# QUEUED/RUNNING -> SCHEDULED is the way back after a lost worker or a restart, and
+# QUEUED/RUNNING -> FAILURE the end of one whose attempts are used up (a run may hang or kill
+# the process before its start is recorded). A query answered from the cache is created in
+# SUCCESS and never moves.
 QUERY_TRANSITIONS: dict[QueryStatus, frozenset[QueryStatus]] = {
     QueryStatus.SCHEDULED: frozenset({QueryStatus.QUEUED, QueryStatus.STOPPED}),
     QueryStatus.QUEUED: frozenset(
-        {QueryStatus.RUNNING, QueryStatus.SCHEDULED, QueryStatus.STOPPED}
+        {QueryStatus.RUNNING, QueryStatus.SCHEDULED, QueryStatus.STOPPED, QueryStatus.FAILURE}
     ),
     QueryStatus.RUNNING: frozenset(
         {

@@ -41,6 +41,7 @@ class SchedulerSettings:
     tick_seconds: float = 0.25
     sweep_seconds: float = 30.0
     orphan_grace: float = 7200.0
+    max_attempts: int = 4  # claims of one sub-query before a lapsed one is abandoned
 
 
 @dataclass(slots=True)
@@ -231,7 +232,9 @@ class Scheduler:
             await self.store.db.write(self.store.runs.renew_leases, held, now + lease)
         if now - self._last_requeue >= lease / 2:
             self._last_requeue = now
-            if await self.store.db.write(self.store.runs.requeue, now):
+            if await self.store.db.write(
+                self.store.runs.requeue, now, max_attempts=self.settings.max_attempts
+            ):
                 for lane in self.lanes.values():
                     lane.exhausted = False
 

@@ -70,6 +70,7 @@ class Engine:
                 ),
                 tick_seconds=settings.tick_seconds,
                 sweep_seconds=settings.sweep_seconds,
+                max_attempts=settings.retries + 1,
             ),
             self._stopped,
             Leadership(store.db) if scale_out else None,
@@ -102,7 +103,12 @@ class Engine:
             self.store.db.hold_exclusive_lock()
             # Nothing runs in this process yet: whatever the store says is claimed or running
             # was lost with the previous process and runs again, from scratch.
-            moved = await self.store.db.write(self.store.runs.requeue, time.time(), everything=True)
+            moved = await self.store.db.write(
+                self.store.runs.requeue,
+                time.time(),
+                everything=True,
+                max_attempts=self.settings.retries + 1,
+            )
             if moved:
                 log.info("put %d interrupted sub-queries back on the schedule", moved)
             await self.store.db.write(self.store.upkeep.sweep, time.time(), 0.0)

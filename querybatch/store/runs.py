@@ -13,7 +13,18 @@ import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    String,
+    bindparam,
+    cast,
+    delete,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 
 from querybatch.domain.status import BatchStatus, QueryStatus
 from querybatch.store.counters import Deltas, count_finished, lock_batches
@@ -215,11 +226,15 @@ class RunStore:
         deltas.move(outcome.batch_id, QueryStatus.RUNNING, outcome.status, changed)
         return changed == 1
 
-    def requeue(self, now: float, *, everything: bool = False) -> int:
+    def requeue(
+        self, now: float, *, everything: bool = False, max_attempts: int | None = None
+    ) -> int:
         """Put sub-queries whose run went silent (or, at a local start, every claimed one) back.
 
         They become SCHEDULED again and run anew with a higher attempt number; a run of the
-        old attempt that is somehow still going can no longer record anything.
+        old attempt that is somehow still going can no longer record anything. A sub-query
+        already claimed ``max_attempts`` times ends FAILURE (QUERY_ABANDONED) instead: every
+        claim counts, so one whose runs kill or hang the process cannot do so forever.
         """
         deltas = Deltas()
         moved = 0
@@ -228,8 +243,16 @@ class RunStore:
         with self.db.writing() as conn:
             affected = select(queries.c.batch_id).where(queries.c.status.in_(in_flight), *lapsed)
             lock_batches(conn, [row.batch_id for row in conn.execute(affected.distinct())])
+            abandoned: list[Outcome] = []
             for source in in_flight:
                 condition = [queries.c.status == source, *lapsed]
+                if max_attempts is not None:
+                    given_up = self._abandon(
+                        conn, [*condition, queries.c.attempt >= max_attempts], now
+                    )
+                    for outcome in given_up:
+                        deltas.move(outcome.batch_id, source, QueryStatus.FAILURE)
+                    abandoned += given_up
                 rows = conn.execute(
                     update(queries)
                     .where(*condition)
@@ -239,8 +262,45 @@ class RunStore:
                 for row in rows:
                     deltas.move(row.batch_id, source, QueryStatus.SCHEDULED)
                 moved += len(rows)
+            count_finished(conn, abandoned)
             deltas.apply(conn, now)
         return moved
+
+    @staticmethod
+    def _abandon(conn: Connection, condition: list[Any], now: float) -> list[Outcome]:
+        """End the matching in-flight sub-queries as FAILURE: their attempts are used up."""
+        message = (
+            literal("Abandoned after ", String)
+            + cast(queries.c.attempt, String)
+            + literal(" attempts", String)
+        )
+        rows = conn.execute(
+            update(queries)
+            .where(*condition)
+            .values(
+                status=QueryStatus.FAILURE,
+                end_time=now,
+                lease_expires_at=None,
+                error_code="QUERY_ABANDONED",
+                error_message=message,
+                error_description=(
+                    "Every run of this query was interrupted before it ended: the server or "
+                    "worker stopped, or the run stopped answering. It is not tried again."
+                ),
+            )
+            .returning(queries.c.id, queries.c.batch_id, queries.c.attempt, queries.c.ds_id)
+        ).all()
+        return [
+            Outcome(
+                query_id=row.id,
+                batch_id=row.batch_id,
+                attempt=row.attempt,
+                status=QueryStatus.FAILURE,
+                end_time=now,
+                ds_id=row.ds_id,
+            )
+            for row in rows
+        ]
 
     def stop_batch(self, batch_id: str, now: float, *, cancelled: bool) -> tuple[list[int], bool]:
         """Stop a batch and every sub-query of it that has not finished.

@@ -22,7 +22,12 @@ from querybatch.connectors.base import FetchRequest
 from querybatch.connectors.sql import SqlConnector
 from querybatch.domain.fields import Row
 from querybatch.domain.filters import compile_filter, parse_filter, parse_order
-from querybatch.errors import AccountErrors, ConfigurationError, ConnectorError
+from querybatch.errors import (
+    AccountErrors,
+    ConfigurationError,
+    ConnectorError,
+    TransientConnectorError,
+)
 from support import free_port
 
 PRODUCTS = ("brand", "promo_50%", "o'reilly", "back\\slash", "under_score", "UPPER", "Ünïcode")
@@ -206,6 +211,32 @@ async def test_pushed_down_filters_match_the_engine_evaluation(
     keep = compile_filter(flt, FIELDS, ALL_TYPES)  # type: ignore[arg-type]
     expected = sorted((r for r in everything if keep(r)), key=repr)
     assert sorted(await fetch(shop, request(filter=flt)), key=repr) == expected
+
+
+async def test_sqlite_regexp_speaks_re2_like_the_engine(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shop.db'}"
+    create_orders(url)
+    shop = SqlConnector.from_mapping("SHOP", settings(url))
+    await shop.open()
+    try:
+        # \pL is RE2 (and not Python re) syntax: SQLite's REGEXP must be the RE2 one.
+        flt = parse_filter(r"product =~ ^\pL+$")
+        rows = await fetch(shop, request(("product", "units"), filter=flt))
+        assert sorted(r[0] for r in rows) == ["UPPER", "brand", "Ünïcode"]
+        bomb = parse_filter("product =~ (.*?){14}X")
+        assert await fetch(shop, request(("product", "units"), filter=bomb)) == []
+    finally:
+        await shop.close()
+
+
+@pytest.mark.parametrize("pattern", [r"(a)\1", "(?<=a)b", "x" * 1001])
+async def test_a_pattern_re2_refuses_fails_the_fetch_for_good(
+    shop: SqlConnector, pattern: str
+) -> None:
+    flt = parse_filter(f"product =~ {pattern}")
+    with pytest.raises(ConnectorError, match="invalid filter") as caught:
+        await fetch(shop, request(filter=flt))
+    assert not isinstance(caught.value, TransientConnectorError)
 
 
 async def test_filters_on_fields_not_requested_apply_to_raw_rows(shop: SqlConnector) -> None:

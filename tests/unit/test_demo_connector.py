@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import tracemalloc
 from collections import defaultdict
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from querybatch.connectors import demo, demo_rows
 from querybatch.connectors.base import FetchRequest
 from querybatch.connectors.demo import CHUNK_ROWS, DemoConfig, DemoConnector, demo_sources
 from querybatch.domain.fields import Row
@@ -474,3 +476,124 @@ async def test_bad_requests_raise_connector_error(
     with pytest.raises(ConnectorError, match=message):
         await collect(connector, request(connector, fields, settings=settings))
     assert DemoConnector.in_flight["DEMO_ADS"] == 0
+
+
+# --- bounds: every per-query knob has a maximum ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"demo_rows_per_day": 100_000_000},
+            "demo_rows_per_day must be an integer from 1 to 10000",
+        ),
+        ({"demo_rows_per_day": "10001"}, "demo_rows_per_day must be an integer from 1 to 10000"),
+        ({"demo_latency_ms": 1e12}, "demo_latency_ms must be a number from 0 to 600000"),
+        ({"demo_latency_ms": 600_001}, "demo_latency_ms must be a number from 0 to 600000"),
+        (
+            {"demo_transient_failures": 11},
+            "demo_transient_failures must be an integer from 0 to 10",
+        ),
+        ({"demo_fail_accounts": ["x"] * 10_001}, "names 10001 accounts; the maximum is 10000"),
+    ],
+)
+async def test_a_setting_over_its_maximum_fails_the_fetch_before_any_work(
+    settings: dict[str, Any], message: str
+) -> None:
+    connector = make(accounts=1)
+    with pytest.raises(ConnectorError, match=message) as caught:
+        await collect(connector, request(connector, ["clicks"], settings=settings))
+    assert not isinstance(caught.value, TransientConnectorError)
+
+
+async def test_a_huge_value_is_cut_short_in_the_message() -> None:
+    connector = make(accounts=1)
+    with pytest.raises(ConnectorError) as caught:
+        await collect(
+            connector, request(connector, ["clicks"], settings={"demo_rows_per_day": "9" * 5000})
+        )
+    assert len(caught.value.message) < 200
+
+
+async def test_every_setting_at_its_maximum_is_accepted() -> None:
+    connector = make(accounts=1)
+    most = request(
+        connector, ["campaign_id", "clicks"], days=1, settings={"demo_rows_per_day": 10_000}
+    )
+    assert len(await collect(connector, most)) == 10_000
+    flaky = request(connector, ["clicks"], settings={"demo_transient_failures": 10})
+    with pytest.raises(TransientConnectorError, match="1 of 10"):
+        await collect(connector, flaky)
+
+
+async def test_transient_failure_memory_forgets_the_oldest_requests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(demo, "_TRANSIENT_MEMORY", 3)
+    connector = make(accounts=5)
+    for n in range(1, 6):
+        req = request(
+            connector,
+            ["clicks"],
+            accounts=[f"ads-{n:04d}"],
+            settings={"demo_transient_failures": 1},
+        )
+        with pytest.raises(TransientConnectorError):
+            await collect(connector, req)
+    assert len(DemoConnector._transient_attempts) == 3
+
+
+# --- no generation on the event loop ------------------------------------------------------
+
+
+def _record_threads(monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    threads: set[str] = set()
+    generate, plan = demo_rows._generate, DemoConnector._plan
+
+    def generate_here(p: demo_rows.DemoPlan) -> Iterator[list[Row]]:
+        threads.add(threading.current_thread().name)
+        yield from generate(p)
+
+    def plan_here(self: DemoConnector, req: FetchRequest) -> demo_rows.DemoPlan:
+        threads.add(threading.current_thread().name)
+        return plan(self, req)
+
+    monkeypatch.setattr(demo_rows, "_generate", generate_here)
+    monkeypatch.setattr(DemoConnector, "_plan", plan_here)
+    return threads
+
+
+async def test_a_large_fetch_is_planned_and_generated_off_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    threads = _record_threads(monkeypatch)
+    connector = make(accounts=2)
+    req = request(connector, ["date", "clicks"], days=30, settings={"demo_rows_per_day": 100})
+    assert len(await collect(connector, req)) == 30
+    assert threads and threading.current_thread().name not in threads
+
+
+async def test_a_tiny_fetch_runs_on_the_event_loop_without_a_thread_hop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    threads = _record_threads(monkeypatch)
+    connector = make(accounts=1)
+    assert len(await collect(connector, request(connector, ["date", "clicks"], days=3))) == 3
+    assert threads == {threading.current_thread().name}
+
+
+async def test_a_regex_filter_is_matched_off_the_event_loop_on_large_fetches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    threads = _record_threads(monkeypatch)
+    connector = make(accounts=1)
+    req = request(
+        connector,
+        ["campaign_name", "clicks"],
+        days=30,
+        settings={"demo_rows_per_day": 200},
+        filter=where(("campaign_name", "=~", "(.*?){14}X")),
+    )
+    assert await collect(connector, req) == []
+    assert threads and threading.current_thread().name not in threads

@@ -281,6 +281,42 @@ def test_an_invalid_regex_is_an_error() -> None:
         matches("campaign =~ (", ROW)
 
 
+def test_a_backtracking_bomb_pattern_is_matched_in_linear_time() -> None:
+    # Python's re needs about 2**40 steps here; RE2 scans the text once.
+    row: Row = ("2026-03-01", "Campaign 001 " * 4, 1, 1.0, 1.0, True)
+    assert not matches("campaign =~ (.*?){14}X", row)
+    assert matches("campaign !~ (x+x+)+y", row)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [(r"(a)\1", "invalid escape sequence"), ("(?=Brand)", "invalid perl operator")],
+)
+def test_a_pattern_re2_cannot_run_is_an_error_naming_the_field_and_the_syntax(
+    pattern: str, reason: str
+) -> None:
+    with pytest.raises(FilterSyntaxError, match=f"for field 'campaign': {reason}.*RE2 syntax"):
+        matches(f"campaign =~ {pattern}", ROW)
+
+
+def test_a_pattern_over_1000_characters_is_an_error() -> None:
+    with pytest.raises(FilterSyntaxError, match="1001 characters long; the maximum is 1000"):
+        matches("campaign =~ " + "a" * 1001, ROW)
+
+
+def test_a_pattern_of_exactly_1000_characters_is_allowed() -> None:
+    assert not matches("campaign =~ " + "a" * 1000, ROW)
+
+
+def test_a_pattern_needing_more_than_its_memory_is_an_error() -> None:
+    with pytest.raises(FilterSyntaxError, match="pattern too large"):
+        matches(r"campaign =~ \pL{300}", ROW)
+
+
+def test_inline_flags_still_work() -> None:
+    assert matches("campaign =~ (?i)^brand", ROW)
+
+
 def test_a_bool_field_accepts_true_in_any_case() -> None:
     assert matches("active == TRUE", ROW)
 

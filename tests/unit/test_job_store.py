@@ -204,3 +204,27 @@ def test_a_move_the_state_machine_forbids_is_refused() -> None:
 
     with pytest.raises(ValueError, match="SUCCESS to RUNNING"):
         Deltas().move("qrb_000000000001", QueryStatus.SUCCESS, QueryStatus.RUNNING)
+
+
+@pytest.mark.parametrize("started", [True, False])
+def test_a_sub_query_claimed_max_attempts_times_is_abandoned_not_requeued(
+    store: Store, started: bool
+) -> None:
+    make_batch(store, 1)
+    for attempt in (1, 2):
+        (item,) = claim(store, "qrb_000000000001", 1)
+        assert item.attempt == attempt
+        if started:  # a run that hangs or dies before its start is recorded counts too
+            store.runs.record_runs([(item, time.time())], [], time.time() + 30, time.time())
+        moved = store.runs.requeue(time.time(), everything=True, max_attempts=2)
+        assert moved == (1 if attempt == 1 else 0)
+    assert counts(store) == (0, 0, 0, 1, 0)
+    query = store.jobs.get_query("acme", "qrb_000000000001_query_1", time.time())
+    assert query is not None and query.status is QueryStatus.FAILURE
+    assert query.error is not None
+    assert (query.error.code, query.error.message) == (
+        "QUERY_ABANDONED",
+        "Abandoned after 2 attempts",
+    )
+    batch = store.jobs.get_batch("acme", "qrb_000000000001", time.time())
+    assert batch is not None and batch.status is BatchStatus.STOPPED

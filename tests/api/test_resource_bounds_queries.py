@@ -1,0 +1,217 @@
+"""Hostile queries against a live server: each ends fast (a 4xx or FAILURE) and `/healthz` stays
+under a second while it is handled (issue 10, defects 1 and 2)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any
+
+import httpx
+import pytest
+
+from support import ServerProcess, assert_error, client, running_server, wait_until
+
+BOMB = "(.*?){14}X"  # exponential for a backtracking engine on any text without an X
+SOURCES = """
+[sources.SHOP]
+connector = "sql"
+url = "sqlite:///{db}"
+table = "orders"
+date_column = "day"
+account_column = "store_id"
+dimensions = ["product"]
+metrics = {{ units = "sum" }}
+"""
+
+
+class HealthWatch:
+    """Polls `/healthz` from a thread while a block runs; ``slowest`` is its worst latency."""
+
+    def __init__(self, server: ServerProcess) -> None:
+        self.url = server.url + "/healthz"
+        self.slowest = 0.0
+        self.polls = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        with httpx.Client(timeout=10) as http:
+            while True:
+                began = time.monotonic()
+                try:
+                    ok = http.get(self.url).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                took = time.monotonic() - began
+                self.slowest = max(self.slowest, took if ok else float("inf"))
+                self.polls += 1
+                if self._stop.wait(0.05):
+                    return
+
+    def __enter__(self) -> HealthWatch:
+        self._thread.start()
+        wait_until(lambda: self.polls > 0)  # polling before the attack starts
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        self._thread.join(15)
+        assert self.slowest < 1.0, f"/healthz took {self.slowest:.2f}s"
+
+
+@pytest.fixture(scope="module")
+def server(deployment: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    root = tmp_path_factory.mktemp("bounds")
+    db = root / "shop.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE orders (day DATE, store_id TEXT, product TEXT, units INTEGER)")
+        conn.executemany(
+            "INSERT INTO orders VALUES (?, ?, ?, ?)",
+            [("2024-03-01", "s1", f"Campaign {n:03d} " * 3, n) for n in range(200)],
+        )
+    sources = root / "sources.toml"
+    sources.write_text(SOURCES.format(db=db))
+    with running_server(root / f"data-{deployment}", QB_SOURCES=str(sources)) as started:
+        yield started
+
+
+@pytest.fixture
+def api(server: ServerProcess) -> Iterator[httpx.Client]:
+    with client(server) as http:
+        yield http
+
+
+def demo_query(**overrides: Any) -> dict[str, Any]:
+    return {
+        "schedule_id": "rb_" + uuid.uuid4().hex[:16],
+        "ds_id": "DEMO_ADS",
+        "ds_accounts": "ads-0001",
+        "fields": "campaign_name,clicks",
+        "start_date": "2026-01-01",
+        "end_date": "2026-01-01",
+        "sync_timeout": 60,
+        **overrides,
+    }
+
+
+def test_a_demo_query_asking_for_1e8_rows_a_day_fails_at_once(
+    server: ServerProcess, api: httpx.Client
+) -> None:
+    params = demo_query(settings='{"demo_rows_per_day": 100000000}')
+    with HealthWatch(server):
+        body = api.get("/query/data/json", params=params).json()
+    assert body["meta"]["status_code"] == "FAILURE", body
+    assert body["meta"]["error"]["code"] == "CONNECTOR_ERROR"
+    assert (
+        "demo_rows_per_day must be an integer from 1 to 10000" in body["meta"]["error"]["message"]
+    )
+
+
+def test_a_demo_query_sleeping_for_ages_fails_at_once(
+    server: ServerProcess, api: httpx.Client
+) -> None:
+    params = demo_query(settings='{"demo_latency_ms": 1e12}')
+    with HealthWatch(server):
+        body = api.get("/query/data/json", params=params).json()
+    assert body["meta"]["status_code"] == "FAILURE", body
+    assert "demo_latency_ms must be a number from 0 to 600000" in body["meta"]["error"]["message"]
+
+
+def test_a_batch_query_asking_for_1e8_rows_a_day_ends_failure(
+    server: ServerProcess, api: httpx.Client
+) -> None:
+    query = demo_query(settings={"demo_rows_per_day": 100_000_000})
+    for key in ("schedule_id", "sync_timeout"):
+        del query[key]
+    with HealthWatch(server):
+        created = api.post("/query/batch", json={"queries": [query]})
+        assert created.status_code == 201, created.text
+        batch_id = created.json()["data"]["batch_id"]
+        wait_until(
+            lambda: api.get(f"/query/batch/{batch_id}").json()["data"]["status_code"] == "STOPPED"
+        )
+    (item,) = api.get(f"/query/batch/{batch_id}/status").json()["data"]
+    assert item["status_code"] == "FAILURE", item
+    assert item["error_info"]["code"] == "CONNECTOR_ERROR"
+    assert "demo_rows_per_day" in item["error_info"]["message"]
+
+
+def test_the_largest_demo_query_allowed_keeps_the_server_responsive(
+    server: ServerProcess, api: httpx.Client
+) -> None:
+    params = demo_query(
+        fields="date,campaign_name,clicks",
+        end_date="2026-01-20",
+        settings='{"demo_rows_per_day": 10000, "no_headers": true}',
+        max_rows=10,
+    )
+    with HealthWatch(server):
+        body = api.get("/query/data/json", params=params).json()
+    assert body["meta"]["status_code"] == "SUCCESS", body
+    assert len(body["data"]) == 10
+
+
+def test_a_backtracking_bomb_filter_on_a_demo_source_matches_nothing_quickly(
+    server: ServerProcess, api: httpx.Client
+) -> None:
+    settings = '{"demo_rows_per_day": 5000, "no_headers": true}'
+    params = demo_query(filter=f"campaign_name =~ {BOMB}", settings=settings)
+    with HealthWatch(server):
+        body = api.get("/query/data/json", params=params).json()
+    assert body["meta"]["status_code"] == "SUCCESS", body
+    assert body["data"] == []
+
+
+def test_a_backtracking_bomb_filter_on_a_sql_source_matches_nothing_quickly(
+    server: ServerProcess, api: httpx.Client
+) -> None:
+    params = {
+        "schedule_id": "rb_" + uuid.uuid4().hex[:16],
+        "ds_id": "SHOP",
+        "fields": "product,units",
+        "start_date": "2024-03-01",
+        "end_date": "2024-03-01",
+        "filter": f"product =~ {BOMB}",
+        "settings": '{"no_headers": true}',
+        "sync_timeout": 60,
+    }
+    with HealthWatch(server):
+        body = api.get("/query/data/json", params=params).json()
+    assert body["meta"]["status_code"] == "SUCCESS", body
+    assert body["data"] == []
+    params |= {"schedule_id": "rb_" + uuid.uuid4().hex[:16], "filter": "product =~ ^Campaign 00"}
+    assert len(api.get("/query/data/json", params=params).json()["data"]) == 10
+
+
+@pytest.mark.parametrize(
+    ("ds_id", "field", "pattern"),
+    [
+        ("DEMO_ADS", "campaign_name", r"(a)\1"),
+        ("DEMO_ADS", "campaign_name", "(?=Campaign)"),
+        ("DEMO_ADS", "campaign_name", "x" * 1001),
+        ("SHOP", "product", "(?<!a)b"),
+    ],
+)
+def test_a_pattern_re2_refuses_is_a_bad_request_naming_the_filter(
+    api: httpx.Client, ds_id: str, field: str, pattern: str
+) -> None:
+    params = demo_query(ds_id=ds_id, fields=f"{field}", filter=f"{field} =~ {pattern}")
+    if ds_id == "SHOP":
+        params |= {"ds_accounts": "s1", "start_date": "2024-03-01", "end_date": "2024-03-01"}
+    error = assert_error(api.get("/query/data/json", params=params), 400, "BAD_REQUEST")["error"]
+    assert "'filter'" in error["message"], error
+
+
+def test_a_batch_with_a_pattern_re2_refuses_is_a_bad_request(api: httpx.Client) -> None:
+    query = demo_query(filter=r"campaign_name =~ (a)\1")
+    for key in ("schedule_id", "sync_timeout"):
+        del query[key]
+    response = api.post("/query/batch", json={"queries": [query]})
+    assert_error(response, 400, "BAD_REQUEST")
