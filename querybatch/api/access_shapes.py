@@ -43,7 +43,7 @@ class KeyList(Loose):
 
 
 class RoleList(Loose):
-    """Every role and its statement."""
+    """The built-in roles and the account's own, with their statements."""
 
     roles: list[dict[str, Any]]
 

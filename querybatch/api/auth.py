@@ -63,13 +63,11 @@ class KeyCache:
         key = await self.store.db.read(self.store.keys.authenticate, secret)
         if key is None:
             return None
-        role = await self.store.db.read(self.store.keys.get_role, key.role)
+        # A key's role is a built-in one or one of its own account's, never another's.
+        role = await self.store.db.read(self.store.keys.get_role, key.account, key.role)
         if role is None:
             return None
-        statement = Statement(
-            "allow" if role.effect == "allow" else "deny", frozenset(role.actions)
-        )
-        return Principal(key, statement)
+        return Principal(key, role.statement)
 
     def forget(self) -> None:
         """Drop every remembered answer (a key or role changed on this node)."""

@@ -10,6 +10,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from querybatch.domain.batch import BatchSettings
+from querybatch.domain.query import DataRequest
+
 
 class Loose(BaseModel):
     """A documented shape that may carry more keys than listed."""
@@ -154,6 +157,43 @@ class FieldsResponse(BaseModel):
 
     meta: Loose
     data: list[FieldItem]
+
+
+def json_body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s JSON schema with its ``$defs`` written in place (they would otherwise point
+    into the schema itself, which an OpenAPI document cannot hold)."""
+    schema = model.model_json_schema()
+    defs: dict[str, Any] = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    inlined: dict[str, Any] = inline(schema)
+    return inlined
+
+
+def body_doc(schema: dict[str, Any]) -> dict[str, Any]:
+    """``openapi_extra`` declaring the JSON body a route reads itself (``params.json_body``)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def query_batch_schema() -> dict[str, Any]:
+    """The body of ``POST /query/batch``: the batch settings and its ``queries``."""
+    schema = json_body_schema(BatchSettings)
+    schema["properties"]["queries"] = {
+        "type": "array",
+        "minItems": 1,
+        "items": json_body_schema(DataRequest),
+    }
+    schema["required"] = ["queries"]
+    return schema
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -1,4 +1,10 @@
-"""``querybatch keys`` and ``querybatch roles``: manage access directly in the server's store."""
+"""``querybatch keys`` and ``querybatch roles``: manage access directly in the server's store.
+
+Keys and custom roles belong to an account (tenant), ``default`` unless ``--account`` names
+another: a key's role is a built-in one (admin, analyst, viewer: every account's, never
+changed) or a custom role of the key's own account. These commands act as the operator, so
+no role limits them.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,11 @@ keys_app = typer.Typer(
 roles_app = typer.Typer(help="Manage roles (directly in the server's store).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(roles_app, name="roles")
+
+DEFAULT_ACCOUNT = "default"
+Account = Annotated[
+    str, typer.Option(help="The tenant (account) the roles belong to.", show_default=True)
+]
 
 
 # -- keys and roles -------------------------------------------------------------------------
@@ -37,14 +48,20 @@ def keys_create(
     role: Annotated[
         str, typer.Option(help="Role: admin, analyst, viewer or a custom one.")
     ] = "analyst",
-    account: Annotated[str, typer.Option(help="The tenant the key belongs to.")] = "default",
+    account: Annotated[str, typer.Option(help="The tenant the key belongs to.")] = DEFAULT_ACCOUNT,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the key.")] = False,
 ) -> None:
     """Create an API key and print it (it cannot be shown again)."""
+    from querybatch.store.keys import BUILTIN_ACCOUNT
+
+    if not account or account == BUILTIN_ACCOUNT:
+        raise typer.BadParameter(f"{account!r} is not an account name", param_hint="--account")
     store = _store()
     try:
-        if store.keys.get_role(role) is None:
-            raise typer.BadParameter(f"unknown role {role!r}", param_hint="--role")
+        if store.keys.get_role(account, role) is None:
+            raise typer.BadParameter(
+                f"unknown role {role!r} (for account {account!r})", param_hint="--role"
+            )
         record, secret = store.keys.create_key(name, role, account, time.time())
     finally:
         store.close()
@@ -97,21 +114,24 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_..
     """Revoke an API key; requests with it are refused from then on."""
     store = _store()
     try:
-        revoked = store.keys.revoke(key_id, time.time())
+        outcome = store.keys.revoke(key_id, time.time())
     finally:
         store.close()
-    if not revoked:
+    if outcome != "revoked":
         errors.print(f"[red]error:[/red] no active key {key_id}")
         raise typer.Exit(EXIT_USAGE)
     console.print(f"revoked {key_id}")
 
 
 @roles_app.command("list")
-def roles_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """List roles and their statements."""
+def roles_list(
+    account: Account = DEFAULT_ACCOUNT,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List the built-in roles and the account's own, with their statements."""
     store = _store()
     try:
-        records = store.keys.list_roles()
+        records = store.keys.list_roles(account)
     finally:
         store.close()
     rows = [
@@ -138,8 +158,9 @@ def roles_create(
     action: Annotated[
         list[str] | None, typer.Option("--action", help="An action name; repeat for more.")
     ] = None,
+    account: Account = DEFAULT_ACCOUNT,
 ) -> None:
-    """Create a custom role, or replace the statement of an existing custom role."""
+    """Create a custom role of the account, or replace the statement of an existing one."""
     from querybatch.domain.actions import ROLE_NAME, unknown_actions
 
     actions = action or []
@@ -155,25 +176,33 @@ def roles_create(
         )
     store = _store()
     try:
-        existing = store.keys.get_role(name)
-        if existing is not None and existing.builtin:
-            errors.print(f"[red]error:[/red] role {name} is built in and cannot change")
-            raise typer.Exit(EXIT_USAGE)
-        store.keys.save_role(name, effect, actions, time.time())
+        outcome = store.keys.save_role(account, name, effect, actions, time.time(), replace=True)
     finally:
         store.close()
-    console.print(f"{'updated' if existing else 'created'} role {name} ({effect}: {len(actions)})")
+    if outcome == "builtin":
+        errors.print(f"[red]error:[/red] role {name} is built in and cannot change")
+        raise typer.Exit(EXIT_USAGE)
+    verb = "updated" if outcome == "replaced" else "created"
+    console.print(f"{verb} role {name} of account {account} ({effect}: {len(actions)})")
 
 
 @roles_app.command("delete")
-def roles_delete(name: Annotated[str, typer.Argument(help="The custom role to delete.")]) -> None:
-    """Delete a custom role that no key uses."""
+def roles_delete(
+    name: Annotated[str, typer.Argument(help="The custom role to delete.")],
+    account: Account = DEFAULT_ACCOUNT,
+) -> None:
+    """Delete a custom role of the account that no key uses."""
     store = _store()
     try:
-        deleted = store.keys.delete_role(name)
+        outcome = store.keys.delete_role(account, name)
     finally:
         store.close()
-    if not deleted:
-        errors.print(f"[red]error:[/red] no custom role {name} that no key uses")
+    problems = {
+        "builtin": f"role {name} is built in and cannot be deleted",
+        "missing": f"account {account} has no custom role {name}",
+        "in_use": f"keys of account {account} use role {name} (revoked ones too)",
+    }
+    if outcome in problems:
+        errors.print(f"[red]error:[/red] {problems[outcome]}")
         raise typer.Exit(EXIT_USAGE)
-    console.print(f"deleted role {name}")
+    console.print(f"deleted role {name} of account {account}")

@@ -6,40 +6,42 @@ from dataclasses import dataclass
 from typing import Literal
 
 # action -> what it lets a key do; the README's table is generated from this mapping.
+# Rows are data whatever route returns them, so every route that returns rows (or starts
+# queries) needs get_data as well as its own action: denying get_data stops all data access.
 ACTIONS: dict[str, str] = {
-    "get_data": "run a query, or poll one, through /query/data/{format}",
-    "get_query_status": "read a query's status and results through /query/status",
-    "get_query_results": "page through a finished query's rows through /query/results",
+    "get_data": "run or poll a query through /query/data/{format}; read rows by any route",
+    "get_query_status": "read a query's status through /query/status (its rows need get_data)",
+    "get_query_results": "page through a finished query's rows (/query/results; needs get_data)",
     "get_accounts": "list a data source's logins and accounts",
     "get_fields": "list a data source's fields",
     "get_segments": "list a data source's segments",
-    "create_query_batch": "create a query batch",
+    "create_query_batch": "create a query batch (needs get_data)",
     "list_query_batches": "list the tenant's query batches",
     "get_query_batch": "read a query batch",
     "get_query_batch_status": "read the per-query status of a query batch",
     "cancel_query_batch": "cancel a query batch",
-    "download_query_batch": "download all results of a query batch as one file",
+    "download_query_batch": "download all results of a query batch as one file (needs get_data)",
     "create_upload_url": "get a signed upload URL for a bulk batch file",
     "delete_upload_url": "withdraw an upload URL",
-    "create_batch": "create a bulk file batch",
+    "create_batch": "create a bulk file batch (needs its operation's action: get_data)",
     "get_batches": "list bulk file batches",
-    "get_batch": "read a bulk file batch, and get its download link",
+    "get_batch": "read a bulk file batch, and get its download link (needs get_data)",
     "update_batch": "cancel a bulk file batch",
     "delete_batch": "delete a bulk file batch and its files",
-    "manage_keys": "create, list and revoke API keys",
-    "manage_roles": "create, list, change and delete roles",
+    "manage_keys": "create, list and revoke the account's keys, within its own role",
+    "manage_roles": "create, list, change and delete the account's roles, within its own role",
 }
 
-READ_ONLY_ACTIONS = (
+# The viewer watches: statuses, batches, sources' metadata; it reads no rows (no get_data),
+# so the actions that only read rows are not listed.
+VIEWER_ACTIONS = (
     "get_query_status",
-    "get_query_results",
     "get_accounts",
     "get_fields",
     "get_segments",
     "list_query_batches",
     "get_query_batch",
     "get_query_batch_status",
-    "download_query_batch",
     "get_batches",
     "get_batch",
 )
@@ -59,11 +61,19 @@ class Statement:
         listed = action in self.actions
         return listed if self.effect == "allow" else not listed
 
+    def beyond(self, holder: Statement) -> list[str]:
+        """The actions this statement permits and ``holder`` does not, sorted.
+
+        A key may only create, change, remove or revoke what lies within its own role:
+        anything listed here is more than the holder may grant or take away.
+        """
+        return sorted(a for a in ACTIONS if self.permits(a) and not holder.permits(a))
+
 
 BUILTIN_ROLES: dict[str, Statement] = {
     "admin": Statement("deny", frozenset()),
     "analyst": Statement("deny", frozenset({"manage_keys", "manage_roles"})),
-    "viewer": Statement("allow", frozenset(READ_ONLY_ACTIONS)),
+    "viewer": Statement("allow", frozenset(VIEWER_ACTIONS)),
 }
 
 

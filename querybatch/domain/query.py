@@ -121,8 +121,8 @@ class DataRequest(BaseModel):
     max_columns: Annotated[int, OptionalInt, Field(ge=1, le=1000)] = 20
     max_rows: Annotated[int, OptionalInt, Field(ge=1, le=1_000_000)] = 1000
     offset_start: Annotated[int, OptionalInt, Field(ge=0, le=1_000_000)] = 0
-    offset_end: Annotated[int | None, OptionalInt, Field(ge=0, le=1_000_000)] = None
-    cache_minutes: Annotated[int | None, OptionalInt, Field(ge=0, le=10080)] = None
+    offset_end: Annotated[Annotated[int, Field(ge=0, le=1_000_000)] | None, OptionalInt] = None
+    cache_minutes: Annotated[Annotated[int, Field(ge=0, le=10080)] | None, OptionalInt] = None
     sync_timeout: Annotated[int, OptionalInt, Field(ge=0, le=3600)] = 1800
     api_key: Annotated[str, StringConstraints(max_length=255)] | None = None
 

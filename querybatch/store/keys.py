@@ -1,20 +1,23 @@
-"""API keys (stored as SHA-256 hashes) and roles."""
+"""API keys (stored as SHA-256 hashes) and roles (built-in ones, and each account's own)."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import ColumnElement, Select, and_, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 
-from querybatch.domain.actions import BUILTIN_ROLES
+from querybatch.domain.actions import BUILTIN_ROLES, Statement
 from querybatch.store.database import Database
 from querybatch.store.records import KeyRecord, RoleRecord
 from querybatch.store.tables import api_keys, roles, server_state
 
 KEY_PREFIX = "qb_"
+BUILTIN_ACCOUNT = "*"
+"""The account built-in roles are stored under: every account's, and a name no account takes."""
 
 
 def hash_key(secret: str) -> str:
@@ -54,7 +57,12 @@ class KeyStore:
     def ensure_builtin_roles(self, now: float) -> None:
         """Create (or restore) the admin, analyst and viewer roles."""
         with self.db.writing() as conn:
-            existing = {row.name for row in conn.execute(select(roles.c.name))}
+            existing = {
+                row.name
+                for row in conn.execute(
+                    select(roles.c.name).where(roles.c.account == BUILTIN_ACCOUNT)
+                )
+            }
             for name, statement in BUILTIN_ROLES.items():
                 values = {
                     "effect": statement.effect,
@@ -62,52 +70,31 @@ class KeyStore:
                     "builtin": True,
                 }
                 if name in existing:
-                    conn.execute(update(roles).where(roles.c.name == name).values(values))
+                    conn.execute(update(roles).where(_builtin(name)).values(values))
                 else:
-                    conn.execute(insert(roles).values(name=name, created_at=now, **values))
+                    conn.execute(
+                        insert(roles).values(
+                            account=BUILTIN_ACCOUNT, name=name, created_at=now, **values
+                        )
+                    )
 
-    def list_roles(self) -> list[RoleRecord]:
-        """Every role, built-in ones first."""
+    def list_roles(self, account: str) -> list[RoleRecord]:
+        """The roles ``account`` can use: the built-in ones first, then its own."""
+        query = (
+            select(roles)
+            .where(roles.c.account.in_((BUILTIN_ACCOUNT, account)))
+            .order_by(roles.c.builtin.desc(), roles.c.name)
+        )
         with self.db.reading() as conn:
-            rows = conn.execute(select(roles).order_by(roles.c.builtin.desc(), roles.c.name))
-            return [_role(row) for row in rows.mappings()]
+            return [_role(row) for row in conn.execute(query).mappings()]
 
-    def get_role(self, name: str) -> RoleRecord | None:
-        """One role by name."""
+    def get_role(self, account: str, name: str) -> RoleRecord | None:
+        """The role called ``name`` for ``account``: a built-in one, or the account's own."""
         with self.db.reading() as conn:
-            row = conn.execute(select(roles).where(roles.c.name == name)).mappings().first()
+            row = conn.execute(_role_query(account, name)).mappings().first()
         return None if row is None else _role(row)
 
-    def save_role(self, name: str, effect: str, actions: Sequence[str], now: float) -> RoleRecord:
-        """Create a role, or replace the statement of an existing custom role."""
-        values = {"effect": effect, "actions": sorted(set(actions))}
-        with self.db.writing() as conn:
-            changed = conn.execute(
-                update(roles).where(roles.c.name == name, roles.c.builtin.is_(False)).values(values)
-            ).rowcount
-            if not changed:
-                conn.execute(
-                    insert(roles).values(name=name, builtin=False, created_at=now, **values)
-                )
-        role = self.get_role(name)
-        assert role is not None
-        return role
-
-    def delete_role(self, name: str) -> bool:
-        """Delete a custom role no key uses; False if it is built in, in use or unknown."""
-        with self.db.writing() as conn:
-            in_use = conn.execute(
-                select(func.count()).select_from(api_keys).where(api_keys.c.role == name)
-            ).scalar_one()
-            if in_use:
-                return False
-            return bool(
-                conn.execute(
-                    roles.delete().where(roles.c.name == name, roles.c.builtin.is_(False))
-                ).rowcount
-            )
-
-    def save_tenant_role(
+    def save_role(
         self,
         account: str,
         name: str,
@@ -115,51 +102,59 @@ class KeyStore:
         actions: Sequence[str],
         now: float,
         *,
-        replace: bool,
+        create: bool = True,
+        replace: bool = True,
+        within: Statement | None = None,
     ) -> str:
-        """Create (or, with ``replace``, replace) a custom role on behalf of a tenant.
+        """Create a custom role of ``account`` (``create``), or replace one's statement.
 
-        Roles are server-wide, so a tenant may not change one that keys of another tenant
-        use. Returns "saved", "exists" (not replacing), "builtin" or "shared".
+        With ``within`` (the statement of the key asking), a role that today permits more
+        than it is not replaced: checked here, in the transaction that writes. Returns
+        "created", "replaced", "exists" (not ``replace``), "missing" (not ``create``),
+        "builtin" or "beyond".
         """
+        if name in BUILTIN_ROLES:
+            return "builtin"
         values = {"effect": effect, "actions": sorted(set(actions))}
         with self.db.writing() as conn:
-            row = conn.execute(select(roles.c.builtin).where(roles.c.name == name)).first()
-            if row is not None:
-                if row.builtin:
-                    return "builtin"
-                if not replace:
-                    return "exists"
-                if self._used_elsewhere(conn, name, account):
-                    return "shared"
-                conn.execute(update(roles).where(roles.c.name == name).values(values))
-            else:
+            row = conn.execute(_role_query(account, name).with_for_update()).mappings().first()
+            if row is None:
+                if not create:
+                    return "missing"
                 conn.execute(
-                    insert(roles).values(name=name, builtin=False, created_at=now, **values)
+                    insert(roles).values(
+                        account=account, name=name, builtin=False, created_at=now, **values
+                    )
                 )
-        return "saved"
+                return "created"
+            if not replace:
+                return "exists"
+            if within is not None and _role(row).statement.beyond(within):
+                return "beyond"
+            conn.execute(update(roles).where(_custom(account, name)).values(values))
+        return "replaced"
 
-    def delete_tenant_role(self, account: str, name: str) -> str:
-        """Delete a custom role on behalf of a tenant: "deleted", "missing", "builtin",
-        "shared" (keys of another tenant use it) or "in_use" (keys of this tenant do)."""
+    def delete_role(self, account: str, name: str, *, within: Statement | None = None) -> str:
+        """Delete a custom role of ``account`` that no key uses.
+
+        Returns "deleted", "missing", "builtin", "in_use" (a key of the account uses it,
+        revoked ones too) or "beyond" (it permits more than ``within``, when given).
+        """
+        if name in BUILTIN_ROLES:
+            return "builtin"
         with self.db.writing() as conn:
-            row = conn.execute(select(roles.c.builtin).where(roles.c.name == name)).first()
+            row = conn.execute(_role_query(account, name).with_for_update()).mappings().first()
             if row is None:
                 return "missing"
-            if row.builtin:
-                return "builtin"
-            if self._used_elsewhere(conn, name, account):
-                return "shared"
-            used = conn.execute(select(api_keys.c.id).where(api_keys.c.role == name).limit(1))
-            if used.first() is not None:
+            if within is not None and _role(row).statement.beyond(within):
+                return "beyond"
+            used = select(api_keys.c.id).where(
+                api_keys.c.role_account == account, api_keys.c.role == name
+            )
+            if conn.execute(used.limit(1)).first() is not None:
                 return "in_use"
-            conn.execute(roles.delete().where(roles.c.name == name))
+            conn.execute(roles.delete().where(_custom(account, name)))
         return "deleted"
-
-    @staticmethod
-    def _used_elsewhere(conn: Connection, name: str, account: str) -> bool:
-        query = select(api_keys.c.id).where(api_keys.c.role == name, api_keys.c.account != account)
-        return conn.execute(query.limit(1)).first() is not None
 
     # -- keys -------------------------------------------------------------------------------
 
@@ -178,6 +173,7 @@ class KeyStore:
                     key_hash=hash_key(secret),
                     role=role,
                     account=account,
+                    role_account=role_account(account, role),
                     created_at=now,
                 )
             )
@@ -191,7 +187,7 @@ class KeyStore:
             changed = conn.execute(
                 update(api_keys)
                 .where(api_keys.c.key_hash == hash_key(secret))
-                .values(role=role, revoked_at=None)
+                .values(role=role, role_account=role_account(account, role), revoked_at=None)
             ).rowcount
         if changed:
             record = self.authenticate(secret)
@@ -227,13 +223,35 @@ class KeyStore:
         with self.db.reading() as conn:
             return [_key(row) for row in conn.execute(query).mappings()]
 
-    def revoke(self, key_id: str, now: float, account: str | None = None) -> bool:
-        """Revoke a key (of ``account`` when given); False if unknown or already revoked."""
-        query = update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+    def revoke(
+        self,
+        key_id: str,
+        now: float,
+        account: str | None = None,
+        *,
+        within: Statement | None = None,
+    ) -> str:
+        """Revoke an active key (of ``account`` when given).
+
+        Returns "revoked", "missing" (unknown, another account's or revoked already) or
+        "beyond" (its role permits more than ``within``, when given: that key is not revoked).
+        """
+        query = (
+            select(roles.c.effect, roles.c.actions)
+            .select_from(api_keys.join(roles, _key_role))
+            .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+        )
         if account is not None:
             query = query.where(api_keys.c.account == account)
         with self.db.writing() as conn:
-            return bool(conn.execute(query.values(revoked_at=now)).rowcount)
+            row = conn.execute(query.with_for_update(of=api_keys)).first()
+            if row is None:
+                return "missing"
+            held = Statement("allow" if row.effect == "allow" else "deny", frozenset(row.actions))
+            if within is not None and held.beyond(within):
+                return "beyond"
+            conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=now))
+        return "revoked"
 
     def count_active(self) -> int:
         """How many keys are not revoked."""
@@ -245,6 +263,27 @@ class KeyStore:
                     .where(api_keys.c.revoked_at.is_(None))
                 ).scalar_one()
             )
+
+
+def role_account(account: str, role: str) -> str:
+    """The account a key of ``account`` with ``role`` finds its role under."""
+    return BUILTIN_ACCOUNT if role in BUILTIN_ROLES else account
+
+
+def _role_query(account: str, name: str) -> Select[Any]:
+    # Custom roles may not take a built-in name, so at most one row matches.
+    return select(roles).where(roles.c.name == name, roles.c.account == role_account(account, name))
+
+
+def _builtin(name: str) -> ColumnElement[bool]:
+    return and_(roles.c.account == BUILTIN_ACCOUNT, roles.c.name == name)
+
+
+def _custom(account: str, name: str) -> ColumnElement[bool]:
+    return and_(roles.c.account == account, roles.c.name == name, roles.c.builtin.is_(False))
+
+
+_key_role = and_(api_keys.c.role_account == roles.c.account, api_keys.c.role == roles.c.name)
 
 
 def _role(row: RowMapping) -> RoleRecord:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from querybatch.domain.actions import Statement
 from querybatch.domain.status import BatchStatus, QueryStatus
 
 
@@ -16,6 +17,11 @@ class RoleRecord:
     effect: str
     actions: tuple[str, ...]
     builtin: bool
+
+    @property
+    def statement(self) -> Statement:
+        """What the role permits."""
+        return Statement("allow" if self.effect == "allow" else "deny", frozenset(self.actions))
 
 
 @dataclass(frozen=True, slots=True)

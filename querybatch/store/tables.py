@@ -8,6 +8,7 @@ from sqlalchemy import (
     Column,
     Double,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -28,9 +29,12 @@ metadata = MetaData(
     }
 )
 
+# A custom role belongs to one account (tenant); the built-in ones belong to all and are
+# stored under the account "*", a name no account may take (store.keys.BUILTIN_ACCOUNT).
 roles = Table(
     "roles",
     metadata,
+    Column("account", String(64), primary_key=True),
     Column("name", String(64), primary_key=True),
     Column("effect", String(5), nullable=False),
     Column("actions", JSONText, nullable=False),
@@ -53,10 +57,13 @@ api_keys = Table(
     Column("name", String(255), nullable=False),
     Column("prefix", String(16), nullable=False),
     Column("key_hash", String(64), nullable=False, unique=True),
-    Column("role", String(64), ForeignKey("roles.name"), nullable=False),
+    Column("role", String(64), nullable=False),
     Column("account", String(64), nullable=False),
+    # Where the key's role is stored: the key's own account, or "*" for a built-in role.
+    Column("role_account", String(64), nullable=False),
     Column("created_at", Double, nullable=False),
     Column("revoked_at", Double),
+    ForeignKeyConstraint(["role_account", "role"], ["roles.account", "roles.name"]),
 )
 
 # A batch is the unit of scheduling: a query batch, or the one query of a data request

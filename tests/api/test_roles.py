@@ -25,14 +25,12 @@ OPEN_ROUTES |= {"redoc_html"}
 # What each built-in role may do, written out (not derived) so that a change shows up here.
 VIEWER = {
     "get_query_status",
-    "get_query_results",
     "get_accounts",
     "get_fields",
     "get_segments",
     "list_query_batches",
     "get_query_batch",
     "get_query_batch_status",
-    "download_query_batch",
     "get_batches",
     "get_batch",
 }
@@ -41,6 +39,16 @@ EXPECTED = {
     "analyst": set(ACTIONS) - {"manage_keys", "manage_roles"},
     "viewer": VIEWER,
 }
+
+# Routes that return rows or start queries need get_data as well as their own action.
+ALSO_GET_DATA = {"create_query_batch", "get_query_results", "download_query_batch"}
+
+
+def allowed(role: str, action: str) -> bool:
+    """Whether a key with the built-in ``role`` passes the route guarded by ``action``."""
+    held = EXPECTED[role]
+    return action in held and (action not in ALSO_GET_DATA or "get_data" in held)
+
 
 PATH_VALUES = {
     "output_format": "json",
@@ -143,7 +151,7 @@ def test_each_builtin_role_is_allowed_or_denied_each_route(
             denied = response.status_code == 403
             if denied:
                 assert_error(response, 403, "PERMISSION_ERROR")
-            if denied == (action in EXPECTED[role]):
+            if denied == allowed(role, action):
                 wrong.append(f"{method} {path} ({action}): {response.status_code}")
     assert wrong == []
 
@@ -214,9 +222,7 @@ def test_a_bad_role_is_refused_and_changes_nothing(
     assert api.get("/roles").json()["roles"] == before
 
 
-def test_built_in_and_used_roles_cannot_be_changed_or_deleted(
-    api: httpx.Client, server: ServerProcess
-) -> None:
+def test_built_in_and_used_roles_cannot_be_changed_or_deleted(api: httpx.Client) -> None:
     before = api.get("/roles").json()["roles"]
     statement = {"effect": "allow", "actions": []}
     assert_error(api.put("/roles/viewer", json=statement), 409, "CONFLICT_ERROR")
@@ -227,10 +233,6 @@ def test_built_in_and_used_roles_cannot_be_changed_or_deleted(
     assert_error(api.post("/roles", json={"name": name, **statement}), 409, "CONFLICT_ERROR")
     make_key(api, name)
     assert_error(api.delete(f"/roles/{name}"), 409, "CONFLICT_ERROR")
-    # A role a key of another tenant uses is that tenant's concern too: hands off.
-    other = run_cli(server, "keys", "create", "--name", "o", "--role", name, "--account", "t-o")
-    assert other.returncode == 0, other.stderr
-    assert_error(api.put(f"/roles/{name}", json=statement), 409, "CONFLICT_ERROR")
     after = {r["name"]: r for r in api.get("/roles").json()["roles"]}
     assert [after[r["name"]] for r in before] == before
 

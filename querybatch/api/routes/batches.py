@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from querybatch.api.answer import json_response, public_base, route_prefix
-from querybatch.api.auth import Principal
+from querybatch.api.auth import Principal, require
 from querybatch.api.batch_shapes import batch_query, progress, query_batch
 from querybatch.api.deps import Authorize, ServicesDep
 from querybatch.api.download import batch_columns, batch_rows, download_stream
@@ -70,7 +70,12 @@ async def create_query_batch(
     principal: Annotated[Principal, Depends(Authorize("create_query_batch"))],
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> Response:
-    """Create a batch of queries; it is split, stored and scheduled before this answers."""
+    """Create a batch of queries; it is split, stored and scheduled before this answers.
+
+    The key's role must allow ``create_query_batch`` and ``get_data``: the batch runs data
+    queries whose rows its key can then read.
+    """
+    require(principal, "get_data")
     body = await json_body(request, services.settings.max_body_bytes)
     try:
         batch, created = await services.engine.submit_batch(
@@ -218,7 +223,11 @@ async def download_query_batch(
     principal: Annotated[Principal, Depends(Authorize("download_query_batch"))],
     format: Annotated[Literal["ndjson", "csv", "parquet"], Query()] = "ndjson",
 ) -> Response:
-    """Every collected row of the batch as one file (so far, if it still runs)."""
+    """Every collected row of the batch as one file (so far, if it still runs).
+
+    Rows are data: the key's role must allow ``get_data`` too.
+    """
+    require(principal, "get_data")
     batch = await batch_of(services, principal, batch_id)
     columns = await batch_columns(services, batch)
     body = download_stream(format, columns, batch_rows(services, batch, columns))

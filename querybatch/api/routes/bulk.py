@@ -148,8 +148,11 @@ async def get_batch(
 ) -> Response:
     """The batch; with ``download=true`` also a temporary link to its results file.
 
-    ``download`` is null while the batch has no results file yet.
+    ``download`` is null while the batch has no results file yet. The link reads rows, so
+    asking for it needs ``get_data`` too.
     """
+    if download:
+        require(principal, "get_data")
     record = await bulk_of(services, principal, batch)
     body = shape(record, request)
     if download:

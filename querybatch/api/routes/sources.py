@@ -34,7 +34,7 @@ class SourceParams(BaseModel):
         BeforeValidator(_split_list),
         Field(max_length=100),
     ] = Field(default_factory=list)
-    cache_minutes: Annotated[int | None, Field(ge=60, le=1440)] = None
+    cache_minutes: Annotated[int, Field(ge=60, le=1440)] | None = None
 
 
 async def source_of(services: Services, request: Request) -> tuple[SourceParams, Connector]:

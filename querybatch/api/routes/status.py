@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from querybatch.api.answer import Page, rows_response, status_response
-from querybatch.api.auth import Principal
+from querybatch.api.auth import Principal, require
 from querybatch.api.deps import Authorize, ServicesDep
 from querybatch.api.params import documented, parse_params, request_params
 from querybatch.api.schemas import ERROR_RESPONSES, DataResponse
@@ -29,7 +29,7 @@ class StatusParams(BaseModel):
     model_config = ConfigDict(extra="ignore")
     schedule_id: ScheduleId
     offset_start: Annotated[int, Field(ge=0, le=1_000_000)] = 0
-    offset_end: Annotated[int | None, Field(ge=0, le=1_000_000)] = None
+    offset_end: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
 
 
 class ResultsParams(BaseModel):
@@ -69,12 +69,16 @@ async def get_query_status(
     services: ServicesDep,
     principal: Annotated[Principal, Depends(Authorize("get_query_status"))],
 ) -> Response:
-    """A query's status, progress and workflow counters; its rows once it succeeded."""
+    """A query's status, progress and workflow counters; its rows once it succeeded.
+
+    Rows are data: a key whose role does not allow ``get_data`` gets the status of a
+    query that succeeded, without its rows.
+    """
     params = parse_params(
         StatusParams, await request_params(request, services.settings.max_body_bytes)
     )
     query = await live_query(services, principal, params.schedule_id)
-    if query.status is not QueryStatus.SUCCESS:
+    if query.status is not QueryStatus.SUCCESS or not principal.statement.permits("get_data"):
         return await status_response(services, request, query)
     page = Page.inclusive(params.offset_start, params.offset_end)
     return await rows_response(services, request, query, "json", page, "/query/status")
@@ -93,7 +97,11 @@ async def get_query_results(
     services: ServicesDep,
     principal: Annotated[Principal, Depends(Authorize("get_query_results"))],
 ) -> Response:
-    """A finished query's rows in its output format (the batch's ``query_output_format``)."""
+    """A finished query's rows in its output format (the batch's ``query_output_format``).
+
+    Rows are data: the key's role must allow ``get_data`` too.
+    """
+    require(principal, "get_data")
     params = parse_params(
         ResultsParams, await request_params(request, services.settings.max_body_bytes)
     )
