@@ -16,9 +16,14 @@ DEPLOYMENTS = ("embedded", "scaleout")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Run every behaviour test (tests/api, tests/e2e) once per deployment."""
+    """Run every behaviour test (tests/api, tests/e2e) once per deployment.
+
+    A module whose behaviour cannot depend on the deployment (request parsing, say) names
+    the deployments it needs in its own ``DEPLOYMENTS``.
+    """
     if "deployment" in metafunc.fixturenames:
-        metafunc.parametrize("deployment", DEPLOYMENTS, indirect=True, scope="module")
+        modes = getattr(metafunc.module, "DEPLOYMENTS", DEPLOYMENTS)
+        metafunc.parametrize("deployment", modes, indirect=True, scope="module")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from functools import cache
 from typing import Any
 from urllib.parse import urlencode
 
-from querybatch.api.shapes import iso_time
+from querybatch.api import shapes
 from querybatch.domain.status import QueryStatus
 from querybatch.errors import QueryBatchError
 from querybatch.store.records import BatchRecord, Counts, QueryRecord
@@ -21,6 +21,18 @@ SETTING_KEYS = (
     "add_exclude_account_errors",
     "add_clean_data_types",
 )
+
+
+def iso_time(epoch: float | None) -> str | None:
+    """:func:`shapes.iso_time`, but null for a stored time no calendar can show.
+
+    Inputs are bounded when they arrive; this keeps one bad stored value (written before
+    the bounds, or by hand) from failing every listing of its tenant.
+    """
+    try:
+        return shapes.iso_time(epoch)
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 def progress(counts: Counts) -> dict[str, int]:

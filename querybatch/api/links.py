@@ -5,7 +5,8 @@ Upload URLs (``PUT /cache/{handler}``) and results download URLs (``GET
 ``expires`` (epoch seconds, three decimals) and ``signature``, the hex HMAC-SHA256, keyed
 with the server secret, of ``METHOD\\nPATH\\nEXPIRES``. PATH is the route path without the
 ``/v2`` or ``/enterprise/v2`` prefix, so a link works under every prefix. A link whose
-signature does not match (any part altered) is refused with 403 LINK_INVALID; a genuine
+signature does not match (any part altered) or whose ``expires`` is not the server's own
+form (1-11 digits, up to three decimals) is refused with 403 LINK_INVALID; a genuine
 link past its time with 403 LINK_EXPIRED.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from typing import Annotated
 from urllib.parse import quote
@@ -22,6 +24,8 @@ from fastapi import Query, Request
 from querybatch.errors import LinkExpired, LinkInvalid
 
 PREFIXES = ("/enterprise/v2", "/v2")
+_EXPIRES = re.compile(r"[0-9]{1,11}(?:\.[0-9]{1,3})?")
+_SIGNATURE = re.compile(r"[0-9A-Fa-f]{64}")
 
 
 class Links:
@@ -50,13 +54,14 @@ class Links:
                 "The link is not valid",
                 "A signed link carries both 'expires' and 'signature'; use the URL as given.",
             )
+        # Only the shape this server signs: no nan, inf, sign, exponent or huge value, and a
+        # signature of hex digits (compare_digest refuses non-ASCII text with a TypeError).
+        if _EXPIRES.fullmatch(expires) is None or _SIGNATURE.fullmatch(signature) is None:
+            raise LinkInvalid("The link is not valid", "Its expiry or signature is malformed.")
         expected = self.signature(method, path, expires)
-        if not hmac.compare_digest(expected, signature.lower()):
+        if not hmac.compare_digest(expected.encode(), signature.lower().encode()):
             raise LinkInvalid("The link is not valid", "Its signature does not match.")
-        try:
-            until = float(expires)
-        except ValueError as exc:  # only reachable with a forged yet matching signature
-            raise LinkInvalid("The link is not valid") from exc
+        until = float(expires)
         if until < now:
             raise LinkExpired(
                 "The link has expired",

@@ -3,10 +3,16 @@
 Flat query parameters (a list repeated or comma-separated), one ``json=`` parameter holding
 an object, or a body (JSON or form). Later sources win: query string, then ``json=``, then
 the body. Unknown keys are kept; the models that read them ignore what they do not know.
+
+JSON is nested at most :data:`MAX_JSON_DEPTH` levels (checked without recursion), and a
+body larger than :data:`OFF_LOOP_BYTES` is decoded on a worker thread, so that no body, up
+to the size limit, holds up the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
@@ -16,7 +22,11 @@ from starlette.requests import Request
 
 from querybatch.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
+T = TypeVar("T")
+
 BODY_KEY = "qb_body"
+MAX_JSON_DEPTH = 32
+OFF_LOOP_BYTES = 256 * 1024
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -47,12 +57,37 @@ def parse_json_object(raw: bytes | str, what: str) -> dict[str, Any]:
         raise BadRequest(f"{what} is not valid JSON", str(exc)) from exc
     if not isinstance(value, dict):
         raise BadRequest(f"{what} must be a JSON object")
+    if nesting_exceeds(value, MAX_JSON_DEPTH):
+        raise BadRequest(
+            f"{what} is nested too deeply",
+            f"Objects and arrays may be nested at most {MAX_JSON_DEPTH} levels.",
+        )
     return value
+
+
+def nesting_exceeds(value: Any, limit: int) -> bool:
+    """Whether objects/arrays in ``value`` nest deeper than ``limit`` (no recursion)."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+async def _off_loop_if_large(size: int, parse: Callable[[], T]) -> T:
+    """Run ``parse`` here when the input is small, on a worker thread when it is not."""
+    if size > OFF_LOOP_BYTES:
+        return await asyncio.to_thread(parse)
+    return parse()
 
 
 async def json_body(request: Request, limit: int) -> dict[str, Any]:
     """The request body as a JSON object (routes whose body is a document, not parameters)."""
-    return parse_json_object(await read_body(request, limit), "The request body")
+    body = await read_body(request, limit)
+    return await _off_loop_if_large(len(body), lambda: parse_json_object(body, "The request body"))
 
 
 def _flat(pairs: list[tuple[str, str]]) -> dict[str, Any]:
@@ -74,16 +109,25 @@ async def body_params(request: Request, limit: int) -> dict[str, Any]:
         return {}
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
     if content_type in ("application/json", "") or content_type.endswith("+json"):
-        return parse_json_object(body, "The request body")
+        return await _off_loop_if_large(
+            len(body), lambda: parse_json_object(body, "The request body")
+        )
     if content_type == "application/x-www-form-urlencoded":
-        params = _flat(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-        if "json" in params:
-            params.update(parse_json_object(params.pop("json"), "The json parameter"))
-        return params
+        return await _off_loop_if_large(len(body), lambda: _form_params(body))
     raise UnsupportedMediaType(
         f"Cannot read a body of type {content_type}",
         "Send application/json or application/x-www-form-urlencoded.",
     )
+
+
+def _form_params(body: bytes) -> dict[str, Any]:
+    params = _flat(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    if "json" in params:
+        raw_json = params.pop("json")
+        if isinstance(raw_json, list):
+            raise BadRequest("The json parameter was given more than once")
+        params.update(parse_json_object(raw_json, "The json parameter"))
+    return params
 
 
 async def request_params(request: Request, limit: int) -> dict[str, Any]:

@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from querybatch.domain.callback_policy import check_callback_url
 from querybatch.domain.splitting import SplitAccountsPolicy, SplitDatesPolicy
 
 OutputFormat = Literal["json", "keyjson", "ndjson", "csv", "tsv", "parquet"]
+
+EARLIEST_SCHEDULE = datetime(2000, 1, 1, tzinfo=UTC)
+SCHEDULE_HORIZON = timedelta(days=366)
+
+
+def _schedule_time(value: datetime) -> datetime:
+    """A schedule_time from 2000-01-01 to a year from now (storable, listable, comparable)."""
+    latest = datetime.now(UTC) + SCHEDULE_HORIZON
+    # The years are compared first: comparing or converting a datetime near year 1 or 9999
+    # that has a UTC offset can overflow.
+    if not (
+        EARLIEST_SCHEDULE.year <= value.year <= latest.year and EARLIEST_SCHEDULE <= value <= latest
+    ):
+        raise ValueError("schedule_time must be from 2000-01-01T00:00:00Z to one year from now")
+    return value
 
 
 class BatchSettings(BaseModel):
@@ -25,9 +42,10 @@ class BatchSettings(BaseModel):
     query_output_format: OutputFormat = "json"
     add_exclude_account_errors: bool = False
     add_clean_data_types: bool = False
-    schedule_time: AwareDatetime | None = None
+    schedule_time: Annotated[AwareDatetime, AfterValidator(_schedule_time)] | None = None
     callback_url: (
-        Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://")] | None
+        Annotated[str, StringConstraints(max_length=2048), AfterValidator(check_callback_url)]
+        | None
     ) = None
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 MIN_YEAR = 1900
 MAX_YEAR = 2200
@@ -51,6 +51,28 @@ _MAX_DIGITS = 9
 
 class DateRangeError(ValueError):
     """A date parameter is missing, malformed or out of bounds; the message names it."""
+
+
+# Times a client may filter by: wide enough for any real use, narrow enough
+# that no UTC offset or epoch conversion of them can overflow.
+EARLIEST_TIME_YEAR = 1970
+LATEST_TIME_YEAR = 2999
+LATEST_EPOCH = datetime(LATEST_TIME_YEAR + 1, 1, 1, tzinfo=UTC).timestamp()
+
+
+def within_years(value: datetime, first: int, last: int, name: str) -> datetime:
+    """``value`` if its year is in ``first..last``; else a ValueError naming ``name``."""
+    if not first <= value.year <= last:
+        raise ValueError(f"{name} must be in the years {first} to {last}")
+    return value
+
+
+def epoch_seconds(value: datetime, name: str) -> float:
+    """A client's time as epoch seconds (naive means UTC), bounded so it cannot overflow."""
+    within_years(value, EARLIEST_TIME_YEAR, LATEST_TIME_YEAR, name)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
 
 
 def resolve_date_range(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import math
 from datetime import date
 from typing import Annotated, Any
 
@@ -28,13 +29,23 @@ UserName = Annotated[str, StringConstraints(max_length=255)]
 FieldId = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=ID_PATTERN)]
 
 
+# Bounds of what list parameters may hold *before* splitting, so that splitting a huge
+# comma string or a huge array costs nothing; each list's own max_length applies after.
+MAX_LIST_ITEMS = 1000
+MAX_LIST_CHARS = 64 * 1024
+
+
 def _split_list(value: Any) -> Any:
     """Accept a list, a comma-separated string, or a single value as a list of strings."""
     if value is None:
         return []
     if isinstance(value, str):
+        _check_list_chars(len(value))
         return [part.strip() for part in value.split(",") if part.strip()]
     if isinstance(value, list | tuple):
+        if len(value) > MAX_LIST_ITEMS:
+            raise ValueError(f"at most {MAX_LIST_ITEMS} items are allowed")
+        _check_list_chars(sum(len(item) for item in value if isinstance(item, str)))
         items: list[Any] = []
         for item in value:
             if isinstance(item, str) and "," in item:
@@ -43,6 +54,11 @@ def _split_list(value: Any) -> Any:
                 items.append(item)
         return items
     return value
+
+
+def _check_list_chars(chars: int) -> None:
+    if chars > MAX_LIST_CHARS:
+        raise ValueError(f"the list is longer than {MAX_LIST_CHARS} characters")
 
 
 def _field_ids(value: Any) -> Any:
@@ -56,23 +72,76 @@ def _field_ids(value: Any) -> Any:
     return items
 
 
+# Settings are a small object of knobs: bounded in text, size, depth and entries, so that
+# reading them (and storing them with every sub-query) stays cheap.
+MAX_SETTINGS_CHARS = 64 * 1024
+MAX_LITERAL_CHARS = 8 * 1024
+MAX_SETTINGS_DEPTH = 8
+MAX_SETTINGS_ENTRIES = 1000
+
+
 def _settings_object(value: Any) -> Any:
     """Settings arrive as an object, or as that object encoded in a string.
 
     The string is JSON, or, failing that, a Python literal: the official SDK puts a settings
-    object into the query string as ``str(dict)``.
+    object into the query string as ``str(dict)``. Only short strings are read as Python
+    literals (the parser is far slower than JSON's); anything must be JSON-shaped.
     """
     if value is None or value == "":
         return {}
     if isinstance(value, str):
-        try:
-            return orjson.loads(value)
-        except orjson.JSONDecodeError as exc:
-            try:
-                return ast.literal_eval(value)
-            except (ValueError, SyntaxError, MemoryError, RecursionError):
-                raise ValueError(f"settings is not a JSON object: {exc}") from exc
+        value = _decode_settings(value)
+    if isinstance(value, dict):
+        _check_settings(value)
     return value
+
+
+def _decode_settings(text: str) -> Any:
+    if len(text) > MAX_SETTINGS_CHARS:
+        raise ValueError(f"settings may be at most {MAX_SETTINGS_CHARS} characters")
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        if len(text) > MAX_LITERAL_CHARS:
+            raise ValueError(f"settings is not a JSON object: {exc}") from exc
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            raise ValueError(f"settings is not a JSON object: {exc}") from exc
+
+
+def _check_settings(settings: dict[Any, Any]) -> None:
+    """Refuse settings that are not JSON-shaped or exceed the bounds (no recursion)."""
+    pending: list[tuple[Any, int]] = [(settings, 1)]
+    entries = chars = 0
+    while pending:
+        item, depth = pending.pop()
+        entries += 1
+        if entries > MAX_SETTINGS_ENTRIES:
+            raise ValueError(f"settings may hold at most {MAX_SETTINGS_ENTRIES} values")
+        if isinstance(item, dict | list | tuple) and depth > MAX_SETTINGS_DEPTH:
+            raise ValueError(f"settings may be nested at most {MAX_SETTINGS_DEPTH} levels")
+        if isinstance(item, dict):
+            if not all(isinstance(key, str) for key in item):
+                raise ValueError("settings keys must be strings")
+            chars += sum(len(key) for key in item)
+            pending.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str):
+            chars += len(item)
+        elif not _is_json_scalar(item):
+            raise ValueError(f"settings may hold only JSON values, not {type(item).__name__}")
+        if chars > MAX_SETTINGS_CHARS:
+            raise ValueError(f"settings may hold at most {MAX_SETTINGS_CHARS} characters of text")
+
+
+def _is_json_scalar(item: Any) -> bool:
+    if item is None or isinstance(item, bool):
+        return True
+    if isinstance(item, int):
+        return -(2**63) <= item < 2**64  # what JSON encoders (orjson) can write
+    return isinstance(item, float) and math.isfinite(item)
 
 
 def _blank_to_none(value: Any) -> Any:

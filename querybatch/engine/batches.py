@@ -33,8 +33,16 @@ class PlannedBatch:
 
 
 def request_hash(body: dict[str, Any]) -> str:
-    """A stable hash of a batch body (same body, same hash) for Idempotency-Key checks."""
-    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    """A stable hash of a batch body (same body, same hash) for Idempotency-Key checks.
+
+    The API refuses deep bodies before this; a body orjson still cannot write (nested past
+    its recursion limit, an integer past 64 bits) is a SpecError, not a crash.
+    """
+    try:
+        canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as exc:
+        raise SpecError("body", f"The body cannot be read as a batch: {exc}") from exc
+    return hashlib.sha256(canonical).hexdigest()
 
 
 def parse_queries(raw: list[dict[str, Any]]) -> list[DataRequest]:

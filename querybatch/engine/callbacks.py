@@ -4,6 +4,10 @@ The receiver checks ``X-Querybatch-Signature: t=<unix time>,v1=<hex>`` where ``v
 ``HMAC-SHA256(secret, "<t>." + body)``; see docs/batches.md. Each batch is claimed before
 its callback is sent, so with several nodes one of them sends it; delivery is retried a few
 times with backoff and then given up (logged).
+
+Every attempt resolves the host again and connects only to an address the callback policy
+allows (``callback_targets.py``); redirects are not followed, no proxy or ``.netrc`` from the
+environment is used, and logs name only the URL's origin.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from typing import Any
 import httpx
 import orjson
 
+from querybatch.domain.callback_policy import CallbackRefused
+from querybatch.engine.callback_targets import CallbackTargets, ResolutionFailed, origin_of
 from querybatch.store.records import BatchRecord
 from querybatch.store.store import Store
 
@@ -71,10 +77,16 @@ class CallbackSender:
     """Sends the callbacks of stopped batches."""
 
     def __init__(
-        self, store: Store, secret: bytes, attempts: int = 3, backoff: float = 1.0
+        self,
+        store: Store,
+        secret: bytes,
+        targets: CallbackTargets,
+        attempts: int = 3,
+        backoff: float = 1.0,
     ) -> None:
         self.store = store
         self.secret = secret
+        self.targets = targets
         self.attempts = attempts
         self.backoff = backoff
         self._tasks: set[asyncio.Task[None]] = set()
@@ -95,20 +107,47 @@ class CallbackSender:
 
     async def _deliver(self, batch: BatchRecord) -> None:
         assert batch.callback_url is not None
-        body = orjson.dumps(event_of(batch))
-        async with httpx.AsyncClient(timeout=10) as client:
+        try:
+            reason = await self.deliver(batch.callback_url, orjson.dumps(event_of(batch)))
+        except Exception:
+            # A task's exception is read by nobody: say it here, and only the URL's origin.
+            log.exception(
+                "callback of batch %s to %s failed", batch.id, origin_of(batch.callback_url)
+            )
+            return
+        if reason is not None:
+            log.warning(
+                "callback of batch %s to %s failed: %s",
+                batch.id,
+                origin_of(batch.callback_url),
+                reason,
+            )
+
+    async def deliver(self, url: str, body: bytes) -> str | None:
+        """POST ``body`` to ``url`` with retries; None when delivered, else why it was not."""
+        reason = "not attempted"
+        async with httpx.AsyncClient(timeout=10, follow_redirects=False, trust_env=False) as client:
             for attempt in range(1, self.attempts + 1):
-                headers = {
-                    "Content-Type": "application/json",
-                    SIGNATURE_HEADER: sign(self.secret, int(time.time()), body),
-                }
                 try:
-                    response = await client.post(batch.callback_url, content=body, headers=headers)
-                    if response.status_code < 300:
-                        return
-                    reason = f"HTTP {response.status_code}"
+                    target = await self.targets.pin(url)
+                    pinned, headers, extensions = target.request_for(attempt - 1)
+                    headers |= {
+                        "Content-Type": "application/json",
+                        SIGNATURE_HEADER: sign(self.secret, int(time.time()), body),
+                    }
+                    # Streamed and never read: the receiver's answer body may be of any size.
+                    async with client.stream(
+                        "POST", pinned, content=body, headers=headers, extensions=extensions
+                    ) as response:
+                        if response.status_code < 300:
+                            return None
+                        reason = f"HTTP {response.status_code}"
+                except CallbackRefused as exc:
+                    return str(exc)  # a target the policy refuses is not tried again
+                except ResolutionFailed as exc:
+                    reason = str(exc)
                 except httpx.HTTPError as exc:
-                    reason = str(exc) or type(exc).__name__
+                    reason = type(exc).__name__ + (f": {exc}" if str(exc) else "")
                 if attempt < self.attempts:
                     await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
-        log.warning("callback of batch %s to %s failed: %s", batch.id, batch.callback_url, reason)
+        return reason

@@ -16,8 +16,10 @@ from pydantic import ValidationError
 
 from querybatch.connectors.registry import SourceRegistry
 from querybatch.domain.batch import BatchSettings, new_batch_id
+from querybatch.domain.callback_policy import CallbackAllow, CallbackRefused
 from querybatch.domain.query import DataRequest, QuerySpec, SpecError, build_spec
 from querybatch.engine.batches import plan_batch, request_hash
+from querybatch.engine.callback_targets import CallbackTargets
 from querybatch.engine.callbacks import CallbackSender
 from querybatch.engine.executors.base import Executor
 from querybatch.engine.executors.local import LocalExecutor
@@ -28,7 +30,7 @@ from querybatch.engine.scheduler import Scheduler, SchedulerSettings
 from querybatch.engine.throttle import SourceThrottle
 from querybatch.engine.waiters import Waiters
 from querybatch.engine.worker import build_local_executor
-from querybatch.errors import Conflict
+from querybatch.errors import ConfigurationError, Conflict
 from querybatch.settings import Settings
 from querybatch.store.records import BatchRecord, QueryRecord
 from querybatch.store.store import Store
@@ -80,6 +82,11 @@ class Engine:
         self._callback_task: asyncio.Task[None] | None = None
         self._batches_stopped = asyncio.Event()
         self.callbacks: CallbackSender | None = None
+        try:
+            allow = CallbackAllow.parse(settings.callback_allow)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from exc
+        self.callback_targets = CallbackTargets(allow)
 
     def _build_executor(self) -> Executor:
         if self.settings.executor == "celery":
@@ -113,7 +120,7 @@ class Engine:
                 log.info("put %d interrupted sub-queries back on the schedule", moved)
             await self.store.db.write(self.store.upkeep.sweep, time.time(), 0.0)
         secret = await self.store.db.write(self.store.keys.server_secret, self.settings.secret)
-        self.callbacks = CallbackSender(self.store, secret)
+        self.callbacks = CallbackSender(self.store, secret, self.callback_targets)
         self.recorder.start()
         await self.executor.start(self.scheduler.on_done)
         self._loop_task = asyncio.create_task(self.scheduler.run(), name="qb-scheduler")
@@ -261,6 +268,11 @@ class Engine:
             if earlier is not None:
                 return earlier, False
         settings = self.batch_settings(body)
+        if settings.callback_url:
+            try:
+                await self.callback_targets.check_new(settings.callback_url)
+            except CallbackRefused as exc:
+                raise SpecError("callback_url", str(exc)) from exc
         batch_id = new_batch_id()
         planned = await plan_batch(
             batch_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import datetime
 from typing import Annotated, Literal
@@ -22,8 +23,11 @@ from querybatch.api.schemas import (
     BatchListResponse,
     BatchStatusResponse,
     QueryBatchResponse,
+    body_doc,
+    query_batch_schema,
 )
 from querybatch.api.services import Services
+from querybatch.domain.dates import epoch_seconds
 from querybatch.domain.query import SpecError
 from querybatch.domain.status import BatchStatus
 from querybatch.errors import BadRequest, NotFound
@@ -63,6 +67,7 @@ async def batch_of(services: Services, principal: Principal, batch_id: str) -> B
     response_model=QueryBatchResponse,
     responses=ERROR_RESPONSES
     | {409: ERROR_RESPONSES[400] | {"description": "Idempotency conflict"}},
+    openapi_extra=body_doc(query_batch_schema()),
 )
 async def create_query_batch(
     request: Request,
@@ -112,8 +117,8 @@ async def list_query_batches(
         services.store.jobs.list_batches,
         principal.key.account,
         status=BatchStatus(status) if status else None,
-        created_ge=created_after.timestamp() if created_after else None,
-        created_le=created_before.timestamp() if created_before else None,
+        created_ge=_epoch(created_after, "created_after"),
+        created_le=_epoch(created_before, "created_before"),
         after=after,
         limit=limit + 1,
     )
@@ -124,12 +129,25 @@ async def list_query_batches(
     return json_response({"meta": meta, "data": [query_batch(b, base) for b in page]})
 
 
+def _epoch(value: datetime | None, name: str) -> float | None:
+    """A list filter's time as epoch seconds; years outside 1970..2999 are a BAD_REQUEST."""
+    if value is None:
+        return None
+    try:
+        return epoch_seconds(value, name)
+    except (ValueError, OverflowError) as exc:
+        raise BadRequest(f"Invalid value for parameter '{name}'", str(exc)) from exc
+
+
 def _decode_cursor(cursor: str) -> tuple[float, str]:
     created, _, batch_id = cursor.partition("~")
     try:
-        return float(created), batch_id
+        value = float(created)
     except ValueError as exc:
         raise BadRequest("Invalid value for parameter 'cursor'", "Use meta.next_cursor.") from exc
+    if not math.isfinite(value):
+        raise BadRequest("Invalid value for parameter 'cursor'", "Use meta.next_cursor.")
+    return value, batch_id
 
 
 @router.get(

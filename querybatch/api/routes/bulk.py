@@ -28,7 +28,7 @@ from querybatch.api.deps import Authorize, ServicesDep
 from querybatch.api.errors import request_id_of
 from querybatch.api.links import SignedLink
 from querybatch.api.params import json_body, parse_params
-from querybatch.api.schemas import ERROR_RESPONSES
+from querybatch.api.schemas import ERROR_RESPONSES, body_doc, json_body_schema
 from querybatch.api.services import Services
 from querybatch.domain.bulk import (
     CANCEL_STATUSES,
@@ -37,6 +37,7 @@ from querybatch.domain.bulk import (
     BulkBatchRequest,
     BulkStatus,
 )
+from querybatch.domain.dates import LATEST_EPOCH
 from querybatch.engine.bulk_io import read_chunks
 from querybatch.errors import BadRequest, Conflict, NotFound
 from querybatch.store.bulk import BulkRecord
@@ -63,6 +64,7 @@ async def bulk_of(services: Services, principal: Principal, batch: str) -> BulkR
     status_code=201,
     response_model=BulkBatch,
     responses=CONFLICTS,
+    openapi_extra=body_doc(json_body_schema(BulkBatchRequest)),
 )
 async def create_batch(
     request: Request,
@@ -102,8 +104,15 @@ async def get_batches(
     services: ServicesDep,
     principal: Annotated[Principal, Depends(Authorize("get_batches"))],
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-    ge: Annotated[float | None, Query(description="created_ts at or after")] = None,
-    le: Annotated[float | None, Query(description="created_ts at or before")] = None,
+    # Finite and within 1970..2999, so that nothing later overflows on them.
+    ge: Annotated[
+        float | None,
+        Query(description="created_ts at or after", ge=0, le=LATEST_EPOCH, allow_inf_nan=False),
+    ] = None,
+    le: Annotated[
+        float | None,
+        Query(description="created_ts at or before", ge=0, le=LATEST_EPOCH, allow_inf_nan=False),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     """The tenant's batches and their statuses, ``limit`` at a time.
@@ -171,6 +180,7 @@ async def get_batch(
     operation_id="update_batch",
     response_model=BulkBatch,
     responses=CONFLICTS,
+    openapi_extra=body_doc(json_body_schema(StatusChange)),
 )
 async def update_batch(
     batch: str,
