@@ -91,6 +91,7 @@ class ServerProcess:
     process: subprocess.Popen[bytes] | None = None
     worker_processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     log_path: Path | None = None
+    log_level: str = "warning"
     full_env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -119,7 +120,7 @@ class ServerProcess:
         self.log_path = self.data_dir / f"server-{self.port}.log"
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "querybatch", "serve", "--log-level", "warning"],
+                [sys.executable, "-m", "querybatch", "serve", "--log-level", self.log_level],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -115,6 +115,7 @@ async def rows_response(
         chunks,
         clean=bool(query.batch_settings.get("add_clean_data_types")),
         no_headers=_truthy(settings.get("no_headers")),
+        escape_formulas=services.settings.csv_escape_formulas,
     )
     headers = {"X-Schedule-Id": query.schedule_id, "X-Total-Rows": str(total)}
     if end - offset <= CHUNK_ROWS:

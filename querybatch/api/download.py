@@ -66,10 +66,17 @@ async def batch_rows(services: Services, batch: BatchRecord, columns: Columns) -
                 yield laid_out
 
 
-def download_stream(fmt: str, columns: Columns, chunks: RowChunks) -> AsyncIterator[bytes]:
-    """The downloaded file in ``fmt`` (ndjson, csv or parquet)."""
+def download_stream(
+    fmt: str, columns: Columns, chunks: RowChunks, *, escape_formulas: bool = True
+) -> AsyncIterator[bytes]:
+    """The downloaded file in ``fmt`` (ndjson, csv or parquet); see formats on escaping."""
     if fmt == "csv":
-        return delimited_stream(Columns(columns.ids, columns.ids, columns.data_types), chunks, ",")
+        return delimited_stream(
+            Columns(columns.ids, columns.ids, columns.data_types),
+            chunks,
+            ",",
+            escape_formulas=escape_formulas,
+        )
     if fmt == "parquet":
         return parquet_stream(columns, chunks)
     return ndjson_stream(columns, chunks)

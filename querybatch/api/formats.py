@@ -2,6 +2,15 @@
 
 Rows are stored typed (numbers as numbers); the ``json`` and ``keyjson`` formats give every
 value as a string, as the public API does, unless clean data types were asked for.
+
+CSV and TSV are opened in spreadsheets, which run a cell that starts with ``=``, ``+``,
+``-``, ``@``, a tab or a carriage return as a formula: data from a source could then run
+commands on the machine of whoever opens the file. As OWASP's "CSV Injection" advice has
+it, every text cell that starts with one of these is written with a leading ``'``, which
+makes the spreadsheet show it as text (``=1+2`` becomes ``'=1+2``; so does the text ``-5``).
+Numbers are never changed (a number -5 stays ``-5``): values are stored typed, so a numeric
+column holds numbers. ``QB_CSV_ESCAPE_FORMULAS=false`` writes every value as it is, for
+programs that read the files.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ MEDIA_TYPES = {
     "parquet": "application/vnd.apache.parquet",
 }
 CHUNKS_PER_READ = 8
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 RowChunks = AsyncIterator[list[list[Any]]]
 
@@ -126,16 +136,35 @@ async def ndjson_stream(columns: Columns, chunks: RowChunks) -> AsyncIterator[by
             )
 
 
+def spreadsheet_safe(value: Any) -> Any:
+    """``value``, with a ``'`` before it if it is text a spreadsheet would run as a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _safe_rows(rows: list[list[Any]]) -> list[list[Any]]:
+    return [[spreadsheet_safe(value) for value in row] for row in rows]
+
+
 async def delimited_stream(
-    columns: Columns, chunks: RowChunks, delimiter: str, header: bool = True
+    columns: Columns,
+    chunks: RowChunks,
+    delimiter: str,
+    header: bool = True,
+    *,
+    escape_formulas: bool = True,
 ) -> AsyncIterator[bytes]:
-    """CSV or TSV with a header line of field names."""
+    """CSV or TSV with a header line of field names, formulas escaped unless told not to."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
+    # CRLF ends a row, as RFC 4180 has it; the csv module then also quotes cells holding a
+    # lone CR, which a reader (or a spreadsheet) would otherwise take for the end of the row,
+    # so that the rest of the cell would start a row of its own, formula escaping or not.
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
     if header:
-        writer.writerow(columns.names)
+        writer.writerow(_safe_rows([columns.names])[0] if escape_formulas else columns.names)
     async for rows in chunks:
-        writer.writerows(rows)
+        writer.writerows(_safe_rows(rows) if escape_formulas else rows)
         yield buffer.getvalue().encode()
         buffer.seek(0)
         buffer.truncate()
@@ -183,8 +212,9 @@ def rows_stream(
     *,
     clean: bool,
     no_headers: bool,
+    escape_formulas: bool = True,
 ) -> AsyncIterator[bytes]:
-    """The body of a result page in ``fmt``."""
+    """The body of a result page in ``fmt`` (``escape_formulas``: csv and tsv only)."""
     if fmt == "json":
         return json_stream(meta, None if no_headers else columns.names, chunks, clean)
     if fmt == "keyjson":
@@ -192,7 +222,13 @@ def rows_stream(
     if fmt == "ndjson":
         return ndjson_stream(columns, chunks)
     if fmt in ("csv", "tsv"):
-        return delimited_stream(columns, chunks, "," if fmt == "csv" else "\t", not no_headers)
+        return delimited_stream(
+            columns,
+            chunks,
+            "," if fmt == "csv" else "\t",
+            not no_headers,
+            escape_formulas=escape_formulas,
+        )
     if fmt == "parquet":
         return parquet_stream(columns, chunks)
     raise ValueError(f"unknown format {fmt}")

@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from fastapi import Query, Request
 
+from querybatch.api.ratelimit import gate_of
 from querybatch.errors import LinkExpired, LinkInvalid
 
 PREFIXES = ("/enterprise/v2", "/v2")
@@ -82,6 +83,8 @@ class SignedLink:
         expires: Annotated[str | None, Query()] = None,
         signature: Annotated[str | None, Query()] = None,
     ) -> float:
+        # No key to charge: a link's requests count to the client address, like anonymous ones.
+        await gate_of(request.scope).charge_address()
         path = request.url.path
         for prefix in PREFIXES:
             if path.startswith(prefix + "/"):

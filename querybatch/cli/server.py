@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from querybatch import __version__
+from querybatch import __version__, logs
 from querybatch.cli.common import app, console, settings_with
 from querybatch.errors import ConfigurationError, ServiceUnavailable
 from querybatch.settings import Settings
@@ -36,9 +36,14 @@ def serve(
 
     from querybatch.api.app import create_app
     from querybatch.connectors.sources import build_sources
+    from querybatch.store.private_files import secure_directory
     from querybatch.store.store import Store
 
+    logs.install()
     settings = settings_with(host=host, port=port, sources=sources)
+    if not settings.database_url:
+        # The data directory is querybatch's own: only this user may enter it.
+        secure_directory(settings.data_dir)
     # Check the store and every data source before listening, so that a mistake is one clear
     # line and an exit code rather than a traceback from inside the server.
     store = Store.open(settings.resolved_database_url, result_ttl=settings.result_ttl)
@@ -86,6 +91,7 @@ def worker(
     from querybatch.engine.executors.celery import make_celery
     from querybatch.store.store import Store
 
+    logs.install()
     settings = settings_with()
     check_broker(settings)
     store = Store.open(
@@ -131,4 +137,6 @@ def check_broker(settings: Settings) -> None:
     try:
         redis.Redis.from_url(url, socket_connect_timeout=3).ping()
     except (redis.RedisError, OSError) as exc:
-        raise ServiceUnavailable(f"Cannot reach the broker at {url}", str(exc)) from exc
+        raise ServiceUnavailable(
+            f"Cannot reach the broker at {logs.redact(url)}", str(exc)
+        ) from exc

@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import fcntl
 import functools
+import os
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,11 +20,14 @@ from typing import IO, Any, ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, create_engine, event, make_url, text
+from sqlalchemy import Connection, create_engine, event, make_url, text, update
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from querybatch.errors import ConfigurationError, Conflict, StoreUnavailable
+from querybatch.logs import redact
+from querybatch.store.private_files import PRIVATE_FILE, prepare_sqlite_file
+from querybatch.store.tables import server_state
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -40,7 +45,7 @@ def normalize_url(raw: str) -> URL:
     try:
         url = make_url(raw)
     except Exception as exc:  # sqlalchemy raises ArgumentError or ValueError here
-        raise ConfigurationError(f"QB_DATABASE_URL is not a database URL: {raw!r}") from exc
+        raise ConfigurationError(f"QB_DATABASE_URL is not a database URL: {redact(raw)!r}") from exc
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
     if url.get_backend_name() not in ("sqlite", "postgresql"):
@@ -73,6 +78,16 @@ class StoreConflict(StoreUnavailable):
 _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 WRITE_ATTEMPTS = 4
 
+# The health check writes at most this often; a failed write is believed as long.
+WRITE_CHECK_SECONDS = 5.0
+# How long a health check waits for its write (a few ms when all is well) before answering
+# with the last known result, so that a busy writer never slows /healthz down; and how long
+# a write may stay unfinished before the store counts as unwritable (SQLite's busy timeout:
+# by then every other write has failed too).
+WRITE_CHECK_WAIT = 0.2
+WRITE_STALL_SECONDS = 30.0
+HEARTBEAT = "heartbeat"
+
 
 class Database:
     """A connection pool plus the threads store calls run on."""
@@ -85,13 +100,22 @@ class Database:
         self._writer = ThreadPoolExecutor(write_threads, thread_name_prefix="qb-store-write")
         self._reader = ThreadPoolExecutor(read_threads, thread_name_prefix="qb-store-read")
         self._locks: dict[str, IO[str] | Connection] = {}
+        self._write_check: asyncio.Future[None] | None = None
+        self._write_check_started = 0.0
+        self._write_check_until = 0.0
+        self._write_problem: str | None = None
 
     def _create_engine(self) -> Engine:
         if not self.is_sqlite:
             return create_engine(self.url, pool_size=12, max_overflow=8, pool_pre_ping=True)
         database = self.url.database or ""
-        if database and database != ":memory:":
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        if database and database != ":memory:" and not database.startswith("file:"):
+            try:
+                prepare_sqlite_file(Path(database).expanduser())
+            except OSError as exc:
+                raise StoreUnavailable(
+                    f"Cannot prepare the database file {database}", str(exc)
+                ) from exc
         engine = create_engine(
             self.url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=12
         )
@@ -175,7 +199,10 @@ class Database:
             return self.lock_alive(name)
         if self.is_sqlite:
             path = Path(self.url.database or "querybatch.db").expanduser()
-            handle = open(f"{path}.{name}.lock", "a+")
+            handle = os.fdopen(
+                os.open(f"{path}.{name}.lock", os.O_CREAT | os.O_RDWR | os.O_APPEND, PRIVATE_FILE),
+                "a+",
+            )
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
@@ -251,6 +278,45 @@ class Database:
             return False
         return True
 
+    def heartbeat(self) -> None:
+        """Write (and commit) one small row: the cheapest write that goes where others go."""
+        value = repr(time.time())
+        # Conflict: another node inserted the row first, which is a write that worked.
+        with contextlib.suppress(Conflict), self.writing() as conn:
+            written = conn.execute(
+                update(server_state).where(server_state.c.name == HEARTBEAT).values(value=value)
+            ).rowcount
+            if not written:
+                conn.execute(server_state.insert().values(name=HEARTBEAT, value=value))
+
+    async def write_problem(self) -> str | None:
+        """Why the store cannot take writes now, or None when it can.
+
+        Checked with a real write (:meth:`heartbeat`) at most every WRITE_CHECK_SECONDS,
+        so health checks put no pressure on the store. A write still under way after
+        WRITE_CHECK_WAIT is not waited for: the last result stands unless the write has been
+        stuck for WRITE_STALL_SECONDS.
+        """
+        now = time.monotonic()
+        if self._write_check is None and now >= self._write_check_until:
+            self._write_check = asyncio.ensure_future(self.write(self.heartbeat))
+            self._write_check_started = now
+            self._write_check.add_done_callback(self._record_write_check)
+        check = self._write_check
+        if check is not None:
+            await asyncio.wait({check}, timeout=WRITE_CHECK_WAIT)
+            stalled = time.monotonic() - self._write_check_started
+            if not check.done() and stalled >= WRITE_STALL_SECONDS:
+                return f"a write has not finished for {stalled:.0f} s"
+        return self._write_problem
+
+    def _record_write_check(self, check: asyncio.Future[None]) -> None:
+        self._write_check = None
+        self._write_check_until = time.monotonic() + WRITE_CHECK_SECONDS
+        if not check.cancelled():
+            problem = check.exception()
+            self._write_problem = None if problem is None else _why(problem)
+
     def close(self) -> None:
         """Stop the threads, release the lock and close every pooled connection."""
         for name in list(self._locks):
@@ -258,6 +324,12 @@ class Database:
         self._writer.shutdown(wait=True)
         self._reader.shutdown(wait=True)
         self.engine.dispose()
+
+
+def _why(problem: BaseException) -> str:
+    if isinstance(problem, StoreUnavailable):
+        return (problem.description or problem.message)[:200]
+    return type(problem).__name__
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:

@@ -248,7 +248,12 @@ async def download_query_batch(
     require(principal, "get_data")
     batch = await batch_of(services, principal, batch_id)
     columns = await batch_columns(services, batch)
-    body = download_stream(format, columns, batch_rows(services, batch, columns))
+    body = download_stream(
+        format,
+        columns,
+        batch_rows(services, batch, columns),
+        escape_formulas=services.settings.csv_escape_formulas,
+    )
     extension = {"ndjson": "ndjson", "csv": "csv", "parquet": "parquet"}[format]
     headers = {"Content-Disposition": f'attachment; filename="{batch.id}.{extension}"'}
     return StreamingResponse(body, media_type=MEDIA_TYPES[format], headers=headers)

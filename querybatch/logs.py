@@ -1,0 +1,127 @@
+"""Logging without secrets: credentials are redacted from every record this process logs.
+
+Request lines carry ``api_key=`` and link ``signature=`` parameters, ``json=`` objects holding
+a key, and callback or data-source URLs may hold ``user:password@``. Redaction happens when a
+record is made (a record factory, see :func:`install`), not in a handler's filter, so that
+every handler sees it: uvicorn's, Celery's, and any an operator configures later.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+from urllib.parse import quote, unquote_plus
+
+REDACTED = "[REDACTED]"
+ACCESS_LOGGER = "uvicorn.access"
+
+# Parameter names that hold a credential: these words alone or at the end of a longer name
+# after a separator (x_api_key, access_token, client_secret, ...).
+_SECRET_WORDS = ("key", "apikey", "token", "signature", "password", "passwd", "secret")
+
+# Every pattern starts only where a run of name characters starts (the lookbehinds) and
+# scans a run once (lazy or possessive quantifiers): linear time on any log line, which
+# may hold a client's URL.
+_AUTHORIZATION = re.compile(
+    r"(?i)(?<![\w.\-])(authorization[\"']?\s*+[:=]\s*+[\"']?)"
+    r"(?:(bearer|basic|token)\s++)?(?!\[REDACTED\])[^\s\"',;}]++"
+)
+_BEARER = re.compile(r"(?i)(?<![\w.\-])(bearer|basic)\s++(?!\[REDACTED\])[\w.~+/=\-]{8,}+")
+# name=value in query strings and forms, "name": "value" in JSON, 'name': 'value' in reprs;
+# a quoted value ends at its closing quote (it may hold spaces).
+_NAME = rf"(?:[\w.\-]*?[_.\-])?(?:{'|'.join(_SECRET_WORDS)})"
+_QUOTED_PAIR = re.compile(
+    rf"(?i)(?<![\w.\-])((\\?[\"']){_NAME}\2\s*+:\s*+(\\?[\"']))(?!\[REDACTED\])(?:(?!\3).)*+"
+)
+_PAIR = re.compile(
+    rf"(?i)(?<![\w.\-])(\\?[\"']?{_NAME}\\?[\"']?\s*+[=:]\s*+\\?[\"']?)"
+    r"(?!\[REDACTED\])[^\s\"'\\&,;}<>#]++"
+)
+_USERINFO = re.compile(r"(?i)(?<![a-z0-9+.\-])([a-z][a-z0-9+.\-]*+://)[^/\s@\"'<>]++@")
+# A key of this server's own shape, wherever it turns up: kept to its public prefix.
+_OWN_KEY = re.compile(r"(?<![\w\-])(qb_[\w\-]{7})[\w\-]{13,}+")
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a parameter called ``name`` holds a credential."""
+    name = name.lower()
+    for word in _SECRET_WORDS:
+        if name == word or (name.endswith(word) and name[-len(word) - 1] in "_.-"):
+            return True
+    return False
+
+
+def redact(text: str) -> str:
+    """``text`` with credentials replaced by [REDACTED]."""
+    text = _AUTHORIZATION.sub(lambda m: m[1] + (f"{m[2]} " if m[2] else "") + REDACTED, text)
+    text = _BEARER.sub(lambda m: f"{m[1]} {REDACTED}", text)
+    text = _QUOTED_PAIR.sub(lambda m: m[1] + REDACTED, text)
+    text = _PAIR.sub(lambda m: m[1] + REDACTED, text)
+    text = _USERINFO.sub(lambda m: m[1] + REDACTED + "@", text)
+    return _OWN_KEY.sub(lambda m: m[1] + REDACTED, text)
+
+
+def redact_target(target: str) -> str:
+    """A request target (path and query string) with credential parameters redacted.
+
+    Values are decoded before they are looked at, so that a key inside a percent-encoded
+    ``json=`` object is found too.
+    """
+    path, mark, query = target.partition("?")
+    if not mark:
+        return redact(path)
+    pairs = []
+    for pair in query.split("&"):
+        name, equals, value = pair.partition("=")
+        if equals and is_secret_name(unquote_plus(name)):
+            pairs.append(f"{name}={REDACTED}")
+            continue
+        decoded = unquote_plus(value)
+        cleaned = redact(decoded)
+        pairs.append(pair if cleaned == decoded else f"{name}={quote(cleaned, safe='[]')}")
+    return redact(path) + "?" + "&".join(pairs)
+
+
+class RedactSecrets(logging.Filter):
+    """Rewrites a record's message, arguments and traceback without credentials."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (
+            record.name == ACCESS_LOGGER
+            and isinstance(record.args, tuple)
+            and len(record.args) == 5
+        ):
+            # uvicorn's access formatter needs its five arguments; the third is the target.
+            args = list(record.args)
+            args[2] = redact_target(str(args[2]))
+            record.args = tuple(args)
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: leave it for logging to report
+            return True
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+def install() -> None:
+    """Redact every record this process makes from now on (idempotent)."""
+    current = logging.getLogRecordFactory()
+    if getattr(current, "redacts", False):
+        return
+    redactor = RedactSecrets()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = current(*args, **kwargs)
+        redactor.filter(record)
+        return record
+
+    factory.redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
