@@ -70,6 +70,14 @@ class Connector(ABC):
         that is wrong.
         """
 
+    def check_settings(self, settings: Mapping[str, Any]) -> None:  # noqa: B027 - optional
+        """Refuse a query's ``settings`` this source cannot take, before the query is accepted.
+
+        Raise ``ConnectorError`` naming the setting and its allowed range; the query (or the
+        whole batch) is then refused with 400 and nothing is stored. ``fetch`` may still see
+        settings this did not refuse, and must bound whatever it reads from them.
+        """
+
     @abstractmethod
     async def fields(self) -> Sequence[FieldInfo]:
         """Every field a query of this source may request."""

@@ -170,6 +170,13 @@ class DemoConnector(Connector):
         conditions = sum(len(group) for group in request.filter.groups) if request.filter else 0
         return rows_per_day * days * accounts * (1 + conditions)
 
+    def check_settings(self, settings: Mapping[str, Any]) -> None:
+        """Refuse per-query knobs outside ``SETTING_MAXIMA`` (ConnectorError naming the knob)."""
+        _int_setting(settings, "demo_rows_per_day", 1)
+        _float_setting(settings, "demo_latency_ms")
+        _list_setting(settings, "demo_fail_accounts")
+        _int_setting(settings, "demo_transient_failures", 0)
+
     def _plan(self, request: FetchRequest) -> DemoPlan:
         ds = self._dataset
         known = ds.by_id

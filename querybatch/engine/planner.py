@@ -18,6 +18,7 @@ from querybatch.domain.filters import (
     parse_order,
 )
 from querybatch.domain.query import QuerySpec, SpecError
+from querybatch.errors import ConnectorError
 
 
 class Planner:
@@ -35,6 +36,11 @@ class Planner:
         unknown = [f for f in spec.fields if f not in available]
         if unknown:
             raise SpecError("fields", f"Unknown field(s) for {spec.ds_id}: {', '.join(unknown)}")
+        if spec.settings:
+            try:
+                self.sources[spec.ds_id].check_settings(spec.settings)
+            except ConnectorError as exc:
+                raise SpecError("settings", exc.message) from exc
         if spec.filter:
             self._check_filter(spec, available)
         for key in parse_order(list(spec.order_rows)):

@@ -101,46 +101,45 @@ def demo_query(**overrides: Any) -> dict[str, Any]:
     }
 
 
-def test_a_demo_query_asking_for_1e8_rows_a_day_fails_at_once(
+def stored(server: ServerProcess) -> tuple[int, int]:
+    return server.count("batches"), server.count("queries")
+
+
+def test_a_demo_query_asking_for_1e8_rows_a_day_is_refused_before_it_runs(
     server: ServerProcess, api: httpx.Client
 ) -> None:
     params = demo_query(settings='{"demo_rows_per_day": 100000000}')
+    before = stored(server)
     with HealthWatch(server):
-        body = api.get("/query/data/json", params=params).json()
-    assert body["meta"]["status_code"] == "FAILURE", body
-    assert body["meta"]["error"]["code"] == "CONNECTOR_ERROR"
-    assert (
-        "demo_rows_per_day must be an integer from 1 to 10000" in body["meta"]["error"]["message"]
-    )
+        refused = api.get("/query/data/json", params=params)
+    body = assert_error(refused, 400, "BAD_REQUEST")
+    assert "demo_rows_per_day must be an integer from 1 to 10000" in body["error"]["description"]
+    assert stored(server) == before
 
 
-def test_a_demo_query_sleeping_for_ages_fails_at_once(
+def test_a_demo_query_sleeping_for_ages_is_refused_before_it_runs(
     server: ServerProcess, api: httpx.Client
 ) -> None:
     params = demo_query(settings='{"demo_latency_ms": 1e12}')
     with HealthWatch(server):
-        body = api.get("/query/data/json", params=params).json()
-    assert body["meta"]["status_code"] == "FAILURE", body
-    assert "demo_latency_ms must be a number from 0 to 600000" in body["meta"]["error"]["message"]
+        refused = api.get("/query/data/json", params=params)
+    body = assert_error(refused, 400, "BAD_REQUEST")
+    assert "demo_latency_ms must be a number from 0 to 600000" in body["error"]["description"]
 
 
-def test_a_batch_query_asking_for_1e8_rows_a_day_ends_failure(
+def test_a_batch_query_asking_for_1e8_rows_a_day_refuses_the_batch(
     server: ServerProcess, api: httpx.Client
 ) -> None:
     query = demo_query(settings={"demo_rows_per_day": 100_000_000})
     for key in ("schedule_id", "sync_timeout"):
         del query[key]
+    before = stored(server)
     with HealthWatch(server):
-        created = api.post("/query/batch", json={"queries": [query]})
-        assert created.status_code == 201, created.text
-        batch_id = created.json()["data"]["batch_id"]
-        wait_until(
-            lambda: api.get(f"/query/batch/{batch_id}").json()["data"]["status_code"] == "STOPPED"
-        )
-    (item,) = api.get(f"/query/batch/{batch_id}/status").json()["data"]
-    assert item["status_code"] == "FAILURE", item
-    assert item["error_info"]["code"] == "CONNECTOR_ERROR"
-    assert "demo_rows_per_day" in item["error_info"]["message"]
+        refused = api.post("/query/batch", json={"queries": [query]})
+    body = assert_error(refused, 400, "BAD_REQUEST")
+    assert "queries[0].settings" in body["error"]["message"]
+    assert "demo_rows_per_day" in body["error"]["description"]
+    assert stored(server) == before
 
 
 def test_the_largest_demo_query_allowed_keeps_the_server_responsive(

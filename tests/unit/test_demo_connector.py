@@ -597,3 +597,27 @@ async def test_a_regex_filter_is_matched_off_the_event_loop_on_large_fetches(
     )
     assert await collect(connector, req) == []
     assert threads and threading.current_thread().name not in threads
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"demo_rows_per_day": 100_000_000},
+        {"demo_rows_per_day": 0},
+        {"demo_latency_ms": 1e12},
+        {"demo_latency_ms": "nan"},
+        {"demo_transient_failures": 11},
+        {"demo_fail_accounts": [f"ads-{n}" for n in range(10_001)]},
+    ],
+)
+def test_settings_out_of_range_are_refused_before_a_query_is_accepted(
+    settings: dict[str, Any],
+) -> None:
+    source = demo_sources()["DEMO_ADS"]
+    with pytest.raises(ConnectorError, match=next(iter(settings))):
+        source.check_settings(settings)
+
+
+def test_settings_at_their_maxima_are_accepted_before_a_query_runs() -> None:
+    source = demo_sources()["DEMO_ADS"]
+    source.check_settings(dict(demo.SETTING_MAXIMA) | {"demo_fail_accounts": ["ads-0001"]})
