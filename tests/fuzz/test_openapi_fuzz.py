@@ -1,0 +1,144 @@
+"""Every operation of ``/openapi.json``, fuzzed with a key of each built-in role.
+
+Properties: no answer is a 5xx; every answer has a documented status code, content type and
+schema; and a request refused with a 4xx changes nothing that requests can change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from sqlalchemy import Engine, create_engine, text
+
+from querybatch.api.app import create_app
+from support import ServerProcess
+
+pytestmark = [pytest.mark.fuzz, pytest.mark.slow]
+
+ROLES = ("admin", "analyst", "viewer")
+
+# The document is built by the app factory, as the server builds the one it serves (a test
+# below holds them equal), so that pytest can collect one test per operation up front.
+DOCUMENT: dict[str, Any] = create_app().openapi()
+
+# Fixed seed, no example database, derandomized: CI fuzzes the same cases on every run.
+# The budget keeps the whole suite (3 roles x every operation) to under a minute.
+CONFIG = schemathesis.Config.from_dict(
+    {
+        "seed": 20260110,
+        "generation": {"deterministic": True, "database": "none", "max-examples": 20},
+        "phases": {"examples": {"enabled": False}, "stateful": {"enabled": False}},
+    }
+)
+schema = schemathesis.openapi.from_dict(DOCUMENT, config=CONFIG)
+
+# What requests (and only requests) change: a background task may move a batch along its
+# lifecycle, so statuses are reduced to "was a cancel or delete asked for".
+SNAPSHOT = {
+    "keys": "SELECT id, role, revoked_at FROM api_keys ORDER BY id",
+    "roles": "SELECT * FROM roles ORDER BY name",
+    "query batches": "SELECT id, cancel_time FROM batches ORDER BY id",
+    "queries": "SELECT count(*) FROM queries",
+    "bulk batches": (
+        "SELECT id, status IN ('cancel', 'cancelling', 'cancelled', 'deleting') "
+        "FROM bulk_batches ORDER BY id"
+    ),
+    "uploads": "SELECT id, state FROM bulk_files WHERE kind = 'upload' ORDER BY id",
+}
+
+Snapshot = dict[str, list[tuple[Any, ...]]]
+
+
+@dataclass
+class StateProbe:
+    """Snapshots of the server's request-made state, read straight from its database."""
+
+    engine: Engine
+    before: Snapshot | None = field(default=None)
+
+    def take(self) -> Snapshot:
+        with self.engine.connect() as conn:
+            return {name: [tuple(r) for r in conn.execute(text(q))] for name, q in SNAPSHOT.items()}
+
+    @contextmanager
+    def around(self, case: schemathesis.Case) -> Iterator[None]:
+        """Keep a ``before`` snapshot while a request that may change state runs."""
+        changes = case.method.upper() != "GET" or case.path.startswith("/query/data")
+        self.before = self.take() if changes else None
+        try:
+            yield
+        finally:
+            self.before = None
+
+
+PROBES: list[StateProbe] = []
+
+
+@schemathesis.check
+def state_unchanged_on_client_error(
+    ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case
+) -> bool | None:
+    """A request answered 4xx left keys, roles, batches, queries and uploads as they were."""
+    probe = PROBES[-1] if PROBES else None
+    if probe is None or probe.before is None or not 400 <= response.status_code < 500:
+        return None
+    after = probe.take()
+    changed = [name for name in SNAPSHOT if probe.before[name] != after[name]]
+    if changed:
+        raise AssertionError(f"A {response.status_code} answer changed: {', '.join(changed)}")
+    return True
+
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    state_unchanged_on_client_error,
+]
+
+
+@pytest.fixture(scope="module")
+def state_probe(fuzz_server: ServerProcess) -> Iterator[StateProbe]:
+    """The probe the state check reads, on the fuzzed server's database."""
+    engine = create_engine(fuzz_server.database_url)
+    PROBES.append(StateProbe(engine))
+    yield PROBES[-1]
+    PROBES.pop()
+    engine.dispose()
+
+
+def test_the_fuzzed_document_is_the_one_the_server_serves(fuzz_server: ServerProcess) -> None:
+    served = httpx.get(f"{fuzz_server.url}/openapi.json", timeout=30)
+    assert served.status_code == 200
+    assert served.json() == DOCUMENT
+
+
+@pytest.mark.parametrize("role", ROLES)
+@schema.parametrize()
+def test_every_operation_keeps_its_contract_for_every_role(
+    case: schemathesis.Case,
+    role: str,
+    role_keys: dict[str, str],
+    fuzz_server: ServerProcess,
+    state_probe: StateProbe,
+) -> None:
+    with state_probe.around(case):
+        case.call_and_validate(
+            base_url=fuzz_server.url,
+            headers={"Authorization": f"Bearer {role_keys[role]}"},
+            checks=CHECKS,
+            timeout=30,
+        )
