@@ -66,6 +66,9 @@ SETTING_MAXIMA: dict[str, int] = {
 # Fetches estimated to cost at most this (DemoConnector._cost: a few milliseconds) run on
 # the event loop; the rest in a worker thread.
 INLINE_COST = 2_000
+# The most raw rows one fetch may generate (about 20 s of a core): generation runs in a
+# thread, but a thread busy for hours still holds a slot of the shared pool and the GIL.
+MAX_COST = 10_000_000
 # Simulated transient failures remember how often each distinct request failed; this many
 # requests at most, the oldest forgotten first, so tenants cannot grow it without bound.
 _TRANSIENT_MEMORY = 10_000
@@ -145,7 +148,14 @@ class DemoConnector(Connector):
         try:
             # Small fetches (most batch sub-queries) cost less than a thread hop: they run
             # here. Anything bigger is planned and generated in a worker thread.
-            threaded = self._cost(request) > INLINE_COST
+            cost = self._cost(request)
+            if cost > MAX_COST:
+                raise ConnectorError(
+                    f"this query would generate {cost:,} raw demo rows (rows a day x days x "
+                    f"accounts x (1 + filter conditions)); at most {MAX_COST:,}: split it by "
+                    "date or account, or ask for fewer demo_rows_per_day"
+                )
+            threaded = cost > INLINE_COST
             plan = await asyncio.to_thread(self._plan, request) if threaded else self._plan(request)
             if plan.latency_ms > 0:
                 await asyncio.sleep(plan.latency_ms / 1000)

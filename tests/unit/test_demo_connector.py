@@ -621,3 +621,20 @@ def test_settings_out_of_range_are_refused_before_a_query_is_accepted(
 def test_settings_at_their_maxima_are_accepted_before_a_query_runs() -> None:
     source = demo_sources()["DEMO_ADS"]
     source.check_settings(dict(demo.SETTING_MAXIMA) | {"demo_fail_accounts": ["ads-0001"]})
+
+
+async def test_a_fetch_that_would_generate_more_than_the_cap_fails_before_generating() -> None:
+    source = demo_sources()["DEMO_ADS"]
+    request = FetchRequest(
+        ds_id="DEMO_ADS",
+        accounts=(),  # all 25 accounts
+        start_date=date(2020, 1, 1),
+        end_date=date(2029, 12, 31),
+        fields=("date", "clicks"),
+        settings={"demo_rows_per_day": 10_000},
+    )
+    # 3,653 days x 25 accounts x 10,000 rows: generating them would take about half an hour.
+    with pytest.raises(ConnectorError, match="913,250,000 raw demo rows"):
+        async with aclosing(source.fetch(request)) as rows:
+            async for _ in rows:
+                pass
