@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -264,3 +265,46 @@ def run_cli(server: ServerProcess, *args: str, **env: str) -> subprocess.Complet
         text=True,
         timeout=120,
     )
+
+
+HEALTH_BUDGET = 1.0  # seconds /healthz may take while a hostile request is handled
+
+
+@dataclass
+class HealthWatch:
+    """Polls ``/healthz`` from a thread; ``latencies`` are its answers' times (inf: none)."""
+
+    url: str
+    latencies: list[float] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def poll(self) -> None:
+        with httpx.Client(timeout=HEALTH_BUDGET * 5) as http:
+            while not self.stop.is_set():
+                began = time.monotonic()
+                try:
+                    healthy = http.get(self.url).status_code == 200
+                except httpx.HTTPError:
+                    healthy = False
+                self.latencies.append(time.monotonic() - began if healthy else float("inf"))
+                self.stop.wait(0.05)
+
+
+@contextlib.contextmanager
+def responsive(server: ServerProcess, settle: float = 30.0) -> Iterator[HealthWatch]:
+    """Run a block while /healthz is polled; fail unless every poll answered within 1 s.
+
+    ``settle`` is how long the poller may take to notice the block ended (a poll that hangs
+    longer counts as unbounded).
+    """
+    watch = HealthWatch(server.url + "/healthz")
+    thread = threading.Thread(target=watch.poll, daemon=True)
+    thread.start()
+    wait_until(lambda: watch.latencies)  # polling before the attack starts
+    try:
+        yield watch
+    finally:
+        watch.stop.set()
+        thread.join(settle)
+    slowest = max(watch.latencies)
+    assert slowest < HEALTH_BUDGET, f"/healthz took {slowest:.2f}s during the attack"

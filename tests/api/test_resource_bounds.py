@@ -6,20 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 
-from support import ServerProcess, client, running_server, wait_until
+from support import ServerProcess, client, responsive, running_server, wait_until
 
-HEALTH_BUDGET = 1.0  # seconds /healthz may take while an attack runs
 SETTLE = 30.0  # seconds accepted work may take to end; past that it counts as unbounded
 RUN_WHILE_WATCHED = 3.0  # seconds an accepted batch runs under watch before it is cancelled
 MAX_BODY = 16 * 1024 * 1024  # QB_MAX_BODY_BYTES of this module's server
@@ -37,42 +33,6 @@ def server(deployment: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 def api(server: ServerProcess) -> Iterator[httpx.Client]:
     with client(server) as http:
         yield http
-
-
-@dataclass
-class HealthWatch:
-    """Polls ``/healthz`` from a thread; ``latencies`` are its answers' times (inf: none)."""
-
-    url: str
-    latencies: list[float] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def poll(self) -> None:
-        with httpx.Client(timeout=HEALTH_BUDGET * 5) as http:
-            while not self.stop.is_set():
-                began = time.monotonic()
-                try:
-                    healthy = http.get(self.url).status_code == 200
-                except httpx.HTTPError:
-                    healthy = False
-                self.latencies.append(time.monotonic() - began if healthy else float("inf"))
-                self.stop.wait(0.05)
-
-
-@contextmanager
-def responsive(server: ServerProcess) -> Iterator[HealthWatch]:
-    """Run a block while /healthz is polled; fail unless every poll answered within 1 s."""
-    watch = HealthWatch(server.url + "/healthz")
-    thread = threading.Thread(target=watch.poll, daemon=True)
-    thread.start()
-    wait_until(lambda: watch.latencies)  # polling before the attack starts
-    try:
-        yield watch
-    finally:
-        watch.stop.set()
-        thread.join(SETTLE)
-    slowest = max(watch.latencies)
-    assert slowest < HEALTH_BUDGET, f"/healthz took {slowest:.2f}s during the attack"
 
 
 def query(**overrides: Any) -> dict[str, Any]:

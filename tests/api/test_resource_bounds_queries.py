@@ -4,17 +4,14 @@ under a second while it is handled (issue 10, defects 1 and 2)."""
 from __future__ import annotations
 
 import sqlite3
-import threading
-import time
 import uuid
 from collections.abc import Iterator
-from types import TracebackType
 from typing import Any
 
 import httpx
 import pytest
 
-from support import ServerProcess, assert_error, client, running_server, wait_until
+from support import ServerProcess, assert_error, client, responsive, running_server
 
 BOMB = "(.*?){14}X"  # exponential for a backtracking engine on any text without an X
 SOURCES = """
@@ -27,43 +24,6 @@ account_column = "store_id"
 dimensions = ["product"]
 metrics = {{ units = "sum" }}
 """
-
-
-class HealthWatch:
-    """Polls `/healthz` from a thread while a block runs; ``slowest`` is its worst latency."""
-
-    def __init__(self, server: ServerProcess) -> None:
-        self.url = server.url + "/healthz"
-        self.slowest = 0.0
-        self.polls = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-
-    def _poll(self) -> None:
-        with httpx.Client(timeout=10) as http:
-            while True:
-                began = time.monotonic()
-                try:
-                    ok = http.get(self.url).status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                took = time.monotonic() - began
-                self.slowest = max(self.slowest, took if ok else float("inf"))
-                self.polls += 1
-                if self._stop.wait(0.05):
-                    return
-
-    def __enter__(self) -> HealthWatch:
-        self._thread.start()
-        wait_until(lambda: self.polls > 0)  # polling before the attack starts
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._stop.set()
-        self._thread.join(15)
-        assert self.slowest < 1.0, f"/healthz took {self.slowest:.2f}s"
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +70,7 @@ def test_a_demo_query_asking_for_1e8_rows_a_day_is_refused_before_it_runs(
 ) -> None:
     params = demo_query(settings='{"demo_rows_per_day": 100000000}')
     before = stored(server)
-    with HealthWatch(server):
+    with responsive(server):
         refused = api.get("/query/data/json", params=params)
     body = assert_error(refused, 400, "BAD_REQUEST")
     assert "demo_rows_per_day must be an integer from 1 to 10000" in body["error"]["description"]
@@ -121,7 +81,7 @@ def test_a_demo_query_sleeping_for_ages_is_refused_before_it_runs(
     server: ServerProcess, api: httpx.Client
 ) -> None:
     params = demo_query(settings='{"demo_latency_ms": 1e12}')
-    with HealthWatch(server):
+    with responsive(server):
         refused = api.get("/query/data/json", params=params)
     body = assert_error(refused, 400, "BAD_REQUEST")
     assert "demo_latency_ms must be a number from 0 to 600000" in body["error"]["description"]
@@ -134,7 +94,7 @@ def test_a_batch_query_asking_for_1e8_rows_a_day_refuses_the_batch(
     for key in ("schedule_id", "sync_timeout"):
         del query[key]
     before = stored(server)
-    with HealthWatch(server):
+    with responsive(server):
         refused = api.post("/query/batch", json={"queries": [query]})
     body = assert_error(refused, 400, "BAD_REQUEST")
     assert "queries[0].settings" in body["error"]["message"]
@@ -151,7 +111,7 @@ def test_the_largest_demo_query_allowed_keeps_the_server_responsive(
         settings='{"demo_rows_per_day": 10000, "no_headers": true}',
         max_rows=10,
     )
-    with HealthWatch(server):
+    with responsive(server):
         body = api.get("/query/data/json", params=params).json()
     assert body["meta"]["status_code"] == "SUCCESS", body
     assert len(body["data"]) == 10
@@ -162,7 +122,7 @@ def test_a_backtracking_bomb_filter_on_a_demo_source_matches_nothing_quickly(
 ) -> None:
     settings = '{"demo_rows_per_day": 5000, "no_headers": true}'
     params = demo_query(filter=f"campaign_name =~ {BOMB}", settings=settings)
-    with HealthWatch(server):
+    with responsive(server):
         body = api.get("/query/data/json", params=params).json()
     assert body["meta"]["status_code"] == "SUCCESS", body
     assert body["data"] == []
@@ -181,7 +141,7 @@ def test_a_backtracking_bomb_filter_on_a_sql_source_matches_nothing_quickly(
         "settings": '{"no_headers": true}',
         "sync_timeout": 60,
     }
-    with HealthWatch(server):
+    with responsive(server):
         body = api.get("/query/data/json", params=params).json()
     assert body["meta"]["status_code"] == "SUCCESS", body
     assert body["data"] == []
