@@ -33,13 +33,18 @@ class KeyCache:
 
     Status polling is the hottest path of the API; without the cache every poll would cost
     two store reads. A revoked key stops working on this node at once (:meth:`forget`) and on
-    other nodes within ``ttl`` seconds.
+    other nodes within ``ttl`` seconds. Unknown keys are remembered apart from real ones, so
+    a flood of made-up keys (bounded by the client address's rate limit) never pushes the
+    real keys out.
     """
+
+    MAX_ENTRIES = 10_000
 
     def __init__(self, store: Store, ttl: float = 5.0) -> None:
         self.store = store
         self.ttl = ttl
-        self._keys: dict[str, tuple[float, Principal | None]] = {}
+        self._keys: dict[str, tuple[float, Principal]] = {}
+        self._unknown: dict[str, float] = {}
 
     async def authenticate(self, secret: str | None) -> Principal:
         """The principal of ``secret``; Unauthorized when missing, malformed, unknown or revoked."""
@@ -49,15 +54,20 @@ class KeyCache:
             raise Unauthorized("Authentication is required.", "The API key is malformed.")
         now = time.monotonic()
         cached = self._keys.get(secret)
-        if cached is None or cached[0] < now:
+        if cached is not None and cached[0] >= now:
+            return cached[1]
+        if self._unknown.get(secret, 0.0) < now:
             principal = await self._load(secret)
-            if len(self._keys) > 10_000:
-                self._keys.clear()
-            self._keys[secret] = cached = (now + self.ttl, principal)
-        if cached[1] is None:
-            hint = "" if secret.startswith(KEY_PREFIX) else " (keys of this server start with qb_)"
-            raise Unauthorized("Authentication is required.", f"The API key is not valid{hint}.")
-        return cached[1]
+            if principal is not None:
+                if len(self._keys) >= self.MAX_ENTRIES:
+                    self._keys.clear()
+                self._keys[secret] = (now + self.ttl, principal)
+                return principal
+            if len(self._unknown) >= self.MAX_ENTRIES:
+                self._unknown.clear()
+            self._unknown[secret] = now + self.ttl
+        hint = "" if secret.startswith(KEY_PREFIX) else " (keys of this server start with qb_)"
+        raise Unauthorized("Authentication is required.", f"The API key is not valid{hint}.")
 
     async def _load(self, secret: str) -> Principal | None:
         key = await self.store.db.read(self.store.keys.authenticate, secret)
@@ -72,6 +82,7 @@ class KeyCache:
     def forget(self) -> None:
         """Drop every remembered answer (a key or role changed on this node)."""
         self._keys.clear()
+        self._unknown.clear()
 
 
 def require(principal: Principal, action: str) -> None:
