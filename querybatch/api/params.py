@@ -12,6 +12,7 @@ to the size limit, holds up the event loop.
 from __future__ import annotations
 
 import asyncio
+import reprlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
@@ -146,12 +147,17 @@ async def request_params(request: Request, limit: int) -> dict[str, Any]:
 M = TypeVar("M", bound=BaseModel)
 
 
+# A client's value shown in an error: a few levels and characters, whatever its depth or size.
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlong = 3, 200, 200, 60
+
+
 def bad_parameter(exc: ValidationError, prefix: str = "") -> BadRequest:
     """A pydantic error as a BAD_REQUEST that names the parameter and what is wrong."""
     first = exc.errors()[0]
     name = ".".join(str(part) for part in first["loc"]) or "request"
     value = first.get("input")
-    shown = repr(value)[:200] if value is not None and not isinstance(value, dict) else ""
+    shown = _SHOWN.repr(value) if value is not None and not isinstance(value, dict) else ""
     return BadRequest(
         f"{prefix}Invalid value for parameter '{name}'",
         f"{first['msg']}" + (f" (got {shown})" if shown else ""),

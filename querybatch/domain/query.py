@@ -91,8 +91,9 @@ def _settings_object(value: Any) -> Any:
         return {}
     if isinstance(value, str):
         value = _decode_settings(value)
-    if isinstance(value, dict):
-        _check_settings(value)
+    if not isinstance(value, dict):
+        raise ValueError(f"settings must be an object, not {type(value).__name__}")
+    _check_settings(value)
     return value
 
 

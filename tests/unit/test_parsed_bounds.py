@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from querybatch.api.batch_shapes import query_batch
 from querybatch.api.links import Links
-from querybatch.api.params import MAX_JSON_DEPTH, nesting_exceeds
+from querybatch.api.params import MAX_JSON_DEPTH, nesting_exceeds, parse_params
 from querybatch.domain.batch import BatchSettings
 from querybatch.domain.dates import DateRangeError, epoch_seconds, resolve_date_range
 from querybatch.domain.query import (
@@ -23,7 +23,7 @@ from querybatch.domain.query import (
 from querybatch.domain.splitting import split_query
 from querybatch.domain.status import BatchStatus
 from querybatch.engine.batches import request_hash
-from querybatch.errors import LinkInvalid
+from querybatch.errors import BadRequest, LinkInvalid
 from querybatch.store.records import BatchRecord, Counts
 
 LINKS = Links(b"secret")
@@ -190,3 +190,17 @@ def test_a_link_whose_signature_is_not_hex_is_invalid(signature: str) -> None:
     with pytest.raises(LinkInvalid) as caught:
         LINKS.verify("PUT", "/cache/upl_1", "100.500", signature, now=1.0)
     assert type(caught.value) is LinkInvalid
+
+
+@pytest.mark.parametrize(
+    "settings",
+    ["[" * 990 + "]" * 990, "[1, 2]", '"text"', "5", ["x"] * 5000],
+    ids=["990 deep list", "list", "string", "number", "long list"],
+)
+def test_settings_that_are_not_an_object_are_a_bad_request_naming_settings(
+    settings: Any,
+) -> None:
+    with pytest.raises(BadRequest) as refused:
+        parse_params(DataRequest, {"ds_id": "DEMO_ADS", "settings": settings})
+    assert "'settings'" in refused.value.message
+    assert len(refused.value.description or "") < 600
