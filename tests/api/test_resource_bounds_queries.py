@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -174,3 +175,27 @@ def test_a_batch_with_a_pattern_re2_refuses_is_a_bad_request(api: httpx.Client) 
         del query[key]
     response = api.post("/query/batch", json={"queries": [query]})
     assert_error(response, 400, "BAD_REQUEST")
+
+
+def test_reading_a_large_stored_result_at_once_keeps_the_server_responsive(
+    server: ServerProcess, api: httpx.Client
+) -> None:
+    # About 30 MB of rows, read by three clients at once: each chunk is served in a few
+    # milliseconds, and other requests get the loop between chunks.
+    params = demo_query(
+        schedule_id="big_" + uuid.uuid4().hex[:8],
+        ds_accounts=",".join(f"ads-{n:04d}" for n in range(1, 6)),
+        fields="date,account_id,campaign_id,campaign_name,impressions,clicks",
+        end_date="2026-01-10",
+        settings='{"demo_rows_per_day": 10000}',
+        max_rows=1_000_000,
+        sync_timeout=300,
+    )
+    first = api.get("/query/data/json", params=params, timeout=300)
+    assert first.status_code == 200 and first.json()["meta"]["status_code"] == "SUCCESS"
+    with responsive(server), ThreadPoolExecutor(3) as pool:
+        answers = list(
+            pool.map(lambda _: api.get("/query/data/csv", params=params, timeout=300), range(3))
+        )
+    assert all(answer.status_code == 200 for answer in answers)
+    assert len({len(answer.content) for answer in answers}) == 1
