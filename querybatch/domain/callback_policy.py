@@ -12,6 +12,7 @@ Resolution is I/O and lives in ``engine/callback_targets.py``; this module decid
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -119,6 +120,22 @@ def is_local_name(host: str) -> bool:
     return name == "localhost" or name.endswith(".localhost")
 
 
+# A DNS host name in ASCII (IDNA): letters, digits and hyphens, 1-63 per label, 253 in all,
+# with an optional trailing dot. Percent-escapes, NUL and other characters a resolver or a
+# URL parser could read differently are not names.
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+_HOST_NAME = re.compile(rf"(?=.{{1,254}}$){_LABEL}(?:\.{_LABEL})*\.?")
+
+
+def _is_ip_literal(host: str) -> bool:
+    # Only an IPv6 address (in brackets in the URL) may carry a %zone.
+    try:
+        ipaddress.ip_address(host.partition("%")[0] if ":" in host else host)
+    except ValueError:
+        return False
+    return True
+
+
 def check_callback_url(url: str) -> str:
     """The URL if its form may be a callback target; CallbackRefused says what is wrong.
 
@@ -141,6 +158,13 @@ def check_callback_url(url: str) -> str:
         raise CallbackRefused("callback_url must not hold a user name or password")
     if not parts.hostname:
         raise CallbackRefused("callback_url names no host")
+    if not _is_ip_literal(parts.hostname):
+        try:
+            ascii_host = parts.hostname.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise CallbackRefused("callback_url's host is not a valid host name") from None
+        if _HOST_NAME.fullmatch(ascii_host) is None:
+            raise CallbackRefused("callback_url's host is not a valid host name")
     if port == 0:
         raise CallbackRefused("callback_url names port 0")
     return url

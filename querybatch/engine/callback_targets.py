@@ -91,7 +91,8 @@ class CallbackTargets:
             raise CallbackRefused("callback_url must not hold a user name or password")
         host = parsed.raw_host.decode("ascii")
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        addresses = await self._addresses(host, port)
+        # "a.b." is "a.b" to DNS; without the root's dot, "127.0.0.1." is an address again.
+        addresses = await self._addresses(host.removesuffix("."), port)
         if not addresses:
             raise ResolutionFailed(f"{host} has no address")
         for address in addresses:

@@ -62,6 +62,12 @@ def nested(depth: int) -> str:
 
 INTERNAL_CALLBACKS = [
     "http://127.0.0.1/",
+    "http://127.0.0.1./",
+    "http://169.254.169.254./latest/meta-data/",
+    "http://%31%32%37%2e%30%2e%30%2e%31/",
+    "http://%6c%6f%63%61%6c%68%6f%73%74/",
+    "http://127.0.0.1%00.example.com/",
+    "http://xn--localhost-/",
     "http://127.0.0.1:22/",
     "http://localhost/hook",
     "http://localhost./hook",

@@ -131,3 +131,26 @@ def test_a_well_formed_url_passes_the_form_check(url: str) -> None:
 def test_a_malformed_url_or_one_with_userinfo_is_refused(url: str) -> None:
     with pytest.raises(CallbackRefused):
         check_callback_url(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://%31%32%37%2e%30%2e%30%2e%31/",
+        "http://127.0.0.1%00.example.com/",
+        "http://-hooks.example.com/",
+        "http://under_score.example.com/",
+        "http://xn--localhost-/",
+        "http://" + "a" * 64 + ".example.com/",
+    ],
+)
+def test_a_callback_host_that_is_not_a_host_name_is_refused(url: str) -> None:
+    with pytest.raises(CallbackRefused, match="not a valid host name"):
+        check_callback_url(url)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://hooks.example.com./x", "https://bücher.example/", "http://[2001:db8::1]/"]
+)
+def test_host_names_with_a_root_dot_idna_names_and_ip_literals_keep_their_form(url: str) -> None:
+    assert check_callback_url(url) == url
