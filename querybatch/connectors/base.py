@@ -19,6 +19,13 @@ from pydantic import BaseModel, ConfigDict
 from querybatch.domain.fields import FieldInfo, Login, Row
 from querybatch.domain.filters import Filter, OrderKey
 
+INLINE_WORK = 2_000
+"""Row operations (rows x (1 + filter conditions), or rows sorted) cheaper than a thread hop.
+
+Work on rows below this runs on the event loop, a few milliseconds at most; anything larger
+goes to a worker thread, so that no tenant's rows hold the loop for long.
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class FetchRequest:

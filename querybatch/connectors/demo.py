@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from querybatch.connectors.base import Connector, ConnectorConfig, FetchRequest
+from querybatch.connectors.base import INLINE_WORK, Connector, ConnectorConfig, FetchRequest
 from querybatch.connectors.demo_datasets import CHUNK_ROWS, DATASETS, splitmix64
 from querybatch.connectors.demo_rows import (
     DemoPlan,
@@ -63,9 +63,6 @@ SETTING_MAXIMA: dict[str, int] = {
     "demo_transient_failures": 10,
     "demo_fail_accounts": 10_000,
 }
-# Fetches estimated to cost at most this (DemoConnector._cost: a few milliseconds) run on
-# the event loop; the rest in a worker thread.
-INLINE_COST = 2_000
 # The most raw rows one fetch may generate (about 20 s of a core): generation runs in a
 # thread, but a thread busy for hours still holds a slot of the shared pool and the GIL.
 MAX_COST = 10_000_000
@@ -155,7 +152,7 @@ class DemoConnector(Connector):
                     f"accounts x (1 + filter conditions)); at most {MAX_COST:,}: split it by "
                     "date or account, or ask for fewer demo_rows_per_day"
                 )
-            threaded = cost > INLINE_COST
+            threaded = cost > INLINE_WORK
             plan = await asyncio.to_thread(self._plan, request) if threaded else self._plan(request)
             if plan.latency_ms > 0:
                 await asyncio.sleep(plan.latency_ms / 1000)

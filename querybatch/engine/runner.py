@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
-from querybatch.connectors.base import Connector, FetchRequest
+from querybatch.connectors.base import INLINE_WORK, Connector, FetchRequest
 from querybatch.connectors.registry import SourceRegistry
 from querybatch.domain.fields import Row
 from querybatch.domain.filters import compile_filter, sort_rows
@@ -165,16 +165,17 @@ class Runner:
             keep = compile_filter(
                 request.filter, request.fields, {f: fields[f].data_type for f in request.fields}
             )
-            chunks = _filtered(chunks, keep)
+            conditions = sum(len(group) for group in request.filter.groups)
+            chunks = _filtered(chunks, keep, conditions)
         limit = request.max_rows
         if request.order_rows:
-            # Sorting grows with the result: in a thread, so the event loop stays free.
-            collected = await asyncio.to_thread(
-                sort_rows,
-                [row async for chunk in chunks for row in chunk],
-                request.order_rows,
-                request.fields,
-                limit,
+            rows = [row async for chunk in chunks for row in chunk]
+            order = (rows, request.order_rows, request.fields, limit)
+            # Sorting grows with the result: a large one in a thread, so the loop stays free.
+            collected = (
+                await asyncio.to_thread(sort_rows, *order)
+                if len(rows) > INLINE_WORK
+                else sort_rows(*order)
             )
             for start in range(0, len(collected), CHUNK_ROWS):
                 yield collected[start : start + CHUNK_ROWS]
@@ -238,11 +239,15 @@ class _ChunkBuffer:
 
 
 async def _filtered(
-    chunks: AsyncIterator[Sequence[Row]], keep: Callable[[Row], bool]
+    chunks: AsyncIterator[Sequence[Row]], keep: Callable[[Row], bool], conditions: int
 ) -> AsyncIterator[Sequence[Row]]:
     async for chunk in chunks:
-        # A tenant's filter (regular expressions among them) runs off the event loop.
-        kept = await asyncio.to_thread(_kept, chunk, keep)
+        # A tenant's filter (regular expressions among them) runs off the event loop, unless
+        # the chunk is too small for that to matter.
+        if len(chunk) * (1 + conditions) > INLINE_WORK:
+            kept = await asyncio.to_thread(_kept, chunk, keep)
+        else:
+            kept = _kept(chunk, keep)
         if kept:
             yield kept
 
