@@ -14,7 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from support import ServerProcess, client, responsive, running_server, wait_until
+from support import ServerProcess, responsive, running_server, wait_until
 
 SETTLE = 30.0  # seconds accepted work may take to end; past that it counts as unbounded
 RUN_WHILE_WATCHED = 3.0  # seconds an accepted batch runs under watch before it is cancelled
@@ -27,12 +27,6 @@ def server(deployment: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     data_dir = tmp_path_factory.mktemp(f"bounds-{deployment}")
     with running_server(data_dir, QB_MAX_BODY_BYTES=str(MAX_BODY)) as started:
         yield started
-
-
-@pytest.fixture
-def api(server: ServerProcess) -> Iterator[httpx.Client]:
-    with client(server) as http:
-        yield http
 
 
 def query(**overrides: Any) -> dict[str, Any]:

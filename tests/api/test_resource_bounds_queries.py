@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from support import ServerProcess, assert_error, client, responsive, running_server
+from support import ServerProcess, assert_error, responsive, running_server
 
 BOMB = "(.*?){14}X"  # exponential for a backtracking engine on any text without an X
 SOURCES = """
@@ -41,12 +41,6 @@ def server(deployment: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     sources.write_text(SOURCES.format(db=db))
     with running_server(root / f"data-{deployment}", QB_SOURCES=str(sources)) as started:
         yield started
-
-
-@pytest.fixture
-def api(server: ServerProcess) -> Iterator[httpx.Client]:
-    with client(server) as http:
-        yield http
 
 
 def demo_query(**overrides: Any) -> dict[str, Any]:

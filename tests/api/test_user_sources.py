@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 from upstream import ACCOUNTS, Upstream, serve, stats_rows
 
-from support import ServerProcess, client, running_server
+from support import ServerProcess, running_server
 
 TOKEN = "api-token-for-the-loopback-upstream"
 SOURCES = """
@@ -109,12 +109,6 @@ def server(deployment: str, files: dict[str, Path], upstream: Upstream) -> Itera
     env = {"QB_SOURCES": str(path), "QB_TEST_STATS_TOKEN": TOKEN}
     with running_server(files["root"] / f"data-{deployment}", **env) as started:
         yield started
-
-
-@pytest.fixture
-def api(server: ServerProcess) -> Iterator[httpx.Client]:
-    with client(server) as http:
-        yield http
 
 
 def data(api: httpx.Client, **params: Any) -> list[list[str]]:
