@@ -18,6 +18,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from querybatch.domain.bulk import FINAL_BULK_STATUSES, BulkStatus, check_move
 from querybatch.errors import Conflict, NotFound
 from querybatch.store.database import Database
+from querybatch.store.repository import reads, writes
 from querybatch.store.tables import bulk_batches, bulk_file_chunks, bulk_files
 
 
@@ -49,6 +50,7 @@ class BulkStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    @writes
     def create(
         self,
         *,
@@ -99,6 +101,7 @@ class BulkStore:
             row = conn.execute(select(bulk_batches).where(bulk_batches.c.id == batch_id))
             return _record(row.mappings().one())
 
+    @reads
     def get(self, batch_id: str, account: str | None = None) -> BulkRecord | None:
         """A batch by id (of ``account`` when given), or None."""
         query = select(bulk_batches).where(bulk_batches.c.id == batch_id)
@@ -108,6 +111,7 @@ class BulkStore:
             row = conn.execute(query).mappings().first()
         return None if row is None else _record(row)
 
+    @reads
     def page(
         self,
         account: str,
@@ -141,8 +145,10 @@ class BulkStore:
             )
             return [(row.id, row.status, row.created_ts) for row in rows]
 
+    @writes
     def move(
         self,
+        /,
         batch_id: str,
         source: BulkStatus,
         target: BulkStatus,
@@ -161,6 +167,7 @@ class BulkStore:
                 ).rowcount
             )
 
+    @writes
     def set_query_batch(self, batch_id: str, query_batch_id: str) -> None:
         """Remember the query batch running the operations (whatever the status now is)."""
         with self.db.writing() as conn:
@@ -170,6 +177,7 @@ class BulkStore:
                 .values(query_batch_id=query_batch_id)
             )
 
+    @writes
     def purge(self, batch_id: str) -> None:
         """Delete a batch and every file of it."""
         files = select(bulk_files.c.id).where(bulk_files.c.batch_id == batch_id)
@@ -180,6 +188,7 @@ class BulkStore:
 
     # -- which node drives which batch ------------------------------------------------------
 
+    @writes
     def claim(self, node: str, now: float, lease_until: float, *, everything: bool) -> list[str]:
         """Take over unfinished batches nobody drives (lease lapsed), or all of them."""
         conditions: list[ColumnElement[bool]] = [bulk_batches.c.status.not_in(FINAL_BULK_STATUSES)]
@@ -200,6 +209,7 @@ class BulkStore:
             ).all()
         return [row.id for row in rows]
 
+    @writes
     def claim_one(self, batch_id: str, node: str, lease_until: float) -> bool:
         """Take a batch just created or changed on this node."""
         with self.db.writing() as conn:
@@ -211,6 +221,7 @@ class BulkStore:
                 ).rowcount
             )
 
+    @writes
     def renew(self, node: str, batch_ids: list[str], lease_until: float) -> None:
         """Extend this node's leases on the batches it is driving."""
         if not batch_ids:

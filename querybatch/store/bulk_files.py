@@ -16,6 +16,7 @@ from sqlalchemy.engine import RowMapping
 
 from querybatch.domain.bulk import BulkStatus
 from querybatch.store.database import Database
+from querybatch.store.repository import reads, writes
 from querybatch.store.tables import bulk_batches, bulk_file_chunks, bulk_files
 
 CHUNK_BYTES = 1024 * 1024
@@ -47,6 +48,7 @@ class FileStore:
 
     # -- creating and writing ---------------------------------------------------------------
 
+    @writes
     def create(
         self,
         account: str,
@@ -73,6 +75,7 @@ class FileStore:
             conn.execute(insert(bulk_files).values(values))
         return FileRecord(**values)  # type: ignore[arg-type]
 
+    @writes
     def write_chunks(self, file_id: str, chunks: Sequence[tuple[int, bytes]]) -> None:
         """Append chunks (sequence number, bytes); fails if the file was deleted meanwhile."""
         if not chunks:
@@ -83,6 +86,7 @@ class FileStore:
                 [{"file_id": file_id, "seq": seq, "data": data} for seq, data in chunks],
             )
 
+    @writes
     def complete(self, file_id: str, size: int, sha256: str) -> bool:
         """Mark a file whole; False if it is gone."""
         with self.db.writing() as conn:
@@ -94,6 +98,7 @@ class FileStore:
                 ).rowcount
             )
 
+    @writes
     def finish_upload(
         self, handler: str, part_id: str, size: int, sha256: str, keep_until: float
     ) -> bool:
@@ -124,6 +129,7 @@ class FileStore:
 
     # -- reading ----------------------------------------------------------------------------
 
+    @reads
     def get(self, file_id: str) -> FileRecord | None:
         """A file by id, whoever owns it (signed links carry their own authority)."""
         with self.db.reading() as conn:
@@ -131,6 +137,7 @@ class FileStore:
             found = row.first()
         return None if found is None else _file(found)
 
+    @reads
     def read_chunks(self, file_id: str, first_seq: int, count: int) -> list[bytes]:
         """Up to ``count`` chunks of a file from ``first_seq`` on, in order."""
         with self.db.reading() as conn:
@@ -142,6 +149,7 @@ class FileStore:
             )
             return [bytes(row.data) for row in rows]
 
+    @reads
     def count(self, batch_id: str) -> int:
         """How many files (and chunks of them) a batch still has; for tests and checks."""
         with self.db.reading() as conn:
@@ -156,12 +164,14 @@ class FileStore:
 
     # -- deleting ---------------------------------------------------------------------------
 
+    @writes
     def delete(self, file_id: str) -> None:
         """Delete a file and its chunks."""
         with self.db.writing() as conn:
             conn.execute(delete(bulk_file_chunks).where(bulk_file_chunks.c.file_id == file_id))
             conn.execute(delete(bulk_files).where(bulk_files.c.id == file_id))
 
+    @writes
     def delete_batch_files(self, batch_id: str, kinds: Sequence[str]) -> None:
         """Delete a batch's files of these kinds (a step starting over, or the batch going)."""
         files = select(bulk_files.c.id).where(
@@ -175,6 +185,7 @@ class FileStore:
                 )
             )
 
+    @writes
     def withdraw_upload(self, account: str, handler: str, now: float) -> str:
         """Delete a tenant's upload: "deleted", "missing", or "busy" (a batch is copying it)."""
         copying = select(bulk_batches.c.id).where(
@@ -196,6 +207,7 @@ class FileStore:
             conn.execute(delete(bulk_files).where(bulk_files.c.id == handler))
         return "deleted"
 
+    @writes
     def sweep(self, now: float, grace: float) -> int:
         """Delete expired uploads and abandoned parts no batch is still copying, and orphans.
 

@@ -13,6 +13,7 @@ from sqlalchemy import RowMapping, and_, bindparam, func, insert, or_, select
 from querybatch.domain.status import BatchStatus, QueryStatus
 from querybatch.store.database import Database
 from querybatch.store.records import BatchRecord, Counts, ErrorInfo, QueryRecord, ResultRecord
+from querybatch.store.repository import reads, writes
 from querybatch.store.tables import batches, queries, results
 
 _QUERY_COLUMNS = [*queries.c, batches.c.kind, batches.c.settings.label("batch_settings")]
@@ -56,6 +57,7 @@ class JobStore:
         self.db = db
         self.result_ttl = result_ttl
 
+    @writes
     def create_batch(
         self,
         *,
@@ -134,6 +136,7 @@ class JobStore:
             row = conn.execute(select(batches).where(batches.c.id == batch_id)).mappings().one()
         return batch_record(row)
 
+    @reads
     def find_cached(
         self, account: str, fingerprint: str, since: float, now: float
     ) -> tuple[str, float] | None:
@@ -155,6 +158,7 @@ class JobStore:
             ).first()
         return None if row is None else (row.result_id, row.end_time)
 
+    @reads
     def get_batch(self, account: str, batch_id: str, now: float) -> BatchRecord | None:
         """A live query batch of this tenant, or None (unknown, another tenant's, expired)."""
         with self.db.reading() as conn:
@@ -165,6 +169,7 @@ class JobStore:
             return None
         return batch_record(row)
 
+    @reads
     def find_by_idempotency_key(self, account: str, key: str) -> BatchRecord | None:
         """The batch created earlier with this Idempotency-Key, if any."""
         with self.db.reading() as conn:
@@ -179,6 +184,7 @@ class JobStore:
             )
         return None if row is None else batch_record(row)
 
+    @reads
     def list_batches(
         self,
         account: str,
@@ -214,6 +220,7 @@ class JobStore:
             ).mappings()
             return [batch_record(row) for row in rows]
 
+    @reads
     def get_query(self, account: str, ident: str, now: float) -> QueryRecord | None:
         """A live query by schedule id, or by the request id that created it.
 
@@ -229,6 +236,7 @@ class JobStore:
             return None
         return self._query_record(row)
 
+    @reads
     def batch_queries(self, batch_id: str, offset: int, limit: int) -> list[QueryRecord]:
         """The sub-queries of a batch in order, ``limit`` of them after the first ``offset``."""
         with self.db.reading() as conn:
@@ -242,6 +250,7 @@ class JobStore:
             ).mappings()
             return [self._query_record(row) for row in rows]
 
+    @reads
     def batch_status(self, batch_id: str) -> str | None:
         """The status of a batch, or None once it is gone."""
         with self.db.reading() as conn:
@@ -250,6 +259,7 @@ class JobStore:
             ).scalar_one_or_none()
         return status
 
+    @reads
     def workflow(self, account: str) -> tuple[int, int]:
         """(sub-queries waiting, sub-queries running) of a tenant, over all its batches."""
         with self.db.reading() as conn:

@@ -13,6 +13,7 @@ from sqlalchemy.engine import RowMapping
 from querybatch.domain.actions import BUILTIN_ROLES, Statement
 from querybatch.store.database import Database
 from querybatch.store.records import KeyRecord, RoleRecord
+from querybatch.store.repository import reads, writes
 from querybatch.store.tables import api_keys, roles, server_state
 
 KEY_PREFIX = "qb_"
@@ -38,6 +39,7 @@ class KeyStore:
 
     # -- the server's signing secret -------------------------------------------------------
 
+    @writes
     def server_secret(self, configured: str | None) -> bytes:
         """The secret that signs links and callbacks: ``configured`` (QB_SECRET) if given,
         else the one generated on the first start and kept in the store for every node."""
@@ -54,6 +56,7 @@ class KeyStore:
 
     # -- roles ------------------------------------------------------------------------------
 
+    @writes
     def ensure_builtin_roles(self, now: float) -> None:
         """Create (or restore) the admin, analyst and viewer roles."""
         with self.db.writing() as conn:
@@ -78,6 +81,7 @@ class KeyStore:
                         )
                     )
 
+    @reads
     def list_roles(self, account: str) -> list[RoleRecord]:
         """The roles ``account`` can use: the built-in ones first, then its own."""
         query = (
@@ -88,12 +92,14 @@ class KeyStore:
         with self.db.reading() as conn:
             return [_role(row) for row in conn.execute(query).mappings()]
 
+    @reads
     def get_role(self, account: str, name: str) -> RoleRecord | None:
         """The role called ``name`` for ``account``: a built-in one, or the account's own."""
         with self.db.reading() as conn:
             row = conn.execute(_role_query(account, name)).mappings().first()
         return None if row is None else _role(row)
 
+    @writes
     def save_role(
         self,
         account: str,
@@ -134,6 +140,7 @@ class KeyStore:
             conn.execute(update(roles).where(_custom(account, name)).values(values))
         return "replaced"
 
+    @writes
     def delete_role(self, account: str, name: str, *, within: Statement | None = None) -> str:
         """Delete a custom role of ``account`` that no key uses.
 
@@ -158,6 +165,7 @@ class KeyStore:
 
     # -- keys -------------------------------------------------------------------------------
 
+    @writes
     def create_key(
         self, name: str, role: str, account: str, now: float, secret: str | None = None
     ) -> tuple[KeyRecord, str]:
@@ -177,10 +185,11 @@ class KeyStore:
                     created_at=now,
                 )
             )
-        record = self.get_key(key_id)
+        record = self.get_key.blocking(key_id)
         assert record is not None
         return record, secret
 
+    @writes
     def ensure_key(self, secret: str, name: str, role: str, account: str, now: float) -> KeyRecord:
         """Make this exact key exist, active, with this role (``QB_ADMIN_KEY``)."""
         with self.db.writing() as conn:
@@ -190,11 +199,12 @@ class KeyStore:
                 .values(role=role, role_account=role_account(account, role), revoked_at=None)
             ).rowcount
         if changed:
-            record = self.authenticate(secret)
+            record = self.authenticate.blocking(secret)
             assert record is not None
             return record
-        return self.create_key(name, role, account, now, secret=secret)[0]
+        return self.create_key.blocking(name, role, account, now, secret=secret)[0]
 
+    @reads
     def authenticate(self, secret: str) -> KeyRecord | None:
         """The active key with this secret, or None."""
         with self.db.reading() as conn:
@@ -209,12 +219,14 @@ class KeyStore:
             )
         return None if row is None else _key(row)
 
+    @reads
     def get_key(self, key_id: str) -> KeyRecord | None:
         """One key by id, revoked or not."""
         with self.db.reading() as conn:
             row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).mappings().first()
         return None if row is None else _key(row)
 
+    @reads
     def list_keys(self, account: str | None = None) -> list[KeyRecord]:
         """Keys, oldest first, of one tenant or of all."""
         query = select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id)
@@ -223,6 +235,7 @@ class KeyStore:
         with self.db.reading() as conn:
             return [_key(row) for row in conn.execute(query).mappings()]
 
+    @writes
     def revoke(
         self,
         key_id: str,
@@ -253,6 +266,7 @@ class KeyStore:
             conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=now))
         return "revoked"
 
+    @reads
     def count_active(self) -> int:
         """How many keys are not revoked."""
         with self.db.reading() as conn:

@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, delete, insert, select
 
 from querybatch.domain.fields import Row
 from querybatch.store.database import Database
+from querybatch.store.repository import reads, writes
 from querybatch.store.tables import result_chunks
 
 CHUNK_ROWS = 2000
@@ -78,6 +79,7 @@ class ResultStore:
         self.db = db
         self.cache = ChunkCache()
 
+    @writes
     def write_chunk(self, result_id: str, seq: int, rows: Sequence[Row], now: float) -> None:
         """Store a full chunk of a run in progress (its last chunks come with its outcome)."""
         with self.db.writing() as conn:
@@ -91,6 +93,7 @@ class ResultStore:
                 )
             )
 
+    @reads
     def read_chunks(self, result_id: str, first_seq: int, last_seq: int) -> list[bytes]:
         """The payloads of chunks ``first_seq`` to ``last_seq`` of a finished result, in order."""
         cached = self.cache.get(result_id, first_seq, last_seq)
@@ -104,6 +107,7 @@ class ResultStore:
         self.cache.put(result_id, first_seq, payloads)
         return payloads
 
+    @reads
     def first_chunks(self, result_ids: Sequence[str]) -> dict[str, bytes]:
         """The first chunk of each of these results (all of a result up to CHUNK_ROWS rows)."""
         with self.db.reading() as conn:
@@ -114,6 +118,7 @@ class ResultStore:
             )
             return {row.result_id: bytes(row.payload) for row in rows}
 
+    @writes
     def drop(self, result_id: str) -> None:
         """Delete the chunks of a run that failed or lost its query."""
         with self.db.writing() as conn:

@@ -30,6 +30,7 @@ from querybatch.domain.status import BatchStatus, QueryStatus
 from querybatch.store.counters import Deltas, count_finished, lock_batches
 from querybatch.store.database import Database
 from querybatch.store.records import LaneRecord, Outcome, WorkItem
+from querybatch.store.repository import reads, writes
 from querybatch.store.tables import batches, queries, result_chunks, results
 
 
@@ -39,6 +40,7 @@ class RunStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    @reads
     def active_lanes(self) -> list[LaneRecord]:
         """Every batch that is not stopped, with its counters."""
         with self.db.reading() as conn:
@@ -63,6 +65,7 @@ class RunStore:
                 for row in rows
             ]
 
+    @writes
     def claim(self, lane: LaneRecord, limit: int, now: float, lease_until: float) -> list[WorkItem]:
         """Take up to ``limit`` scheduled sub-queries of a batch, in order, for an executor."""
         if limit <= 0:
@@ -116,6 +119,7 @@ class RunStore:
             for row in rows
         ]
 
+    @writes
     def renew_leases(self, items: Iterable[WorkItem], lease_until: float) -> None:
         """Tell the store these runs are alive, so that nobody takes their sub-queries back."""
         params = [{"q_id": i.query_id, "q_attempt": i.attempt, "lease": lease_until} for i in items]
@@ -123,6 +127,7 @@ class RunStore:
             with self.db.writing() as conn:
                 conn.execute(_RENEW, params)
 
+    @writes
     def record_runs(
         self,
         started: Sequence[tuple[WorkItem, float]],
@@ -226,6 +231,7 @@ class RunStore:
         deltas.move(outcome.batch_id, QueryStatus.RUNNING, outcome.status, changed)
         return changed == 1
 
+    @writes
     def requeue(
         self, now: float, *, everything: bool = False, max_attempts: int | None = None
     ) -> int:
@@ -302,6 +308,7 @@ class RunStore:
             for row in rows
         ]
 
+    @writes
     def stop_batch(self, batch_id: str, now: float, *, cancelled: bool) -> tuple[list[int], bool]:
         """Stop a batch and every sub-query of it that has not finished.
 
@@ -346,6 +353,7 @@ class RunStore:
             deltas.apply(conn, now)
         return in_flight, True
 
+    @reads
     def still_owned(self, items: Sequence[tuple[int, int]]) -> set[int]:
         """Of these (query id, attempt) pairs, the queries that attempt still holds."""
         owned: set[int] = set()
@@ -361,6 +369,7 @@ class RunStore:
                 owned.update(row.id for row in rows if attempts[row.id] == row.attempt)
         return owned
 
+    @reads
     def in_flight_items(self) -> list[WorkItem]:
         """Every claimed or running sub-query (a new scheduler leader adopts them)."""
         with self.db.reading() as conn:

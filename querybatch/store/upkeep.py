@@ -8,6 +8,7 @@ from querybatch.domain.status import BatchStatus
 from querybatch.store.database import Database
 from querybatch.store.jobs import batch_record
 from querybatch.store.records import BatchRecord
+from querybatch.store.repository import reads, writes
 from querybatch.store.tables import batches, queries, result_chunks, results, source_stats
 
 
@@ -18,12 +19,14 @@ class UpkeepStore:
         self.db = db
         self.result_ttl = result_ttl
 
+    @reads
     def source_totals(self) -> list[tuple[str, str, int, float]]:
         """(ds_id, status, sub-queries finished, seconds spent) over the whole cluster."""
         with self.db.reading() as conn:
             rows = conn.execute(select(source_stats).order_by(source_stats.c.ds_id))
             return [(r.ds_id, r.status, int(r.finished), float(r.run_seconds)) for r in rows]
 
+    @reads
     def queue_totals(self) -> tuple[int, int, int]:
         """(sub-queries waiting, running, batches active) over every tenant."""
         with self.db.reading() as conn:
@@ -36,6 +39,7 @@ class UpkeepStore:
             ).one()
         return int(row[0]), int(row[1]), int(row[2])
 
+    @reads
     def stopped_without_callback(self) -> list[BatchRecord]:
         """Stopped batches with a callback URL that has not been called yet."""
         with self.db.reading() as conn:
@@ -48,6 +52,7 @@ class UpkeepStore:
             ).mappings()
             return [batch_record(row) for row in rows]
 
+    @writes
     def claim_callback(self, batch_id: str, at: float) -> bool:
         """Take the job of sending a batch's callback; False if another node took it first."""
         with self.db.writing() as conn:
@@ -59,6 +64,7 @@ class UpkeepStore:
                 ).rowcount
             )
 
+    @writes
     def sweep(self, now: float, orphan_grace: float) -> int:
         """Delete batches whose results expired, results nobody refers to, and lost chunks."""
         with self.db.writing() as conn:

@@ -98,11 +98,11 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def _new_batch(store: Store) -> str:
-    upload = store.files.create("acct", "upload", 1.0, expires_at=10_000.0)
-    part = store.files.create("acct", "part", 1.0, expires_at=10_000.0)
-    store.files.write_chunks(part.id, [(0, b"{}\n")])
-    assert store.files.finish_upload(upload.id, part.id, 3, "0" * 64, 10_000.0)
-    record = store.bulk.create(
+    upload = store.files.create.blocking("acct", "upload", 1.0, expires_at=10_000.0)
+    part = store.files.create.blocking("acct", "part", 1.0, expires_at=10_000.0)
+    store.files.write_chunks.blocking(part.id, [(0, b"{}\n")])
+    assert store.files.finish_upload.blocking(upload.id, part.id, 3, "0" * 64, 10_000.0)
+    record = store.bulk.create.blocking(
         account="acct",
         key_id="key_1",
         operation="get_data",
@@ -116,9 +116,9 @@ def _new_batch(store: Store) -> str:
 
 def test_the_store_moves_only_from_the_expected_status(store: Store) -> None:
     batch_id = _new_batch(store)
-    assert store.bulk.move(batch_id, S.NEW, S.COPYING, 3.0)
-    assert not store.bulk.move(batch_id, S.NEW, S.COPYING, 4.0)  # it is not new any more
-    record = store.bulk.get(batch_id)
+    assert store.bulk.move.blocking(batch_id, S.NEW, S.COPYING, 3.0)
+    assert not store.bulk.move.blocking(batch_id, S.NEW, S.COPYING, 4.0)  # it is not new any more
+    record = store.bulk.get.blocking(batch_id)
     assert record is not None
     assert (record.status, record.created_ts, record.updated_ts) == (S.COPYING, 2.0, 3.0)
 
@@ -126,15 +126,15 @@ def test_the_store_moves_only_from_the_expected_status(store: Store) -> None:
 def test_the_store_refuses_an_illegal_move_and_changes_nothing(store: Store) -> None:
     batch_id = _new_batch(store)
     with pytest.raises(IllegalTransition):
-        store.bulk.move(batch_id, S.NEW, S.COMPLETED, 3.0)
-    record = store.bulk.get(batch_id)
+        store.bulk.move.blocking(batch_id, S.NEW, S.COMPLETED, 3.0)
+    record = store.bulk.get.blocking(batch_id)
     assert record is not None and record.status is S.NEW and record.updated_ts == 2.0
 
 
 def test_a_batch_of_another_tenant_is_not_found(store: Store) -> None:
     batch_id = _new_batch(store)
-    assert store.bulk.get(batch_id, "acct") is not None
-    assert store.bulk.get(batch_id, "other") is None
+    assert store.bulk.get.blocking(batch_id, "acct") is not None
+    assert store.bulk.get.blocking(batch_id, "other") is None
 
 
 def test_the_create_request_checks_hash_description_and_operation() -> None:

@@ -37,7 +37,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 
 def make_batch(store: Store, n: int, batch_id: str = "qrb_000000000001") -> BatchRecord:
-    return store.jobs.create_batch(
+    return store.jobs.create_batch.blocking(
         batch_id=batch_id,
         kind="batch",
         account="acme",
@@ -52,13 +52,13 @@ def make_batch(store: Store, n: int, batch_id: str = "qrb_000000000001") -> Batc
 
 
 def lane_of(store: Store, batch_id: str) -> object:
-    return next(lane for lane in store.runs.active_lanes() if lane.batch_id == batch_id)
+    return next(lane for lane in store.runs.active_lanes.blocking() if lane.batch_id == batch_id)
 
 
 def claim(store: Store, batch_id: str, n: int) -> list[WorkItem]:
     lane = lane_of(store, batch_id)
     now = time.time()
-    return store.runs.claim(lane, n, now, now + 30)  # type: ignore[arg-type]
+    return store.runs.claim.blocking(lane, n, now, now + 30)  # type: ignore[arg-type]
 
 
 def success(item: WorkItem, rows: int = 1) -> Outcome:
@@ -74,7 +74,7 @@ def success(item: WorkItem, rows: int = 1) -> Outcome:
 
 
 def counts(store: Store, batch_id: str = "qrb_000000000001") -> tuple[int, ...]:
-    batch = store.jobs.get_batch("acme", batch_id, time.time())
+    batch = store.jobs.get_batch.blocking("acme", batch_id, time.time())
     assert batch is not None
     c = batch.counts
     return (c.queued, c.running, c.success, c.failure, c.stopped)
@@ -83,11 +83,11 @@ def counts(store: Store, batch_id: str = "qrb_000000000001") -> tuple[int, ...]:
 def test_claims_take_queries_in_order_and_start_the_batch(store: Store) -> None:
     make_batch(store, 10)
     items = claim(store, "qrb_000000000001", 3)
-    first_three = store.jobs.batch_queries("qrb_000000000001", 0, 3)
+    first_three = store.jobs.batch_queries.blocking("qrb_000000000001", 0, 3)
     assert [i.query_id for i in items] == [q.id for q in first_three]
     assert [q.position for q in first_three] == [1, 2, 3]
     assert all(i.attempt == 1 for i in items)
-    batch = store.jobs.get_batch("acme", "qrb_000000000001", time.time())
+    batch = store.jobs.get_batch.blocking("acme", "qrb_000000000001", time.time())
     assert batch is not None and batch.status is BatchStatus.RUNNING
     assert counts(store) == (10, 0, 0, 0, 0)
 
@@ -95,7 +95,7 @@ def test_claims_take_queries_in_order_and_start_the_batch(store: Store) -> None:
 def test_counters_follow_every_transition_and_the_batch_stops_when_all_ended(store: Store) -> None:
     make_batch(store, 3)
     items = claim(store, "qrb_000000000001", 3)
-    began, _, _ = store.runs.record_runs(
+    began, _, _ = store.runs.record_runs.blocking(
         [(i, time.time()) for i in items], [], time.time() + 30, time.time()
     )
     assert began == [True, True, True]
@@ -108,95 +108,104 @@ def test_counters_follow_every_transition_and_the_batch_stops_when_all_ended(sto
         time.time(),
         error=ErrorInfo("CONNECTOR_ERROR", "boom"),
     )
-    _, ended, stopped = store.runs.record_runs(
+    _, ended, stopped = store.runs.record_runs.blocking(
         [], [success(items[0]), failed], time.time() + 30, time.time()
     )
     assert ended == [True, True] and stopped == []
     assert counts(store) == (0, 1, 1, 1, 0)
-    _, _, stopped = store.runs.record_runs([], [success(items[2])], time.time() + 30, time.time())
+    _, _, stopped = store.runs.record_runs.blocking(
+        [], [success(items[2])], time.time() + 30, time.time()
+    )
     assert stopped == ["qrb_000000000001"]
-    batch = store.jobs.get_batch("acme", "qrb_000000000001", time.time())
+    batch = store.jobs.get_batch.blocking("acme", "qrb_000000000001", time.time())
     assert batch is not None and batch.status is BatchStatus.STOPPED and batch.end_time
 
 
 def test_an_outcome_of_a_superseded_attempt_is_ignored_and_its_rows_dropped(store: Store) -> None:
     make_batch(store, 1)
     (stale,) = claim(store, "qrb_000000000001", 1)
-    store.runs.record_runs([(stale, time.time())], [], time.time() + 30, time.time())
+    store.runs.record_runs.blocking([(stale, time.time())], [], time.time() + 30, time.time())
     # The run went silent: its lease expires and the query goes back on the schedule.
-    assert store.runs.requeue(time.time() + 60) == 1
+    assert store.runs.requeue.blocking(time.time() + 60) == 1
     assert counts(store) == (1, 0, 0, 0, 0)
     (fresh,) = claim(store, "qrb_000000000001", 1)
     assert fresh.attempt == stale.attempt + 1
-    store.runs.record_runs([(fresh, time.time())], [], time.time() + 30, time.time())
+    store.runs.record_runs.blocking([(fresh, time.time())], [], time.time() + 30, time.time())
     late = success(stale, rows=3)
-    _, ended, _ = store.runs.record_runs([], [late], time.time() + 30, time.time())
+    _, ended, _ = store.runs.record_runs.blocking([], [late], time.time() + 30, time.time())
     assert ended == [False]
-    assert store.results.read_chunks(late.result.id, 0, 10) == []  # type: ignore[union-attr]
+    assert store.results.read_chunks.blocking(late.result.id, 0, 10) == []  # type: ignore[union-attr]
     on_time = success(fresh, rows=2)
-    _, ended, _ = store.runs.record_runs([], [on_time], time.time() + 30, time.time())
+    _, ended, _ = store.runs.record_runs.blocking([], [on_time], time.time() + 30, time.time())
     assert ended == [True]
-    query = store.jobs.get_query("acme", "qrb_000000000001_query_1", time.time())
+    query = store.jobs.get_query.blocking("acme", "qrb_000000000001_query_1", time.time())
     assert query is not None and query.result is not None
     assert query.result.total_rows == 2
     # A redelivered copy of the same attempt that finishes later records nothing: rows stay once.
     duplicate = success(fresh, rows=2)
-    _, ended, _ = store.runs.record_runs([], [duplicate], time.time() + 30, time.time())
+    _, ended, _ = store.runs.record_runs.blocking([], [duplicate], time.time() + 30, time.time())
     assert ended == [False]
-    assert store.results.read_chunks(duplicate.result.id, 0, 10) == []  # type: ignore[union-attr]
-    assert len(store.results.read_chunks(on_time.result.id, 0, 10)) == 1  # type: ignore[union-attr]
+    assert store.results.read_chunks.blocking(duplicate.result.id, 0, 10) == []  # type: ignore[union-attr]
+    assert len(store.results.read_chunks.blocking(on_time.result.id, 0, 10)) == 1  # type: ignore[union-attr]
     assert counts(store) == (0, 0, 1, 0, 0)
 
 
 def test_stopping_a_batch_stops_what_had_not_finished_and_keeps_results(store: Store) -> None:
     make_batch(store, 4)
     items = claim(store, "qrb_000000000001", 2)
-    store.runs.record_runs([(i, time.time()) for i in items], [], 0, time.time())
-    store.runs.record_runs([], [success(items[0])], 0, time.time())
-    in_flight, stopped_now = store.runs.stop_batch("qrb_000000000001", time.time(), cancelled=True)
+    store.runs.record_runs.blocking([(i, time.time()) for i in items], [], 0, time.time())
+    store.runs.record_runs.blocking([], [success(items[0])], 0, time.time())
+    in_flight, stopped_now = store.runs.stop_batch.blocking(
+        "qrb_000000000001", time.time(), cancelled=True
+    )
     assert stopped_now
     assert in_flight == [items[1].query_id]
     assert counts(store) == (0, 0, 1, 0, 3)
-    batch = store.jobs.get_batch("acme", "qrb_000000000001", time.time())
+    batch = store.jobs.get_batch.blocking("acme", "qrb_000000000001", time.time())
     assert batch is not None and batch.cancel_time is not None
-    kept = store.jobs.get_query("acme", "qrb_000000000001_query_1", time.time())
+    kept = store.jobs.get_query.blocking("acme", "qrb_000000000001_query_1", time.time())
     assert kept is not None and kept.status is QueryStatus.SUCCESS
     # A run that was still going cannot record anything any more.
-    _, ended, _ = store.runs.record_runs([], [success(items[1])], 0, time.time())
+    _, ended, _ = store.runs.record_runs.blocking([], [success(items[1])], 0, time.time())
     assert ended == [False]
-    assert store.runs.stop_batch("qrb_000000000001", time.time(), cancelled=True) == ([], False)
+    assert store.runs.stop_batch.blocking("qrb_000000000001", time.time(), cancelled=True) == (
+        [],
+        False,
+    )
 
 
 def test_another_tenant_cannot_see_a_batch_or_its_queries(store: Store) -> None:
     make_batch(store, 1)
-    assert store.jobs.get_batch("other", "qrb_000000000001", time.time()) is None
-    assert store.jobs.get_query("other", "qrb_000000000001_query_1", time.time()) is None
+    assert store.jobs.get_batch.blocking("other", "qrb_000000000001", time.time()) is None
+    assert store.jobs.get_query.blocking("other", "qrb_000000000001_query_1", time.time()) is None
 
 
 def test_expired_batches_are_swept_with_their_rows(store: Store) -> None:
     make_batch(store, 1)
     (item,) = claim(store, "qrb_000000000001", 1)
     outcome = success(item)
-    store.runs.record_runs([(item, time.time())], [], 0, time.time())
-    store.runs.record_runs([], [outcome], 0, time.time())
+    store.runs.record_runs.blocking([(item, time.time())], [], 0, time.time())
+    store.runs.record_runs.blocking([], [outcome], 0, time.time())
     later = time.time() + 3601
-    assert store.jobs.get_batch("acme", "qrb_000000000001", later) is None
-    assert store.upkeep.sweep(later, 0) == 1
-    assert store.results.read_chunks(outcome.result.id, 0, 10) == []  # type: ignore[union-attr]
+    assert store.jobs.get_batch.blocking("acme", "qrb_000000000001", later) is None
+    assert store.upkeep.sweep.blocking(later, 0) == 1
+    assert store.results.read_chunks.blocking(outcome.result.id, 0, 10) == []  # type: ignore[union-attr]
 
 
 def test_one_stale_outcome_among_many_leaves_the_others_recorded(store: Store) -> None:
     make_batch(store, 3)
     items = claim(store, "qrb_000000000001", 3)
-    store.runs.record_runs([(i, time.time()) for i in items], [], time.time() + 30, time.time())
+    store.runs.record_runs.blocking(
+        [(i, time.time()) for i in items], [], time.time() + 30, time.time()
+    )
     stale = dataclasses.replace(items[1], attempt=items[1].attempt + 7)
     outcomes = [success(items[0]), success(stale), success(items[2])]
-    _, ended, _ = store.runs.record_runs([], outcomes, time.time() + 30, time.time())
+    _, ended, _ = store.runs.record_runs.blocking([], outcomes, time.time() + 30, time.time())
     assert ended == [True, False, True]
     assert counts(store) == (0, 1, 2, 0, 0)
-    assert store.results.read_chunks(outcomes[1].result.id, 0, 10) == []  # type: ignore[union-attr]
+    assert store.results.read_chunks.blocking(outcomes[1].result.id, 0, 10) == []  # type: ignore[union-attr]
     for kept in (outcomes[0], outcomes[2]):
-        assert len(store.results.read_chunks(kept.result.id, 0, 10)) == 1  # type: ignore[union-attr]
+        assert len(store.results.read_chunks.blocking(kept.result.id, 0, 10)) == 1  # type: ignore[union-attr]
 
 
 def test_a_move_the_state_machine_forbids_is_refused() -> None:
@@ -215,16 +224,18 @@ def test_a_sub_query_claimed_max_attempts_times_is_abandoned_not_requeued(
         (item,) = claim(store, "qrb_000000000001", 1)
         assert item.attempt == attempt
         if started:  # a run that hangs or dies before its start is recorded counts too
-            store.runs.record_runs([(item, time.time())], [], time.time() + 30, time.time())
-        moved = store.runs.requeue(time.time(), everything=True, max_attempts=2)
+            store.runs.record_runs.blocking(
+                [(item, time.time())], [], time.time() + 30, time.time()
+            )
+        moved = store.runs.requeue.blocking(time.time(), everything=True, max_attempts=2)
         assert moved == (1 if attempt == 1 else 0)
     assert counts(store) == (0, 0, 0, 1, 0)
-    query = store.jobs.get_query("acme", "qrb_000000000001_query_1", time.time())
+    query = store.jobs.get_query.blocking("acme", "qrb_000000000001_query_1", time.time())
     assert query is not None and query.status is QueryStatus.FAILURE
     assert query.error is not None
     assert (query.error.code, query.error.message) == (
         "QUERY_ABANDONED",
         "Abandoned after 2 attempts",
     )
-    batch = store.jobs.get_batch("acme", "qrb_000000000001", time.time())
+    batch = store.jobs.get_batch.blocking("acme", "qrb_000000000001", time.time())
     assert batch is not None and batch.status is BatchStatus.STOPPED

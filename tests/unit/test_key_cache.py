@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, cast
+from typing import cast
 
 import pytest
 
@@ -20,19 +19,16 @@ class CountingStore:
 
     def __init__(self) -> None:
         self.reads = 0
-        self.db = self
         self.keys = self
 
-    async def read(self, method: Callable[..., Any], *args: Any) -> Any:
+    async def authenticate(self, secret: str) -> KeyRecord | None:
         self.reads += 1
-        return method(*args)
-
-    def authenticate(self, secret: str) -> KeyRecord | None:
         if secret != REAL:
             return None
         return KeyRecord("key_1", "real", REAL[:10], "admin", "default", 0.0, None)
 
-    def get_role(self, account: str, name: str) -> RoleRecord | None:
+    async def get_role(self, account: str, name: str) -> RoleRecord | None:
+        self.reads += 1
         return RoleRecord(name, "deny", (), True)
 
 

@@ -95,16 +95,16 @@ def roles_in(db: Database) -> dict[tuple[str, str], tuple[Any, ...]]:
 def test_built_in_roles_are_kept_for_every_account(db: Database) -> None:
     assert {name for account, name in roles_in(db) if account == "*"} == {"admin", "analyst"}
     keys = KeyStore(db)
-    assert keys.get_role("anyone", "analyst") is not None
-    assert keys.get_role("default", "admin") is not None
+    assert keys.get_role.blocking("anyone", "analyst") is not None
+    assert keys.get_role.blocking("default", "admin") is not None
 
 
 def test_a_role_used_by_one_account_becomes_that_accounts_own(db: Database) -> None:
     assert [key for key in roles_in(db) if key[1] == "solo"] == [("a", "solo")]
     keys = KeyStore(db)
-    solo = keys.get_role("a", "solo")
+    solo = keys.get_role.blocking("a", "solo")
     assert solo is not None and solo.actions == ("get_batches",) and not solo.builtin
-    assert keys.get_role("b", "solo") is None
+    assert keys.get_role.blocking("b", "solo") is None
 
 
 def test_a_role_used_by_several_accounts_is_copied_to_each_with_its_statement(
@@ -119,8 +119,8 @@ def test_a_role_used_by_several_accounts_is_copied_to_each_with_its_statement(
 def test_a_role_no_key_uses_goes_to_the_default_account(db: Database) -> None:
     assert [key for key in roles_in(db) if key[1] == "unused"] == [("default", "unused")]
     keys = KeyStore(db)
-    assert [r.name for r in keys.list_roles("default") if not r.builtin] == ["unused"]
-    assert [r.name for r in keys.list_roles("c") if not r.builtin] == []
+    assert [r.name for r in keys.list_roles.blocking("default") if not r.builtin] == ["unused"]
+    assert [r.name for r in keys.list_roles.blocking("c") if not r.builtin] == []
 
 
 def test_every_key_finds_its_role_in_its_own_account_after_the_upgrade(db: Database) -> None:
@@ -136,16 +136,16 @@ def test_every_key_finds_its_role_in_its_own_account_after_the_upgrade(db: Datab
         "key_b_analyst": "*",
     }
     keys = KeyStore(db)
-    active = keys.authenticate("key_a_shared")
+    active = keys.authenticate.blocking("key_a_shared")
     assert active is not None
-    role = keys.get_role(active.account, active.role)
+    role = keys.get_role.blocking(active.account, active.role)
     assert role is not None and role.effect == "deny" and role.actions == ("get_data",)
 
 
 def test_one_account_changing_its_copy_leaves_the_others_alone(db: Database) -> None:
     keys = KeyStore(db)
-    assert keys.save_role("a", "shared", "allow", [], 9.0, replace=True) == "replaced"
-    b_copy = keys.get_role("b", "shared")
+    assert keys.save_role.blocking("a", "shared", "allow", [], 9.0, replace=True) == "replaced"
+    b_copy = keys.get_role.blocking("b", "shared")
     assert b_copy is not None and b_copy.effect == "deny"
 
 

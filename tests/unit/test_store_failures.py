@@ -66,12 +66,12 @@ async def test_other_store_errors_are_not_retried(db: Database) -> None:
 async def test_when_the_store_is_down_waiting_runs_fail_and_the_recorder_goes_on() -> None:
     healthy = False
 
-    async def write(fn: Any, started: list[Any], ended: list[Any], *_: Any) -> Any:
+    async def record_runs(started: list[Any], ended: list[Any], *_: Any) -> Any:
         if not healthy:
             raise StoreUnavailable("The database is unavailable")
         return [True] * len(started), [True] * len(ended), []
 
-    store = SimpleNamespace(db=SimpleNamespace(write=write), runs=SimpleNamespace(record_runs=None))
+    store = SimpleNamespace(runs=SimpleNamespace(record_runs=record_runs))
     recorder = Recorder(store, 30, lambda _ids: None)  # type: ignore[arg-type]
     recorder.start()
     item = WorkItem(1, "qrb_000000000001", "acme", 1, {}, "fp")
