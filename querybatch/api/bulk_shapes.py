@@ -1,9 +1,7 @@
-"""Bulk batches as clients see them: the batch object, the list page, and list cursors."""
+"""Bulk batches as clients see them: the batch object and the list page."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 from fastapi import Request
@@ -12,7 +10,6 @@ from pydantic import BaseModel, ConfigDict
 from querybatch.api.errors import request_id_of
 from querybatch.api.schemas import Loose
 from querybatch.domain.bulk import BulkStatus
-from querybatch.errors import BadRequest
 from querybatch.store.bulk import BulkRecord
 
 
@@ -53,20 +50,3 @@ def shape(record: BulkRecord, request: Request) -> dict[str, Any]:
     if record.hash is not None:
         body["hash"] = record.hash
     return body
-
-
-def encode_cursor(created_ts: float, batch_id: str) -> str:
-    """The opaque cursor of the page after the batch ``batch_id``."""
-    return base64.urlsafe_b64encode(f"{created_ts!r}~{batch_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[float, str]:
-    """(created_ts, id) a cursor points after; BAD_REQUEST if it is not one of ours."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, _, batch_id = raw.partition("~")
-        return float(created), batch_id
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise BadRequest(
-            "Invalid value for parameter 'cursor'", "Pass the cursor of the previous answer."
-        ) from exc

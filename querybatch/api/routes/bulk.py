@@ -20,10 +20,9 @@ from querybatch.api.bulk_shapes import (
     BulkBatch,
     BulkBatchList,
     StatusChange,
-    decode_cursor,
-    encode_cursor,
     shape,
 )
+from querybatch.api.cursor import BULK_BATCH_CURSORS
 from querybatch.api.deps import Authorize, ServicesDep
 from querybatch.api.errors import request_id_of
 from querybatch.api.links import SignedLink
@@ -125,12 +124,12 @@ async def get_batches(
         principal.key.account,
         ge=ge,
         le=le,
-        after=decode_cursor(cursor) if cursor else None,
+        after=BULK_BATCH_CURSORS.decode(cursor) if cursor else None,
         newest_first=ge is not None and le is not None,
         limit=limit + 1,
     )
     page = rows[:limit]
-    next_cursor = encode_cursor(page[-1][2], page[-1][0]) if len(rows) > limit else None
+    next_cursor = BULK_BATCH_CURSORS.encode(page[-1][2], page[-1][0]) if len(rows) > limit else None
     body = {
         "meta": {"request_id": request_id_of(request)},
         "batches": {batch_id: status for batch_id, status, _ in page},
