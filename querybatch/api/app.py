@@ -31,7 +31,9 @@ from querybatch.api.services import Services
 from querybatch.connectors.registry import SourceRegistry
 from querybatch.connectors.sources import build_sources
 from querybatch.engine.bulk import BulkRunner
+from querybatch.engine.bulk_batches import BulkBatches
 from querybatch.engine.service import Engine
+from querybatch.engine.uploads import Uploads
 from querybatch.settings import Settings
 from querybatch.store.store import Store
 
@@ -103,7 +105,8 @@ def create_app(
             keys=KeyCache(store),
             limiter=limiter,
             links=Links(secret),
-            bulk=bulk_runner,
+            bulk_batches=BulkBatches(store, bulk_runner),
+            uploads=Uploads(store, settings),
         )
         # Everything built so far lives as long as the server: keep it out of the cyclic
         # collector's way, whose full passes over it are the longest pauses a request sees.

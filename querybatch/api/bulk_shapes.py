@@ -1,35 +1,45 @@
-"""Bulk batches as clients see them: the batch object, the list page, and list cursors."""
+"""Bulk batches and uploads as clients see them: each answer's model, and its builder.
+
+The models document the answers in /openapi.json and are what the routes serialise: a
+builder fills one, :func:`answer` sends the keys it set (an optional key that does not
+apply, such as ``hash`` of a batch created without one, is left out, not sent as null).
+"""
 
 from __future__ import annotations
 
-import base64
-import binascii
-from typing import Any
-
-from fastapi import Request
 from pydantic import BaseModel, ConfigDict
+from starlette.responses import Response
 
-from querybatch.api.errors import request_id_of
-from querybatch.api.schemas import Loose
+from querybatch.api.answer import json_response
+from querybatch.api.schemas import Loose, RequestMeta
 from querybatch.domain.bulk import BulkStatus
-from querybatch.errors import BadRequest
-from querybatch.store.bulk import BulkRecord
+from querybatch.engine.bulk_batches import BulkPage, BulkRecord
+from querybatch.engine.uploads import Received, Upload
+
+
+class DownloadLink(BaseModel):
+    """A temporary link to a batch's results file."""
+
+    url: str
+    validity_ts: float
 
 
 class BulkBatch(Loose):
     """A bulk batch (seed bulk-get-batch)."""
 
+    meta: RequestMeta
     batch: str
     created_ts: float
     updated_ts: float
     status: BulkStatus
     hash: str | None = None
-    download: dict[str, Any] | None = None
+    download: DownloadLink | None = None
 
 
 class BulkBatchList(Loose):
     """A page of the tenant's batches (uuid -> status) and the cursor of the next page."""
 
+    meta: RequestMeta
     batches: dict[str, str]
     cursor: str | None
 
@@ -41,32 +51,86 @@ class StatusChange(BaseModel):
     status: BulkStatus
 
 
-def shape(record: BulkRecord, request: Request) -> dict[str, Any]:
-    """The batch as clients see it."""
-    body: dict[str, Any] = {
-        "meta": {"request_id": request_id_of(request)},
-        "batch": record.id,
-        "created_ts": round(record.created_ts, 3),
-        "updated_ts": round(record.updated_ts, 3),
-        "status": record.status.value,
-    }
+class UploadUrl(Loose):
+    """Where and until when a file can be uploaded."""
+
+    meta: RequestMeta
+    url: str
+    handler: str
+    validity_ts: float
+
+
+class Uploaded(Loose):
+    """What a PUT stored."""
+
+    meta: RequestMeta
+    handler: str
+    size: int
+    sha256: str
+
+
+class Withdrawn(Loose):
+    """An upload that was deleted."""
+
+    meta: RequestMeta
+    handler: str
+    deleted: bool
+
+
+def answer(model: BaseModel, status: int = 200) -> Response:
+    """The JSON response of a filled model: the keys its builder set, in declared order."""
+    return json_response(model.model_dump(mode="json", exclude_unset=True), status)
+
+
+def bulk_batch(
+    request_id: str,
+    record: BulkRecord,
+    *,
+    with_download: bool = False,
+    link: DownloadLink | None = None,
+) -> BulkBatch:
+    """The batch; ``with_download`` adds ``download``: the ``link``, or null without one."""
+    batch = BulkBatch(
+        meta=RequestMeta(request_id=request_id),
+        batch=record.id,
+        created_ts=round(record.created_ts, 3),
+        updated_ts=round(record.updated_ts, 3),
+        status=record.status,
+    )
     if record.hash is not None:
-        body["hash"] = record.hash
-    return body
+        batch.hash = record.hash
+    if with_download:
+        batch.download = link
+    return batch
 
 
-def encode_cursor(created_ts: float, batch_id: str) -> str:
-    """The opaque cursor of the page after the batch ``batch_id``."""
-    return base64.urlsafe_b64encode(f"{created_ts!r}~{batch_id}".encode()).decode().rstrip("=")
+def bulk_batch_list(request_id: str, page: BulkPage, cursor: str | None) -> BulkBatchList:
+    """A page of batches and the cursor of the next one."""
+    return BulkBatchList(
+        meta=RequestMeta(request_id=request_id), batches=page.statuses, cursor=cursor
+    )
 
 
-def decode_cursor(cursor: str) -> tuple[float, str]:
-    """(created_ts, id) a cursor points after; BAD_REQUEST if it is not one of ours."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, _, batch_id = raw.partition("~")
-        return float(created), batch_id
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise BadRequest(
-            "Invalid value for parameter 'cursor'", "Pass the cursor of the previous answer."
-        ) from exc
+def upload_url(request_id: str, upload: Upload, url: str) -> UploadUrl:
+    """A new upload and its signed URL."""
+    return UploadUrl(
+        meta=RequestMeta(request_id=request_id),
+        url=url,
+        handler=upload.handler,
+        validity_ts=upload.expires_at,
+    )
+
+
+def uploaded(request_id: str, received: Received) -> Uploaded:
+    """What an upload now holds."""
+    return Uploaded(
+        meta=RequestMeta(request_id=request_id),
+        handler=received.handler,
+        size=received.size,
+        sha256=received.sha256,
+    )
+
+
+def withdrawn(request_id: str, handler: str) -> Withdrawn:
+    """An upload that is gone."""
+    return Withdrawn(meta=RequestMeta(request_id=request_id), handler=handler, deleted=True)

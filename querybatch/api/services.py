@@ -9,8 +9,9 @@ from querybatch.api.coalesce import Coalescer
 from querybatch.api.links import Links
 from querybatch.api.ratelimit import RateLimiter
 from querybatch.connectors.registry import SourceRegistry
-from querybatch.engine.bulk import BulkRunner
+from querybatch.engine.bulk_batches import BulkBatches
 from querybatch.engine.service import Engine
+from querybatch.engine.uploads import Uploads
 from querybatch.settings import Settings
 from querybatch.store.store import Store
 
@@ -26,5 +27,6 @@ class Services:
     keys: KeyCache
     limiter: RateLimiter
     links: Links
-    bulk: BulkRunner
+    bulk_batches: BulkBatches
+    uploads: Uploads
     reads: Coalescer = field(default_factory=Coalescer)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from datetime import datetime
 from typing import Annotated, Literal
@@ -13,6 +12,7 @@ from starlette.responses import Response, StreamingResponse
 from querybatch.api.answer import json_response, public_base, route_prefix
 from querybatch.api.auth import Principal, require
 from querybatch.api.batch_shapes import batch_query, progress, query_batch
+from querybatch.api.cursor import QUERY_BATCH_CURSORS
 from querybatch.api.deps import Authorize, ServicesDep
 from querybatch.api.download import batch_columns, batch_rows, download_stream
 from querybatch.api.errors import request_id_of
@@ -110,7 +110,7 @@ async def list_query_batches(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     """The tenant's batches, newest first, ``limit`` per page; ``meta.next_cursor`` pages on."""
-    after = _decode_cursor(cursor) if cursor else None
+    after = QUERY_BATCH_CURSORS.decode(cursor) if cursor else None
     batches = await services.store.jobs.list_batches(
         principal.key.account,
         status=BatchStatus(status) if status else None,
@@ -120,7 +120,9 @@ async def list_query_batches(
         limit=limit + 1,
     )
     page, more = batches[:limit], len(batches) > limit
-    next_cursor = f"{page[-1].created_at!r}~{page[-1].id}" if more and page else None
+    next_cursor = (
+        QUERY_BATCH_CURSORS.encode(page[-1].created_at, page[-1].id) if more and page else None
+    )
     base = base_of(request, services)
     meta = {"request_id": request_id_of(request), "next_cursor": next_cursor, "limit": limit}
     return json_response({"meta": meta, "data": [query_batch(b, base) for b in page]})
@@ -134,17 +136,6 @@ def _epoch(value: datetime | None, name: str) -> float | None:
         return epoch_seconds(value, name)
     except (ValueError, OverflowError) as exc:
         raise BadRequest(f"Invalid value for parameter '{name}'", str(exc)) from exc
-
-
-def _decode_cursor(cursor: str) -> tuple[float, str]:
-    created, _, batch_id = cursor.partition("~")
-    try:
-        value = float(created)
-    except ValueError as exc:
-        raise BadRequest("Invalid value for parameter 'cursor'", "Use meta.next_cursor.") from exc
-    if not math.isfinite(value):
-        raise BadRequest("Invalid value for parameter 'cursor'", "Use meta.next_cursor.")
-    return value, batch_id
 
 
 @router.get(

@@ -7,54 +7,35 @@ as every answer of this server, ``meta.request_id``.
 from __future__ import annotations
 
 import time
-import uuid
-from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response, StreamingResponse
 
-from querybatch.api.answer import json_response, public_base, route_prefix
+from querybatch.api.answer import public_base, route_prefix
 from querybatch.api.auth import Principal, require
 from querybatch.api.bulk_shapes import (
     BulkBatch,
     BulkBatchList,
+    DownloadLink,
     StatusChange,
-    decode_cursor,
-    encode_cursor,
-    shape,
+    answer,
+    bulk_batch,
+    bulk_batch_list,
 )
+from querybatch.api.cursor import BULK_BATCH_CURSORS
 from querybatch.api.deps import Authorize, ServicesDep
 from querybatch.api.errors import request_id_of
 from querybatch.api.links import SignedLink
 from querybatch.api.params import json_body, parse_params
 from querybatch.api.schemas import ERROR_RESPONSES, body_doc, json_body_schema
-from querybatch.api.services import Services
-from querybatch.domain.bulk import (
-    CANCEL_STATUSES,
-    CANCELLABLE,
-    OPERATIONS,
-    BulkBatchRequest,
-    BulkStatus,
-)
+from querybatch.domain.bulk import OPERATIONS, BulkBatchRequest, BulkStatus
 from querybatch.domain.dates import LATEST_EPOCH
-from querybatch.engine.bulk_io import read_chunks
-from querybatch.errors import BadRequest, Conflict, NotFound
-from querybatch.store.bulk import BulkRecord
+from querybatch.errors import BadRequest
 
 router = APIRouter(tags=["Bulk batches"])
 
 CONFLICTS = ERROR_RESPONSES | {409: ERROR_RESPONSES[400] | {"description": "Wrong status"}}
-
-
-async def bulk_of(services: Services, principal: Principal, batch: str) -> BulkRecord:
-    """The caller's batch, or NOT_FOUND (unknown, malformed, or another tenant's)."""
-    record = None
-    if _is_uuid(batch):
-        record = await services.store.bulk.get(batch, principal.key.account)
-    if record is None:
-        raise NotFound(f"No batch '{batch[:64]}'")
-    return record
 
 
 @router.post(
@@ -78,17 +59,8 @@ async def create_batch(
     raw = await json_body(request, services.settings.max_body_bytes)
     params = parse_params(BulkBatchRequest, raw)
     require(principal, OPERATIONS[params.operation])
-    record = await services.store.bulk.create(
-        account=principal.key.account,
-        key_id=principal.key.id,
-        operation=params.operation,
-        hash=params.hash,
-        description=params.description,
-        upload_id=params.handler,
-        now=time.time(),
-    )
-    await services.bulk.created(record.id)
-    return json_response(shape(record, request), 201)
+    record = await services.bulk_batches.create(principal.caller, params)
+    return answer(bulk_batch(request_id_of(request), record), 201)
 
 
 @router.get(
@@ -121,22 +93,15 @@ async def get_batches(
     """
     if ge is not None and le is not None and ge > le:
         raise BadRequest("Invalid value for parameter 'ge'", "ge must not be after le.")
-    rows = await services.store.bulk.page(
-        principal.key.account,
+    page = await services.bulk_batches.page(
+        principal.caller,
         ge=ge,
         le=le,
-        after=decode_cursor(cursor) if cursor else None,
-        newest_first=ge is not None and le is not None,
-        limit=limit + 1,
+        after=BULK_BATCH_CURSORS.decode(cursor) if cursor else None,
+        limit=limit,
     )
-    page = rows[:limit]
-    next_cursor = encode_cursor(page[-1][2], page[-1][0]) if len(rows) > limit else None
-    body = {
-        "meta": {"request_id": request_id_of(request)},
-        "batches": {batch_id: status for batch_id, status, _ in page},
-        "cursor": next_cursor,
-    }
-    return json_response(body)
+    following = BULK_BATCH_CURSORS.encode(*page.after) if page.after else None
+    return answer(bulk_batch_list(request_id_of(request), page, following))
 
 
 @router.get(
@@ -160,16 +125,14 @@ async def get_batch(
     """
     if download:
         require(principal, "get_data")
-    record = await bulk_of(services, principal, batch)
-    body = shape(record, request)
-    if download:
-        body["download"] = None
-        if record.result_file_id is not None:
-            expires = round(time.time() + services.settings.download_ttl, 3)
-            base = public_base(request, services) + route_prefix(request)
-            url = services.links.url(base, "GET", f"/batches/{record.id}/results", expires)
-            body["download"] = {"url": url, "validity_ts": expires}
-    return json_response(body)
+    record = await services.bulk_batches.get(principal.caller, batch)
+    link = None
+    if download and record.result_file_id is not None:
+        expires = round(time.time() + services.settings.download_ttl, 3)
+        base = public_base(request, services) + route_prefix(request)
+        url = services.links.url(base, "GET", f"/batches/{record.id}/results", expires)
+        link = DownloadLink(url=url, validity_ts=expires)
+    return answer(bulk_batch(request_id_of(request), record, with_download=download, link=link))
 
 
 @router.patch(
@@ -194,20 +157,8 @@ async def update_batch(
     change = parse_params(StatusChange, raw)
     if change.status is not BulkStatus.CANCEL:
         raise BadRequest("Invalid value for parameter 'status'", "The only change is 'cancel'.")
-    record = await bulk_of(services, principal, batch)
-    while record.status in CANCELLABLE:
-        moved = await services.store.bulk.move(
-            record.id, record.status, BulkStatus.CANCEL, time.time()
-        )
-        record = await bulk_of(services, principal, batch)
-        if moved:
-            services.bulk.poke(record.id)
-    if record.status not in CANCEL_STATUSES:
-        raise Conflict(
-            f"A batch in status '{record.status.value}' cannot be cancelled",
-            "Only a batch that has not started writing its results can be cancelled.",
-        )
-    return json_response(shape(record, request))
+    record = await services.bulk_batches.cancel(principal.caller, batch)
+    return answer(bulk_batch(request_id_of(request), record))
 
 
 @router.delete(
@@ -224,16 +175,8 @@ async def delete_batch(
     principal: Annotated[Principal, Depends(Authorize("delete_batch"))],
 ) -> Response:
     """Delete the batch: its operations stop, and it and its files are gone (404 after)."""
-    record = await bulk_of(services, principal, batch)
-    while record.status is not BulkStatus.DELETING:
-        now = time.time()
-        if await services.store.bulk.move(record.id, record.status, BulkStatus.DELETING, now):
-            record = replace(record, status=BulkStatus.DELETING, updated_ts=round(now, 3))
-            break
-        record = await bulk_of(services, principal, batch)
-    body = shape(record, request)
-    await services.bulk.delete(record)
-    return json_response(body)
+    record = await services.bulk_batches.delete(principal.caller, batch)
+    return answer(bulk_batch(request_id_of(request), record))
 
 
 @router.get(
@@ -251,19 +194,6 @@ async def download_batch_results(
     _link: Annotated[float, Depends(SignedLink())],
 ) -> Response:
     """The batch's results file (reached by the signed link of ``GET /batches/{batch}``)."""
-    record = await services.store.bulk.get(batch)
-    if record is None or record.result_file_id is None:
-        raise NotFound(f"Batch '{batch[:64]}' has no results file")
-    headers = {"Content-Disposition": f'attachment; filename="{record.id}.jsonl"'}
-    return StreamingResponse(
-        read_chunks(services.store, record.result_file_id),
-        media_type="application/x-ndjson",
-        headers=headers,
-    )
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        return str(uuid.UUID(value)) == value
-    except ValueError:
-        return False
+    results = await services.bulk_batches.download(batch)
+    headers = {"Content-Disposition": f'attachment; filename="{results.batch_id}.jsonl"'}
+    return StreamingResponse(results.chunks, media_type="application/x-ndjson", headers=headers)
