@@ -30,6 +30,7 @@ from querybatch.api.routes import (
 from querybatch.api.services import Services
 from querybatch.connectors.registry import SourceRegistry
 from querybatch.connectors.sources import build_sources
+from querybatch.engine.access import Access
 from querybatch.engine.bulk import BulkRunner
 from querybatch.engine.service import Engine
 from querybatch.settings import Settings
@@ -95,15 +96,17 @@ def create_app(
         except BaseException:
             store.close()
             raise
+        access = Access(store)
         app.state.services = Services(
             settings=settings,
             store=store,
             sources=registry,
             engine=engine,
-            keys=KeyCache(store),
+            keys=KeyCache(access),
             limiter=limiter,
             links=Links(secret),
             bulk=bulk_runner,
+            access=access,
         )
         # Everything built so far lives as long as the server: keep it out of the cyclic
         # collector's way, whose full passes over it are the longest pauses a request sees.

@@ -9,6 +9,7 @@ from querybatch.api.coalesce import Coalescer
 from querybatch.api.links import Links
 from querybatch.api.ratelimit import RateLimiter
 from querybatch.connectors.registry import SourceRegistry
+from querybatch.engine.access import Access
 from querybatch.engine.bulk import BulkRunner
 from querybatch.engine.service import Engine
 from querybatch.settings import Settings
@@ -27,4 +28,5 @@ class Services:
     limiter: RateLimiter
     links: Links
     bulk: BulkRunner
+    access: Access
     reads: Coalescer = field(default_factory=Coalescer)
