@@ -11,6 +11,7 @@ from querybatch.api.ratelimit import RateLimiter
 from querybatch.connectors.registry import SourceRegistry
 from querybatch.engine.access import Access
 from querybatch.engine.bulk import BulkRunner
+from querybatch.engine.catalog import Catalog
 from querybatch.engine.service import Engine
 from querybatch.settings import Settings
 from querybatch.store.store import Store
@@ -29,4 +30,5 @@ class Services:
     links: Links
     bulk: BulkRunner
     access: Access
+    catalog: Catalog
     reads: Coalescer = field(default_factory=Coalescer)
