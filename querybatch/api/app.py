@@ -33,6 +33,7 @@ from querybatch.connectors.sources import build_sources
 from querybatch.engine.access import Access
 from querybatch.engine.bulk import BulkRunner
 from querybatch.engine.catalog import Catalog
+from querybatch.engine.operations import Operations
 from querybatch.engine.service import Engine
 from querybatch.settings import Settings
 from querybatch.store.store import Store
@@ -109,6 +110,7 @@ def create_app(
             bulk=bulk_runner,
             access=access,
             catalog=Catalog(registry),
+            operations=Operations(store, engine),
         )
         # Everything built so far lives as long as the server: keep it out of the cyclic
         # collector's way, whose full passes over it are the longest pauses a request sees.

@@ -12,6 +12,7 @@ from querybatch.connectors.registry import SourceRegistry
 from querybatch.engine.access import Access
 from querybatch.engine.bulk import BulkRunner
 from querybatch.engine.catalog import Catalog
+from querybatch.engine.operations import Operations
 from querybatch.engine.service import Engine
 from querybatch.settings import Settings
 from querybatch.store.store import Store
@@ -31,4 +32,5 @@ class Services:
     bulk: BulkRunner
     access: Access
     catalog: Catalog
+    operations: Operations
     reads: Coalescer = field(default_factory=Coalescer)
