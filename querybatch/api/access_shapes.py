@@ -1,14 +1,19 @@
-"""Keys and roles as the API shows them and reads them (the bodies of /keys and /roles)."""
+"""Keys and roles as the API reads them and answers them (the bodies of /keys and /roles).
+
+The answer models are what /openapi.json documents and what the routes send: each route
+builds its model here and sends ``model_dump(mode="json")``.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from dataclasses import asdict
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from querybatch.api.schemas import Loose
+from querybatch.api.schemas import RequestMeta
 from querybatch.domain.actions import ROLE_NAME
-from querybatch.store.records import KeyRecord, RoleRecord
+from querybatch.engine.access import KeyRecord, RoleRecord
 
 
 class NewKey(BaseModel):
@@ -36,43 +41,14 @@ class NewRole(RoleBody):
     name: Annotated[str, StringConstraints(pattern=ROLE_NAME)]
 
 
-class KeyList(Loose):
-    """The tenant's keys (never their secrets)."""
+class WithMeta(BaseModel):
+    """The ``meta`` an answer starts with."""
 
-    keys: list[dict[str, Any]]
-
-
-class RoleList(Loose):
-    """The built-in roles and the account's own, with their statements."""
-
-    roles: list[dict[str, Any]]
+    meta: RequestMeta
 
 
-def key_shape(key: KeyRecord) -> dict[str, Any]:
+class KeyItem(BaseModel):
     """A key as listed: never its secret, only the first characters to recognise it by."""
-    return {
-        "id": key.id,
-        "name": key.name,
-        "prefix": key.prefix,
-        "role": key.role,
-        "account": key.account,
-        "created_at": key.created_at,
-        "revoked_at": key.revoked_at,
-    }
-
-
-def role_shape(role: RoleRecord) -> dict[str, Any]:
-    """A role as listed."""
-    return {
-        "name": role.name,
-        "effect": role.effect,
-        "actions": list(role.actions),
-        "builtin": role.builtin,
-    }
-
-
-class KeyItem(Loose):
-    """A key as listed: never its secret."""
 
     id: str
     name: str
@@ -83,13 +59,7 @@ class KeyItem(Loose):
     revoked_at: float | None
 
 
-class CreatedKey(KeyItem):
-    """A key just created, with its secret (shown this once)."""
-
-    secret: str
-
-
-class RoleItem(Loose):
+class RoleItem(BaseModel):
     """A role and its statement."""
 
     name: str
@@ -98,8 +68,63 @@ class RoleItem(Loose):
     builtin: bool
 
 
-class DeletedRole(Loose):
+# The bases of a model put their fields first, the last base's leading: so (KeyItem, WithMeta)
+# answers ``meta`` first, then the key, as clients have always received it.
+
+
+class KeyAnswer(KeyItem, WithMeta):
+    """A key in the envelope (``DELETE /keys/{key_id}`` answers the key it revoked)."""
+
+
+class CreatedKey(KeyItem, WithMeta):
+    """A key just created, with its secret (shown this once)."""
+
+    secret: str
+
+
+class RoleAnswer(RoleItem, WithMeta):
+    """A role and its statement, in the envelope."""
+
+
+class DeletedRole(WithMeta):
     """A role that was deleted."""
 
     name: str
     deleted: bool
+
+
+class KeyList(WithMeta):
+    """The tenant's keys (never their secrets)."""
+
+    keys: list[KeyItem]
+
+
+class RoleList(WithMeta):
+    """The built-in roles and the account's own, with their statements."""
+
+    roles: list[RoleItem]
+
+
+def key_list(meta: RequestMeta, keys: list[KeyRecord]) -> KeyList:
+    """The answer of ``GET /keys``."""
+    return KeyList(meta=meta, keys=[KeyItem.model_validate(asdict(k)) for k in keys])
+
+
+def key_answer(meta: RequestMeta, key: KeyRecord) -> KeyAnswer:
+    """One key in the envelope."""
+    return KeyAnswer.model_validate({"meta": meta, **asdict(key)})
+
+
+def created_key(meta: RequestMeta, key: KeyRecord, secret: str) -> CreatedKey:
+    """A key just created, with its secret."""
+    return CreatedKey.model_validate({"meta": meta, **asdict(key), "secret": secret})
+
+
+def role_list(meta: RequestMeta, roles: list[RoleRecord]) -> RoleList:
+    """The answer of ``GET /roles``."""
+    return RoleList(meta=meta, roles=[RoleItem.model_validate(asdict(r)) for r in roles])
+
+
+def role_answer(meta: RequestMeta, role: RoleRecord) -> RoleAnswer:
+    """One role in the envelope."""
+    return RoleAnswer.model_validate({"meta": meta, **asdict(role)})

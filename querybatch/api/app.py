@@ -30,8 +30,11 @@ from querybatch.api.routes import (
 from querybatch.api.services import Services
 from querybatch.connectors.registry import SourceRegistry
 from querybatch.connectors.sources import build_sources
+from querybatch.engine.access import Access
 from querybatch.engine.bulk import BulkRunner
 from querybatch.engine.bulk_batches import BulkBatches
+from querybatch.engine.catalog import Catalog
+from querybatch.engine.operations import Operations
 from querybatch.engine.service import Engine
 from querybatch.engine.uploads import Uploads
 from querybatch.settings import Settings
@@ -97,16 +100,20 @@ def create_app(
         except BaseException:
             store.close()
             raise
+        access = Access(store)
         app.state.services = Services(
             settings=settings,
             store=store,
             sources=registry,
             engine=engine,
-            keys=KeyCache(store),
+            keys=KeyCache(access),
             limiter=limiter,
             links=Links(secret),
             bulk_batches=BulkBatches(store, bulk_runner),
             uploads=Uploads(store, settings),
+            access=access,
+            catalog=Catalog(registry),
+            operations=Operations(store, engine),
         )
         # Everything built so far lives as long as the server: keep it out of the cyclic
         # collector's way, whose full passes over it are the longest pauses a request sees.

@@ -113,52 +113,6 @@ class DataResponse(BaseModel):
     data: list[Any]
 
 
-class AccountItem(BaseModel):
-    """One account of a login."""
-
-    account_id: str
-    account_name: str
-    group_name: str
-
-
-class LoginItem(BaseModel):
-    """A data-source login and its accounts."""
-
-    ds_user: str
-    display_name: str
-    cache_time: str | None
-    accounts: list[AccountItem]
-
-
-class AccountsResponse(BaseModel):
-    """The logins and accounts of a data source."""
-
-    meta: Loose
-    data: list[LoginItem]
-
-
-class FieldItem(BaseModel):
-    """One field of a data source."""
-
-    field_id: str
-    field_name: str
-    field_type: str
-    data_type: str
-    description: str
-    group_name: str
-    is_filterable: bool
-    report_types: list[str]
-    entity_type: str
-    is_non_aggregatable: bool
-
-
-class FieldsResponse(BaseModel):
-    """The fields of a data source."""
-
-    meta: Loose
-    data: list[FieldItem]
-
-
 def json_body_schema(model: type[BaseModel]) -> dict[str, Any]:
     """``model``'s JSON schema with its ``$defs`` written in place (they would otherwise point
     into the schema itself, which an OpenAPI document cannot hold)."""

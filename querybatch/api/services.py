@@ -9,7 +9,10 @@ from querybatch.api.coalesce import Coalescer
 from querybatch.api.links import Links
 from querybatch.api.ratelimit import RateLimiter
 from querybatch.connectors.registry import SourceRegistry
+from querybatch.engine.access import Access
 from querybatch.engine.bulk_batches import BulkBatches
+from querybatch.engine.catalog import Catalog
+from querybatch.engine.operations import Operations
 from querybatch.engine.service import Engine
 from querybatch.engine.uploads import Uploads
 from querybatch.settings import Settings
@@ -29,4 +32,7 @@ class Services:
     links: Links
     bulk_batches: BulkBatches
     uploads: Uploads
+    access: Access
+    catalog: Catalog
+    operations: Operations
     reads: Coalescer = field(default_factory=Coalescer)

@@ -3,19 +3,26 @@
 Keys and custom roles belong to an account (tenant), ``default`` unless ``--account`` names
 another: a key's role is a built-in one (admin, analyst, viewer: every account's, never
 changed) or a custom role of the key's own account. These commands act as the operator, so
-no role limits them.
+no role limits them: they call the same Access methods as the /keys and /roles routes, as
+the operator (the admin of the account they name).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
-import time
-from typing import Annotated, Any
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
 
 from querybatch.cli.common import EXIT_USAGE, app, console, errors, settings_with
+from querybatch.domain.actions import BUILTIN_ROLES, Effect
+from querybatch.engine.access import Access, Manager, check_key_account
+from querybatch.errors import BadRequest, Conflict, NotFound
+
+T = TypeVar("T")
 
 keys_app = typer.Typer(
     help="Manage API keys (directly in the server's store).", no_args_is_help=True
@@ -33,13 +40,13 @@ Account = Annotated[
 # -- keys and roles -------------------------------------------------------------------------
 
 
-def _store() -> Any:
-    from querybatch.store.store import Store
-
-    settings = settings_with()
-    store = Store.open(settings.resolved_database_url, result_ttl=settings.result_ttl)
-    store.keys.ensure_builtin_roles.blocking(time.time())
-    return store
+def _run(call: Callable[[Access], Coroutine[Any, Any, T]]) -> T:
+    """Run one Access call on the server's store, opened for it and closed after."""
+    access = Access.open(settings_with())
+    try:
+        return asyncio.run(call(access))
+    finally:
+        access.close()
 
 
 @keys_app.command("create")
@@ -52,19 +59,20 @@ def keys_create(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the key.")] = False,
 ) -> None:
     """Create an API key and print it (it cannot be shown again)."""
-    from querybatch.store.keys import BUILTIN_ACCOUNT
-
-    if not account or account == BUILTIN_ACCOUNT:
-        raise typer.BadParameter(f"{account!r} is not an account name", param_hint="--account")
-    store = _store()
     try:
-        if store.keys.get_role.blocking(account, role) is None:
-            raise typer.BadParameter(
-                f"unknown role {role!r} (for account {account!r})", param_hint="--role"
-            )
-        record, secret = store.keys.create_key.blocking(name, role, account, time.time())
-    finally:
-        store.close()
+        check_key_account(account)
+    except BadRequest as exc:
+        raise typer.BadParameter(
+            f"{account!r} is not an account name", param_hint="--account"
+        ) from exc
+    try:
+        record, secret = _run(
+            lambda access: access.create_key(Manager.operator(account), name, role)
+        )
+    except BadRequest as exc:  # the account is checked: the role is what is wrong
+        raise typer.BadParameter(
+            f"unknown role {role!r} (for account {account!r})", param_hint="--role"
+        ) from exc
     if not quiet:
         console.print(f"created key {record.id} ({record.role}, account {record.account}):")
     print(secret)
@@ -76,12 +84,8 @@ def keys_list(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List API keys (never their secrets)."""
-    store = _store()
-    try:
-        records = store.keys.list_keys.blocking(account)
-    finally:
-        store.close()
-    rows = [
+    records = _run(lambda access: access.list_keys(Manager.operator(account)))
+    rows: list[dict[str, Any]] = [
         {
             "id": r.id,
             "name": r.name,
@@ -112,14 +116,11 @@ def keys_list(
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_...).")]) -> None:
     """Revoke an API key; requests with it are refused from then on."""
-    store = _store()
     try:
-        outcome = store.keys.revoke.blocking(key_id, time.time())
-    finally:
-        store.close()
-    if outcome != "revoked":
+        _run(lambda access: access.revoke_key(Manager.operator(), key_id))
+    except NotFound:
         errors.print(f"[red]error:[/red] no active key {key_id}")
-        raise typer.Exit(EXIT_USAGE)
+        raise typer.Exit(EXIT_USAGE) from None
     console.print(f"revoked {key_id}")
 
 
@@ -129,12 +130,8 @@ def roles_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List the built-in roles and the account's own, with their statements."""
-    store = _store()
-    try:
-        records = store.keys.list_roles.blocking(account)
-    finally:
-        store.close()
-    rows = [
+    records = _run(lambda access: access.list_roles(Manager.operator(account)))
+    rows: list[dict[str, Any]] = [
         {"name": r.name, "effect": r.effect, "actions": list(r.actions), "builtin": r.builtin}
         for r in records
     ]
@@ -166,6 +163,7 @@ def roles_create(
     actions = action or []
     if effect not in ("allow", "deny"):
         raise typer.BadParameter("must be allow or deny", param_hint="--effect")
+    chosen: Effect = "allow" if effect == "allow" else "deny"
     if not re.fullmatch(ROLE_NAME, name):
         raise typer.BadParameter(f"must match {ROLE_NAME}", param_hint="NAME")
     unknown = unknown_actions(actions)
@@ -174,17 +172,14 @@ def roles_create(
             f"unknown action(s): {', '.join(unknown)} (see README, Roles and actions)",
             param_hint="--action",
         )
-    store = _store()
     try:
-        outcome = store.keys.save_role.blocking(
-            account, name, effect, actions, time.time(), replace=True
+        _, created = _run(
+            lambda access: access.put_role(Manager.operator(account), name, chosen, actions)
         )
-    finally:
-        store.close()
-    if outcome == "builtin":
+    except Conflict:  # the only refusal left for the operator, the names checked above
         errors.print(f"[red]error:[/red] role {name} is built in and cannot change")
-        raise typer.Exit(EXIT_USAGE)
-    verb = "updated" if outcome == "replaced" else "created"
+        raise typer.Exit(EXIT_USAGE) from None
+    verb = "created" if created else "updated"
     console.print(f"{verb} role {name} of account {account} ({effect}: {len(actions)})")
 
 
@@ -194,17 +189,15 @@ def roles_delete(
     account: Account = DEFAULT_ACCOUNT,
 ) -> None:
     """Delete a custom role of the account that no key uses."""
-    store = _store()
     try:
-        outcome = store.keys.delete_role.blocking(account, name)
-    finally:
-        store.close()
-    problems = {
-        "builtin": f"role {name} is built in and cannot be deleted",
-        "missing": f"account {account} has no custom role {name}",
-        "in_use": f"keys of account {account} use role {name} (revoked ones too)",
-    }
-    if outcome in problems:
-        errors.print(f"[red]error:[/red] {problems[outcome]}")
-        raise typer.Exit(EXIT_USAGE)
+        _run(lambda access: access.delete_role(Manager.operator(account), name))
+    except (NotFound, Conflict) as exc:
+        if isinstance(exc, NotFound):
+            problem = f"account {account} has no custom role {name}"
+        elif name in BUILTIN_ROLES:
+            problem = f"role {name} is built in and cannot be deleted"
+        else:
+            problem = f"keys of account {account} use role {name} (revoked ones too)"
+        errors.print(f"[red]error:[/red] {problem}")
+        raise typer.Exit(EXIT_USAGE) from None
     console.print(f"deleted role {name} of account {account}")

@@ -7,6 +7,7 @@ from typing import cast
 import pytest
 
 from querybatch.api.auth import KeyCache
+from querybatch.engine.access import Access
 from querybatch.errors import Unauthorized
 from querybatch.store.records import KeyRecord, RoleRecord
 from querybatch.store.store import Store
@@ -15,7 +16,8 @@ REAL = "qb_real_key_0123456789abcdefghijklmnopqrstu"
 
 
 class CountingStore:
-    """Just enough of a Store for the cache: one real key, and a count of store reads."""
+    """Just enough of a Store for the cache (read through Access): one real key, and a count
+    of store reads."""
 
     def __init__(self) -> None:
         self.reads = 0
@@ -33,7 +35,7 @@ class CountingStore:
 
 
 def cache_of(store: CountingStore) -> KeyCache:
-    return KeyCache(cast(Store, store), ttl=60)
+    return KeyCache(Access(cast(Store, store)), ttl=60)
 
 
 async def test_a_real_key_is_read_from_the_store_once_within_its_ttl() -> None:

@@ -20,16 +20,17 @@ async def healthz(services: ServicesDep) -> Response:
 
     The write is a real one, made at most every few seconds (see ``Database.write_problem``).
     """
-    db = services.store.db
-    store_ok = await db.read(db.ping)
-    write_problem = await db.write_problem() if store_ok else None
-    executor_ok = await services.engine.executor.healthy()
-    healthy = store_ok and write_problem is None and executor_ok
+    health = await services.operations.health()
+    store = "ok"
+    if not health.store_reachable:
+        store = "unreachable"
+    elif health.write_problem:
+        store = "unwritable"
     body: dict[str, Any] = {
-        "status": "ok" if healthy else "unavailable",
-        "store": "unreachable" if not store_ok else "unwritable" if write_problem else "ok",
-        "executor": "ok" if executor_ok else "unreachable",
+        "status": "ok" if health.healthy else "unavailable",
+        "store": store,
+        "executor": "ok" if health.executor_reachable else "unreachable",
     }
-    if write_problem:
-        body["store_error"] = write_problem
-    return json_response(body, 200 if healthy else 503)
+    if health.write_problem:
+        body["store_error"] = health.write_problem
+    return json_response(body, 200 if health.healthy else 503)

@@ -28,9 +28,7 @@ class _Snapshot(Collector):
 @router.get("/metrics", name="metrics", operation_id="metrics", response_class=Response)
 async def metrics(services: ServicesDep) -> Response:
     """Queue depth, running sub-queries, and sub-queries finished per data source and status."""
-    upkeep = services.store.upkeep
-    waiting, running, active = await upkeep.queue_totals()
-    totals = await upkeep.source_totals()
+    figures = await services.operations.figures()
 
     def gauge(name: str, text: str, value: float) -> GaugeMetricFamily:
         return GaugeMetricFamily(name, text, value=value)
@@ -45,27 +43,30 @@ async def metrics(services: ServicesDep) -> Response:
         "Seconds spent running successful sub-queries, per data source",
         labels=["ds_id", "status"],
     )
-    for ds_id, status, count, spent in totals:
-        finished.add_metric([ds_id, status], count)
-        seconds.add_metric([ds_id, status], spent)
-    engine = services.engine
+    for total in figures.finished:
+        finished.add_metric([total.ds_id, total.status], total.finished)
+        seconds.add_metric([total.ds_id, total.status], total.run_seconds)
     snapshot = [
         gauge(
             "querybatch_subqueries_waiting",
             "Sub-queries scheduled or queued (queue depth)",
-            waiting,
+            figures.waiting,
         ),
-        gauge("querybatch_subqueries_running", "Sub-queries running now", running),
-        gauge("querybatch_batches_active", "Batches (and single queries) not stopped", active),
+        gauge("querybatch_subqueries_running", "Sub-queries running now", figures.running),
+        gauge(
+            "querybatch_batches_active",
+            "Batches (and single queries) not stopped",
+            figures.active_batches,
+        ),
         gauge(
             "querybatch_node_in_flight",
             "Sub-queries this node has handed to its executor and not seen end",
-            sum(engine.scheduler.tenant_in_flight.values()),
+            figures.node_in_flight,
         ),
         gauge(
             "querybatch_node_leader",
             "1 if this node schedules for the deployment",
-            1.0 if engine.leads() else 0.0,
+            1.0 if figures.node_leads else 0.0,
         ),
         finished,
         seconds,
