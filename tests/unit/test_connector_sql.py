@@ -7,7 +7,6 @@ Every pushed-down filter is checked against the engine's own evaluation of the s
 from __future__ import annotations
 
 import sqlite3
-import time
 import tracemalloc
 from collections import defaultdict
 from collections.abc import Iterator
@@ -433,7 +432,6 @@ async def test_a_million_rows_stream_in_chunks_with_bounded_memory(million: str)
     )
     await source.open()
     req = FetchRequest("BIG", ("a",), date(2024, 1, 1), date(2024, 1, 1), ("item", "n"))
-    began = time.monotonic()
     tracemalloc.start()
     try:
         rows = chunks = total = 0
@@ -449,7 +447,6 @@ async def test_a_million_rows_stream_in_chunks_with_bounded_memory(million: str)
     assert total == sum(i % 7 for i in range(1_000_000))
     # The whole result as Python tuples would take well over 100 MB.
     assert peak < 20 * 1024 * 1024, peak
-    assert time.monotonic() - began < 30
 
 
 async def test_an_abandoned_fetch_gives_its_connection_back(db_url: str) -> None:
