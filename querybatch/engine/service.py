@@ -23,13 +23,13 @@ from querybatch.engine.callback_targets import CallbackTargets
 from querybatch.engine.callbacks import CallbackSender
 from querybatch.engine.executors.base import Executor
 from querybatch.engine.executors.local import LocalExecutor
+from querybatch.engine.executors.recorder import Recorder
+from querybatch.engine.executors.runtime import build_local_executor
+from querybatch.engine.executors.throttle import SourceThrottle
 from querybatch.engine.leader import Leadership
 from querybatch.engine.planner import Planner
-from querybatch.engine.recorder import Recorder
 from querybatch.engine.scheduler import Scheduler, SchedulerSettings
-from querybatch.engine.throttle import SourceThrottle
 from querybatch.engine.waiters import Waiters
-from querybatch.engine.worker import build_local_executor
 from querybatch.errors import ConfigurationError, Conflict
 from querybatch.settings import Settings
 from querybatch.store.records import BatchRecord, QueryRecord

@@ -82,7 +82,7 @@ _worker: dict[str, Any] = {}
 
 def _run_chunk(task: Task, payload: list[dict[str, Any]]) -> int:
     """Run one chunk of sub-queries in this worker process; returns how many ran."""
-    from querybatch.engine.worker import WorkerRuntime
+    from querybatch.engine.executors.runtime import WorkerRuntime
 
     if "runtime" not in _worker:
         settings = Settings()

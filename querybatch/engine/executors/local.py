@@ -7,8 +7,8 @@ import logging
 from collections.abc import Collection, Sequence
 
 from querybatch.engine.executors.base import DoneCallback, Executor
-from querybatch.engine.recorder import Recorder
-from querybatch.engine.runner import Runner
+from querybatch.engine.executors.recorder import Recorder
+from querybatch.engine.executors.runner import Runner
 from querybatch.store.records import Outcome, WorkItem
 
 log = logging.getLogger(__name__)

@@ -17,9 +17,9 @@ from querybatch.connectors.registry import SourceRegistry
 from querybatch.connectors.sources import build_sources
 from querybatch.domain.fields import Row
 from querybatch.engine.executors.local import LocalExecutor
-from querybatch.engine.recorder import Recorder
-from querybatch.engine.runner import RetryPolicy, Runner
-from querybatch.engine.throttle import SourceThrottle
+from querybatch.engine.executors.recorder import Recorder
+from querybatch.engine.executors.runner import RetryPolicy, Runner
+from querybatch.engine.executors.throttle import SourceThrottle
 from querybatch.settings import Settings
 from querybatch.store.records import WorkItem
 from querybatch.store.store import Store
