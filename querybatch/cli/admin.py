@@ -34,10 +34,9 @@ Account = Annotated[
 
 
 def _store() -> Any:
-    from querybatch.store.store import Store
+    from querybatch.engine.factory import open_store
 
-    settings = settings_with()
-    store = Store.open(settings.resolved_database_url, result_ttl=settings.result_ttl)
+    store = open_store(settings_with())
     store.keys.ensure_builtin_roles(time.time())
     return store
 
