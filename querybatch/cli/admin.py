@@ -37,7 +37,7 @@ def _store() -> Any:
     from querybatch.engine.factory import open_store
 
     store = open_store(settings_with())
-    store.keys.ensure_builtin_roles(time.time())
+    store.keys.ensure_builtin_roles.blocking(time.time())
     return store
 
 
@@ -57,11 +57,11 @@ def keys_create(
         raise typer.BadParameter(f"{account!r} is not an account name", param_hint="--account")
     store = _store()
     try:
-        if store.keys.get_role(account, role) is None:
+        if store.keys.get_role.blocking(account, role) is None:
             raise typer.BadParameter(
                 f"unknown role {role!r} (for account {account!r})", param_hint="--role"
             )
-        record, secret = store.keys.create_key(name, role, account, time.time())
+        record, secret = store.keys.create_key.blocking(name, role, account, time.time())
     finally:
         store.close()
     if not quiet:
@@ -77,7 +77,7 @@ def keys_list(
     """List API keys (never their secrets)."""
     store = _store()
     try:
-        records = store.keys.list_keys(account)
+        records = store.keys.list_keys.blocking(account)
     finally:
         store.close()
     rows = [
@@ -113,7 +113,7 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_..
     """Revoke an API key; requests with it are refused from then on."""
     store = _store()
     try:
-        outcome = store.keys.revoke(key_id, time.time())
+        outcome = store.keys.revoke.blocking(key_id, time.time())
     finally:
         store.close()
     if outcome != "revoked":
@@ -130,7 +130,7 @@ def roles_list(
     """List the built-in roles and the account's own, with their statements."""
     store = _store()
     try:
-        records = store.keys.list_roles(account)
+        records = store.keys.list_roles.blocking(account)
     finally:
         store.close()
     rows = [
@@ -175,7 +175,9 @@ def roles_create(
         )
     store = _store()
     try:
-        outcome = store.keys.save_role(account, name, effect, actions, time.time(), replace=True)
+        outcome = store.keys.save_role.blocking(
+            account, name, effect, actions, time.time(), replace=True
+        )
     finally:
         store.close()
     if outcome == "builtin":
@@ -193,7 +195,7 @@ def roles_delete(
     """Delete a custom role of the account that no key uses."""
     store = _store()
     try:
-        outcome = store.keys.delete_role(account, name)
+        outcome = store.keys.delete_role.blocking(account, name)
     finally:
         store.close()
     problems = {

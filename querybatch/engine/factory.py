@@ -58,7 +58,7 @@ async def start_server(
         await registry.open()
         engine = Engine(settings, store, registry, build_executor(settings, store, registry))
         await engine.start()
-        secret = await store.db.write(store.keys.server_secret, settings.secret)
+        secret = await store.keys.server_secret.blocking(settings.secret)
         bulk = BulkRunner(engine)
         await bulk.start()
     except BaseException:
@@ -77,11 +77,13 @@ def open_store(settings: Settings, *, migrate: bool = True) -> Store:
 def bootstrap_keys(store: Store, settings: Settings, announce: Announce) -> None:
     """Create the built-in roles and an admin key (QB_ADMIN_KEY, or a new one on first start)."""
     now = time.time()
-    store.keys.ensure_builtin_roles(now)
+    store.keys.ensure_builtin_roles.blocking(now)
     if settings.admin_key:
-        store.keys.ensure_key(settings.admin_key, "admin (QB_ADMIN_KEY)", "admin", "default", now)
-    elif store.keys.count_active() == 0:
-        _, secret = store.keys.create_key("admin", "admin", "default", now)
+        store.keys.ensure_key.blocking(
+            settings.admin_key, "admin (QB_ADMIN_KEY)", "admin", "default", now
+        )
+    elif store.keys.count_active.blocking() == 0:
+        _, secret = store.keys.create_key.blocking("admin", "admin", "default", now)
         announce(secret)
 
 

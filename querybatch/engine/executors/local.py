@@ -26,10 +26,10 @@ def build_local_executor(
     """An in-process executor whose runs write their chunks and outcomes to ``store``."""
 
     async def write_chunk(result_id: str, seq: int, rows: Sequence[Row]) -> None:
-        await store.db.write(store.results.write_chunk, result_id, seq, rows, time.time())
+        await store.results.write_chunk(result_id, seq, rows, time.time())
 
     async def drop_chunks(result_id: str) -> None:
-        await store.db.write(store.results.drop, result_id)
+        await store.results.drop(result_id)
 
     runner = Runner(
         sources,
@@ -70,12 +70,10 @@ class LocalExecutor(Executor):
         store.db.hold_exclusive_lock()
         # Nothing runs in this process yet: whatever the store says is claimed or running
         # was lost with the previous process and runs again, from scratch.
-        moved = await store.db.write(
-            store.runs.requeue, time.time(), everything=True, max_attempts=max_attempts
-        )
+        moved = await store.runs.requeue(time.time(), everything=True, max_attempts=max_attempts)
         if moved:
             log.info("put %d interrupted sub-queries back on the schedule", moved)
-        await store.db.write(store.upkeep.sweep, time.time(), 0.0)
+        await store.upkeep.sweep(time.time(), 0.0)
 
     async def start(self, on_done: DoneCallback, on_stopped: StoppedCallback) -> None:
         self._on_done = on_done

@@ -56,8 +56,7 @@ class WorkerRuntime:
                 await self._let_go_of_lost(pending)
                 if time.monotonic() - last_renewal > self.settings.lease_seconds / 3:
                     last_renewal = time.monotonic()
-                    await self.store.db.write(
-                        self.store.runs.renew_leases,
+                    await self.store.runs.renew_leases(
                         pending,
                         time.time() + self.settings.lease_seconds,
                     )
@@ -66,9 +65,7 @@ class WorkerRuntime:
         await self.executor.drain()
 
     async def _let_go_of_lost(self, pending: Sequence[WorkItem]) -> None:
-        owned = await self.store.db.read(
-            self.store.runs.still_owned, [(i.query_id, i.attempt) for i in pending]
-        )
+        owned = await self.store.runs.still_owned([(i.query_id, i.attempt) for i in pending])
         lost = [i.query_id for i in pending if i.query_id not in owned]
         if lost:
             log.info("letting go of %d sub-queries cancelled or taken back", len(lost))
