@@ -17,7 +17,7 @@ from typing import Any
 
 from bench._common import run_async
 from querybatch.connectors.demo import DemoConnector, demo_sources
-from querybatch.engine.planner import fetch_request
+from querybatch.engine.executors.fetch import fetch_request
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,7 +62,7 @@ def query(rows: int) -> dict[str, Any]:
 
 async def _demo_alone(rows: int) -> tuple[int, float]:
     from querybatch.connectors.demo import demo_sources
-    from querybatch.engine.planner import fetch_request
+    from querybatch.engine.executors.fetch import fetch_request
 
     q = query(rows)
     spec = {

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
@@ -28,17 +27,8 @@ from querybatch.api.routes import (
     status,
 )
 from querybatch.api.services import Services
-from querybatch.connectors.registry import SourceRegistry
-from querybatch.connectors.sources import build_sources
-from querybatch.engine.access import Access
-from querybatch.engine.bulk import BulkRunner
-from querybatch.engine.bulk_batches import BulkBatches
-from querybatch.engine.catalog import Catalog
-from querybatch.engine.operations import Operations
-from querybatch.engine.service import Engine
-from querybatch.engine.uploads import Uploads
+from querybatch.engine.factory import Announce, SourceRegistry, start_server
 from querybatch.settings import Settings
-from querybatch.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -53,21 +43,6 @@ API_ROUTERS: tuple[APIRouter, ...] = (
 )
 PREFIXES = ("/v2", "/enterprise/v2")
 
-Announce = Callable[[str], None]
-
-
-def bootstrap_keys(store: Store, settings: Settings, announce: Announce) -> None:
-    """Create the built-in roles and an admin key (QB_ADMIN_KEY, or a new one on first start)."""
-    now = time.time()
-    store.keys.ensure_builtin_roles.blocking(now)
-    if settings.admin_key:
-        store.keys.ensure_key.blocking(
-            settings.admin_key, "admin (QB_ADMIN_KEY)", "admin", "default", now
-        )
-    elif store.keys.count_active.blocking() == 0:
-        _, secret = store.keys.create_key.blocking("admin", "admin", "default", now)
-        announce(secret)
-
 
 def create_app(
     settings: Settings | None = None,
@@ -75,7 +50,7 @@ def create_app(
     sources: SourceRegistry | None = None,
     announce_key: Announce | None = None,
 ) -> FastAPI:
-    """Build the app; the store, the data sources and the engine start with its lifespan."""
+    """Build the app; the server node (store, data sources, engine) starts with its lifespan."""
     settings = settings or Settings()
     limiter: RateLimiter = (
         RedisRateLimiter(
@@ -87,33 +62,22 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = Store.open(settings.resolved_database_url, result_ttl=settings.result_ttl)
-        registry = sources or build_sources(settings)
-        try:
-            bootstrap_keys(store, settings, announce_key or _log_new_key)
-            await registry.open()
-            engine = Engine(settings, store, registry)
-            await engine.start()
-            secret = await store.keys.server_secret(settings.secret)
-            bulk_runner = BulkRunner(engine)
-            await bulk_runner.start()
-        except BaseException:
-            store.close()
-            raise
-        access = Access(store)
+        server = await start_server(
+            settings, sources=sources, announce=announce_key or _log_new_key
+        )
         app.state.services = Services(
             settings=settings,
-            store=store,
-            sources=registry,
-            engine=engine,
-            keys=KeyCache(access),
+            store=server.store,
+            sources=server.sources,
+            engine=server.engine,
+            keys=KeyCache(server.access),
             limiter=limiter,
-            links=Links(secret),
-            bulk_batches=BulkBatches(store, bulk_runner),
-            uploads=Uploads(store, settings),
-            access=access,
-            catalog=Catalog(registry),
-            operations=Operations(store, engine),
+            links=Links(server.secret),
+            bulk_batches=server.bulk_batches,
+            uploads=server.uploads,
+            access=server.access,
+            catalog=server.catalog,
+            operations=server.operations,
         )
         # Everything built so far lives as long as the server: keep it out of the cyclic
         # collector's way, whose full passes over it are the longest pauses a request sees.
@@ -121,10 +85,7 @@ def create_app(
         try:
             yield
         finally:
-            await bulk_runner.stop()
-            await engine.stop()
-            await registry.close()
-            store.close()
+            await server.close()
 
     app = FastAPI(
         title="querybatch",

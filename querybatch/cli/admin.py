@@ -20,6 +20,7 @@ from rich.table import Table
 from querybatch.cli.common import EXIT_USAGE, app, console, errors, settings_with
 from querybatch.domain.actions import BUILTIN_ROLES, Effect
 from querybatch.engine.access import Access, Manager, check_key_account
+from querybatch.engine.factory import open_access
 from querybatch.errors import BadRequest, Conflict, NotFound
 
 T = TypeVar("T")
@@ -42,7 +43,7 @@ Account = Annotated[
 
 def _run(call: Callable[[Access], Coroutine[Any, Any, T]]) -> T:
     """Run one Access call on the server's store, opened for it and closed after."""
-    access = Access.open(settings_with())
+    access = open_access(settings_with())
     try:
         return asyncio.run(call(access))
     finally:

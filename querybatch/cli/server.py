@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from querybatch import __version__, logs
 from querybatch.cli.common import app, console, settings_with
-from querybatch.errors import ConfigurationError, ServiceUnavailable
-from querybatch.settings import Settings
 
 
 @app.command()
@@ -35,27 +32,13 @@ def serve(
     import uvicorn
 
     from querybatch.api.app import create_app
-    from querybatch.connectors.sources import build_sources
-    from querybatch.store.private_files import secure_directory
-    from querybatch.store.store import Store
+    from querybatch.engine.factory import check_server
 
     logs.install()
     settings = settings_with(host=host, port=port, sources=sources)
-    if not settings.database_url:
-        # The data directory is querybatch's own: only this user may enter it.
-        secure_directory(settings.data_dir)
-    # Check the store and every data source before listening, so that a mistake is one clear
-    # line and an exit code rather than a traceback from inside the server.
-    store = Store.open(settings.resolved_database_url, result_ttl=settings.result_ttl)
-    try:
-        if settings.executor == "local":
-            store.db.hold_exclusive_lock()
-    finally:
-        store.close()
-    if settings.executor == "celery":
-        check_broker(settings)
-    registry = build_sources(settings)
-    asyncio.run(_check_sources(registry))
+    # Check the store, the executor's needs and every data source before listening, so that
+    # a mistake is one clear line and an exit code rather than a traceback from the server.
+    check_server(settings)
 
     def announce(secret: str) -> None:
         console.print("[bold]First start: created an admin API key (shown only once):[/bold]")
@@ -74,13 +57,6 @@ def serve(
     uvicorn.run(application, host=settings.host, port=settings.port, log_level=log_level)
 
 
-async def _check_sources(registry: Any) -> None:
-    try:
-        await registry.open()
-    finally:
-        await registry.close()
-
-
 @app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(help="Worker processes (each runs chunks).")] = 2,
@@ -89,18 +65,11 @@ def worker(
 ) -> None:
     """Run sub-queries handed out by the servers (QB_EXECUTOR=celery, QB_BROKER_URL)."""
     from querybatch.engine.executors.celery import make_celery
-    from querybatch.store.store import Store
+    from querybatch.engine.factory import check_worker
 
     logs.install()
     settings = settings_with()
-    check_broker(settings)
-    store = Store.open(
-        settings.resolved_database_url, result_ttl=settings.result_ttl, migrate=False
-    )
-    try:
-        store.db.check_schema()
-    finally:
-        store.close()
+    check_worker(settings)
     celery = make_celery(settings)
     console.print(
         f"querybatch worker on queue {settings.celery_queue}, {concurrency} {pool} processes",
@@ -117,26 +86,3 @@ def worker(
             "--without-mingle",
         ]
     )
-
-
-def check_broker(settings: Settings) -> None:
-    """Fail with one clear line when the broker is not set, not Redis, or unreachable."""
-    import redis
-
-    url = settings.broker_url
-    if not url:
-        raise ConfigurationError(
-            "QB_BROKER_URL is not set",
-            "QB_EXECUTOR=celery needs a broker, e.g. redis://host:6379/0.",
-        )
-    if not url.startswith(("redis://", "rediss://")):
-        raise ConfigurationError(
-            f"QB_BROKER_URL must be a redis:// URL, not {url.split(':', 1)[0]}://",
-            "querybatch uses Redis as its broker and for its shared rate limits.",
-        )
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
-    except (redis.RedisError, OSError) as exc:
-        raise ServiceUnavailable(
-            f"Cannot reach the broker at {logs.redact(url)}", str(exc)
-        ) from exc

@@ -1,1 +1,1 @@
-"""Scheduling and running sub-queries: the scheduler, the runner and the executors."""
+"""Scheduling and running sub-queries: the use-cases, the scheduler and the executors."""

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from querybatch.domain.actions import BUILTIN_ROLES, Effect, Statement, unknown_actions
 from querybatch.engine.service import Caller
 from querybatch.errors import BadRequest, Conflict, NotFound, PermissionDenied
-from querybatch.settings import Settings
 from querybatch.store.keys import BUILTIN_ACCOUNT, KEY_PREFIX
 from querybatch.store.records import KeyRecord, RoleRecord
 from querybatch.store.store import Store
@@ -84,26 +83,13 @@ def check_key_account(account: str | None) -> str:
 class Access:
     """The one door to API keys and roles, for the API and the CLI alike."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, owns_store: bool = False) -> None:
         self.store = store
         self._watchers: list[Callable[[], None]] = []
-        self._owns_store = False
-
-    @classmethod
-    def open(cls, settings: Settings) -> Access:
-        """Access to the server's store, opened (and migrated) for a command; ``close`` it."""
-        store = Store.open(settings.resolved_database_url, result_ttl=settings.result_ttl)
-        try:
-            store.keys.ensure_builtin_roles.blocking(time.time())
-        except BaseException:
-            store.close()
-            raise
-        access = cls(store)
-        access._owns_store = True
-        return access
+        self._owns_store = owns_store
 
     def close(self) -> None:
-        """Close the store if :meth:`open` opened it."""
+        """Close the store if it was opened for this service alone (a CLI command)."""
         if self._owns_store:
             self.store.close()
 

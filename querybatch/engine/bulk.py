@@ -66,9 +66,9 @@ class BulkRunner:
     async def start(self) -> None:
         """Resume every unfinished batch nobody else drives, then keep watching for more.
 
-        The embedded server is the only node on its database, so it resumes them all.
+        A node alone on its store (no scale-out) resumes them all.
         """
-        await self._claim(everything=self.settings.executor == "local")
+        await self._claim(everything=not self.engine.executor.scale_out)
         self._loop = asyncio.create_task(self._housekeeping(), name="qb-bulk")
 
     async def stop(self) -> None:

@@ -22,14 +22,10 @@ from querybatch.engine.batches import plan_batch, request_hash
 from querybatch.engine.callback_targets import CallbackTargets
 from querybatch.engine.callbacks import CallbackSender
 from querybatch.engine.executors.base import Executor
-from querybatch.engine.executors.local import LocalExecutor
 from querybatch.engine.leader import Leadership
 from querybatch.engine.planner import Planner
-from querybatch.engine.recorder import Recorder
 from querybatch.engine.scheduler import Scheduler, SchedulerSettings
-from querybatch.engine.throttle import SourceThrottle
 from querybatch.engine.waiters import Waiters
-from querybatch.engine.worker import build_local_executor
 from querybatch.errors import ConfigurationError, Conflict
 from querybatch.settings import Settings
 from querybatch.store.records import BatchRecord, QueryRecord
@@ -49,33 +45,32 @@ class Caller:
 
 
 class Engine:
-    """Owns the scheduler, the executor and the run recorder of this node."""
+    """Owns the scheduler and the executor of this node."""
 
-    def __init__(self, settings: Settings, store: Store, sources: SourceRegistry) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, sources: SourceRegistry, executor: Executor
+    ) -> None:
         self.settings = settings
         self.store = store
         self.sources = sources
         self.planner = Planner(sources)
         self.waiters = Waiters()
-        self.throttle = SourceThrottle()
-        self.recorder = Recorder(store, settings.lease_seconds, self._stopped)
-        self.executor: Executor = self._build_executor()
-        scale_out = settings.executor == "celery"
+        self.executor = executor
         self.scheduler = Scheduler(
             store,
-            self.executor,
+            executor,
             SchedulerSettings(
                 account_concurrency=settings.account_concurrency,
                 lease_seconds=settings.lease_seconds,
                 claim_lease_seconds=(
-                    settings.queued_lease_seconds if scale_out else settings.lease_seconds
+                    settings.lease_seconds if executor.in_process else settings.queued_lease_seconds
                 ),
                 tick_seconds=settings.tick_seconds,
                 sweep_seconds=settings.sweep_seconds,
                 max_attempts=settings.retries + 1,
             ),
             self._stopped,
-            Leadership(store.db) if scale_out else None,
+            Leadership(store.db) if executor.scale_out else None,
         )
         self._loop_task: asyncio.Task[None] | None = None
         self._ended: OrderedDict[tuple[str, str], tuple[QueryRecord, float]] = OrderedDict()
@@ -88,40 +83,14 @@ class Engine:
             raise ConfigurationError(str(exc)) from exc
         self.callback_targets = CallbackTargets(allow)
 
-    def _build_executor(self) -> Executor:
-        if self.settings.executor == "celery":
-            from querybatch.engine.executors.celery import CeleryExecutor
-
-            return CeleryExecutor(self.settings, self.store)
-        return build_local_executor(
-            self.settings,
-            self.store,
-            self.sources,
-            self.recorder,
-            self.throttle,
-            self.settings.workers,
-        )
-
     # -- life cycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Recover from a previous run of this node, then start scheduling."""
-        if isinstance(self.executor, LocalExecutor):
-            self.store.db.hold_exclusive_lock()
-            # Nothing runs in this process yet: whatever the store says is claimed or running
-            # was lost with the previous process and runs again, from scratch.
-            moved = await self.store.runs.requeue(
-                time.time(),
-                everything=True,
-                max_attempts=self.settings.retries + 1,
-            )
-            if moved:
-                log.info("put %d interrupted sub-queries back on the schedule", moved)
-            await self.store.upkeep.sweep(time.time(), 0.0)
+        await self.executor.recover(self.store, max_attempts=self.settings.retries + 1)
         secret = await self.store.keys.server_secret(self.settings.secret)
         self.callbacks = CallbackSender(self.store, secret, self.callback_targets)
-        self.recorder.start()
-        await self.executor.start(self.scheduler.on_done)
+        await self.executor.start(self.scheduler.on_done, self._stopped)
         self._loop_task = asyncio.create_task(self.scheduler.run(), name="qb-scheduler")
         self._callback_task = asyncio.create_task(self._callbacks_forever(), name="qb-callbacks")
 
@@ -136,7 +105,6 @@ class Engine:
         if self.callbacks is not None:
             await self.callbacks.close()
         await self.executor.stop()
-        await self.recorder.close()
 
     def leads(self) -> bool:
         """Whether this node schedules (always, on the embedded default)."""

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from querybatch.engine.recorder import Recorder
+from querybatch.engine.executors.recorder import Recorder
 from querybatch.errors import StoreUnavailable
 from querybatch.store.database import WRITE_ATTEMPTS, Database, StoreConflict
 from querybatch.store.records import WorkItem

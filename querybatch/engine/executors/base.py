@@ -6,7 +6,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
 from typing import ClassVar
 
+from querybatch.engine.executors.recorder import StoppedCallback
+from querybatch.settings import Settings
 from querybatch.store.records import WorkItem
+from querybatch.store.store import Store
 
 DoneCallback = Callable[[Sequence[WorkItem]], None]
 
@@ -17,9 +20,27 @@ class Executor(ABC):
     prefetch: ClassVar[bool] = False
     """Whether the scheduler may claim sub-queries ahead of free slots for this executor."""
 
+    in_process: ClassVar[bool]
+    """Whether sub-queries run in this process, so a claimed one starts at once (otherwise
+    it may wait in a queue, and its claim lease is the longer ``queued_lease_seconds``)."""
+
+    scale_out: ClassVar[bool]
+    """Whether several server nodes share the store and its work: one of them leads the
+    scheduling, and each resumes only the work it holds. Otherwise this node is alone on its
+    store, and everything found unfinished there is its own."""
+
+    @classmethod
     @abstractmethod
-    async def start(self, on_done: DoneCallback) -> None:
-        """Get ready to run sub-queries; ``on_done`` is called (on the loop) as runs end."""
+    def preflight(cls, settings: Settings, store: Store) -> None:
+        """Fail with one clear error if a server cannot run this executor (before it listens)."""
+
+    async def recover(self, store: Store, max_attempts: int) -> None:  # noqa: B027 - optional
+        """Put right what a previous run of this node left in the store, before it starts."""
+
+    @abstractmethod
+    async def start(self, on_done: DoneCallback, on_stopped: StoppedCallback) -> None:
+        """Get ready to run sub-queries; as runs end, ``on_done`` is called with them and
+        ``on_stopped`` with the batches their ends stopped here (both on the loop)."""
 
     @abstractmethod
     def capacity(self) -> int:

@@ -28,7 +28,10 @@ from celery import Celery, Task
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 
+from querybatch import logs
 from querybatch.engine.executors.base import DoneCallback, Executor
+from querybatch.engine.executors.recorder import StoppedCallback
+from querybatch.errors import ConfigurationError, ServiceUnavailable
 from querybatch.settings import Settings
 from querybatch.store.records import WorkItem
 from querybatch.store.store import Store
@@ -75,6 +78,27 @@ def shared_redis(url: str) -> aioredis.Redis:
     )
 
 
+def check_broker(settings: Settings) -> None:
+    """Fail with one clear line when the broker is not set, not Redis, or unreachable."""
+    url = settings.broker_url
+    if not url:
+        raise ConfigurationError(
+            "QB_BROKER_URL is not set",
+            "QB_EXECUTOR=celery needs a broker, e.g. redis://host:6379/0.",
+        )
+    if not url.startswith(("redis://", "rediss://")):
+        raise ConfigurationError(
+            f"QB_BROKER_URL must be a redis:// URL, not {url.split(':', 1)[0]}://",
+            "querybatch uses Redis as its broker and for its shared rate limits.",
+        )
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
+    except (redis.RedisError, OSError) as exc:
+        raise ServiceUnavailable(
+            f"Cannot reach the broker at {logs.redact(url)}", str(exc)
+        ) from exc
+
+
 # -- worker side --------------------------------------------------------------------------
 
 _worker: dict[str, Any] = {}
@@ -82,7 +106,7 @@ _worker: dict[str, Any] = {}
 
 def _run_chunk(task: Task, payload: list[dict[str, Any]]) -> int:
     """Run one chunk of sub-queries in this worker process; returns how many ran."""
-    from querybatch.engine.worker import WorkerRuntime
+    from querybatch.engine.executors.runtime import WorkerRuntime
 
     if "runtime" not in _worker:
         settings = Settings()
@@ -116,6 +140,8 @@ class CeleryExecutor(Executor):
     """Hands sub-queries to Celery workers and tracks them until they end."""
 
     prefetch = False
+    in_process = False
+    scale_out = True
 
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
@@ -128,7 +154,12 @@ class CeleryExecutor(Executor):
         self._loops: list[asyncio.Task[None]] = []
         self._redis = shared_redis(settings.shared_redis_url) if settings.shared_redis_url else None
 
-    async def start(self, on_done: DoneCallback) -> None:
+    @classmethod
+    def preflight(cls, settings: Settings, store: Store) -> None:
+        check_broker(settings)
+
+    async def start(self, on_done: DoneCallback, on_stopped: StoppedCallback) -> None:
+        # Batches stop on the workers; the engine hears of them from the store.
         self._on_done = on_done
         self._loops.append(asyncio.create_task(self._reconcile_forever(), name="qb-reconcile"))
         if self._redis is not None:

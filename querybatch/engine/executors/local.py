@@ -4,14 +4,41 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Collection, Sequence
 
+from querybatch.connectors.registry import SourceRegistry
+from querybatch.domain.fields import Row
 from querybatch.engine.executors.base import DoneCallback, Executor
-from querybatch.engine.recorder import Recorder
-from querybatch.engine.runner import Runner
+from querybatch.engine.executors.recorder import Recorder, StoppedCallback
+from querybatch.engine.executors.runner import RetryPolicy, Runner
+from querybatch.engine.executors.throttle import SourceThrottle
+from querybatch.settings import Settings
 from querybatch.store.records import Outcome, WorkItem
+from querybatch.store.store import Store
 
 log = logging.getLogger(__name__)
+
+
+def build_local_executor(
+    settings: Settings, store: Store, sources: SourceRegistry, slots: int
+) -> LocalExecutor:
+    """An in-process executor whose runs write their chunks and outcomes to ``store``."""
+
+    async def write_chunk(result_id: str, seq: int, rows: Sequence[Row]) -> None:
+        await store.results.write_chunk(result_id, seq, rows, time.time())
+
+    async def drop_chunks(result_id: str) -> None:
+        await store.results.drop(result_id)
+
+    runner = Runner(
+        sources,
+        write_chunk,
+        drop_chunks,
+        RetryPolicy(retries=settings.retries, backoff=settings.retry_backoff),
+        SourceThrottle(),
+    )
+    return LocalExecutor(runner, store, settings.lease_seconds, slots)
 
 
 class LocalExecutor(Executor):
@@ -22,17 +49,36 @@ class LocalExecutor(Executor):
     """
 
     prefetch = True
+    in_process = True
+    scale_out = False
 
-    def __init__(self, runner: Runner, recorder: Recorder, slots: int) -> None:
+    def __init__(self, runner: Runner, store: Store, lease_seconds: float, slots: int) -> None:
         self.runner = runner
-        self.recorder = recorder
+        self.recorder = Recorder(store, lease_seconds, self._batches_stopped)
         self.slots = slots
         self._tasks: dict[int, tuple[WorkItem, asyncio.Task[None]]] = {}
         self._leaders: dict[tuple[str, str], asyncio.Future[Outcome | None]] = {}
         self._on_done: DoneCallback | None = None
+        self._on_stopped: StoppedCallback | None = None
 
-    async def start(self, on_done: DoneCallback) -> None:
+    @classmethod
+    def preflight(cls, settings: Settings, store: Store) -> None:
+        # A second embedded server on the same database would re-run this one's work.
+        store.db.hold_exclusive_lock()
+
+    async def recover(self, store: Store, max_attempts: int) -> None:
+        store.db.hold_exclusive_lock()
+        # Nothing runs in this process yet: whatever the store says is claimed or running
+        # was lost with the previous process and runs again, from scratch.
+        moved = await store.runs.requeue(time.time(), everything=True, max_attempts=max_attempts)
+        if moved:
+            log.info("put %d interrupted sub-queries back on the schedule", moved)
+        await store.upkeep.sweep(time.time(), 0.0)
+
+    async def start(self, on_done: DoneCallback, on_stopped: StoppedCallback) -> None:
         self._on_done = on_done
+        self._on_stopped = on_stopped
+        self.recorder.start()
 
     def capacity(self) -> int:
         return self.slots - len(self._tasks)
@@ -56,6 +102,15 @@ class LocalExecutor(Executor):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.recorder.close()
+
+    async def drain(self) -> None:
+        """Return once the outcomes of the runs that ended so far are written (or failed)."""
+        await self.recorder.drain()
+
+    def _batches_stopped(self, batch_ids: list[str]) -> None:
+        if self._on_stopped is not None:
+            self._on_stopped(batch_ids)
 
     async def _run(self, item: WorkItem) -> None:
         try:

@@ -18,8 +18,8 @@ from querybatch.connectors.registry import SourceRegistry
 from querybatch.domain.fields import Row
 from querybatch.domain.filters import compile_filter, sort_rows
 from querybatch.domain.status import QueryStatus
-from querybatch.engine.planner import fetch_request
-from querybatch.engine.throttle import SourceThrottle
+from querybatch.engine.executors.fetch import fetch_request
+from querybatch.engine.executors.throttle import SourceThrottle
 from querybatch.errors import (
     AccountErrors,
     ConnectorError,

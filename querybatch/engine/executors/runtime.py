@@ -1,9 +1,9 @@
 """A worker process's side of scale-out: run handed-over sub-queries, record them, report back.
 
-Each worker process has its own store connection, data sources, recorder and in-process
-executor, and runs the sub-queries of a handed-over chunk concurrently. While they run it
-renews their leases and lets go of any that were cancelled, timed out or taken back (the
-store no longer says they belong to this attempt).
+Each worker process has its own store connection, data sources and in-process executor
+(with its run recorder), and runs the sub-queries of a handed-over chunk concurrently. While
+they run it renews their leases and lets go of any that were cancelled, timed out or taken
+back (the store no longer says they belong to this attempt).
 """
 
 from __future__ import annotations
@@ -13,13 +13,8 @@ import logging
 import time
 from collections.abc import Sequence
 
-from querybatch.connectors.registry import SourceRegistry
 from querybatch.connectors.sources import build_sources
-from querybatch.domain.fields import Row
-from querybatch.engine.executors.local import LocalExecutor
-from querybatch.engine.recorder import Recorder
-from querybatch.engine.runner import RetryPolicy, Runner
-from querybatch.engine.throttle import SourceThrottle
+from querybatch.engine.executors.local import build_local_executor
 from querybatch.settings import Settings
 from querybatch.store.records import WorkItem
 from querybatch.store.store import Store
@@ -27,32 +22,6 @@ from querybatch.store.store import Store
 log = logging.getLogger(__name__)
 
 WATCH_SECONDS = 0.5
-
-
-def build_local_executor(
-    settings: Settings,
-    store: Store,
-    sources: SourceRegistry,
-    recorder: Recorder,
-    throttle: SourceThrottle,
-    slots: int,
-) -> LocalExecutor:
-    """An in-process executor whose runs write their chunks to ``store``."""
-
-    async def write_chunk(result_id: str, seq: int, rows: Sequence[Row]) -> None:
-        await store.results.write_chunk(result_id, seq, rows, time.time())
-
-    async def drop_chunks(result_id: str) -> None:
-        await store.results.drop(result_id)
-
-    runner = Runner(
-        sources,
-        write_chunk,
-        drop_chunks,
-        RetryPolicy(retries=settings.retries, backoff=settings.retry_backoff),
-        throttle,
-    )
-    return LocalExecutor(runner, recorder, slots)
 
 
 class WorkerRuntime:
@@ -64,18 +33,15 @@ class WorkerRuntime:
             settings.resolved_database_url, result_ttl=settings.result_ttl, migrate=False
         )
         self.sources = build_sources(settings)
-        self.recorder = Recorder(self.store, settings.lease_seconds, lambda _ids: None)
-        self.executor = build_local_executor(
-            settings, self.store, self.sources, self.recorder, SourceThrottle(), slots=1_000_000
-        )
+        self.executor = build_local_executor(settings, self.store, self.sources, slots=1_000_000)
         self._done: set[int] = set()
         self._changed = asyncio.Event()
 
     async def open(self) -> None:
         """Open the data sources and start recording (call on the process's event loop)."""
         await self.sources.open()
-        self.recorder.start()
-        await self.executor.start(self._on_done)
+        # Batches that stop here are seen by their leader node in the store.
+        await self.executor.start(self._on_done, lambda _batch_ids: None)
 
     async def run(self, items: Sequence[WorkItem]) -> None:
         """Run these sub-queries to their end, and return once their outcomes are written."""
@@ -96,7 +62,7 @@ class WorkerRuntime:
                     )
             self._changed.clear()
         self._done -= ids
-        await self.recorder.drain()
+        await self.executor.drain()
 
     async def _let_go_of_lost(self, pending: Sequence[WorkItem]) -> None:
         owned = await self.store.runs.still_owned([(i.query_id, i.attempt) for i in pending])
@@ -112,6 +78,5 @@ class WorkerRuntime:
     async def close(self) -> None:
         """Stop running, write what is pending and close the store and sources."""
         await self.executor.stop()
-        await self.recorder.close()
         await self.sources.close()
         self.store.close()

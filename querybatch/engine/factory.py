@@ -1,0 +1,174 @@
+"""A server node built from its settings: store, data sources, executor, engine, bulk runner.
+
+The API's lifespan and the CLI's commands build what they need here and nowhere else, and
+this is the one place that reads which executor the settings ask for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from querybatch.connectors.registry import SourceRegistry as SourceRegistry
+from querybatch.connectors.sources import build_sources
+from querybatch.engine.access import Access
+from querybatch.engine.bulk import BulkRunner
+from querybatch.engine.bulk_batches import BulkBatches
+from querybatch.engine.catalog import Catalog
+from querybatch.engine.executors.base import Executor
+from querybatch.engine.executors.local import LocalExecutor, build_local_executor
+from querybatch.engine.operations import Operations
+from querybatch.engine.service import Engine
+from querybatch.engine.uploads import Uploads
+from querybatch.settings import Settings
+from querybatch.store.private_files import secure_directory
+from querybatch.store.store import Store
+
+Announce = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    """One running server node: what the API hands its routes, closed when it stops."""
+
+    settings: Settings
+    store: Store
+    sources: SourceRegistry
+    engine: Engine
+    bulk: BulkRunner
+    secret: bytes
+    access: Access
+    catalog: Catalog
+    operations: Operations
+    bulk_batches: BulkBatches
+    uploads: Uploads
+
+    async def close(self) -> None:
+        """Stop the bulk pipelines and the engine, then close the data sources and the store."""
+        await self.bulk.stop()
+        await self.engine.stop()
+        await self.sources.close()
+        self.store.close()
+
+
+async def start_server(
+    settings: Settings, *, sources: SourceRegistry | None = None, announce: Announce
+) -> Server:
+    """Open the store and the data sources, and start the engine and the bulk runner.
+
+    ``sources`` replaces the data sources of the settings (tests bring their own);
+    ``announce`` is told the secret of an admin key created on the first start.
+    """
+    store = open_store(settings)
+    registry = sources or build_sources(settings)
+    try:
+        bootstrap_keys(store, settings, announce)
+        await registry.open()
+        engine = Engine(settings, store, registry, build_executor(settings, store, registry))
+        await engine.start()
+        secret = await store.keys.server_secret(settings.secret)
+        bulk = BulkRunner(engine)
+        await bulk.start()
+    except BaseException:
+        store.close()
+        raise
+    return Server(
+        settings,
+        store,
+        registry,
+        engine,
+        bulk,
+        secret,
+        access=Access(store),
+        catalog=Catalog(registry),
+        operations=Operations(store, engine),
+        bulk_batches=BulkBatches(store, bulk),
+        uploads=Uploads(store, settings),
+    )
+
+
+def open_store(settings: Settings, *, migrate: bool = True) -> Store:
+    """The store the settings name, migrated to the current schema unless told not to."""
+    return Store.open(
+        settings.resolved_database_url, result_ttl=settings.result_ttl, migrate=migrate
+    )
+
+
+def open_access(settings: Settings) -> Access:
+    """Keys and roles in the server's store, for one CLI command; ``close`` it afterwards."""
+    store = open_store(settings)
+    try:
+        store.keys.ensure_builtin_roles.blocking(time.time())
+    except BaseException:
+        store.close()
+        raise
+    return Access(store, owns_store=True)
+
+
+def bootstrap_keys(store: Store, settings: Settings, announce: Announce) -> None:
+    """Create the built-in roles and an admin key (QB_ADMIN_KEY, or a new one on first start)."""
+    now = time.time()
+    store.keys.ensure_builtin_roles.blocking(now)
+    if settings.admin_key:
+        store.keys.ensure_key.blocking(
+            settings.admin_key, "admin (QB_ADMIN_KEY)", "admin", "default", now
+        )
+    elif store.keys.count_active.blocking() == 0:
+        _, secret = store.keys.create_key.blocking("admin", "admin", "default", now)
+        announce(secret)
+
+
+def executor_class(settings: Settings) -> type[Executor]:
+    """The kind of executor the settings ask for (Celery is imported only when asked for)."""
+    if settings.executor == "celery":
+        from querybatch.engine.executors.celery import CeleryExecutor
+
+        return CeleryExecutor
+    return LocalExecutor
+
+
+def build_executor(settings: Settings, store: Store, sources: SourceRegistry) -> Executor:
+    """The executor of this node, as the settings ask for it."""
+    if settings.executor == "celery":
+        from querybatch.engine.executors.celery import CeleryExecutor
+
+        return CeleryExecutor(settings, store)
+    return build_local_executor(settings, store, sources, settings.workers)
+
+
+def check_server(settings: Settings) -> None:
+    """Get ready to serve, or fail with one clear error rather than a traceback from inside.
+
+    The data directory is made private, the store opened (and migrated), the executor's
+    needs checked (the store's node lock, or the broker), and every data source opened once.
+    """
+    if not settings.database_url:
+        # The data directory is querybatch's own: only this user may enter it.
+        secure_directory(settings.data_dir)
+    store = open_store(settings)
+    try:
+        executor_class(settings).preflight(settings, store)
+    finally:
+        store.close()
+    asyncio.run(_open_and_close(build_sources(settings)))
+
+
+def check_worker(settings: Settings) -> None:
+    """Fail with one clear error unless the broker answers and the store is migrated."""
+    from querybatch.engine.executors.celery import check_broker
+
+    check_broker(settings)
+    store = open_store(settings, migrate=False)
+    try:
+        store.db.check_schema()
+    finally:
+        store.close()
+
+
+async def _open_and_close(sources: SourceRegistry) -> None:
+    try:
+        await sources.open()
+    finally:
+        await sources.close()
