@@ -164,6 +164,16 @@ async def record(
     )
 
 
+async def write_chunk(store: Store, result_id: str, seq: int, rows: Sequence[Row]) -> None:
+    """Write a full chunk of a result, as a run does before it ends."""
+    await store.db.write(store.results.write_chunk, result_id, seq, rows, time.time())
+
+
+async def chunks_of(store: Store, result_id: str) -> list[bytes]:
+    """The stored chunks of a result."""
+    return await store.db.read(store.results.read_chunks, result_id, 0, 1_000_000)
+
+
 async def queries_of(store: Store, batch_id: str) -> list[QueryRecord]:
     """Every sub-query of a batch, in order."""
     return await store.db.read(store.jobs.batch_queries, batch_id, 0, 100_000)
