@@ -102,12 +102,15 @@ async def create_batch(
     settings: dict[str, Any] | None = None,
     same_query: bool = False,
 ) -> BatchRecord:
-    """Store a batch of ``size`` sub-queries (all the same one with ``same_query``)."""
+    """Store a batch of ``size`` sub-queries.
+
+    With ``same_query`` they are all one query (one spec, one fingerprint, in every batch).
+    """
     subqueries = [
         (
             f"{batch_id}_query_{i}",
             spec("acc-1" if same_query else f"acc-{i}"),
-            f"{batch_id}-fp" if same_query else f"{batch_id}-fp{i}",
+            "fp-same" if same_query else f"{batch_id}-fp{i}",
         )
         for i in range(1, size + 1)
     ]
@@ -167,6 +170,11 @@ async def record(
 async def write_chunk(store: Store, result_id: str, seq: int, rows: Sequence[Row]) -> None:
     """Write a full chunk of a result, as a run does before it ends."""
     await store.db.write(store.results.write_chunk, result_id, seq, rows, time.time())
+
+
+async def drop_chunks(store: Store, result_id: str) -> None:
+    """Remove the chunks of a result, as a run does when it fails after writing some."""
+    await store.db.write(store.results.drop, result_id)
 
 
 async def chunks_of(store: Store, result_id: str) -> list[bytes]:
