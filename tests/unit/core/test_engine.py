@@ -44,7 +44,7 @@ async def started(engine: Engine) -> AsyncIterator[Engine]:
     """The engine, started, and stopped after the test."""
     await engine.start()
     yield engine
-    await engine.stop()
+    await within(engine.stop())
 
 
 def body(**settings: Any) -> dict[str, Any]:
@@ -121,7 +121,7 @@ async def test_a_start_runs_again_the_sub_queries_a_previous_process_left_claime
     try:
         await wait_stopped(engine, store, "qrb_restart")
     finally:
-        await engine.stop()
+        await within(engine.stop())
     queries = await queries_of(store, "qrb_restart")
     assert [q.status for q in queries] == [QueryStatus.SUCCESS] * 3
     assert [q.attempt for q in queries[: len(left)]] == [2, 2]

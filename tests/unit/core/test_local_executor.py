@@ -78,8 +78,8 @@ async def local(store: Store, sources: SourceRegistry) -> AsyncIterator[Local]:
     rig = Local(store, recorder, LocalExecutor(runner, recorder, SLOTS))
     await rig.executor.start(rig.on_done)
     yield rig
-    await rig.executor.stop()
-    await recorder.close()
+    await within(rig.executor.stop())
+    await within(recorder.close())
 
 
 async def test_a_handed_over_sub_query_runs_and_its_outcome_and_rows_are_stored(

@@ -42,7 +42,7 @@ async def recorder(store: Store, stopped: list[str]) -> AsyncIterator[Recorder]:
     started = Recorder(store, LEASE, stopped.extend)
     started.start()
     yield started
-    await started.close()
+    await within(started.close())
 
 
 @pytest.fixture

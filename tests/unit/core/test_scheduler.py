@@ -261,6 +261,22 @@ async def test_a_run_still_going_keeps_its_lease_while_the_scheduler_renews_it(
     assert r.executor.submitted == [item]
 
 
+async def test_a_claimed_sub_query_waiting_for_a_free_slot_keeps_its_lease(
+    r: Rig, store: Store, clock: FakeClock
+) -> None:
+    await create_batch(store, "qrb_waiting", size=2, now=clock())
+    r.executor.slots = 0
+    for _ in range(10):  # five leases long, one tick every half lease
+        await r.tick()
+        clock.advance(LEASE / 2)
+    assert {(q.status, q.attempt) for q in await queries_of(store, "qrb_waiting")} == {
+        (QueryStatus.QUEUED, 1)
+    }
+    r.executor.slots = 2
+    await r.tick()
+    assert [i.attempt for i in r.executor.submitted] == [1, 1]
+
+
 async def test_a_sub_query_lost_max_attempts_times_ends_as_abandoned(
     store: Store, clock: FakeClock
 ) -> None:
