@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy.exc
 from sqlalchemy import Connection, event
@@ -37,13 +37,15 @@ from querybatch.store.results import decode_rows, encode_rows
 from querybatch.store.runs import new_result_id
 from querybatch.store.store import Store
 
-WAIT = 5.0
+WAIT = 10.0
 """How long an event may take before the test counts as hung (a guard, never a measure)."""
 
 DAY = date(2026, 1, 1)
 
+T = TypeVar("T")
 
-async def within(awaitable: Awaitable[Any]) -> Any:
+
+async def within(awaitable: Awaitable[T]) -> T:
     """Await something that must happen; fail instead of hanging if it never does."""
     return await asyncio.wait_for(awaitable, WAIT)
 
@@ -294,10 +296,6 @@ class FakeExecutor(Executor):
         """The runs of one batch in progress, in the order they were handed over."""
         return [item for item in self._running.values() if item.batch_id == batch_id]
 
-    def submitted_of(self, batch_id: str) -> list[WorkItem]:
-        """Everything of one batch handed over so far."""
-        return [item for item in self.submitted if item.batch_id == batch_id]
-
     async def begin(self, items: Sequence[WorkItem]) -> None:
         """Write that these runs started (QUEUED -> RUNNING), as a run's first write does."""
         began, _, _ = await record(self.store, items, now=self.clock())
@@ -364,7 +362,6 @@ class ScriptedConnector(Connector):
         self.account_ids = tuple(accounts)
         self.script: deque[Step] = deque()
         self.calls: list[FetchRequest] = []
-        self.fetching = asyncio.Event()
 
     async def fields(self) -> Sequence[FieldInfo]:
         return FIELDS
@@ -381,9 +378,8 @@ class ScriptedConnector(Connector):
             if key != "rows":
                 raise ConnectorError(f"Unknown setting {key!r}: only rows is allowed")
 
-    async def fetch(self, request: FetchRequest) -> AsyncIterator[Sequence[Row]]:  # type: ignore[override]
+    async def fetch(self, request: FetchRequest) -> AsyncIterator[Sequence[Row]]:
         self.calls.append(request)
-        self.fetching.set()
         step = self.script.popleft() if self.script else None
         if isinstance(step, BaseException):
             raise step

@@ -188,7 +188,8 @@ async def test_a_batch_that_splits_into_exactly_the_allowed_number_is_taken(
 
 
 async def test_an_empty_batch_is_refused(planner: Planner) -> None:
-    for queries in ([], None, {"ds_id": "FAKE"}):
+    empty: list[Any] = [[], None, {"ds_id": "FAKE"}]
+    for queries in empty:
         error = await refused(planner, queries)
         assert error.parameter == "queries"
 

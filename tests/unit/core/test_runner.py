@@ -7,12 +7,13 @@ retries are recorded instead of slept, so backoff is checked without waiting for
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
 from fakes import DAY, FilteringConnector, Hold, ScriptedConnector, spec, within
 
+from querybatch.connectors.base import FetchRequest
 from querybatch.connectors.registry import SourceRegistry
 from querybatch.domain.fields import Row
 from querybatch.domain.status import QueryStatus
@@ -262,7 +263,7 @@ async def test_rows_written_before_a_failure_are_dropped(
     throttle: RecordingThrottle,
 ) -> None:
     class BreaksHalfway(ScriptedConnector):
-        async def fetch(self, request: Any) -> Any:  # type: ignore[override]
+        async def fetch(self, request: FetchRequest) -> AsyncIterator[Sequence[Row]]:
             yield [(DAY.isoformat(), n) for n in range(CHUNK_ROWS + 1)]
             raise ConnectorError("The connection dropped")
 
