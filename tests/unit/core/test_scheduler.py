@@ -7,7 +7,6 @@ test calls :meth:`Scheduler.tick` itself and :meth:`Scheduler.settle` to let cla
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -70,6 +69,7 @@ async def rig(
     prefetch: bool = False,
     leadership: Leadership | None = None,
 ) -> Rig:
+    """A scheduler on the test's store and clock, handing out to a fake executor."""
     executor = (PrefetchingExecutor if prefetch else FakeExecutor)(store, clock, slots)
     stopped: list[str] = []
     scheduler = Scheduler(
@@ -90,9 +90,9 @@ async def rig(
 
 
 @pytest.fixture
-async def r(store: Store, clock: FakeClock) -> AsyncIterator[Rig]:
+async def r(store: Store, clock: FakeClock) -> Rig:
     """A scheduler with a roomy executor and generous limits."""
-    yield await rig(store, clock)
+    return await rig(store, clock)
 
 
 async def buffered(r: Rig, slots: int) -> None:
