@@ -62,7 +62,7 @@ async def status_response(services: Services, request: Request, query: QueryReco
     """The status shape: status code, progress, workflow counters, empty data."""
     workflow = await services.reads.read(
         ("workflow", query.account),
-        lambda: services.store.db.read(services.store.jobs.workflow, query.account),
+        lambda: services.store.jobs.workflow( query.account),
     )
     meta = shapes.status_meta(request_id_of(request), query, workflow)
     return json_response({"meta": meta, "data": []})

@@ -87,7 +87,7 @@ def create_app(
             await registry.open()
             engine = Engine(settings, store, registry)
             await engine.start()
-            secret = await store.db.write(store.keys.server_secret, settings.secret)
+            secret = await store.keys.server_secret( settings.secret)
             bulk_runner = BulkRunner(engine)
             await bulk_runner.start()
         except BaseException:

@@ -70,11 +70,11 @@ class KeyCache:
         raise Unauthorized("Authentication is required.", f"The API key is not valid{hint}.")
 
     async def _load(self, secret: str) -> Principal | None:
-        key = await self.store.db.read(self.store.keys.authenticate, secret)
+        key = await self.store.keys.authenticate( secret)
         if key is None:
             return None
         # A key's role is a built-in one or one of its own account's, never another's.
-        role = await self.store.db.read(self.store.keys.get_role, key.account, key.role)
+        role = await self.store.keys.get_role( key.account, key.role)
         if role is None:
             return None
         return Principal(key, role.statement)

@@ -43,8 +43,7 @@ async def batch_rows(services: Services, batch: BatchRecord, columns: Columns) -
     position = {field: index for index, field in enumerate(columns.ids)}
     offset = 0
     while True:
-        queries = await services.store.db.read(
-            services.store.jobs.batch_queries, batch.id, offset, PAGE
+        queries = await services.store.jobs.batch_queries( batch.id, offset, PAGE
         )
         if not queries:
             return

@@ -72,7 +72,7 @@ async def stored_rows(store: Store, result_id: str, offset: int, end: int) -> Ro
         # Finished results are often read again (polling): the cache spares a thread hop.
         payloads = store.results.cache.get(result_id, seq, upto)
         if payloads is None:
-            payloads = await store.db.read(store.results.read_chunks, result_id, seq, upto)
+            payloads = await store.results.read_chunks( result_id, seq, upto)
         for index, payload in enumerate(payloads):
             base = (seq + index) * CHUNK_ROWS
             rows = decode_rows(payload)

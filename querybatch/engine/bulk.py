@@ -80,8 +80,7 @@ class BulkRunner:
 
     async def created(self, batch_id: str) -> None:
         """A batch was created on this node: drive it here."""
-        if await self.store.db.write(
-            self.store.bulk.claim_one, batch_id, self.node, time.time() + self.lease
+        if await self.store.bulk.claim_one( batch_id, self.node, time.time() + self.lease
         ):
             self._spawn(batch_id)
 
@@ -117,7 +116,7 @@ class BulkRunner:
         try:
             while True:
                 try:
-                    record = await self.store.db.read(self.store.bulk.get, batch_id)
+                    record = await self.store.bulk.get( batch_id)
                     if record is None or record.status.is_final:
                         return
                     await self._steps[record.status](record)
@@ -136,8 +135,7 @@ class BulkRunner:
             self._wake.pop(batch_id, None)
 
     async def _move(self, record: BulkRecord, target: BulkStatus, **values: Any) -> bool:
-        return await self.store.db.write(
-            self.store.bulk.move, record.id, record.status, target, time.time(), **values
+        return await self.store.bulk.move( record.id, record.status, target, time.time(), **values
         )
 
     # -- the steps --------------------------------------------------------------------------
@@ -160,8 +158,7 @@ class BulkRunner:
         if not checked.bad:
             query_batch_id = await self._submit(record, checked, checker)
             if query_batch_id is not None:
-                await self.store.db.write(
-                    self.store.bulk.set_query_batch, record.id, query_batch_id
+                await self.store.bulk.set_query_batch( record.id, query_batch_id
                 )
                 await self._move(record, BulkStatus.PROCESSING, lines_total=checked.total)
                 return
@@ -208,15 +205,15 @@ class BulkRunner:
         wake = self._wake.get(record.id) or asyncio.Event()
 
         async def stopped() -> bool:
-            status = await self.store.db.read(self.store.jobs.batch_status, query_batch_id)
+            status = await self.store.jobs.batch_status( query_batch_id)
             return wake.is_set() or status in (None, BatchStatus.STOPPED)
 
         while True:
-            status = await self.store.db.read(self.store.jobs.batch_status, query_batch_id)
+            status = await self.store.jobs.batch_status( query_batch_id)
             if status in (None, BatchStatus.STOPPED):
                 await self._move(record, BulkStatus.PROCESSED)
                 return
-            fresh = await self.store.db.read(self.store.bulk.get, record.id)
+            fresh = await self.store.bulk.get( record.id)
             if fresh is None or fresh.status is not BulkStatus.PROCESSING:
                 return  # cancelled or deleted meanwhile: the next step takes over
             wake.clear()
@@ -252,7 +249,7 @@ class BulkRunner:
         )
 
     async def _purge(self, record: BulkRecord) -> None:
-        await self.store.db.write(self.store.bulk.purge, record.id)
+        await self.store.bulk.purge( record.id)
         # After the purge: a query batch whose creation was still being written when the
         # pipeline was stopped is found now, and stopped too.
         await self._stop_query_batch(record)
@@ -260,8 +257,7 @@ class BulkRunner:
     async def _query_batch(self, record: BulkRecord) -> BatchRecord | None:
         # Found by its idempotency key rather than query_batch_id, which a step interrupted
         # between creating the query batch and recording it never wrote.
-        return await self.store.db.read(
-            self.store.jobs.find_by_idempotency_key, record.account, _idempotency_key(record)
+        return await self.store.jobs.find_by_idempotency_key( record.account, _idempotency_key(record)
         )
 
     async def _stop_query_batch(self, record: BulkRecord) -> None:
@@ -273,8 +269,7 @@ class BulkRunner:
 
     async def _claim(self, *, everything: bool) -> None:
         now = time.time()
-        claimed = await self.store.db.write(
-            self.store.bulk.claim, self.node, now, now + self.lease, everything=everything
+        claimed = await self.store.bulk.claim( self.node, now, now + self.lease, everything=everything
         )
         for batch_id in claimed:
             self._spawn(batch_id)
@@ -288,12 +283,11 @@ class BulkRunner:
             await asyncio.sleep(period)
             try:
                 now = time.time()
-                await self.store.db.write(
-                    self.store.bulk.renew, self.node, list(self._tasks), now + self.lease
+                await self.store.bulk.renew( self.node, list(self._tasks), now + self.lease
                 )
                 await self._claim(everything=False)
                 if now >= next_sweep:
-                    await self.store.db.write(self.store.files.sweep, now, UPLOAD_GRACE)
+                    await self.store.files.sweep( now, UPLOAD_GRACE)
                     next_sweep = now + self.settings.sweep_seconds
             except Exception:
                 log.exception("bulk housekeeping failed; retrying")

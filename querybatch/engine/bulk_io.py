@@ -44,7 +44,7 @@ class ChunkWriter:
     async def close(self) -> None:
         """Store what is buffered and mark the file complete with its size and hash."""
         await self._flush(whole_chunks_only=False)
-        await self.store.db.write(self.store.files.complete, self.file_id, self.size, self.sha256)
+        await self.store.files.complete( self.file_id, self.size, self.sha256)
 
     async def _flush(self, *, whole_chunks_only: bool) -> None:
         chunks: list[tuple[int, bytes]] = []
@@ -52,14 +52,14 @@ class ChunkWriter:
             chunks.append((self._seq, bytes(self._buffer[:CHUNK_BYTES])))
             del self._buffer[:CHUNK_BYTES]
             self._seq += 1
-        await self.store.db.write(self.store.files.write_chunks, self.file_id, chunks)
+        await self.store.files.write_chunks( self.file_id, chunks)
 
 
 async def read_chunks(store: Store, file_id: str) -> AsyncIterator[bytes]:
     """The chunks of a stored file, in order."""
     seq = 0
     while True:
-        chunks = await store.db.read(store.files.read_chunks, file_id, seq, READ_AHEAD)
+        chunks = await store.files.read_chunks( file_id, seq, READ_AHEAD)
         for chunk in chunks:
             yield chunk
         if len(chunks) < READ_AHEAD:
@@ -121,10 +121,10 @@ async def copy_file(store: Store, source_id: str, target_id: str) -> tuple[int, 
 
 async def drop_files(store: Store, batch_id: str, *kinds: str) -> None:
     """Delete a batch's files of these kinds (a step that starts over writes them anew)."""
-    await store.db.write(store.files.delete_batch_files, batch_id, kinds)
+    await store.files.delete_batch_files( batch_id, kinds)
 
 
 async def new_file(store: Store, account: str, kind: str, batch_id: str) -> str:
     """A new empty file of a batch; its id."""
-    record = await store.db.write(store.files.create, account, kind, time.time(), batch_id=batch_id)
+    record = await store.files.create( account, kind, time.time(), batch_id=batch_id)
     return record.id

@@ -37,8 +37,7 @@ async def write_results(store: Store, record: BulkRecord) -> tuple[str, int]:
     failed = 0
     expected = 1  # the next line number; the query at position n ran line n
     while True:
-        queries = await store.db.read(
-            store.jobs.batch_queries, record.query_batch_id, expected - 1, PAGE
+        queries = await store.jobs.batch_queries( record.query_batch_id, expected - 1, PAGE
         )
         small = await _small_results(store, queries)
         for query in queries:
@@ -83,7 +82,7 @@ async def _small_results(store: Store, queries: list[QueryRecord]) -> dict[str, 
     small: dict[str, bytes] = {}
     for ids in groups:
         if ids:
-            small.update(await store.db.read(store.results.first_chunks, ids))
+            small.update(await store.results.first_chunks( ids))
     return small
 
 
@@ -120,7 +119,7 @@ async def _write_rows(writer: ChunkWriter, store: Store, result_id: str, total: 
     seq = 0
     while seq <= last:
         end = min(seq + RESULT_CHUNKS_PER_READ - 1, last)
-        payloads = await store.db.read(store.results.read_chunks, result_id, seq, end)
+        payloads = await store.results.read_chunks( result_id, seq, end)
         for payload in payloads:
             inner = _inner(payload)
             if not inner:

@@ -93,9 +93,9 @@ class CallbackSender:
 
     async def send_pending(self) -> None:
         """Claim every stopped batch whose callback is due and send each in the background."""
-        due = await self.store.db.read(self.store.upkeep.stopped_without_callback)
+        due = await self.store.upkeep.stopped_without_callback()
         for batch in due:
-            if await self.store.db.write(self.store.upkeep.claim_callback, batch.id, time.time()):
+            if await self.store.upkeep.claim_callback( batch.id, time.time()):
                 task = asyncio.create_task(self._deliver(batch))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)

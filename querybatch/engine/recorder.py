@@ -82,8 +82,7 @@ class Recorder:
         self._flushing = [f for _, _, f in started] + [f for _, f in ended]
         now = time.time()
         try:
-            began, applied, stopped = await self.store.db.write(
-                self.store.runs.record_runs,
+            began, applied, stopped = await self.store.runs.record_runs(
                 [(item, at) for item, at, _ in started],
                 [outcome for outcome, _ in ended],
                 now + self.lease_seconds,

@@ -129,7 +129,7 @@ class Scheduler:
                 self._step_down()
                 return
             if became:
-                adopted = await self.store.db.read(self.store.runs.in_flight_items)
+                adopted = await self.store.runs.in_flight_items()
                 self.executor.adopt(adopted)
         now = self.clock()
         await self._refresh_lanes(now)
@@ -138,7 +138,7 @@ class Scheduler:
         await self._maintain_leases(now)
         if now - self._last_sweep >= self.settings.sweep_seconds:
             self._last_sweep = now
-            await self.store.db.write(self.store.upkeep.sweep, now, self.settings.orphan_grace)
+            await self.store.upkeep.sweep( now, self.settings.orphan_grace)
         self._refill()
         self._pump()
 
@@ -191,7 +191,7 @@ class Scheduler:
     # -- lanes ------------------------------------------------------------------------------
 
     async def _refresh_lanes(self, now: float) -> None:
-        records = await self.store.db.read(self.store.runs.active_lanes)
+        records = await self.store.runs.active_lanes()
         seen = set()
         for record in records:
             if record.schedule_time > now:
@@ -228,8 +228,7 @@ class Scheduler:
         for lane in list(self.lanes.values()):
             start = lane.record.start_time
             if start is not None and start + lane.record.timeout_seconds < now:
-                in_flight, _ = await self.store.db.write(
-                    self.store.runs.stop_batch, lane.batch_id, now, cancelled=False
+                in_flight, _ = await self.store.runs.stop_batch( lane.batch_id, now, cancelled=False
                 )
                 await self.stop_lane(lane.batch_id, in_flight)
                 self.on_stopped([lane.batch_id])
@@ -242,11 +241,10 @@ class Scheduler:
                 *self.executor.running(),
                 *(i for lane in self.lanes.values() for i in lane.buffer),
             ]
-            await self.store.db.write(self.store.runs.renew_leases, held, now + lease)
+            await self.store.runs.renew_leases( held, now + lease)
         if now - self._last_requeue >= lease / 2:
             self._last_requeue = now
-            if await self.store.db.write(
-                self.store.runs.requeue, now, max_attempts=self.settings.max_attempts
+            if await self.store.runs.requeue( now, max_attempts=self.settings.max_attempts
             ):
                 for lane in self.lanes.values():
                     lane.exhausted = False
@@ -272,8 +270,7 @@ class Scheduler:
     async def _claim(self, lane: Lane, wanted: int) -> None:
         now = self.clock()
         try:
-            items = await self.store.db.write(
-                self.store.runs.claim,
+            items = await self.store.runs.claim(
                 lane.record,
                 wanted,
                 now,

@@ -110,16 +110,15 @@ class Engine:
             self.store.db.hold_exclusive_lock()
             # Nothing runs in this process yet: whatever the store says is claimed or running
             # was lost with the previous process and runs again, from scratch.
-            moved = await self.store.db.write(
-                self.store.runs.requeue,
+            moved = await self.store.runs.requeue(
                 time.time(),
                 everything=True,
                 max_attempts=self.settings.retries + 1,
             )
             if moved:
                 log.info("put %d interrupted sub-queries back on the schedule", moved)
-            await self.store.db.write(self.store.upkeep.sweep, time.time(), 0.0)
-        secret = await self.store.db.write(self.store.keys.server_secret, self.settings.secret)
+            await self.store.upkeep.sweep( time.time(), 0.0)
+        secret = await self.store.keys.server_secret( self.settings.secret)
         self.callbacks = CallbackSender(self.store, secret, self.callback_targets)
         self.recorder.start()
         await self.executor.start(self.scheduler.on_done)
@@ -164,7 +163,7 @@ class Engine:
                 self._ended.move_to_end(key)
                 return known[0]
             del self._ended[key]
-        query = await self.store.db.read(self.store.jobs.get_query, caller.account, ident, now)
+        query = await self.store.jobs.get_query( caller.account, ident, now)
         if query is not None and query.status.is_final:
             # In a batch still running, the query cannot expire before a full TTL from now.
             valid_until = query.expires_at or now + min(self.settings.result_ttl, 60)
@@ -191,16 +190,14 @@ class Engine:
         fingerprint = spec.fingerprint()
         cached = None
         if request.cache_minutes:
-            cached = await self.store.db.read(
-                self.store.jobs.find_cached,
+            cached = await self.store.jobs.find_cached(
                 caller.account,
                 fingerprint,
                 now - request.cache_minutes * 60,
                 now,
             )
         try:
-            await self.store.db.write(
-                self.store.jobs.create_batch,
+            await self.store.jobs.create_batch(
                 batch_id="qry_" + secrets.token_hex(6),
                 kind="single",
                 account=caller.account,
@@ -231,12 +228,11 @@ class Engine:
             return query
 
         async def stopped() -> bool:
-            batch = await self.store.db.read(self.store.jobs.batch_status, query.batch_id)
+            batch = await self.store.jobs.batch_status( query.batch_id)
             return batch is None or batch == "STOPPED"
 
         await self.waiters.wait(query.batch_id, timeout, stopped)
-        fresh = await self.store.db.read(
-            self.store.jobs.get_query, query.account, query.schedule_id, time.time()
+        fresh = await self.store.jobs.get_query( query.account, query.schedule_id, time.time()
         )
         return fresh or query
 
@@ -244,8 +240,7 @@ class Engine:
 
     async def cancel_batch(self, batch: BatchRecord) -> None:
         """Stop a batch: nothing new starts, running sub-queries are let go, results stay."""
-        in_flight, _ = await self.store.db.write(
-            self.store.runs.stop_batch, batch.id, time.time(), cancelled=True
+        in_flight, _ = await self.store.runs.stop_batch( batch.id, time.time(), cancelled=True
         )
         await self.scheduler.stop_lane(batch.id, in_flight)
         self._stopped([batch.id])
@@ -285,8 +280,7 @@ class Engine:
         now = time.time()
         stored = settings.model_dump(mode="json") | {"columns": planned.columns}
         try:
-            batch = await self.store.db.write(
-                self.store.jobs.create_batch,
+            batch = await self.store.jobs.create_batch(
                 batch_id=batch_id,
                 kind="batch",
                 account=caller.account,
@@ -313,8 +307,7 @@ class Engine:
         return batch, True
 
     async def _idempotent(self, caller: Caller, key: str, digest: str) -> BatchRecord | None:
-        earlier = await self.store.db.read(
-            self.store.jobs.find_by_idempotency_key, caller.account, key
+        earlier = await self.store.jobs.find_by_idempotency_key( caller.account, key
         )
         if earlier is None:
             return None

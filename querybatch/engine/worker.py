@@ -40,10 +40,10 @@ def build_local_executor(
     """An in-process executor whose runs write their chunks to ``store``."""
 
     async def write_chunk(result_id: str, seq: int, rows: Sequence[Row]) -> None:
-        await store.db.write(store.results.write_chunk, result_id, seq, rows, time.time())
+        await store.results.write_chunk( result_id, seq, rows, time.time())
 
     async def drop_chunks(result_id: str) -> None:
-        await store.db.write(store.results.drop, result_id)
+        await store.results.drop( result_id)
 
     runner = Runner(
         sources,
@@ -90,8 +90,7 @@ class WorkerRuntime:
                 await self._let_go_of_lost(pending)
                 if time.monotonic() - last_renewal > self.settings.lease_seconds / 3:
                     last_renewal = time.monotonic()
-                    await self.store.db.write(
-                        self.store.runs.renew_leases,
+                    await self.store.runs.renew_leases(
                         pending,
                         time.time() + self.settings.lease_seconds,
                     )
@@ -100,8 +99,7 @@ class WorkerRuntime:
         await self.recorder.drain()
 
     async def _let_go_of_lost(self, pending: Sequence[WorkItem]) -> None:
-        owned = await self.store.db.read(
-            self.store.runs.still_owned, [(i.query_id, i.attempt) for i in pending]
+        owned = await self.store.runs.still_owned( [(i.query_id, i.attempt) for i in pending]
         )
         lost = [i.query_id for i in pending if i.query_id not in owned]
         if lost:

@@ -61,7 +61,7 @@ def _meta(request: Request) -> dict[str, str]:
 )
 async def list_keys(request: Request, services: ServicesDep, principal: ManageKeys) -> Response:
     """The keys of the caller's account, oldest first, revoked ones included."""
-    keys = await services.store.db.read(services.store.keys.list_keys, principal.key.account)
+    keys = await services.store.keys.list_keys( principal.key.account)
     return json_response({"meta": _meta(request), "keys": [key_shape(k) for k in keys]})
 
 
@@ -84,12 +84,11 @@ async def create_key(request: Request, services: ServicesDep, principal: ManageK
             "Keys can only be created in your own account",
             f"This key belongs to account '{account}'.",
         )
-    role = await services.store.db.read(services.store.keys.get_role, account, new.role)
+    role = await services.store.keys.get_role( account, new.role)
     if role is None:
         raise BadRequest("Invalid value for parameter 'role'", f"There is no role '{new.role}'.")
     _within(principal, role.statement, f"The role '{role.name}' allows more than your key may do")
-    record, secret = await services.store.db.write(
-        services.store.keys.create_key, new.name, role.name, account, time.time()
+    record, secret = await services.store.keys.create_key( new.name, role.name, account, time.time()
     )
     services.keys.forget()
     return json_response({"meta": _meta(request), **key_shape(record), "secret": secret}, 201)
@@ -110,8 +109,7 @@ async def revoke_key(
 ) -> Response:
     """Revoke an active key of the caller's account; requests with it fail from now on."""
     account = principal.key.account
-    outcome = await services.store.db.write(
-        services.store.keys.revoke, key_id, time.time(), account, within=principal.statement
+    outcome = await services.store.keys.revoke( key_id, time.time(), account, within=principal.statement
     )
     if outcome == "missing":
         raise NotFound(f"No active key '{key_id}'")
@@ -121,7 +119,7 @@ async def revoke_key(
             "Its role allows actions yours does not; only a key holding them may revoke it.",
         )
     services.keys.forget()
-    record = await services.store.db.read(services.store.keys.get_key, key_id)
+    record = await services.store.keys.get_key( key_id)
     assert record is not None
     return json_response({"meta": _meta(request), **key_shape(record)})
 
@@ -135,7 +133,7 @@ async def revoke_key(
 )
 async def list_roles(request: Request, services: ServicesDep, principal: ManageRoles) -> Response:
     """The roles of the caller's account and the built-in ones (first), with statements."""
-    roles = await services.store.db.read(services.store.keys.list_roles, principal.key.account)
+    roles = await services.store.keys.list_roles( principal.key.account)
     return json_response({"meta": _meta(request), "roles": [role_shape(r) for r in roles]})
 
 
@@ -192,8 +190,7 @@ async def _save_role(
     wanted = Statement(statement.effect, frozenset(statement.actions))
     _within(principal, wanted, f"The role '{name}' would allow more than your key may do")
     account = principal.key.account
-    outcome = await services.store.db.write(
-        services.store.keys.save_role,
+    outcome = await services.store.keys.save_role(
         account,
         name,
         statement.effect,
@@ -209,7 +206,7 @@ async def _save_role(
         raise Conflict(f"Role '{name}' exists already", f"Use PUT /roles/{name} to change it.")
     _not_beyond(name, outcome)
     services.keys.forget()
-    role = await services.store.db.read(services.store.keys.get_role, account, name)
+    role = await services.store.keys.get_role( account, name)
     assert role is not None
     return json_response({"meta": _meta(request), **role_shape(role)}, 200 if replace else 201)
 
@@ -227,8 +224,7 @@ async def delete_role(
     """Delete a custom role of the caller's account that no key uses."""
     _not_builtin(name)
     _not_own(principal, name)
-    outcome = await services.store.db.write(
-        services.store.keys.delete_role, principal.key.account, name, within=principal.statement
+    outcome = await services.store.keys.delete_role( principal.key.account, name, within=principal.statement
     )
     if outcome == "missing":
         raise NotFound(f"No role '{name}'")

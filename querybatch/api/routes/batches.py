@@ -50,8 +50,7 @@ async def batch_of(services: Services, principal: Principal, batch_id: str) -> B
         account = principal.key.account
         batch = await services.reads.read(
             ("batch", account, batch_id),
-            lambda: services.store.db.read(
-                services.store.jobs.get_batch, account, batch_id, time.time()
+            lambda: services.store.jobs.get_batch( account, batch_id, time.time()
             ),
         )
     if batch is None:
@@ -113,8 +112,7 @@ async def list_query_batches(
 ) -> Response:
     """The tenant's batches, newest first, ``limit`` per page; ``meta.next_cursor`` pages on."""
     after = _decode_cursor(cursor) if cursor else None
-    batches = await services.store.db.read(
-        services.store.jobs.list_batches,
+    batches = await services.store.jobs.list_batches(
         principal.key.account,
         status=BatchStatus(status) if status else None,
         created_ge=_epoch(created_after, "created_after"),
@@ -186,8 +184,7 @@ async def get_query_batch_status(
 ) -> Response:
     """Each sub-query's status, split, error and result link, ``limit`` at a time."""
     batch = await batch_of(services, principal, batch_id)
-    queries = await services.store.db.read(
-        services.store.jobs.batch_queries, batch.id, offset, limit
+    queries = await services.store.jobs.batch_queries( batch.id, offset, limit
     )
     base = base_of(request, services)
     meta = {

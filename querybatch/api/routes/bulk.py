@@ -51,7 +51,7 @@ async def bulk_of(services: Services, principal: Principal, batch: str) -> BulkR
     """The caller's batch, or NOT_FOUND (unknown, malformed, or another tenant's)."""
     record = None
     if _is_uuid(batch):
-        record = await services.store.db.read(services.store.bulk.get, batch, principal.key.account)
+        record = await services.store.bulk.get( batch, principal.key.account)
     if record is None:
         raise NotFound(f"No batch '{batch[:64]}'")
     return record
@@ -78,8 +78,7 @@ async def create_batch(
     raw = await json_body(request, services.settings.max_body_bytes)
     params = parse_params(BulkBatchRequest, raw)
     require(principal, OPERATIONS[params.operation])
-    record = await services.store.db.write(
-        services.store.bulk.create,
+    record = await services.store.bulk.create(
         account=principal.key.account,
         key_id=principal.key.id,
         operation=params.operation,
@@ -122,8 +121,7 @@ async def get_batches(
     """
     if ge is not None and le is not None and ge > le:
         raise BadRequest("Invalid value for parameter 'ge'", "ge must not be after le.")
-    rows = await services.store.db.read(
-        services.store.bulk.page,
+    rows = await services.store.bulk.page(
         principal.key.account,
         ge=ge,
         le=le,
@@ -198,8 +196,7 @@ async def update_batch(
         raise BadRequest("Invalid value for parameter 'status'", "The only change is 'cancel'.")
     record = await bulk_of(services, principal, batch)
     while record.status in CANCELLABLE:
-        moved = await services.store.db.write(
-            services.store.bulk.move, record.id, record.status, BulkStatus.CANCEL, time.time()
+        moved = await services.store.bulk.move( record.id, record.status, BulkStatus.CANCEL, time.time()
         )
         record = await bulk_of(services, principal, batch)
         if moved:
@@ -229,8 +226,7 @@ async def delete_batch(
     record = await bulk_of(services, principal, batch)
     while record.status is not BulkStatus.DELETING:
         now = time.time()
-        if await services.store.db.write(
-            services.store.bulk.move, record.id, record.status, BulkStatus.DELETING, now
+        if await services.store.bulk.move( record.id, record.status, BulkStatus.DELETING, now
         ):
             record = replace(record, status=BulkStatus.DELETING, updated_ts=round(now, 3))
             break
@@ -255,7 +251,7 @@ async def download_batch_results(
     _link: Annotated[float, Depends(SignedLink())],
 ) -> Response:
     """The batch's results file (reached by the signed link of ``GET /batches/{batch}``)."""
-    record = await services.store.db.read(services.store.bulk.get, batch)
+    record = await services.store.bulk.get( batch)
     if record is None or record.result_file_id is None:
         raise NotFound(f"Batch '{batch[:64]}' has no results file")
     headers = {"Content-Disposition": f'attachment; filename="{record.id}.jsonl"'}

@@ -70,8 +70,7 @@ async def create_upload_url(
     """A handler and a signed URL to ``PUT`` one file to, valid for ``upload_ttl`` seconds."""
     now = time.time()
     expires = round(now + services.settings.upload_ttl, 3)
-    upload = await services.store.db.write(
-        services.store.files.create, principal.key.account, "upload", now, expires_at=expires
+    upload = await services.store.files.create( principal.key.account, "upload", now, expires_at=expires
     )
     base = public_base(request, services) + route_prefix(request)
     url = services.links.url(base, "PUT", f"/cache/{upload.id}", expires)
@@ -102,7 +101,7 @@ async def upload_file(
     _link: Annotated[float, Depends(SignedLink())],
 ) -> Response:
     """Store the request body as the upload's file (the signed URL is the credential)."""
-    upload = await services.store.db.read(services.store.files.get, handler)
+    upload = await services.store.files.get( handler)
     if upload is None or upload.kind != "upload":
         raise NotFound(f"No upload with handler '{handler}'")
     if upload.state == "complete":
@@ -112,8 +111,7 @@ async def upload_file(
     if declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     writer = await _receive(services, request, upload, limit)
-    filled = await services.store.db.write(
-        services.store.files.finish_upload,
+    filled = await services.store.files.finish_upload(
         handler,
         writer.file_id,
         writer.size,
@@ -136,8 +134,7 @@ async def _receive(
 ) -> ChunkWriter:
     """Stream the body into a new part file; dropped again if anything goes wrong."""
     store = services.store
-    part = await store.db.write(
-        store.files.create, upload.account, "part", time.time(), expires_at=upload.expires_at
+    part = await store.files.create( upload.account, "part", time.time(), expires_at=upload.expires_at
     )
     writer = ChunkWriter(store, part.id)
     try:
@@ -148,7 +145,7 @@ async def _receive(
         await writer.close()
     except BaseException:
         # Shielded: a client that hung up cancels this request, but not the clean-up.
-        await asyncio.shield(store.db.write(store.files.delete, part.id))
+        await asyncio.shield(store.files.delete( part.id))
         raise
     return writer
 
@@ -179,8 +176,7 @@ async def delete_upload_url(
     principal: Annotated[Principal, Depends(Authorize("delete_upload_url"))],
 ) -> Response:
     """Withdraw an upload URL and delete its file (batches keep their own copies)."""
-    outcome = await services.store.db.write(
-        services.store.files.withdraw_upload, principal.key.account, handler, time.time()
+    outcome = await services.store.files.withdraw_upload( principal.key.account, handler, time.time()
     )
     if outcome == "missing":
         raise NotFound(f"No upload with handler '{handler}'")

@@ -29,8 +29,8 @@ class _Snapshot(Collector):
 async def metrics(services: ServicesDep) -> Response:
     """Queue depth, running sub-queries, and sub-queries finished per data source and status."""
     upkeep = services.store.upkeep
-    waiting, running, active = await services.store.db.read(upkeep.queue_totals)
-    totals = await services.store.db.read(upkeep.source_totals)
+    waiting, running, active = await upkeep.queue_totals()
+    totals = await upkeep.source_totals()
 
     def gauge(name: str, text: str, value: float) -> GaugeMetricFamily:
         return GaugeMetricFamily(name, text, value=value)

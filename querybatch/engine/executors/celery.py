@@ -218,7 +218,7 @@ class CeleryExecutor(Executor):
             try:
                 pairs = [(i.query_id, i.attempt) for i in list(self._dispatched.values())]
                 if pairs:
-                    owned = await self.store.db.read(self.store.runs.still_owned, pairs)
+                    owned = await self.store.runs.still_owned( pairs)
                     self._finish([p for p in pairs if p[0] not in owned])
             except Exception:
                 log.exception("reconciling handed-out sub-queries failed; retrying")

@@ -116,8 +116,7 @@ async def create_batch(
         )
         for i in range(1, size + 1)
     ]
-    return await store.db.write(
-        store.jobs.create_batch,
+    return await store.jobs.create_batch(
         batch_id=batch_id,
         kind="batch",
         account=account,
@@ -135,19 +134,19 @@ async def claim(
     store: Store, batch_id: str, limit: int, now: float, lease_seconds: float = 30.0
 ) -> list[WorkItem]:
     """Claim sub-queries of a batch as a scheduler does (SCHEDULED -> QUEUED)."""
-    lanes = await store.db.read(store.runs.active_lanes)
+    lanes = await store.runs.active_lanes()
     lane = next(lane for lane in lanes if lane.batch_id == batch_id)
-    return await store.db.write(store.runs.claim, lane, limit, now, now + lease_seconds)
+    return await store.runs.claim(lane, limit, now, now + lease_seconds)
 
 
 async def requeue(store: Store, now: float, max_attempts: int = 4) -> int:
     """Put back sub-queries whose lease lapsed before ``now``."""
-    return await store.db.write(store.runs.requeue, now, max_attempts=max_attempts)
+    return await store.runs.requeue(now, max_attempts=max_attempts)
 
 
 async def stop_batch(store: Store, batch_id: str, now: float, *, cancelled: bool) -> list[int]:
     """Stop a batch in the store; the sub-queries whose runs must be let go."""
-    in_flight, _ = await store.db.write(store.runs.stop_batch, batch_id, now, cancelled=cancelled)
+    in_flight, _ = await store.runs.stop_batch(batch_id, now, cancelled=cancelled)
     return in_flight
 
 
@@ -160,8 +159,7 @@ async def record(
     lease_seconds: float = 30.0,
 ) -> tuple[list[bool], list[bool], list[str]]:
     """Write run starts and ends as the recorder does."""
-    return await store.db.write(
-        store.runs.record_runs,
+    return await store.runs.record_runs(
         [(item, now) for item in started],
         list(outcomes),
         now + lease_seconds,
@@ -171,27 +169,27 @@ async def record(
 
 async def write_chunk(store: Store, result_id: str, seq: int, rows: Sequence[Row]) -> None:
     """Write a full chunk of a result, as a run does before it ends."""
-    await store.db.write(store.results.write_chunk, result_id, seq, rows, time.time())
+    await store.results.write_chunk(result_id, seq, rows, time.time())
 
 
 async def drop_chunks(store: Store, result_id: str) -> None:
     """Remove the chunks of a result, as a run does when it fails after writing some."""
-    await store.db.write(store.results.drop, result_id)
+    await store.results.drop(result_id)
 
 
 async def chunks_of(store: Store, result_id: str) -> list[bytes]:
     """The stored chunks of a result."""
-    return await store.db.read(store.results.read_chunks, result_id, 0, 1_000_000)
+    return await store.results.read_chunks(result_id, 0, 1_000_000)
 
 
 async def queries_of(store: Store, batch_id: str) -> list[QueryRecord]:
     """Every sub-query of a batch, in order."""
-    return await store.db.read(store.jobs.batch_queries, batch_id, 0, 100_000)
+    return await store.jobs.batch_queries(batch_id, 0, 100_000)
 
 
 async def batch_of(store: Store, batch_id: str, account: str = "acme") -> BatchRecord:
     """A batch as the store has it now."""
-    batch = await store.db.read(store.jobs.get_batch, account, batch_id, time.time())
+    batch = await store.jobs.get_batch(account, batch_id, time.time())
     assert batch is not None
     return batch
 
@@ -199,7 +197,7 @@ async def batch_of(store: Store, batch_id: str, account: str = "acme") -> BatchR
 async def rows_of(store: Store, query: QueryRecord) -> list[list[Any]]:
     """Every stored row of a query's result."""
     assert query.result is not None
-    payloads = await store.db.read(store.results.read_chunks, query.result.id, 0, 1_000_000)
+    payloads = await store.results.read_chunks(query.result.id, 0, 1_000_000)
     return [row for payload in payloads for row in decode_rows(payload)]
 
 

@@ -63,7 +63,7 @@ async def wait_stopped(engine: Engine, store: Store, batch_id: str) -> None:
     """Wait until the batch has stopped, woken by the engine's notice that it did."""
 
     async def stopped() -> bool:
-        return await store.db.read(store.jobs.batch_status, batch_id) == "STOPPED"
+        return await store.jobs.batch_status(batch_id) == "STOPPED"
 
     assert await within(engine.waiters.wait(batch_id, WAIT, stopped))
 
@@ -128,6 +128,6 @@ async def test_a_start_runs_again_the_sub_queries_a_previous_process_left_claime
 
 
 async def stored_batch(store: Store, batch: BatchRecord) -> BatchRecord:
-    record = await store.db.read(store.jobs.get_batch, batch.account, batch.id, time.time())
+    record = await store.jobs.get_batch(batch.account, batch.id, time.time())
     assert record is not None
     return record

@@ -33,9 +33,9 @@ from querybatch.connectors.registry import SourceRegistry
 from querybatch.domain.fields import Row
 from querybatch.domain.status import QueryStatus
 from querybatch.engine.executors.local import LocalExecutor
-from querybatch.engine.recorder import Recorder
-from querybatch.engine.runner import RetryPolicy, Runner
-from querybatch.engine.throttle import SourceThrottle
+from querybatch.engine.executors.recorder import Recorder
+from querybatch.engine.executors.runner import RetryPolicy, Runner
+from querybatch.engine.executors.throttle import SourceThrottle
 from querybatch.store.records import WorkItem
 from querybatch.store.store import Store
 

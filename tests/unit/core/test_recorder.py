@@ -28,7 +28,7 @@ from fakes import (
 from sqlalchemy import Connection, event
 
 from querybatch.domain.status import QueryStatus
-from querybatch.engine.recorder import Recorder
+from querybatch.engine.executors.recorder import Recorder
 from querybatch.errors import StoreUnavailable
 from querybatch.store.store import Store
 

@@ -17,8 +17,8 @@ from querybatch.connectors.base import FetchRequest
 from querybatch.connectors.registry import SourceRegistry
 from querybatch.domain.fields import Row
 from querybatch.domain.status import QueryStatus
-from querybatch.engine.runner import RetryPolicy, Runner
-from querybatch.engine.throttle import SourceThrottle
+from querybatch.engine.executors.runner import RetryPolicy, Runner
+from querybatch.engine.executors.throttle import SourceThrottle
 from querybatch.errors import (
     AccountErrors,
     ConnectorError,
