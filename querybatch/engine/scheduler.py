@@ -29,6 +29,7 @@ from querybatch.store.store import Store
 log = logging.getLogger(__name__)
 
 StoppedCallback = Callable[[list[str]], None]
+Clock = Callable[[], float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +78,11 @@ class Scheduler:
         settings: SchedulerSettings,
         on_stopped: StoppedCallback,
         leadership: Leadership | None = None,
+        clock: Clock = time.time,
     ) -> None:
         self.leadership = leadership
+        # Leases, timeouts and claims all read the time here, so a test can move it by hand.
+        self.clock = clock
         self.store = store
         self.executor = executor
         self.settings = settings
@@ -127,7 +131,7 @@ class Scheduler:
             if became:
                 adopted = await self.store.runs.in_flight_items()
                 self.executor.adopt(adopted)
-        now = time.time()
+        now = self.clock()
         await self._refresh_lanes(now)
         self._count_adopted(adopted)
         await self._stop_timed_out(now)
@@ -137,6 +141,15 @@ class Scheduler:
             await self.store.upkeep.sweep(now, self.settings.orphan_grace)
         self._refill()
         self._pump()
+
+    async def settle(self) -> None:
+        """Return once every claim started so far has landed and been dispatched.
+
+        Claims run in the background of :meth:`tick` and :meth:`on_done`; a caller that drives
+        ticks itself (a test, a drain-then-stop run) awaits this to see their effect.
+        """
+        while pending := [task for task in self._claims if not task.done()]:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     # -- executor events --------------------------------------------------------------------
 
@@ -253,7 +266,7 @@ class Scheduler:
             task.add_done_callback(self._claims.discard)
 
     async def _claim(self, lane: Lane, wanted: int) -> None:
-        now = time.time()
+        now = self.clock()
         try:
             items = await self.store.runs.claim(
                 lane.record,
