@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import sqlalchemy.exc
 from sqlalchemy import Connection, event
@@ -24,7 +24,9 @@ from querybatch.connectors.base import Connector, ConnectorConfig, FetchRequest
 from querybatch.domain.fields import Account, FieldInfo, Login, Row
 from querybatch.domain.status import QueryStatus
 from querybatch.engine.executors.base import DoneCallback, Executor
+from querybatch.engine.executors.recorder import StoppedCallback
 from querybatch.errors import ConnectorError
+from querybatch.settings import Settings
 from querybatch.store.records import (
     BatchRecord,
     ErrorInfo,
@@ -245,8 +247,12 @@ class FakeExecutor(Executor):
     """An executor that runs nothing itself: it holds what it is handed until the test ends it.
 
     ``finish`` writes a start and an outcome to the store as a real run would, then frees the
-    slot; ``lose`` frees the slot with nothing written, as a run whose process died.
+    slot (and reports the batches those outcomes stopped); ``lose`` frees the slot with nothing
+    written, as a run whose process died.
     """
+
+    in_process: ClassVar[bool] = True
+    scale_out: ClassVar[bool] = False
 
     def __init__(self, store: Store, clock: FakeClock, slots: int = 100) -> None:
         self.store = store
@@ -258,9 +264,15 @@ class FakeExecutor(Executor):
         self._running: dict[int, WorkItem] = {}
         self._began: set[tuple[int, int]] = set()
         self._on_done: DoneCallback | None = None
+        self._on_stopped: StoppedCallback | None = None
 
-    async def start(self, on_done: DoneCallback) -> None:
+    @classmethod
+    def preflight(cls, settings: Settings, store: Store) -> None:
+        """Nothing to check: the test runs nothing through it."""
+
+    async def start(self, on_done: DoneCallback, on_stopped: StoppedCallback) -> None:
         self._on_done = on_done
+        self._on_stopped = on_stopped
 
     def capacity(self) -> int:
         return self.slots - len(self._running)
@@ -305,10 +317,12 @@ class FakeExecutor(Executor):
     ) -> list[bool]:
         """End these runs as ``status``; returns which outcomes the store applied."""
         await self.begin([i for i in items if (i.query_id, i.attempt) not in self._began])
-        _, applied, _ = await record(
+        _, applied, stopped = await record(
             self.store, (), [outcome(i, status, self.clock()) for i in items], now=self.clock()
         )
         self._done([self._running.pop(i.query_id) for i in items if i.query_id in self._running])
+        if stopped and self._on_stopped is not None:
+            self._on_stopped(stopped)
         return applied
 
     def lose(self, items: Sequence[WorkItem]) -> None:

@@ -16,6 +16,8 @@ from fakes import WAIT, Hold, ScriptedConnector, claim, create_batch, queries_of
 
 from querybatch.connectors.registry import SourceRegistry
 from querybatch.domain.status import BatchStatus, QueryStatus
+from querybatch.engine.executors.local import LocalExecutor
+from querybatch.engine.factory import build_executor
 from querybatch.engine.service import Caller, Engine
 from querybatch.settings import Settings
 from querybatch.store.records import BatchRecord
@@ -36,7 +38,7 @@ def engine(tmp_path: Path, store: Store, sources: SourceRegistry) -> Engine:
         retries=1,
         retry_backoff=0,
     )
-    return Engine(settings, store, sources)
+    return Engine(settings, store, sources, build_executor(settings, store, sources))
 
 
 @pytest.fixture
@@ -99,7 +101,8 @@ async def test_cancelling_a_batch_while_sub_queries_run_keeps_results_and_starts
     await within(second.entered.wait())
     first.release.set()
     await within(third.entered.wait())  # the freed slot went to the third sub-query
-    await within(started.recorder.drain())
+    assert isinstance(started.executor, LocalExecutor)
+    await within(started.executor.recorder.drain())
     await started.cancel_batch(batch)
     await wait_stopped(started, store, batch.id)
     assert (second.cancelled, third.cancelled) == (True, True)

@@ -65,9 +65,6 @@ class Local:
 
 @pytest.fixture
 async def local(store: Store, sources: SourceRegistry) -> AsyncIterator[Local]:
-    recorder = Recorder(store, LEASE, lambda _ids: None)
-    recorder.start()
-
     async def write(result_id: str, seq: int, rows: Sequence[Row]) -> None:
         await write_chunk(store, result_id, seq, rows)
 
@@ -75,11 +72,11 @@ async def local(store: Store, sources: SourceRegistry) -> AsyncIterator[Local]:
         await drop_chunks(store, result_id)
 
     runner = Runner(sources, write, drop, RetryPolicy(retries=0, backoff=0), SourceThrottle())
-    rig = Local(store, recorder, LocalExecutor(runner, recorder, SLOTS))
-    await rig.executor.start(rig.on_done)
+    executor = LocalExecutor(runner, store, LEASE, SLOTS)
+    rig = Local(store, executor.recorder, executor)
+    await executor.start(rig.on_done, lambda _ids: None)
     yield rig
-    await within(rig.executor.stop())
-    await within(recorder.close())
+    await within(executor.stop())  # closes its recorder too
 
 
 async def test_a_handed_over_sub_query_runs_and_its_outcome_and_rows_are_stored(

@@ -34,7 +34,7 @@ LEASE = 30.0
 
 @dataclass
 class Rig:
-    """A scheduler, its fake executor, and what it reported as stopped."""
+    """A scheduler, its fake executor, and the batches they reported as stopped."""
 
     store: Store
     clock: FakeClock
@@ -85,7 +85,8 @@ async def rig(
         leadership,
         clock=clock,
     )
-    await executor.start(scheduler.on_done)
+    # As in the engine, batches stopped by a tick or by runs' ends are heard in one place.
+    await executor.start(scheduler.on_done, stopped.extend)
     return Rig(store, clock, executor, scheduler, stopped)
 
 
