@@ -31,6 +31,8 @@ from querybatch.api.services import Services
 from querybatch.connectors.registry import SourceRegistry
 from querybatch.connectors.sources import build_sources
 from querybatch.engine.bulk import BulkRunner
+from querybatch.engine.queries import Queries
+from querybatch.engine.query_batches import QueryBatches
 from querybatch.engine.service import Engine
 from querybatch.settings import Settings
 from querybatch.store.store import Store
@@ -89,8 +91,10 @@ def create_app(
             await registry.open()
             engine = Engine(settings, store, registry)
             await engine.start()
+            queries = Queries(engine)
+            query_batches = QueryBatches(engine)
             secret = await store.keys.server_secret(settings.secret)
-            bulk_runner = BulkRunner(engine)
+            bulk_runner = BulkRunner(engine, query_batches)
             await bulk_runner.start()
         except BaseException:
             store.close()
@@ -104,6 +108,8 @@ def create_app(
             limiter=limiter,
             links=Links(secret),
             bulk=bulk_runner,
+            queries=queries,
+            query_batches=query_batches,
         )
         # Everything built so far lives as long as the server: keep it out of the cyclic
         # collector's way, whose full passes over it are the longest pauses a request sees.

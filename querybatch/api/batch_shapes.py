@@ -8,8 +8,8 @@ from urllib.parse import urlencode
 
 from querybatch.api import shapes
 from querybatch.domain.status import QueryStatus
+from querybatch.engine.query_batches import BatchRecord, Counts, QueryRecord
 from querybatch.errors import QueryBatchError
-from querybatch.store.records import BatchRecord, Counts, QueryRecord
 
 SETTING_KEYS = (
     "description",

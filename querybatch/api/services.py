@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from querybatch.api.auth import KeyCache
-from querybatch.api.coalesce import Coalescer
 from querybatch.api.links import Links
 from querybatch.api.ratelimit import RateLimiter
 from querybatch.connectors.registry import SourceRegistry
 from querybatch.engine.bulk import BulkRunner
+from querybatch.engine.queries import Queries
+from querybatch.engine.query_batches import QueryBatches
 from querybatch.engine.service import Engine
 from querybatch.settings import Settings
 from querybatch.store.store import Store
@@ -27,4 +28,5 @@ class Services:
     limiter: RateLimiter
     links: Links
     bulk: BulkRunner
-    reads: Coalescer = field(default_factory=Coalescer)
+    queries: Queries
+    query_batches: QueryBatches

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from querybatch.domain.fields import FieldInfo
 from querybatch.domain.status import QueryStatus
-from querybatch.store.records import QueryRecord
+from querybatch.engine.queries import QueryRecord
 
 
 def iso_time(epoch: float | None) -> str | None:

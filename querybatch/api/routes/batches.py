@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -14,7 +13,7 @@ from querybatch.api.answer import json_response, public_base, route_prefix
 from querybatch.api.auth import Principal, require
 from querybatch.api.batch_shapes import batch_query, progress, query_batch
 from querybatch.api.deps import Authorize, ServicesDep
-from querybatch.api.download import batch_columns, batch_rows, download_stream
+from querybatch.api.download import download_stream
 from querybatch.api.errors import request_id_of
 from querybatch.api.formats import MEDIA_TYPES
 from querybatch.api.params import json_body
@@ -28,10 +27,8 @@ from querybatch.api.schemas import (
 )
 from querybatch.api.services import Services
 from querybatch.domain.dates import epoch_seconds
-from querybatch.domain.query import SpecError
 from querybatch.domain.status import BatchStatus
-from querybatch.errors import BadRequest, NotFound
-from querybatch.store.records import BatchRecord
+from querybatch.errors import BadRequest
 
 router = APIRouter(tags=["Query batches"])
 
@@ -41,20 +38,6 @@ BatchId = Annotated[str, "a batch id, qrb_ and 12 hex digits"]
 def base_of(request: Request, services: Services) -> str:
     """The absolute URL prefix links in answers start with (same API prefix as the request)."""
     return public_base(request, services) + route_prefix(request)
-
-
-async def batch_of(services: Services, principal: Principal, batch_id: str) -> BatchRecord:
-    """The caller's live batch, or NOT_FOUND (unknown, another tenant's, or expired)."""
-    batch = None
-    if len(batch_id) <= 32:
-        account = principal.key.account
-        batch = await services.reads.read(
-            ("batch", account, batch_id),
-            lambda: services.store.jobs.get_batch(account, batch_id, time.time()),
-        )
-    if batch is None:
-        raise NotFound(f"No query batch '{batch_id[:64]}'")
-    return batch
 
 
 @router.post(
@@ -80,12 +63,9 @@ async def create_query_batch(
     """
     require(principal, "get_data")
     body = await json_body(request, services.settings.max_body_bytes)
-    try:
-        batch, created = await services.engine.submit_batch(
-            principal.caller, body, idempotency_key=idempotency_key
-        )
-    except SpecError as exc:
-        raise BadRequest(f"Invalid value for '{exc.parameter}'", str(exc)) from exc
+    batch, created = await services.query_batches.create(
+        principal.caller, body, idempotency_key=idempotency_key
+    )
     data = query_batch(batch, base_of(request, services))
     return json_response(
         {"meta": {"request_id": request_id_of(request)}, "data": data}, 201 if created else 200
@@ -111,15 +91,15 @@ async def list_query_batches(
 ) -> Response:
     """The tenant's batches, newest first, ``limit`` per page; ``meta.next_cursor`` pages on."""
     after = _decode_cursor(cursor) if cursor else None
-    batches = await services.store.jobs.list_batches(
-        principal.key.account,
+    listed = await services.query_batches.list_batches(
+        principal.caller,
         status=BatchStatus(status) if status else None,
         created_ge=_epoch(created_after, "created_after"),
         created_le=_epoch(created_before, "created_before"),
         after=after,
-        limit=limit + 1,
+        limit=limit,
     )
-    page, more = batches[:limit], len(batches) > limit
+    page, more = listed.batches, listed.more
     next_cursor = f"{page[-1].created_at!r}~{page[-1].id}" if more and page else None
     base = base_of(request, services)
     meta = {"request_id": request_id_of(request), "next_cursor": next_cursor, "limit": limit}
@@ -161,7 +141,7 @@ async def get_query_batch(
     principal: Annotated[Principal, Depends(Authorize("get_query_batch"))],
 ) -> Response:
     """The QueryBatch: status, times, settings, size and the link to its per-query status."""
-    batch = await batch_of(services, principal, batch_id)
+    batch = await services.query_batches.get(principal.caller, batch_id)
     data = query_batch(batch, base_of(request, services))
     return json_response({"meta": {"request_id": request_id_of(request)}, "data": data})
 
@@ -182,8 +162,8 @@ async def get_query_batch_status(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     """Each sub-query's status, split, error and result link, ``limit`` at a time."""
-    batch = await batch_of(services, principal, batch_id)
-    queries = await services.store.jobs.batch_queries(batch.id, offset, limit)
+    page = await services.query_batches.status_page(principal.caller, batch_id, offset, limit)
+    batch, queries = page.batch, page.queries
     base = base_of(request, services)
     meta = {
         "request_id": request_id_of(request),
@@ -209,11 +189,7 @@ async def cancel_query_batch(
     principal: Annotated[Principal, Depends(Authorize("cancel_query_batch"))],
 ) -> Response:
     """Cancel: nothing new starts, running queries are let go, collected results stay readable."""
-    batch = await batch_of(services, principal, batch_id)
-    if batch.status is not BatchStatus.STOPPED:
-        await services.engine.cancel_batch(batch)
-        services.reads.invalidate(("batch", principal.key.account, batch_id))
-        batch = await batch_of(services, principal, batch_id)
+    batch = await services.query_batches.cancel(principal.caller, batch_id)
     data = query_batch(batch, base_of(request, services))
     return json_response({"meta": {"request_id": request_id_of(request)}, "data": data})
 
@@ -241,14 +217,13 @@ async def download_query_batch(
     Rows are data: the key's role must allow ``get_data`` too.
     """
     require(principal, "get_data")
-    batch = await batch_of(services, principal, batch_id)
-    columns = await batch_columns(services, batch)
+    download = await services.query_batches.download(principal.caller, batch_id)
     body = download_stream(
         format,
-        columns,
-        batch_rows(services, batch, columns),
+        download.columns,
+        download.rows,
         escape_formulas=services.settings.csv_escape_formulas,
     )
     extension = {"ndjson": "ndjson", "csv": "csv", "parquet": "parquet"}[format]
-    headers = {"Content-Disposition": f'attachment; filename="{batch.id}.{extension}"'}
+    headers = {"Content-Disposition": f'attachment; filename="{download.batch.id}.{extension}"'}
     return StreamingResponse(body, media_type=MEDIA_TYPES[format], headers=headers)
