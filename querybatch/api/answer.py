@@ -7,11 +7,13 @@ from typing import Any
 
 import orjson
 from fastapi import Request
+from pydantic import BaseModel
 from starlette.responses import Response, StreamingResponse
 
 from querybatch.api import shapes
 from querybatch.api.errors import request_id_of
 from querybatch.api.formats import MEDIA_TYPES, rows_stream
+from querybatch.api.schemas import DataResponse
 from querybatch.api.services import Services
 from querybatch.engine.queries import QueryAnswer, QueryRows, QueryState
 from querybatch.engine.result_rows import CHUNK_ROWS, Columns
@@ -39,6 +41,17 @@ class Page:
 def json_response(body: dict[str, Any], status: int = 200) -> Response:
     """A JSON response encoded with orjson (no model validation on hot paths)."""
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def model_response(answer: BaseModel, status: int = 200) -> Response:
+    """A response model as the answer: its fields in order, keys it omits left out.
+
+    pydantic writes JSON as orjson does (compact, UTF-8, the same float digits), so an
+    answer a model writes is byte for byte the one a dict of the same keys gave.
+    """
+    return Response(
+        answer.model_dump_json(by_alias=True), status_code=status, media_type="application/json"
+    )
 
 
 def public_base(request: Request, services: Services) -> str:
@@ -74,7 +87,7 @@ async def query_response(
 def status_response(request: Request, answer: QueryState) -> Response:
     """The status shape: status code, progress, workflow counters, empty data."""
     meta = shapes.status_meta(request_id_of(request), answer.query, answer.workflow)
-    return json_response({"meta": meta, "data": []})
+    return model_response(DataResponse(meta=meta, data=[]))
 
 
 async def rows_response(
@@ -99,17 +112,7 @@ async def rows_response(
         total,
         page.names,
     )
-    meta: dict[str, Any] = {
-        "request_id": request_id_of(request),
-        "schedule_id": query.schedule_id,
-        "status_code": query.status.value,
-        "progress": shapes.progress_meta(query),
-        "query": shapes.query_meta(query, infos),
-        "result": shapes.result_meta(query),
-        "paginate": links,
-    }
-    if query.excluded_accounts:
-        meta["excluded_accounts"] = query.excluded_accounts
+    meta = shapes.rows_meta(request_id_of(request), query, infos, links)
     settings = query.spec.get("settings") or {}
     body = rows_stream(
         fmt,

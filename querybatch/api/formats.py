@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 
 from querybatch.engine.result_rows import Columns, RowChunks
 
@@ -49,11 +50,15 @@ def _as_text(rows: list[list[Any]]) -> list[list[str]]:
     return [[text(v) for v in row] for row in rows]
 
 
+def _encoded(meta: BaseModel) -> bytes:
+    return meta.model_dump_json(by_alias=True).encode()
+
+
 async def json_stream(
-    meta: dict[str, Any], header: list[str] | None, chunks: RowChunks, clean: bool
+    meta: BaseModel, header: list[str] | None, chunks: RowChunks, clean: bool
 ) -> AsyncIterator[bytes]:
     """``{"meta": ..., "data": [header?, rows...]}`` (the ``json`` format)."""
-    yield b'{"meta":' + orjson.dumps(meta) + b',"data":['
+    yield b'{"meta":' + _encoded(meta) + b',"data":['
     first = True
     if header is not None:
         yield orjson.dumps(header)
@@ -68,10 +73,10 @@ async def json_stream(
 
 
 async def keyjson_stream(
-    meta: dict[str, Any], columns: Columns, chunks: RowChunks, clean: bool
+    meta: BaseModel, columns: Columns, chunks: RowChunks, clean: bool
 ) -> AsyncIterator[bytes]:
     """``{"meta": ..., "data": [{field_id: value}, ...]}`` (the ``keyjson`` format)."""
-    yield b'{"meta":' + orjson.dumps(meta) + b',"data":['
+    yield b'{"meta":' + _encoded(meta) + b',"data":['
     first = True
     async for rows in chunks:
         if not rows:
@@ -164,7 +169,7 @@ async def parquet_stream(columns: Columns, chunks: RowChunks) -> AsyncIterator[b
 
 def rows_stream(
     fmt: str,
-    meta: dict[str, Any],
+    meta: BaseModel,
     columns: Columns,
     chunks: RowChunks,
     *,
@@ -172,7 +177,8 @@ def rows_stream(
     no_headers: bool,
     escape_formulas: bool = True,
 ) -> AsyncIterator[bytes]:
-    """The body of a result page in ``fmt`` (``escape_formulas``: csv and tsv only)."""
+    """The body of a result page in ``fmt`` (``meta``: json and keyjson only;
+    ``escape_formulas``: csv and tsv only)."""
     if fmt == "json":
         return json_stream(meta, None if no_headers else columns.names, chunks, clean)
     if fmt == "keyjson":

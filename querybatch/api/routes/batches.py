@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request
 from starlette.responses import Response, StreamingResponse
 
-from querybatch.api.answer import json_response, public_base, route_prefix
+from querybatch.api.answer import model_response, public_base, route_prefix
 from querybatch.api.auth import Principal, require
 from querybatch.api.batch_shapes import batch_query, progress, query_batch
 from querybatch.api.deps import Authorize, ServicesDep
@@ -19,15 +19,20 @@ from querybatch.api.formats import MEDIA_TYPES
 from querybatch.api.params import json_body
 from querybatch.api.schemas import (
     ERROR_RESPONSES,
+    BatchListMeta,
     BatchListResponse,
+    BatchStatusMeta,
     BatchStatusResponse,
+    OffsetPage,
     QueryBatchResponse,
+    RequestMeta,
     body_doc,
     query_batch_schema,
 )
 from querybatch.api.services import Services
 from querybatch.domain.dates import epoch_seconds
 from querybatch.domain.status import BatchStatus
+from querybatch.engine.query_batches import BatchRecord
 from querybatch.errors import BadRequest
 
 router = APIRouter(tags=["Query batches"])
@@ -38,6 +43,19 @@ BatchId = Annotated[str, "a batch id, qrb_ and 12 hex digits"]
 def base_of(request: Request, services: Services) -> str:
     """The absolute URL prefix links in answers start with (same API prefix as the request)."""
     return public_base(request, services) + route_prefix(request)
+
+
+def request_meta(request: Request) -> RequestMeta:
+    """The ``meta`` every answer carries: the request's id."""
+    return RequestMeta(request_id=request_id_of(request))
+
+
+def batch_response(
+    request: Request, services: Services, batch: BatchRecord, status: int = 200
+) -> Response:
+    """The answer holding one query batch."""
+    data = query_batch(batch, base_of(request, services))
+    return model_response(QueryBatchResponse(meta=request_meta(request), data=data), status)
 
 
 @router.post(
@@ -66,10 +84,7 @@ async def create_query_batch(
     batch, created = await services.query_batches.create(
         principal.caller, body, idempotency_key=idempotency_key
     )
-    data = query_batch(batch, base_of(request, services))
-    return json_response(
-        {"meta": {"request_id": request_id_of(request)}, "data": data}, 201 if created else 200
-    )
+    return batch_response(request, services, batch, 201 if created else 200)
 
 
 @router.get(
@@ -102,8 +117,9 @@ async def list_query_batches(
     page, more = listed.batches, listed.more
     next_cursor = f"{page[-1].created_at!r}~{page[-1].id}" if more and page else None
     base = base_of(request, services)
-    meta = {"request_id": request_id_of(request), "next_cursor": next_cursor, "limit": limit}
-    return json_response({"meta": meta, "data": [query_batch(b, base) for b in page]})
+    meta = BatchListMeta(request_id=request_id_of(request), next_cursor=next_cursor, limit=limit)
+    data = [query_batch(b, base) for b in page]
+    return model_response(BatchListResponse(meta=meta, data=data))
 
 
 def _epoch(value: datetime | None, name: str) -> float | None:
@@ -142,8 +158,7 @@ async def get_query_batch(
 ) -> Response:
     """The QueryBatch: status, times, settings, size and the link to its per-query status."""
     batch = await services.query_batches.get(principal.caller, batch_id)
-    data = query_batch(batch, base_of(request, services))
-    return json_response({"meta": {"request_id": request_id_of(request)}, "data": data})
+    return batch_response(request, services, batch)
 
 
 @router.get(
@@ -165,14 +180,15 @@ async def get_query_batch_status(
     page = await services.query_batches.status_page(principal.caller, batch_id, offset, limit)
     batch, queries = page.batch, page.queries
     base = base_of(request, services)
-    meta = {
-        "request_id": request_id_of(request),
-        "batch_id": batch.id,
-        "status_code": batch.status.value,
-        "progress": progress(batch.counts),
-        "paginate": {"offset": offset, "limit": limit, "total": batch.query_amount},
-    }
-    return json_response({"meta": meta, "data": [batch_query(q, base) for q in queries]})
+    meta = BatchStatusMeta(
+        request_id=request_id_of(request),
+        batch_id=batch.id,
+        status_code=batch.status.value,
+        progress=progress(batch.counts),
+        paginate=OffsetPage(offset=offset, limit=limit, total=batch.query_amount),
+    )
+    data = [batch_query(q, base) for q in queries]
+    return model_response(BatchStatusResponse(meta=meta, data=data))
 
 
 @router.delete(
@@ -190,8 +206,7 @@ async def cancel_query_batch(
 ) -> Response:
     """Cancel: nothing new starts, running queries are let go, collected results stay readable."""
     batch = await services.query_batches.cancel(principal.caller, batch_id)
-    data = query_batch(batch, base_of(request, services))
-    return json_response({"meta": {"request_id": request_id_of(request)}, "data": data})
+    return batch_response(request, services, batch)
 
 
 @router.get(
