@@ -7,15 +7,16 @@ from typing import Any
 
 import orjson
 from fastapi import Request
+from pydantic import BaseModel
 from starlette.responses import Response, StreamingResponse
 
 from querybatch.api import shapes
 from querybatch.api.errors import request_id_of
-from querybatch.api.formats import MEDIA_TYPES, Columns, rows_stream, stored_rows
+from querybatch.api.formats import MEDIA_TYPES, rows_stream
+from querybatch.api.schemas import DataResponse
 from querybatch.api.services import Services
-from querybatch.domain.status import QueryStatus
-from querybatch.store.records import QueryRecord
-from querybatch.store.results import CHUNK_ROWS
+from querybatch.engine.queries import QueryAnswer, QueryRows, QueryState
+from querybatch.engine.result_rows import CHUNK_ROWS, Columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,17 @@ def json_response(body: dict[str, Any], status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
+def model_response(answer: BaseModel, status: int = 200) -> Response:
+    """A response model as the answer: its fields in order, keys it omits left out.
+
+    pydantic writes JSON as orjson does (compact, UTF-8, the same float digits), so an
+    answer a model writes is byte for byte the one a dict of the same keys gave.
+    """
+    return Response(
+        answer.model_dump_json(by_alias=True), status_code=status, media_type="application/json"
+    )
+
+
 def public_base(request: Request, services: Services) -> str:
     """The absolute base URL of this server as the client reached it."""
     if services.settings.public_url:
@@ -58,29 +70,38 @@ def route_prefix(request: Request) -> str:
     return ""
 
 
-async def status_response(services: Services, request: Request, query: QueryRecord) -> Response:
+async def query_response(
+    services: Services,
+    request: Request,
+    answer: QueryAnswer,
+    fmt: str,
+    page: Page,
+    link_path: str,
+) -> Response:
+    """A query's rows (a page in ``fmt``) when the answer holds them, else its status."""
+    if isinstance(answer, QueryRows):
+        return await rows_response(services, request, answer, fmt, page, link_path)
+    return status_response(request, answer)
+
+
+def status_response(request: Request, answer: QueryState) -> Response:
     """The status shape: status code, progress, workflow counters, empty data."""
-    workflow = await services.reads.read(
-        ("workflow", query.account),
-        lambda: services.store.jobs.workflow(query.account),
-    )
-    meta = shapes.status_meta(request_id_of(request), query, workflow)
-    return json_response({"meta": meta, "data": []})
+    meta = shapes.status_meta(request_id_of(request), answer.query, answer.workflow)
+    return model_response(DataResponse(meta=meta, data=[]))
 
 
 async def rows_response(
     services: Services,
     request: Request,
-    query: QueryRecord,
+    rows: QueryRows,
     fmt: str,
     page: Page,
     link_path: str,
 ) -> Response:
     """A page of a successful query's rows in ``fmt``, with full metadata and page links."""
-    assert query.status is QueryStatus.SUCCESS
+    query, infos = rows.query, rows.fields
     fields = list(query.spec["fields"])
-    infos = await services.engine.planner.field_metadata(query.ds_id, fields)
-    total = query.result.total_rows if query.result else 0
+    total = rows.total
     offset, end = page.bounds(total)
     base = public_base(request, services) + route_prefix(request) + link_path
     links = shapes.page_links(
@@ -91,28 +112,13 @@ async def rows_response(
         total,
         page.names,
     )
-    meta: dict[str, Any] = {
-        "request_id": request_id_of(request),
-        "schedule_id": query.schedule_id,
-        "status_code": query.status.value,
-        "progress": shapes.progress_meta(query),
-        "query": shapes.query_meta(query, infos),
-        "result": shapes.result_meta(query),
-        "paginate": links,
-    }
-    if query.excluded_accounts:
-        meta["excluded_accounts"] = query.excluded_accounts
+    meta = shapes.rows_meta(request_id_of(request), query, infos, links)
     settings = query.spec.get("settings") or {}
-    chunks = (
-        stored_rows(services.store, query.result.id, offset, end)
-        if query.result is not None
-        else _no_rows()
-    )
     body = rows_stream(
         fmt,
         meta,
         Columns.of(fields, infos),
-        chunks,
+        rows.read(offset, end),
         clean=bool(query.batch_settings.get("add_clean_data_types")),
         no_headers=_truthy(settings.get("no_headers")),
         escape_formulas=services.settings.csv_escape_formulas,
@@ -123,11 +129,6 @@ async def rows_response(
         whole = b"".join([part async for part in body])
         return Response(whole, media_type=MEDIA_TYPES[fmt], headers=headers)
     return StreamingResponse(body, media_type=MEDIA_TYPES[fmt], headers=headers)
-
-
-async def _no_rows() -> Any:
-    for _ in ():
-        yield []
 
 
 def _truthy(value: Any) -> bool:

@@ -78,6 +78,8 @@ def create_app(
             access=server.access,
             catalog=server.catalog,
             operations=server.operations,
+            queries=server.queries,
+            query_batches=server.query_batches,
         )
         # Everything built so far lives as long as the server: keep it out of the cyclic
         # collector's way, whose full passes over it are the longest pauses a request sees.

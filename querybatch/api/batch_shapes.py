@@ -1,26 +1,28 @@
-"""The QueryBatch object and the per-query status items of the batch seeds."""
+"""The QueryBatch object and the per-query status items of the batch seeds.
+
+Each builder returns its response model of ``schemas``, which both documents the shape in
+/openapi.json and writes the answer.
+"""
 
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
 from urllib.parse import urlencode
 
 from querybatch.api import shapes
-from querybatch.domain.status import QueryStatus
-from querybatch.errors import QueryBatchError
-from querybatch.store.records import BatchRecord, Counts, QueryRecord
-
-SETTING_KEYS = (
-    "description",
-    "split_accounts_policy",
-    "split_dates_policy",
-    "timeout_minutes",
-    "query_concurrency",
-    "query_output_format",
-    "add_exclude_account_errors",
-    "add_clean_data_types",
+from querybatch.api.schemas import (
+    BatchProgress,
+    BatchQueryError,
+    BatchQueryItem,
+    BatchQueryResult,
+    Link,
+    QueryBatch,
+    QueryBatchLinks,
+    SplitInfo,
 )
+from querybatch.domain.status import QueryStatus
+from querybatch.engine.query_batches import BatchRecord, Counts, QueryRecord
+from querybatch.errors import QueryBatchError
 
 
 def iso_time(epoch: float | None) -> str | None:
@@ -35,73 +37,74 @@ def iso_time(epoch: float | None) -> str | None:
         return None
 
 
-def progress(counts: Counts) -> dict[str, int]:
+def progress(counts: Counts) -> BatchProgress:
     """The five counters that always add up to the number of sub-queries."""
-    return {
-        "queued": counts.queued,
-        "running": counts.running,
-        "success": counts.success,
-        "failure": counts.failure,
-        "stopped": counts.stopped,
-    }
+    return BatchProgress(
+        queued=counts.queued,
+        running=counts.running,
+        success=counts.success,
+        failure=counts.failure,
+        stopped=counts.stopped,
+    )
 
 
-def query_batch(batch: BatchRecord, base: str) -> dict[str, Any]:
+def query_batch(batch: BatchRecord, base: str) -> QueryBatch:
     """The QueryBatch object (``@type`` query_batch) with a link to its status."""
     settings = batch.settings
-    shape: dict[str, Any] = {
-        "@type": "query_batch",
-        "batch_id": batch.id,
-        "status_code": batch.status.value,
-        "schedule_time": iso_time(batch.schedule_time),
-        "start_time": iso_time(batch.start_time),
-        "end_time": iso_time(batch.end_time),
-        "cancel_time": iso_time(batch.cancel_time),
-    }
-    shape.update({key: settings.get(key) for key in SETTING_KEYS})
-    shape["query_amount"] = batch.query_amount
-    shape["created_time"] = iso_time(batch.created_at)
-    shape["progress"] = progress(batch.counts)
-    if batch.callback_url:
-        shape["callback_url"] = batch.callback_url
-    shape["links"] = {"status": {"href": f"{base}/query/batch/{batch.id}/status"}}
-    return shape
+    return QueryBatch(
+        batch_id=batch.id,
+        status_code=batch.status.value,
+        schedule_time=iso_time(batch.schedule_time),
+        start_time=iso_time(batch.start_time),
+        end_time=iso_time(batch.end_time),
+        cancel_time=iso_time(batch.cancel_time),
+        description=settings.get("description"),
+        split_accounts_policy=settings.get("split_accounts_policy"),
+        split_dates_policy=settings.get("split_dates_policy"),
+        timeout_minutes=settings.get("timeout_minutes"),
+        query_concurrency=settings.get("query_concurrency"),
+        query_output_format=settings.get("query_output_format"),
+        add_exclude_account_errors=settings.get("add_exclude_account_errors"),
+        add_clean_data_types=settings.get("add_clean_data_types"),
+        query_amount=batch.query_amount,
+        created_time=iso_time(batch.created_at),
+        progress=progress(batch.counts),
+        callback_url=batch.callback_url or None,
+        links=QueryBatchLinks(status=Link(href=f"{base}/query/batch/{batch.id}/status")),
+    )
 
 
-def batch_query(query: QueryRecord, base: str) -> dict[str, Any]:
+def batch_query(query: QueryRecord, base: str) -> BatchQueryItem:
     """One sub-query's status item: times, split, error and where its results are."""
     error_info = None
     if query.error is not None and query.status in (QueryStatus.FAILURE, QueryStatus.STOPPED):
-        error_info = {
-            "status": _http_status(query.error.code),
-            "code": query.error.code,
-            "message": query.error.message,
-            "description": query.error.description,
-        }
+        error_info = BatchQueryError(
+            status=_http_status(query.error.code),
+            code=query.error.code,
+            message=query.error.message,
+            description=query.error.description,
+        )
     result_info = None
     if query.status is QueryStatus.SUCCESS and query.result is not None:
-        result_info = {
-            "total_rows": query.result.total_rows,
-            "results_url": f"{base}/query/results?" + urlencode({"schedule_id": query.schedule_id}),
-        }
-    item: dict[str, Any] = {
-        "@type": "batch_query",
-        "schedule_id": query.schedule_id,
-        "status_code": query.status.value,
-        "query_start_time": iso_time(query.start_time),
-        "query_end_time": iso_time(query.end_time),
-        "split_info": {
-            "ds_id": query.ds_id,
-            "ds_accounts": list(query.spec["accounts"]),
-            "start_date": query.spec["start_date"],
-            "end_date": query.spec["end_date"],
-        },
-        "error_info": error_info,
-        "result_info": result_info,
-    }
-    if query.excluded_accounts:
-        item["excluded_accounts"] = query.excluded_accounts
-    return item
+        result_info = BatchQueryResult(
+            total_rows=query.result.total_rows,
+            results_url=f"{base}/query/results?" + urlencode({"schedule_id": query.schedule_id}),
+        )
+    return BatchQueryItem(
+        schedule_id=query.schedule_id,
+        status_code=query.status.value,
+        query_start_time=iso_time(query.start_time),
+        query_end_time=iso_time(query.end_time),
+        split_info=SplitInfo(
+            ds_id=query.ds_id,
+            ds_accounts=list(query.spec["accounts"]),
+            start_date=query.spec["start_date"],
+            end_date=query.spec["end_date"],
+        ),
+        error_info=error_info,
+        result_info=result_info,
+        excluded_accounts=query.excluded_accounts or None,
+    )
 
 
 def _http_status(code: str) -> int:

@@ -15,19 +15,16 @@ programs that read the files.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import tempfile
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 
-from querybatch.domain.fields import FieldInfo
-from querybatch.store.results import CHUNK_ROWS, chunk_span, decode_rows
-from querybatch.store.store import Store
+from querybatch.engine.result_rows import Columns, RowChunks
 
 MEDIA_TYPES = {
     "json": "application/json",
@@ -37,50 +34,7 @@ MEDIA_TYPES = {
     "tsv": "text/tab-separated-values; charset=utf-8",
     "parquet": "application/vnd.apache.parquet",
 }
-CHUNKS_PER_READ = 8
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-RowChunks = AsyncIterator[list[list[Any]]]
-
-
-@dataclass(frozen=True, slots=True)
-class Columns:
-    """The columns of a result: ids, display names and data types, in row order."""
-
-    ids: list[str]
-    names: list[str]
-    data_types: list[str]
-
-    @classmethod
-    def of(cls, field_ids: Sequence[str], infos: Sequence[FieldInfo]) -> Columns:
-        """Columns for the requested ids, named by the data source where it knows them."""
-        by_id = {f.field_id: f for f in infos}
-        return cls(
-            ids=list(field_ids),
-            names=[by_id[f].field_name if f in by_id else f for f in field_ids],
-            data_types=[by_id[f].data_type if f in by_id else "string" for f in field_ids],
-        )
-
-
-async def stored_rows(store: Store, result_id: str, offset: int, end: int) -> RowChunks:
-    """Rows ``offset`` to ``end - 1`` of a result, reading only the chunks that hold them."""
-    if end <= offset:
-        return
-    first, last = chunk_span(offset, end)
-    for seq in range(first, last + 1, CHUNKS_PER_READ):
-        upto = min(last, seq + CHUNKS_PER_READ - 1)
-        # Finished results are often read again (polling): the cache spares a thread hop.
-        payloads = store.results.cache.get(result_id, seq, upto)
-        if payloads is None:
-            payloads = await store.results.read_chunks(result_id, seq, upto)
-        for index, payload in enumerate(payloads):
-            base = (seq + index) * CHUNK_ROWS
-            rows = decode_rows(payload)
-            yield rows[max(offset - base, 0) : max(min(end - base, len(rows)), 0)]
-            # Nothing else need suspend this stream (cached chunks, a client that reads as
-            # fast as it is sent): hand the loop to other requests after every chunk, so that
-            # a million-row answer costs them a few milliseconds at a time, not seconds.
-            await asyncio.sleep(0)
 
 
 def text(value: Any) -> str:
@@ -96,11 +50,15 @@ def _as_text(rows: list[list[Any]]) -> list[list[str]]:
     return [[text(v) for v in row] for row in rows]
 
 
+def _encoded(meta: BaseModel) -> bytes:
+    return meta.model_dump_json(by_alias=True).encode()
+
+
 async def json_stream(
-    meta: dict[str, Any], header: list[str] | None, chunks: RowChunks, clean: bool
+    meta: BaseModel, header: list[str] | None, chunks: RowChunks, clean: bool
 ) -> AsyncIterator[bytes]:
     """``{"meta": ..., "data": [header?, rows...]}`` (the ``json`` format)."""
-    yield b'{"meta":' + orjson.dumps(meta) + b',"data":['
+    yield b'{"meta":' + _encoded(meta) + b',"data":['
     first = True
     if header is not None:
         yield orjson.dumps(header)
@@ -115,10 +73,10 @@ async def json_stream(
 
 
 async def keyjson_stream(
-    meta: dict[str, Any], columns: Columns, chunks: RowChunks, clean: bool
+    meta: BaseModel, columns: Columns, chunks: RowChunks, clean: bool
 ) -> AsyncIterator[bytes]:
     """``{"meta": ..., "data": [{field_id: value}, ...]}`` (the ``keyjson`` format)."""
-    yield b'{"meta":' + orjson.dumps(meta) + b',"data":['
+    yield b'{"meta":' + _encoded(meta) + b',"data":['
     first = True
     async for rows in chunks:
         if not rows:
@@ -211,7 +169,7 @@ async def parquet_stream(columns: Columns, chunks: RowChunks) -> AsyncIterator[b
 
 def rows_stream(
     fmt: str,
-    meta: dict[str, Any],
+    meta: BaseModel,
     columns: Columns,
     chunks: RowChunks,
     *,
@@ -219,7 +177,8 @@ def rows_stream(
     no_headers: bool,
     escape_formulas: bool = True,
 ) -> AsyncIterator[bytes]:
-    """The body of a result page in ``fmt`` (``escape_formulas``: csv and tsv only)."""
+    """The body of a result page in ``fmt`` (``meta``: json and keyjson only;
+    ``escape_formulas``: csv and tsv only)."""
     if fmt == "json":
         return json_stream(meta, None if no_headers else columns.names, chunks, clean)
     if fmt == "keyjson":

@@ -1,12 +1,14 @@
 """Response models, declared on the routes so that /openapi.json describes every answer.
 
-Hot routes return ready-made responses (streamed rows, pre-encoded JSON); these models are
-the documentation of those shapes and the validators the tests hold responses against.
+The answers about queries and query batches are these models themselves: the shape
+builders (``shapes``, ``batch_shapes``) fill them, :func:`model_response` writes them, and
+a key they list as omitted when null is left out of the answer, not sent as null.
+Other resources still send pre-built dicts, which their models document.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,6 +20,19 @@ class Loose(BaseModel):
     """A documented shape that may carry more keys than listed."""
 
     model_config = ConfigDict(extra="allow")
+
+
+# ``@type`` has a default but is always in the answer: the answer's schema requires it.
+ALWAYS_TYPED = ConfigDict(json_schema_serialization_defaults_required=True)
+
+
+def omitted_when_null() -> Any:
+    """A field that is left out of the answer when it has no value (never sent as null)."""
+    return Field(default=None, exclude_if=_is_none)
+
+
+def _is_none(value: object) -> bool:
+    return value is None
 
 
 class RequestMeta(BaseModel):
@@ -43,8 +58,10 @@ class ErrorEnvelope(BaseModel):
     error: ErrorDetail
 
 
-class FieldMeta(Loose):
+class FieldMeta(BaseModel):
     """What one column of the rows holds."""
+
+    model_config = ConfigDict(frozen=True)
 
     id: str
     field_id: str
@@ -56,18 +73,25 @@ class FieldMeta(Loose):
     visible: bool
 
 
-class QueryMeta(Loose):
+class QueryMeta(BaseModel):
     """The query as it ran."""
 
+    ds_id: str
     start_date: str
     end_date: str
+    date_range_type: str
     ds_accounts: list[str]
     ds_segments: list[str]
+    ds_users: list[str]
     fields: list[FieldMeta]
+    filter: str
+    order_rows: list[str]
+    max_rows: int | None
+    compare_type: str
     settings: dict[str, Any]
 
 
-class ResultMeta(Loose):
+class ResultMeta(BaseModel):
     """Size and provenance of the rows."""
 
     total_columns: int
@@ -92,18 +116,28 @@ class Workflow(BaseModel):
     tasks_running: int
 
 
-class DataMeta(Loose):
-    """``meta`` of a data or status response."""
+class QueryError(BaseModel):
+    """Why a query failed or stopped."""
+
+    code: str
+    message: str
+    description: str | None = omitted_when_null()
+
+
+class DataMeta(BaseModel):
+    """``meta`` of a data or status response: ``workflow`` and ``error`` come with a status,
+    ``query``, ``result`` and ``paginate`` with rows."""
 
     request_id: str
     schedule_id: str
     status_code: str
-    progress: Progress | None = None
-    workflow: Workflow | None = None
-    query: QueryMeta | None = None
-    result: ResultMeta | None = None
-    paginate: dict[str, str] | None = None
-    error: ErrorDetail | None = None
+    progress: Progress
+    workflow: Workflow | None = omitted_when_null()
+    query: QueryMeta | None = omitted_when_null()
+    result: ResultMeta | None = omitted_when_null()
+    paginate: dict[str, str] | None = omitted_when_null()
+    error: QueryError | None = omitted_when_null()
+    excluded_accounts: dict[str, str] | None = omitted_when_null()
 
 
 class DataResponse(BaseModel):
@@ -162,25 +196,54 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-class QueryBatch(Loose):
+class BatchProgress(BaseModel):
+    """How many sub-queries of a batch are in each state (they add up to ``query_amount``)."""
+
+    queued: int
+    running: int
+    success: int
+    failure: int
+    stopped: int
+
+
+class Link(BaseModel):
+    """A link to a related resource."""
+
+    href: str
+
+
+class QueryBatchLinks(BaseModel):
+    """Where a batch's per-query status is."""
+
+    status: Link
+
+
+class QueryBatch(BaseModel):
     """A query batch (``@type`` query_batch)."""
 
+    model_config = ALWAYS_TYPED
+    type: Literal["query_batch"] = Field(default="query_batch", alias="@type")
     batch_id: str
     status_code: str
     schedule_time: str | None
     start_time: str | None
     end_time: str | None
     cancel_time: str | None
-    description: str
-    split_accounts_policy: str
-    split_dates_policy: str
-    timeout_minutes: int
+    # The batch's settings as it was created with them (null only for a batch that was
+    # stored without them).
+    description: str | None
+    split_accounts_policy: str | None
+    split_dates_policy: str | None
+    timeout_minutes: int | None
+    query_concurrency: int | None
+    query_output_format: str | None
+    add_exclude_account_errors: bool | None
+    add_clean_data_types: bool | None
     query_amount: int
-    query_concurrency: int
-    query_output_format: str
-    add_exclude_account_errors: bool
-    add_clean_data_types: bool
-    links: dict[str, dict[str, str]]
+    created_time: str | None
+    progress: BatchProgress
+    callback_url: str | None = omitted_when_null()
+    links: QueryBatchLinks
 
 
 class QueryBatchResponse(BaseModel):
@@ -190,27 +253,81 @@ class QueryBatchResponse(BaseModel):
     data: QueryBatch
 
 
+class BatchListMeta(BaseModel):
+    """``meta`` of a page of batches: ``next_cursor`` asks for the next page (null: none)."""
+
+    request_id: str
+    next_cursor: str | None
+    limit: int
+
+
 class BatchListResponse(BaseModel):
     """A page of query batches; ``meta.next_cursor`` asks for the next."""
 
-    meta: Loose
+    meta: BatchListMeta
     data: list[QueryBatch]
 
 
-class BatchQueryItem(Loose):
+class SplitInfo(BaseModel):
+    """What a sub-query covers: its data source, accounts and dates."""
+
+    ds_id: str
+    ds_accounts: list[str]
+    start_date: str
+    end_date: str
+
+
+class BatchQueryError(BaseModel):
+    """Why a sub-query failed or stopped, with the HTTP status its code stands for."""
+
+    status: int
+    code: str
+    message: str
+    description: str | None
+
+
+class BatchQueryResult(BaseModel):
+    """How many rows a successful sub-query has, and where to read them."""
+
+    total_rows: int
+    results_url: str
+
+
+class BatchQueryItem(BaseModel):
     """One sub-query of a batch (``@type`` batch_query)."""
 
+    model_config = ALWAYS_TYPED
+    type: Literal["batch_query"] = Field(default="batch_query", alias="@type")
     schedule_id: str
     status_code: str
     query_start_time: str | None
     query_end_time: str | None
-    split_info: dict[str, Any]
-    error_info: dict[str, Any] | None
-    result_info: dict[str, Any] | None
+    split_info: SplitInfo
+    error_info: BatchQueryError | None
+    result_info: BatchQueryResult | None
+    excluded_accounts: dict[str, str] | None = omitted_when_null()
+
+
+class OffsetPage(BaseModel):
+    """Which sub-queries a page holds: ``limit`` from ``offset``, of ``total``."""
+
+    offset: int
+    limit: int
+    total: int
+
+
+class BatchStatusMeta(BaseModel):
+    """``meta`` of a batch's per-query status: the batch's status and progress, the page."""
+
+    request_id: str
+    batch_id: str
+    status_code: str
+    progress: BatchProgress
+    paginate: OffsetPage
 
 
 class BatchStatusResponse(BaseModel):
     """The per-query status of a batch, paged."""
 
-    meta: Loose
+    meta: BatchStatusMeta
     data: list[BatchQueryItem]

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from querybatch.api.auth import KeyCache
-from querybatch.api.coalesce import Coalescer
 from querybatch.api.links import Links
 from querybatch.api.ratelimit import RateLimiter
 from querybatch.connectors.registry import SourceRegistry
@@ -13,6 +12,8 @@ from querybatch.engine.access import Access
 from querybatch.engine.bulk_batches import BulkBatches
 from querybatch.engine.catalog import Catalog
 from querybatch.engine.operations import Operations
+from querybatch.engine.queries import Queries
+from querybatch.engine.query_batches import QueryBatches
 from querybatch.engine.service import Engine
 from querybatch.engine.uploads import Uploads
 from querybatch.settings import Settings
@@ -35,4 +36,5 @@ class Services:
     access: Access
     catalog: Catalog
     operations: Operations
-    reads: Coalescer = field(default_factory=Coalescer)
+    queries: Queries
+    query_batches: QueryBatches

@@ -1,14 +1,28 @@
-"""The ``meta`` blocks of query responses, shaped as the official SDK's models read them."""
+"""The ``meta`` blocks of query responses, shaped as the official SDK's models read them.
+
+Each builder returns its response model of ``schemas``, which both documents the shape in
+/openapi.json and writes the answer (:func:`querybatch.api.answer.model_response`).
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
+from querybatch.api.schemas import (
+    DataMeta,
+    FieldMeta,
+    Progress,
+    QueryError,
+    QueryMeta,
+    ResultMeta,
+    Workflow,
+)
 from querybatch.domain.fields import FieldInfo
 from querybatch.domain.status import QueryStatus
-from querybatch.store.records import QueryRecord
+from querybatch.engine.queries import QueryRecord
 
 
 def iso_time(epoch: float | None) -> str | None:
@@ -20,81 +34,105 @@ def iso_time(epoch: float | None) -> str | None:
     )
 
 
-def fields_meta(field_ids: list[str], infos: list[FieldInfo]) -> list[dict[str, Any]]:
+def fields_meta(field_ids: list[str], infos: list[FieldInfo]) -> tuple[FieldMeta, ...]:
     """``meta.query.fields``: what each column of a row holds."""
+    return _fields_meta(tuple(field_ids), tuple(infos))
+
+
+# Polling asks for the same few field lists again and again: describe each list once.
+@lru_cache(maxsize=1024)
+def _fields_meta(field_ids: tuple[str, ...], infos: tuple[FieldInfo, ...]) -> tuple[FieldMeta, ...]:
     by_id = {f.field_id: f for f in infos}
     described = []
     for column, field_id in enumerate(field_ids):
         info = by_id.get(field_id)
         described.append(
-            {
-                "id": field_id,
-                "field_id": field_id,
-                "field_name": info.field_name if info else field_id,
-                "field_type": info.field_type if info else "dim",
-                "field_split": "row" if info is None or not info.is_metric else "",
-                "data_type": info.data_type if info else "string",
-                "data_column": column,
-                "visible": True,
-            }
+            FieldMeta(
+                id=field_id,
+                field_id=field_id,
+                field_name=info.field_name if info else field_id,
+                field_type=info.field_type if info else "dim",
+                field_split="row" if info is None or not info.is_metric else "",
+                data_type=info.data_type if info else "string",
+                data_column=column,
+                visible=True,
+            )
         )
-    return described
+    return tuple(described)
 
 
-def query_meta(query: QueryRecord, infos: list[FieldInfo]) -> dict[str, Any]:
+def query_meta(query: QueryRecord, infos: list[FieldInfo]) -> QueryMeta:
     """``meta.query``: the query as it ran (dates resolved, lists normalised)."""
     spec = query.spec
-    return {
-        "ds_id": spec["ds_id"],
-        "start_date": spec["start_date"],
-        "end_date": spec["end_date"],
-        "date_range_type": spec.get("date_range_type") or "custom",
-        "ds_accounts": list(spec["accounts"]),
-        "ds_segments": list(spec.get("segments") or []),
-        "ds_users": list(spec.get("users") or []),
-        "fields": fields_meta(list(spec["fields"]), infos),
-        "filter": spec.get("filter") or "",
-        "order_rows": list(spec.get("order_rows") or []),
-        "max_rows": spec.get("max_rows"),
-        "compare_type": spec.get("compare_type") or "none",
-        "settings": spec.get("settings") or {},
-    }
+    return QueryMeta(
+        ds_id=spec["ds_id"],
+        start_date=spec["start_date"],
+        end_date=spec["end_date"],
+        date_range_type=spec.get("date_range_type") or "custom",
+        ds_accounts=list(spec["accounts"]),
+        ds_segments=list(spec.get("segments") or []),
+        ds_users=list(spec.get("users") or []),
+        fields=list(fields_meta(list(spec["fields"]), infos)),
+        filter=spec.get("filter") or "",
+        order_rows=list(spec.get("order_rows") or []),
+        max_rows=spec.get("max_rows"),
+        compare_type=spec.get("compare_type") or "none",
+        settings=spec.get("settings") or {},
+    )
 
 
-def result_meta(query: QueryRecord) -> dict[str, Any]:
+def result_meta(query: QueryRecord) -> ResultMeta:
     """``meta.result``: size and provenance of the rows."""
     result = query.result
-    return {
-        "total_columns": result.total_columns if result else len(query.spec["fields"]),
-        "total_rows": result.total_rows if result else 0,
-        "run_seconds": result.run_seconds if result else 0.0,
-        "data_sampled": False,
-        "cache_used": query.cache_used,
-        "cache_time": iso_time(query.cache_time),
-    }
+    return ResultMeta(
+        total_columns=result.total_columns if result else len(query.spec["fields"]),
+        total_rows=result.total_rows if result else 0,
+        run_seconds=result.run_seconds if result else 0.0,
+        data_sampled=False,
+        cache_used=query.cache_used,
+        cache_time=iso_time(query.cache_time),
+    )
 
 
-def progress_meta(query: QueryRecord) -> dict[str, int]:
+def progress_meta(query: QueryRecord) -> Progress:
     """``meta.progress``: sub-queries done and in all."""
-    return {"queries_ready": 1 if query.status.is_final else 0, "queries_total": 1}
+    return Progress(queries_ready=1 if query.status.is_final else 0, queries_total=1)
 
 
-def status_meta(request_id: str, query: QueryRecord, workflow: tuple[int, int]) -> dict[str, Any]:
+def status_meta(request_id: str, query: QueryRecord, workflow: tuple[int, int]) -> DataMeta:
     """The ``meta`` of a query that has no rows to show (yet, or at all)."""
-    meta: dict[str, Any] = {
-        "request_id": request_id,
-        "schedule_id": query.schedule_id,
-        "status_code": query.status.value,
-        "progress": progress_meta(query),
-        "workflow": {"tasks_scheduled": workflow[0], "tasks_running": workflow[1]},
-    }
+    error = None
     if query.error is not None and query.status in (QueryStatus.FAILURE, QueryStatus.STOPPED):
-        meta["error"] = {"code": query.error.code, "message": query.error.message}
-        if query.error.description:
-            meta["error"]["description"] = query.error.description
-    if query.excluded_accounts:
-        meta["excluded_accounts"] = query.excluded_accounts
-    return meta
+        error = QueryError(
+            code=query.error.code,
+            message=query.error.message,
+            description=query.error.description or None,
+        )
+    return DataMeta(
+        request_id=request_id,
+        schedule_id=query.schedule_id,
+        status_code=query.status.value,
+        progress=progress_meta(query),
+        workflow=Workflow(tasks_scheduled=workflow[0], tasks_running=workflow[1]),
+        error=error,
+        excluded_accounts=query.excluded_accounts or None,
+    )
+
+
+def rows_meta(
+    request_id: str, query: QueryRecord, infos: list[FieldInfo], links: dict[str, str]
+) -> DataMeta:
+    """The ``meta`` of a page of a successful query's rows."""
+    return DataMeta(
+        request_id=request_id,
+        schedule_id=query.schedule_id,
+        status_code=query.status.value,
+        progress=progress_meta(query),
+        query=query_meta(query, infos),
+        result=result_meta(query),
+        paginate=links,
+        excluded_accounts=query.excluded_accounts or None,
+    )
 
 
 def page_links(

@@ -24,6 +24,7 @@ from querybatch.domain.status import BatchStatus
 from querybatch.engine.bulk_check import BadLine, Checked, FileChecker
 from querybatch.engine.bulk_io import copy_file, drop_files, new_file
 from querybatch.engine.bulk_results import write_results
+from querybatch.engine.query_batches import QueryBatches
 from querybatch.engine.service import Caller, Engine
 from querybatch.errors import Conflict
 from querybatch.store.bulk import BulkRecord
@@ -39,8 +40,9 @@ Step = Callable[[BulkRecord], Awaitable[object]]
 class BulkRunner:
     """Runs the pipelines of the bulk batches this node holds a lease on."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, query_batches: QueryBatches) -> None:
         self.engine = engine
+        self.query_batches = query_batches
         self.store = engine.store
         self.settings = engine.settings
         self.node = secrets.token_hex(8)
@@ -181,7 +183,7 @@ class BulkRunner:
         caller = Caller(account=record.account, key_id=record.key_id)
         try:
             # The idempotency key makes a resumed step find the batch it created before.
-            batch, _ = await self.engine.submit_batch(
+            batch, _ = await self.query_batches.submit(
                 caller, body, idempotency_key=_idempotency_key(record)
             )
         except Conflict:
@@ -229,7 +231,7 @@ class BulkRunner:
             await self._move(record, BulkStatus.CANCELLED)
             return
         if batch.status is not BatchStatus.STOPPED:
-            await self.engine.cancel_batch(batch)
+            await self.query_batches.stop(batch)
         # A cancel may have overtaken validation between creating the query batch and
         # recording it; the results follow from the query batch either way.
         record = replace(
@@ -261,7 +263,7 @@ class BulkRunner:
     async def _stop_query_batch(self, record: BulkRecord) -> None:
         batch = await self._query_batch(record)
         if batch is not None and batch.status is not BatchStatus.STOPPED:
-            await self.engine.cancel_batch(batch)
+            await self.query_batches.stop(batch)
 
     # -- leases and housekeeping ------------------------------------------------------------
 

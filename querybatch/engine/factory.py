@@ -20,6 +20,8 @@ from querybatch.engine.catalog import Catalog
 from querybatch.engine.executors.base import Executor
 from querybatch.engine.executors.local import LocalExecutor, build_local_executor
 from querybatch.engine.operations import Operations
+from querybatch.engine.queries import Queries
+from querybatch.engine.query_batches import QueryBatches
 from querybatch.engine.service import Engine
 from querybatch.engine.uploads import Uploads
 from querybatch.settings import Settings
@@ -44,6 +46,8 @@ class Server:
     operations: Operations
     bulk_batches: BulkBatches
     uploads: Uploads
+    queries: Queries
+    query_batches: QueryBatches
 
     async def close(self) -> None:
         """Stop the bulk pipelines and the engine, then close the data sources and the store."""
@@ -69,7 +73,9 @@ async def start_server(
         engine = Engine(settings, store, registry, build_executor(settings, store, registry))
         await engine.start()
         secret = await store.keys.server_secret(settings.secret)
-        bulk = BulkRunner(engine)
+        queries = Queries(engine)
+        query_batches = QueryBatches(engine)
+        bulk = BulkRunner(engine, query_batches)
         await bulk.start()
     except BaseException:
         store.close()
@@ -86,6 +92,8 @@ async def start_server(
         operations=Operations(store, engine),
         bulk_batches=BulkBatches(store, bulk),
         uploads=Uploads(store, settings),
+        queries=queries,
+        query_batches=query_batches,
     )
 
 

@@ -1,24 +1,15 @@
-"""The engine as the API and the CLI use it: submit, wait, cancel; start and stop."""
+"""The engine of one node: its scheduler, executor and run recorder, started and stopped."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import ValidationError
-
 from querybatch.connectors.registry import SourceRegistry
-from querybatch.domain.batch import BatchSettings, new_batch_id
-from querybatch.domain.callback_policy import CallbackAllow, CallbackRefused
-from querybatch.domain.query import DataRequest, QuerySpec, SpecError, build_spec
-from querybatch.engine.batches import plan_batch, request_hash
+from querybatch.domain.callback_policy import CallbackAllow
 from querybatch.engine.callback_targets import CallbackTargets
 from querybatch.engine.callbacks import CallbackSender
 from querybatch.engine.executors.base import Executor
@@ -26,14 +17,11 @@ from querybatch.engine.leader import Leadership
 from querybatch.engine.planner import Planner
 from querybatch.engine.scheduler import Scheduler, SchedulerSettings
 from querybatch.engine.waiters import Waiters
-from querybatch.errors import ConfigurationError, Conflict
+from querybatch.errors import ConfigurationError
 from querybatch.settings import Settings
-from querybatch.store.records import BatchRecord, QueryRecord
 from querybatch.store.store import Store
 
 log = logging.getLogger(__name__)
-
-ENDED_QUERIES_KEPT = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +57,10 @@ class Engine:
                 sweep_seconds=settings.sweep_seconds,
                 max_attempts=settings.retries + 1,
             ),
-            self._stopped,
+            self.notify_stopped,
             Leadership(store.db) if executor.scale_out else None,
         )
         self._loop_task: asyncio.Task[None] | None = None
-        self._ended: OrderedDict[tuple[str, str], tuple[QueryRecord, float]] = OrderedDict()
         self._callback_task: asyncio.Task[None] | None = None
         self._batches_stopped = asyncio.Event()
         self.callbacks: CallbackSender | None = None
@@ -90,7 +77,7 @@ class Engine:
         await self.executor.recover(self.store, max_attempts=self.settings.retries + 1)
         secret = await self.store.keys.server_secret(self.settings.secret)
         self.callbacks = CallbackSender(self.store, secret, self.callback_targets)
-        await self.executor.start(self.scheduler.on_done, self._stopped)
+        await self.executor.start(self.scheduler.on_done, self.notify_stopped)
         self._loop_task = asyncio.create_task(self.scheduler.run(), name="qb-scheduler")
         self._callback_task = asyncio.create_task(self._callbacks_forever(), name="qb-callbacks")
 
@@ -111,198 +98,16 @@ class Engine:
         leadership = self.scheduler.leadership
         return leadership is None or leadership.leader
 
-    # -- queries ----------------------------------------------------------------------------
-
     def today(self) -> date:
         """Today in the server's time zone (relative dates resolve against it)."""
         return datetime.now(ZoneInfo(self.settings.timezone)).date()
 
-    async def find_query(self, caller: Caller, ident: str) -> QueryRecord | None:
-        """A live query of the caller's tenant by schedule id (or by its first request id).
-
-        A query that ended never changes again until it expires, so its record is
-        remembered for a while and polling it costs no store read.
-        """
-        key = (caller.account, ident)
-        now = time.time()
-        known = self._ended.get(key)
-        if known is not None:
-            if known[1] >= now:
-                self._ended.move_to_end(key)
-                return known[0]
-            del self._ended[key]
-        query = await self.store.jobs.get_query(caller.account, ident, now)
-        if query is not None and query.status.is_final:
-            # In a batch still running, the query cannot expire before a full TTL from now.
-            valid_until = query.expires_at or now + min(self.settings.result_ttl, 60)
-            self._ended[key] = (query, valid_until)
-            if len(self._ended) > ENDED_QUERIES_KEPT:
-                self._ended.popitem(last=False)
-        return query
-
-    async def plan(self, request: DataRequest) -> QuerySpec:
-        """The query a data request describes, checked against its data source."""
-        spec = build_spec(request, self.today())
-        await self.planner.check(spec)
-        return spec
-
-    async def submit_query(
-        self, caller: Caller, request: DataRequest, spec: QuerySpec, request_id: str
-    ) -> QueryRecord:
-        """Start the query of a data request, or answer from the cache when allowed to."""
-        schedule_id = request.schedule_id or spec.derived_schedule_id()
-        existing = await self.find_query(caller, schedule_id)
-        if existing is not None:
-            return existing
-        now = time.time()
-        fingerprint = spec.fingerprint()
-        cached = None
-        if request.cache_minutes:
-            cached = await self.store.jobs.find_cached(
-                caller.account,
-                fingerprint,
-                now - request.cache_minutes * 60,
-                now,
-            )
-        try:
-            await self.store.jobs.create_batch(
-                batch_id="qry_" + secrets.token_hex(6),
-                kind="single",
-                account=caller.account,
-                key_id=caller.key_id,
-                settings={},
-                query_concurrency=1,
-                timeout_seconds=self.settings.query_timeout,
-                schedule_time=now,
-                subqueries=[(schedule_id, spec.model_dump(mode="json"), fingerprint)],
-                now=now,
-                request_id=request_id,
-                cached=cached,
-            )
-        except Conflict:
-            # Two requests for the same schedule id raced; the first one's query is the answer.
-            existing = await self.find_query(caller, schedule_id)
-            if existing is None:
-                raise
-            return existing
-        self.scheduler.wake()
-        query = await self.find_query(caller, schedule_id)
-        assert query is not None
-        return query
-
-    async def wait(self, query: QueryRecord, timeout: float) -> QueryRecord:
-        """Wait up to ``timeout`` seconds for a query to end; its freshest record."""
-        if query.status.is_final or timeout <= 0:
-            return query
-
-        async def stopped() -> bool:
-            batch = await self.store.jobs.batch_status(query.batch_id)
-            return batch is None or batch == "STOPPED"
-
-        await self.waiters.wait(query.batch_id, timeout, stopped)
-        fresh = await self.store.jobs.get_query(query.account, query.schedule_id, time.time())
-        return fresh or query
-
-    # -- batches ----------------------------------------------------------------------------
-
-    async def cancel_batch(self, batch: BatchRecord) -> None:
-        """Stop a batch: nothing new starts, running sub-queries are let go, results stay."""
-        in_flight, _ = await self.store.runs.stop_batch(batch.id, time.time(), cancelled=True)
-        await self.scheduler.stop_lane(batch.id, in_flight)
-        self._stopped([batch.id])
-
-    async def submit_batch(
-        self,
-        caller: Caller,
-        body: dict[str, Any],
-        *,
-        idempotency_key: str | None = None,
-    ) -> tuple[BatchRecord, bool]:
-        """Validate, split and store a batch; returns it and whether it was created now.
-
-        With an ``idempotency_key`` already used for the same body, the earlier batch is the
-        answer; used for another body, it is a Conflict.
-        """
-        digest = request_hash(body)
-        if idempotency_key:
-            earlier = await self._idempotent(caller, idempotency_key, digest)
-            if earlier is not None:
-                return earlier, False
-        settings = self.batch_settings(body)
-        if settings.callback_url:
-            try:
-                await self.callback_targets.check_new(settings.callback_url)
-            except CallbackRefused as exc:
-                raise SpecError("callback_url", str(exc)) from exc
-        batch_id = new_batch_id()
-        planned = await plan_batch(
-            batch_id,
-            settings,
-            body.get("queries"),  # type: ignore[arg-type]
-            self.planner,
-            self.today(),
-            self.settings.max_batch_queries,
-        )
-        now = time.time()
-        stored = settings.model_dump(mode="json") | {"columns": planned.columns}
-        try:
-            batch = await self.store.jobs.create_batch(
-                batch_id=batch_id,
-                kind="batch",
-                account=caller.account,
-                key_id=caller.key_id,
-                settings=stored,
-                query_concurrency=settings.query_concurrency,
-                timeout_seconds=round(
-                    settings.timeout_minutes * self.settings.timeout_minute_seconds
-                ),
-                schedule_time=settings.schedule_time.timestamp() if settings.schedule_time else now,
-                subqueries=planned.subqueries,
-                now=now,
-                idempotency_key=idempotency_key,
-                request_hash=digest,
-                callback_url=settings.callback_url,
-            )
-        except Conflict:
-            if idempotency_key:
-                earlier = await self._idempotent(caller, idempotency_key, digest)
-                if earlier is not None:
-                    return earlier, False
-            raise
-        self.scheduler.wake()
-        return batch, True
-
-    async def _idempotent(self, caller: Caller, key: str, digest: str) -> BatchRecord | None:
-        earlier = await self.store.jobs.find_by_idempotency_key(caller.account, key)
-        if earlier is None:
-            return None
-        if earlier.request_hash != digest:
-            raise Conflict(
-                "This Idempotency-Key was used for a different batch",
-                f"Batch {earlier.id} was created with this key from another body.",
-            )
-        return earlier
-
-    def batch_settings(self, body: dict[str, Any]) -> BatchSettings:
-        """Validated batch settings (query_concurrency bounded by this server's maximum)."""
-        try:
-            settings = BatchSettings.model_validate(body)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            name = ".".join(str(part) for part in first["loc"]) or "body"
-            raise SpecError(name, first["msg"]) from exc
-        if settings.query_concurrency > self.settings.max_query_concurrency:
-            raise SpecError(
-                "query_concurrency",
-                f"query_concurrency must be at most {self.settings.max_query_concurrency}",
-            )
-        return settings
-
-    # -- internals --------------------------------------------------------------------------
-
-    def _stopped(self, batch_ids: list[str]) -> None:
+    def notify_stopped(self, batch_ids: list[str]) -> None:
+        """These batches stopped: wake whoever waits for them, and send their callbacks."""
         self.waiters.notify(batch_ids)
         self._batches_stopped.set()
+
+    # -- internals --------------------------------------------------------------------------
 
     async def _callbacks_forever(self) -> None:
         """Send callbacks as batches stop here, and every second for those stopped elsewhere."""

@@ -96,7 +96,7 @@ def test_a_stored_time_no_calendar_can_show_is_listed_as_null() -> None:
         query_amount=1,
         counts=Counts(queued=1),
     )
-    shape = query_batch(batch, "http://h")
+    shape = query_batch(batch, "http://h").model_dump(mode="json", by_alias=True)
     assert shape["schedule_time"] is None and shape["start_time"] is None
     assert shape["end_time"] is None and shape["created_time"] == "1970-01-01T00:00:01.000Z"
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from querybatch.api.coalesce import Coalescer
+from querybatch.engine.coalesce import Coalescer
 from querybatch.store.results import ChunkCache
 
 

@@ -2,36 +2,38 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from starlette.responses import Response, StreamingResponse
 
-from querybatch.api.answer import json_response, public_base, route_prefix
+from querybatch.api.answer import model_response, public_base, route_prefix
 from querybatch.api.auth import Principal, require
 from querybatch.api.batch_shapes import batch_query, progress, query_batch
 from querybatch.api.cursor import QUERY_BATCH_CURSORS
 from querybatch.api.deps import Authorize, ServicesDep
-from querybatch.api.download import batch_columns, batch_rows, download_stream
+from querybatch.api.download import download_stream
 from querybatch.api.errors import request_id_of
 from querybatch.api.formats import MEDIA_TYPES
 from querybatch.api.params import json_body
 from querybatch.api.schemas import (
     ERROR_RESPONSES,
+    BatchListMeta,
     BatchListResponse,
+    BatchStatusMeta,
     BatchStatusResponse,
+    OffsetPage,
     QueryBatchResponse,
+    RequestMeta,
     body_doc,
     query_batch_schema,
 )
 from querybatch.api.services import Services
 from querybatch.domain.dates import epoch_seconds
-from querybatch.domain.query import SpecError
 from querybatch.domain.status import BatchStatus
-from querybatch.errors import BadRequest, NotFound
-from querybatch.store.records import BatchRecord
+from querybatch.engine.query_batches import BatchRecord
+from querybatch.errors import BadRequest
 
 router = APIRouter(tags=["Query batches"])
 
@@ -43,18 +45,17 @@ def base_of(request: Request, services: Services) -> str:
     return public_base(request, services) + route_prefix(request)
 
 
-async def batch_of(services: Services, principal: Principal, batch_id: str) -> BatchRecord:
-    """The caller's live batch, or NOT_FOUND (unknown, another tenant's, or expired)."""
-    batch = None
-    if len(batch_id) <= 32:
-        account = principal.key.account
-        batch = await services.reads.read(
-            ("batch", account, batch_id),
-            lambda: services.store.jobs.get_batch(account, batch_id, time.time()),
-        )
-    if batch is None:
-        raise NotFound(f"No query batch '{batch_id[:64]}'")
-    return batch
+def request_meta(request: Request) -> RequestMeta:
+    """The ``meta`` every answer carries: the request's id."""
+    return RequestMeta(request_id=request_id_of(request))
+
+
+def batch_response(
+    request: Request, services: Services, batch: BatchRecord, status: int = 200
+) -> Response:
+    """The answer holding one query batch."""
+    data = query_batch(batch, base_of(request, services))
+    return model_response(QueryBatchResponse(meta=request_meta(request), data=data), status)
 
 
 @router.post(
@@ -80,16 +81,10 @@ async def create_query_batch(
     """
     require(principal, "get_data")
     body = await json_body(request, services.settings.max_body_bytes)
-    try:
-        batch, created = await services.engine.submit_batch(
-            principal.caller, body, idempotency_key=idempotency_key
-        )
-    except SpecError as exc:
-        raise BadRequest(f"Invalid value for '{exc.parameter}'", str(exc)) from exc
-    data = query_batch(batch, base_of(request, services))
-    return json_response(
-        {"meta": {"request_id": request_id_of(request)}, "data": data}, 201 if created else 200
+    batch, created = await services.query_batches.create(
+        principal.caller, body, idempotency_key=idempotency_key
     )
+    return batch_response(request, services, batch, 201 if created else 200)
 
 
 @router.get(
@@ -111,21 +106,22 @@ async def list_query_batches(
 ) -> Response:
     """The tenant's batches, newest first, ``limit`` per page; ``meta.next_cursor`` pages on."""
     after = QUERY_BATCH_CURSORS.decode(cursor) if cursor else None
-    batches = await services.store.jobs.list_batches(
-        principal.key.account,
+    listed = await services.query_batches.list_batches(
+        principal.caller,
         status=BatchStatus(status) if status else None,
         created_ge=_epoch(created_after, "created_after"),
         created_le=_epoch(created_before, "created_before"),
         after=after,
-        limit=limit + 1,
+        limit=limit,
     )
-    page, more = batches[:limit], len(batches) > limit
+    page, more = listed.batches, listed.more
     next_cursor = (
         QUERY_BATCH_CURSORS.encode(page[-1].created_at, page[-1].id) if more and page else None
     )
     base = base_of(request, services)
-    meta = {"request_id": request_id_of(request), "next_cursor": next_cursor, "limit": limit}
-    return json_response({"meta": meta, "data": [query_batch(b, base) for b in page]})
+    meta = BatchListMeta(request_id=request_id_of(request), next_cursor=next_cursor, limit=limit)
+    data = [query_batch(b, base) for b in page]
+    return model_response(BatchListResponse(meta=meta, data=data))
 
 
 def _epoch(value: datetime | None, name: str) -> float | None:
@@ -152,9 +148,8 @@ async def get_query_batch(
     principal: Annotated[Principal, Depends(Authorize("get_query_batch"))],
 ) -> Response:
     """The QueryBatch: status, times, settings, size and the link to its per-query status."""
-    batch = await batch_of(services, principal, batch_id)
-    data = query_batch(batch, base_of(request, services))
-    return json_response({"meta": {"request_id": request_id_of(request)}, "data": data})
+    batch = await services.query_batches.get(principal.caller, batch_id)
+    return batch_response(request, services, batch)
 
 
 @router.get(
@@ -173,17 +168,18 @@ async def get_query_batch_status(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     """Each sub-query's status, split, error and result link, ``limit`` at a time."""
-    batch = await batch_of(services, principal, batch_id)
-    queries = await services.store.jobs.batch_queries(batch.id, offset, limit)
+    page = await services.query_batches.status_page(principal.caller, batch_id, offset, limit)
+    batch, queries = page.batch, page.queries
     base = base_of(request, services)
-    meta = {
-        "request_id": request_id_of(request),
-        "batch_id": batch.id,
-        "status_code": batch.status.value,
-        "progress": progress(batch.counts),
-        "paginate": {"offset": offset, "limit": limit, "total": batch.query_amount},
-    }
-    return json_response({"meta": meta, "data": [batch_query(q, base) for q in queries]})
+    meta = BatchStatusMeta(
+        request_id=request_id_of(request),
+        batch_id=batch.id,
+        status_code=batch.status.value,
+        progress=progress(batch.counts),
+        paginate=OffsetPage(offset=offset, limit=limit, total=batch.query_amount),
+    )
+    data = [batch_query(q, base) for q in queries]
+    return model_response(BatchStatusResponse(meta=meta, data=data))
 
 
 @router.delete(
@@ -200,13 +196,8 @@ async def cancel_query_batch(
     principal: Annotated[Principal, Depends(Authorize("cancel_query_batch"))],
 ) -> Response:
     """Cancel: nothing new starts, running queries are let go, collected results stay readable."""
-    batch = await batch_of(services, principal, batch_id)
-    if batch.status is not BatchStatus.STOPPED:
-        await services.engine.cancel_batch(batch)
-        services.reads.invalidate(("batch", principal.key.account, batch_id))
-        batch = await batch_of(services, principal, batch_id)
-    data = query_batch(batch, base_of(request, services))
-    return json_response({"meta": {"request_id": request_id_of(request)}, "data": data})
+    batch = await services.query_batches.cancel(principal.caller, batch_id)
+    return batch_response(request, services, batch)
 
 
 @router.get(
@@ -232,14 +223,13 @@ async def download_query_batch(
     Rows are data: the key's role must allow ``get_data`` too.
     """
     require(principal, "get_data")
-    batch = await batch_of(services, principal, batch_id)
-    columns = await batch_columns(services, batch)
+    download = await services.query_batches.download(principal.caller, batch_id)
     body = download_stream(
         format,
-        columns,
-        batch_rows(services, batch, columns),
+        download.columns,
+        download.rows,
         escape_formulas=services.settings.csv_escape_formulas,
     )
     extension = {"ndjson": "ndjson", "csv": "csv", "parquet": "parquet"}[format]
-    headers = {"Content-Disposition": f'attachment; filename="{batch.id}.{extension}"'}
+    headers = {"Content-Disposition": f'attachment; filename="{download.batch.id}.{extension}"'}
     return StreamingResponse(body, media_type=MEDIA_TYPES[format], headers=headers)

@@ -8,15 +8,12 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from querybatch.api.answer import Page, rows_response, status_response
+from querybatch.api.answer import Page, query_response, rows_response
 from querybatch.api.auth import Principal, require
 from querybatch.api.deps import Authorize, ServicesDep
 from querybatch.api.params import documented, parse_params, request_params
 from querybatch.api.schemas import ERROR_RESPONSES, DataResponse
 from querybatch.domain.query import ID_PATTERN
-from querybatch.domain.status import QueryStatus
-from querybatch.errors import ResultsUnavailable, StatusNotFound
-from querybatch.store.records import QueryRecord
 
 router = APIRouter(tags=["Query status"])
 
@@ -41,21 +38,6 @@ class ResultsParams(BaseModel):
     limit: Annotated[int, Field(ge=1, le=100_000)] = 100
 
 
-async def live_query(services: ServicesDep, principal: Principal, schedule_id: str) -> QueryRecord:
-    """The caller's query, or STATUS_NOT_FOUND when unknown, another tenant's or expired."""
-    caller = principal.caller
-    query = await services.reads.read(
-        ("query", caller.account, schedule_id),
-        lambda: services.engine.find_query(caller, schedule_id),
-    )
-    if query is None:
-        raise StatusNotFound(
-            f"No query with schedule_id '{schedule_id}'",
-            "It never existed for this account, or its results expired.",
-        )
-    return query
-
-
 @router.get(
     "/query/status",
     name="get_query_status",
@@ -77,11 +59,11 @@ async def get_query_status(
     params = parse_params(
         StatusParams, await request_params(request, services.settings.max_body_bytes)
     )
-    query = await live_query(services, principal, params.schedule_id)
-    if query.status is not QueryStatus.SUCCESS or not principal.statement.permits("get_data"):
-        return await status_response(services, request, query)
+    answer = await services.queries.status(
+        principal.caller, params.schedule_id, rows=principal.statement.permits("get_data")
+    )
     page = Page.inclusive(params.offset_start, params.offset_end)
-    return await rows_response(services, request, query, "json", page, "/query/status")
+    return await query_response(services, request, answer, "json", page, "/query/status")
 
 
 @router.get(
@@ -105,12 +87,7 @@ async def get_query_results(
     params = parse_params(
         ResultsParams, await request_params(request, services.settings.max_body_bytes)
     )
-    query = await live_query(services, principal, params.schedule_id)
-    if query.status is not QueryStatus.SUCCESS or query.result is None:
-        raise ResultsUnavailable(
-            f"Query '{params.schedule_id}' has no results",
-            f"Its status is {query.status.value}; results exist once it is SUCCESS.",
-        )
-    fmt = str(query.batch_settings.get("query_output_format") or "json")
+    rows = await services.queries.results(principal.caller, params.schedule_id)
+    fmt = str(rows.query.batch_settings.get("query_output_format") or "json")
     page = Page(params.offset, params.offset + params.limit, ("offset", "limit"))
-    return await rows_response(services, request, query, fmt, page, "/query/results")
+    return await rows_response(services, request, rows, fmt, page, "/query/results")

@@ -1,0 +1,279 @@
+"""Query batches: create, read, list, page through the sub-queries, cancel, download the rows."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from querybatch.domain.batch import BatchSettings, new_batch_id
+from querybatch.domain.callback_policy import CallbackRefused
+from querybatch.domain.query import SpecError
+from querybatch.domain.status import BatchStatus, QueryStatus
+from querybatch.engine.batches import plan_batch, request_hash
+from querybatch.engine.coalesce import Coalescer
+from querybatch.engine.result_rows import Columns, ResultRows, RowChunks
+from querybatch.engine.service import Caller, Engine
+from querybatch.errors import BadRequest, Conflict, NotFound
+from querybatch.store.records import BatchRecord, Counts, QueryRecord
+
+__all__ = [
+    "BatchDownload",
+    "BatchPage",
+    "BatchRecord",
+    "BatchStatusPage",
+    "Counts",
+    "QueryBatches",
+    "QueryRecord",
+]
+
+DOWNLOAD_PAGE = 500  # sub-queries read at a time while downloading a batch's rows
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPage:
+    """A page of a tenant's batches, newest first, and whether more follow it."""
+
+    batches: list[BatchRecord]
+    more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BatchStatusPage:
+    """A batch and a page of its sub-queries, in batch order."""
+
+    batch: BatchRecord
+    queries: list[QueryRecord]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchDownload:
+    """Every collected row of a batch: a ``schedule_id`` column, then every field of the batch."""
+
+    batch: BatchRecord
+    columns: Columns
+    rows: RowChunks
+
+
+class QueryBatches:
+    """Every behaviour of a query batch, as the routes and the bulk pipeline ask for it.
+
+    Clients poll batches: identical reads in flight together are made once (a
+    :class:`Coalescer`); a cancel made through this node is seen by the next read.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.store = engine.store
+        self.settings = engine.settings
+        self.rows = ResultRows(engine.store)
+        self._reads = Coalescer()
+
+    # -- what the routes call -----------------------------------------------------------------
+
+    async def create(
+        self, caller: Caller, body: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> tuple[BatchRecord, bool]:
+        """:meth:`submit`, with a batch that cannot run as a BAD_REQUEST naming the parameter."""
+        try:
+            return await self.submit(caller, body, idempotency_key=idempotency_key)
+        except SpecError as exc:
+            raise BadRequest(f"Invalid value for '{exc.parameter}'", str(exc)) from exc
+
+    async def get(self, caller: Caller, batch_id: str) -> BatchRecord:
+        """The caller's live batch, or NOT_FOUND (unknown, another tenant's, or expired)."""
+        batch = None
+        if len(batch_id) <= 32:
+            account = caller.account
+            batch = await self._reads.read(
+                ("batch", account, batch_id),
+                lambda: self.store.jobs.get_batch(account, batch_id, time.time()),
+            )
+        if batch is None:
+            raise NotFound(f"No query batch '{batch_id[:64]}'")
+        return batch
+
+    async def list_batches(
+        self,
+        caller: Caller,
+        *,
+        status: BatchStatus | None,
+        created_ge: float | None,
+        created_le: float | None,
+        after: tuple[float, str] | None,
+        limit: int,
+    ) -> BatchPage:
+        """The tenant's batches, newest first: ``limit`` of them after the cursor ``after``."""
+        batches = await self.store.jobs.list_batches(
+            caller.account,
+            status=status,
+            created_ge=created_ge,
+            created_le=created_le,
+            after=after,
+            limit=limit + 1,
+        )
+        return BatchPage(batches[:limit], len(batches) > limit)
+
+    async def status_page(
+        self, caller: Caller, batch_id: str, offset: int, limit: int
+    ) -> BatchStatusPage:
+        """The caller's batch and ``limit`` of its sub-queries after the first ``offset``."""
+        batch = await self.get(caller, batch_id)
+        queries = await self.store.jobs.batch_queries(batch.id, offset, limit)
+        return BatchStatusPage(batch, queries)
+
+    async def cancel(self, caller: Caller, batch_id: str) -> BatchRecord:
+        """Cancel the caller's batch (a stopped one is left as it is); the batch as it is now."""
+        batch = await self.get(caller, batch_id)
+        if batch.status is not BatchStatus.STOPPED:
+            await self.stop(batch)
+            self._reads.invalidate(("batch", caller.account, batch_id))
+            batch = await self.get(caller, batch_id)
+        return batch
+
+    async def download(self, caller: Caller, batch_id: str) -> BatchDownload:
+        """Every collected row of the caller's batch (so far, if it still runs)."""
+        batch = await self.get(caller, batch_id)
+        columns = await self._columns(batch)
+        return BatchDownload(batch, columns, self._rows(batch, columns))
+
+    # -- what the engine's other parts call ---------------------------------------------------
+
+    async def submit(
+        self,
+        caller: Caller,
+        body: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+    ) -> tuple[BatchRecord, bool]:
+        """Validate, split and store a batch; returns it and whether it was created now.
+
+        Raises SpecError, naming the parameter, for a batch that cannot run. With an
+        ``idempotency_key`` already used for the same body, the earlier batch is the answer;
+        used for another body, it is a Conflict.
+        """
+        digest = request_hash(body)
+        if idempotency_key:
+            earlier = await self._idempotent(caller, idempotency_key, digest)
+            if earlier is not None:
+                return earlier, False
+        settings = self._settings(body)
+        if settings.callback_url:
+            try:
+                await self.engine.callback_targets.check_new(settings.callback_url)
+            except CallbackRefused as exc:
+                raise SpecError("callback_url", str(exc)) from exc
+        batch_id = new_batch_id()
+        planned = await plan_batch(
+            batch_id,
+            settings,
+            body.get("queries"),  # type: ignore[arg-type]
+            self.engine.planner,
+            self.engine.today(),
+            self.settings.max_batch_queries,
+        )
+        now = time.time()
+        stored = settings.model_dump(mode="json") | {"columns": planned.columns}
+        try:
+            batch = await self.store.jobs.create_batch(
+                batch_id=batch_id,
+                kind="batch",
+                account=caller.account,
+                key_id=caller.key_id,
+                settings=stored,
+                query_concurrency=settings.query_concurrency,
+                timeout_seconds=round(
+                    settings.timeout_minutes * self.settings.timeout_minute_seconds
+                ),
+                schedule_time=settings.schedule_time.timestamp() if settings.schedule_time else now,
+                subqueries=planned.subqueries,
+                now=now,
+                idempotency_key=idempotency_key,
+                request_hash=digest,
+                callback_url=settings.callback_url,
+            )
+        except Conflict:
+            if idempotency_key:
+                earlier = await self._idempotent(caller, idempotency_key, digest)
+                if earlier is not None:
+                    return earlier, False
+            raise
+        self.engine.scheduler.wake()
+        return batch, True
+
+    async def stop(self, batch: BatchRecord) -> None:
+        """Stop a batch: nothing new starts, running sub-queries are let go, results stay."""
+        in_flight, _ = await self.store.runs.stop_batch(batch.id, time.time(), cancelled=True)
+        await self.engine.scheduler.stop_lane(batch.id, in_flight)
+        self.engine.notify_stopped([batch.id])
+
+    # -- internals ----------------------------------------------------------------------------
+
+    async def _idempotent(self, caller: Caller, key: str, digest: str) -> BatchRecord | None:
+        earlier = await self.store.jobs.find_by_idempotency_key(caller.account, key)
+        if earlier is None:
+            return None
+        if earlier.request_hash != digest:
+            raise Conflict(
+                "This Idempotency-Key was used for a different batch",
+                f"Batch {earlier.id} was created with this key from another body.",
+            )
+        return earlier
+
+    def _settings(self, body: dict[str, Any]) -> BatchSettings:
+        """Validated batch settings (query_concurrency bounded by this server's maximum)."""
+        try:
+            settings = BatchSettings.model_validate(body)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            name = ".".join(str(part) for part in first["loc"]) or "body"
+            raise SpecError(name, first["msg"]) from exc
+        if settings.query_concurrency > self.settings.max_query_concurrency:
+            raise SpecError(
+                "query_concurrency",
+                f"query_concurrency must be at most {self.settings.max_query_concurrency}",
+            )
+        return settings
+
+    async def _columns(self, batch: BatchRecord) -> Columns:
+        """``schedule_id`` plus the union of the batch's fields, typed where sources agree."""
+        ids: list[str] = list(batch.settings.get("columns") or [])
+        types: dict[str, str] = {}
+        names: dict[str, str] = {}
+        sources = self.engine.sources
+        for ds_id in sources:
+            for info in (await sources.fields(ds_id)).values():
+                if info.field_id in ids:
+                    names.setdefault(info.field_id, info.field_name)
+                    if types.setdefault(info.field_id, info.data_type) != info.data_type:
+                        types[info.field_id] = "string"
+        return Columns(
+            ids=["schedule_id", *ids],
+            names=["schedule_id", *(names.get(i, i) for i in ids)],
+            data_types=["string", *(types.get(i, "string") for i in ids)],
+        )
+
+    async def _rows(self, batch: BatchRecord, columns: Columns) -> RowChunks:
+        """Every row of every successful sub-query, in batch order, laid out on ``columns``."""
+        position = {field: index for index, field in enumerate(columns.ids)}
+        offset = 0
+        while True:
+            queries = await self.store.jobs.batch_queries(batch.id, offset, DOWNLOAD_PAGE)
+            if not queries:
+                return
+            offset = queries[-1].position
+            for query in queries:
+                if query.status is not QueryStatus.SUCCESS or query.result is None:
+                    continue
+                targets = [position[f] for f in query.spec["fields"]]
+                async for rows in self.rows.read(query.result.id, 0, query.result.total_rows):
+                    laid_out: list[list[Any]] = []
+                    for row in rows:
+                        wide: list[Any] = [None] * len(columns.ids)
+                        wide[0] = query.schedule_id
+                        for target, value in zip(targets, row, strict=True):
+                            wide[target] = value
+                        laid_out.append(wide)
+                    yield laid_out

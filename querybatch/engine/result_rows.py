@@ -1,0 +1,71 @@
+"""A finished query's stored rows, read page by page: only the chunks a page overlaps."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from querybatch.domain.fields import FieldInfo
+from querybatch.store.results import CHUNK_ROWS, chunk_span, decode_rows
+from querybatch.store.store import Store
+
+__all__ = ["CHUNK_ROWS", "Columns", "ResultRows", "RowChunks", "no_rows"]
+
+CHUNKS_PER_READ = 8
+
+RowChunks = AsyncIterator[list[list[Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """The columns of a result: ids, display names and data types, in row order."""
+
+    ids: list[str]
+    names: list[str]
+    data_types: list[str]
+
+    @classmethod
+    def of(cls, field_ids: Sequence[str], infos: Sequence[FieldInfo]) -> Columns:
+        """Columns for the requested ids, named by the data source where it knows them."""
+        by_id = {f.field_id: f for f in infos}
+        return cls(
+            ids=list(field_ids),
+            names=[by_id[f].field_name if f in by_id else f for f in field_ids],
+            data_types=[by_id[f].data_type if f in by_id else "string" for f in field_ids],
+        )
+
+
+class ResultRows:
+    """Reads the stored rows of results, chunk by chunk (``CHUNK_ROWS`` rows a chunk)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def read(self, result_id: str, offset: int, end: int) -> RowChunks:
+        """Rows ``offset`` to ``end - 1`` of a result, reading only the chunks that hold them."""
+        if end <= offset:
+            return
+        first, last = chunk_span(offset, end)
+        results = self.store.results
+        for seq in range(first, last + 1, CHUNKS_PER_READ):
+            upto = min(last, seq + CHUNKS_PER_READ - 1)
+            # Finished results are often read again (polling): the cache spares a thread hop.
+            payloads = results.cache.get(result_id, seq, upto)
+            if payloads is None:
+                payloads = await results.read_chunks(result_id, seq, upto)
+            for index, payload in enumerate(payloads):
+                base = (seq + index) * CHUNK_ROWS
+                rows = decode_rows(payload)
+                yield rows[max(offset - base, 0) : max(min(end - base, len(rows)), 0)]
+                # Nothing else need suspend this stream (cached chunks, a client that reads as
+                # fast as it is sent): hand the loop to other requests after every chunk, so
+                # that a million-row answer costs them a few milliseconds at a time, not seconds.
+                await asyncio.sleep(0)
+
+
+async def no_rows() -> RowChunks:
+    """The rows of a query without a result: none."""
+    for _ in ():
+        yield []
