@@ -67,9 +67,6 @@ def create_app(
         )
         app.state.services = Services(
             settings=settings,
-            store=server.store,
-            sources=server.sources,
-            engine=server.engine,
             keys=KeyCache(server.access),
             limiter=limiter,
             links=Links(server.secret),

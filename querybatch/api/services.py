@@ -7,27 +7,21 @@ from dataclasses import dataclass
 from querybatch.api.auth import KeyCache
 from querybatch.api.links import Links
 from querybatch.api.ratelimit import RateLimiter
-from querybatch.connectors.registry import SourceRegistry
 from querybatch.engine.access import Access
 from querybatch.engine.bulk_batches import BulkBatches
 from querybatch.engine.catalog import Catalog
 from querybatch.engine.operations import Operations
 from querybatch.engine.queries import Queries
 from querybatch.engine.query_batches import QueryBatches
-from querybatch.engine.service import Engine
 from querybatch.engine.uploads import Uploads
 from querybatch.settings import Settings
-from querybatch.store.store import Store
 
 
 @dataclass
 class Services:
-    """The store, the engine, the data sources and the edge helpers of one app."""
+    """The engine's services, one per resource, and the edge helpers of one app."""
 
     settings: Settings
-    store: Store
-    sources: SourceRegistry
-    engine: Engine
     keys: KeyCache
     limiter: RateLimiter
     links: Links
