@@ -18,6 +18,7 @@ from querybatch.connectors.registry import SourceRegistry
 from querybatch.domain.status import BatchStatus, QueryStatus
 from querybatch.engine.executors.local import LocalExecutor
 from querybatch.engine.factory import build_executor
+from querybatch.engine.query_batches import QueryBatches
 from querybatch.engine.service import Caller, Engine
 from querybatch.settings import Settings
 from querybatch.store.records import BatchRecord
@@ -73,7 +74,7 @@ async def wait_stopped(engine: Engine, store: Store, batch_id: str) -> None:
 async def test_a_batch_submitted_to_the_engine_runs_every_sub_query_to_success(
     started: Engine, store: Store, connector: ScriptedConnector
 ) -> None:
-    batch, created = await started.submit_batch(
+    batch, created = await QueryBatches(started).submit(
         CALLER, body(split_accounts_policy="all", split_dates_policy="day")
     )
     assert created
@@ -94,7 +95,7 @@ async def test_cancelling_a_batch_while_sub_queries_run_keeps_results_and_starts
 ) -> None:
     first, second, third = Hold(), Hold(), Hold()
     connector.script.extend([first, second, third])
-    batch, _ = await started.submit_batch(
+    batch, _ = await QueryBatches(started).submit(
         CALLER, body(split_accounts_policy="all", split_dates_policy="day", query_concurrency=2)
     )
     await within(first.entered.wait())
@@ -103,7 +104,7 @@ async def test_cancelling_a_batch_while_sub_queries_run_keeps_results_and_starts
     await within(third.entered.wait())  # the freed slot went to the third sub-query
     assert isinstance(started.executor, LocalExecutor)
     await within(started.executor.recorder.drain())
-    await started.cancel_batch(batch)
+    await QueryBatches(started).stop(batch)
     await wait_stopped(started, store, batch.id)
     assert (second.cancelled, third.cancelled) == (True, True)
     queries = await queries_of(store, batch.id)
