@@ -60,18 +60,20 @@ async def presented_key(request: Request, services: Services) -> str | None:
 class Authorize:
     """The dependency that authenticates a request and checks its role allows ``action``.
 
-    Every route but health, metrics, docs and signed links depends on one; the action name
-    is what roles list, and a test walks the routes to make sure none lacks it. It is also
-    where the request is charged to its rate-limit bucket, because only here is the key
-    known wherever it was sent: an authenticated request counts to its key, one whose
-    credential is missing or wrong to its client address (429 before 401 once that is used
-    up, so guessing keys is limited too).
+    Every route but health, metrics, docs and signed links depends on one (declared with
+    :func:`~querybatch.api.routing.action_route`), which keeps the caller it let through on
+    ``request.state`` for :data:`PrincipalDep`. The action name is what roles list, and a
+    test walks the routes to make sure none lacks it. It is also where the request is
+    charged to its rate-limit bucket, because only here is the key known wherever it was
+    sent: an authenticated request counts to its key, one whose credential is missing or
+    wrong to its client address (429 before 401 once that is used up, so guessing keys is
+    limited too).
     """
 
     def __init__(self, action: str) -> None:
         self.action = action
 
-    async def __call__(self, request: Request, services: ServicesDep) -> Principal:
+    async def __call__(self, request: Request, services: ServicesDep) -> None:
         gate = gate_of(request.scope)
         try:
             principal = await services.keys.authenticate(await presented_key(request, services))
@@ -80,4 +82,16 @@ class Authorize:
             raise
         await gate.charge_key(principal.key.id)
         require(principal, self.action)
-        return principal
+        request.state.principal = principal
+
+
+async def authorized_principal(request: Request) -> Principal:
+    """The caller the route's :class:`Authorize` dependency let through."""
+    principal = getattr(request.state, "principal", None)
+    if not isinstance(principal, Principal):
+        # A programming error, not the caller's: the route was declared without an action.
+        raise RuntimeError(f"{request.method} {request.url.path}: no Authorize dependency ran")
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(authorized_principal)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
 from querybatch.api.access_shapes import (
@@ -29,47 +29,49 @@ from querybatch.api.access_shapes import (
     role_list,
 )
 from querybatch.api.answer import json_response
-from querybatch.api.auth import Principal
-from querybatch.api.deps import Authorize, ServicesDep
+from querybatch.api.deps import PrincipalDep, ServicesDep
 from querybatch.api.errors import request_id_of
 from querybatch.api.params import json_body, parse_params
+from querybatch.api.routing import action_route
 from querybatch.api.schemas import ERROR_RESPONSES, RequestMeta, body_doc, json_body_schema
 
 router = APIRouter(tags=["Access"])
 
 RoleName = Annotated[str, Path(max_length=64)]
 CONFLICTS = ERROR_RESPONSES | {409: ERROR_RESPONSES[400] | {"description": "Conflict"}}
-ManageKeys = Annotated[Principal, Depends(Authorize("manage_keys"))]
-ManageRoles = Annotated[Principal, Depends(Authorize("manage_roles"))]
 
 
 def _meta(request: Request) -> RequestMeta:
     return RequestMeta(request_id=request_id_of(request))
 
 
-@router.get(
+@action_route(
+    router,
+    "GET",
     "/keys",
+    "manage_keys",
     name="list_keys",
-    operation_id="list_keys",
     response_model=KeyList,
     responses=ERROR_RESPONSES,
 )
-async def list_keys(request: Request, services: ServicesDep, principal: ManageKeys) -> Response:
+async def list_keys(request: Request, services: ServicesDep, principal: PrincipalDep) -> Response:
     """The keys of the caller's account, oldest first, revoked ones included."""
     keys = await services.access.list_keys(principal.manager)
     return json_response(key_list(_meta(request), keys).model_dump(mode="json"))
 
 
-@router.post(
+@action_route(
+    router,
+    "POST",
     "/keys",
+    "manage_keys",
     name="create_key",
-    operation_id="create_key",
     status_code=201,
     response_model=CreatedKey,
     responses=ERROR_RESPONSES,
     openapi_extra=body_doc(json_body_schema(NewKey)),
 )
-async def create_key(request: Request, services: ServicesDep, principal: ManageKeys) -> Response:
+async def create_key(request: Request, services: ServicesDep, principal: PrincipalDep) -> Response:
     """Create a key in the caller's account; its ``secret`` is shown in this answer only."""
     body = await json_body(request, services.settings.max_body_bytes)
     new = parse_params(NewKey, body)
@@ -79,10 +81,12 @@ async def create_key(request: Request, services: ServicesDep, principal: ManageK
     return json_response(created_key(_meta(request), record, secret).model_dump(mode="json"), 201)
 
 
-@router.delete(
+@action_route(
+    router,
+    "DELETE",
     "/keys/{key_id}",
+    "manage_keys",
     name="revoke_key",
-    operation_id="revoke_key",
     response_model=KeyAnswer,
     responses=ERROR_RESPONSES,
 )
@@ -90,36 +94,40 @@ async def revoke_key(
     key_id: Annotated[str, Path(max_length=64)],
     request: Request,
     services: ServicesDep,
-    principal: ManageKeys,
+    principal: PrincipalDep,
 ) -> Response:
     """Revoke an active key of the caller's account; requests with it fail from now on."""
     record = await services.access.revoke_key(principal.manager, key_id)
     return json_response(key_answer(_meta(request), record).model_dump(mode="json"))
 
 
-@router.get(
+@action_route(
+    router,
+    "GET",
     "/roles",
+    "manage_roles",
     name="list_roles",
-    operation_id="list_roles",
     response_model=RoleList,
     responses=ERROR_RESPONSES,
 )
-async def list_roles(request: Request, services: ServicesDep, principal: ManageRoles) -> Response:
+async def list_roles(request: Request, services: ServicesDep, principal: PrincipalDep) -> Response:
     """The roles of the caller's account and the built-in ones (first), with statements."""
     roles = await services.access.list_roles(principal.manager)
     return json_response(role_list(_meta(request), roles).model_dump(mode="json"))
 
 
-@router.post(
+@action_route(
+    router,
+    "POST",
     "/roles",
+    "manage_roles",
     name="create_role",
-    operation_id="create_role",
     status_code=201,
     response_model=RoleAnswer,
     responses=CONFLICTS,
     openapi_extra=body_doc(json_body_schema(NewRole)),
 )
-async def create_role(request: Request, services: ServicesDep, principal: ManageRoles) -> Response:
+async def create_role(request: Request, services: ServicesDep, principal: PrincipalDep) -> Response:
     """Create a custom role of the caller's account; 409 if the account has one so named."""
     body = await json_body(request, services.settings.max_body_bytes)
     new = parse_params(NewRole, body)
@@ -127,16 +135,18 @@ async def create_role(request: Request, services: ServicesDep, principal: Manage
     return json_response(role_answer(_meta(request), role).model_dump(mode="json"), 201)
 
 
-@router.put(
+@action_route(
+    router,
+    "PUT",
     "/roles/{name}",
+    "manage_roles",
     name="save_role",
-    operation_id="save_role",
     response_model=RoleAnswer,
     responses=CONFLICTS,
     openapi_extra=body_doc(json_body_schema(RoleBody)),
 )
 async def save_role(
-    name: RoleName, request: Request, services: ServicesDep, principal: ManageRoles
+    name: RoleName, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> Response:
     """Replace the statement of a custom role of the caller's account (404 if none)."""
     body = await json_body(request, services.settings.max_body_bytes)
@@ -148,15 +158,17 @@ async def save_role(
     return json_response(role_answer(_meta(request), role).model_dump(mode="json"))
 
 
-@router.delete(
+@action_route(
+    router,
+    "DELETE",
     "/roles/{name}",
+    "manage_roles",
     name="delete_role",
-    operation_id="delete_role",
     response_model=DeletedRole,
     responses=CONFLICTS,
 )
 async def delete_role(
-    name: RoleName, request: Request, services: ServicesDep, principal: ManageRoles
+    name: RoleName, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> Response:
     """Delete a custom role of the caller's account that no key uses."""
     await services.access.delete_role(principal.manager, name)

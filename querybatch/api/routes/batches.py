@@ -5,18 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from querybatch.api.answer import model_response, public_base, route_prefix
-from querybatch.api.auth import Principal, require
+from querybatch.api.auth import require
 from querybatch.api.batch_shapes import batch_query, progress, query_batch
 from querybatch.api.cursor import QUERY_BATCH_CURSORS
-from querybatch.api.deps import Authorize, ServicesDep
+from querybatch.api.deps import PrincipalDep, ServicesDep
 from querybatch.api.download import download_stream
 from querybatch.api.errors import request_id_of
 from querybatch.api.formats import MEDIA_TYPES
 from querybatch.api.params import json_body
+from querybatch.api.routing import action_route
 from querybatch.api.schemas import (
     ERROR_RESPONSES,
     BatchListMeta,
@@ -58,10 +59,11 @@ def batch_response(
     return model_response(QueryBatchResponse(meta=request_meta(request), data=data), status)
 
 
-@router.post(
+@action_route(
+    router,
+    "POST",
     "/query/batch",
-    name="create_query_batch",
-    operation_id="create_query_batch",
+    "create_query_batch",
     status_code=201,
     response_model=QueryBatchResponse,
     responses=ERROR_RESPONSES
@@ -71,7 +73,7 @@ def batch_response(
 async def create_query_batch(
     request: Request,
     services: ServicesDep,
-    principal: Annotated[Principal, Depends(Authorize("create_query_batch"))],
+    principal: PrincipalDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> Response:
     """Create a batch of queries; it is split, stored and scheduled before this answers.
@@ -87,17 +89,18 @@ async def create_query_batch(
     return batch_response(request, services, batch, 201 if created else 200)
 
 
-@router.get(
+@action_route(
+    router,
+    "GET",
     "/query/batch",
-    name="list_query_batches",
-    operation_id="list_query_batches",
+    "list_query_batches",
     response_model=BatchListResponse,
     responses=ERROR_RESPONSES,
 )
 async def list_query_batches(
     request: Request,
     services: ServicesDep,
-    principal: Annotated[Principal, Depends(Authorize("list_query_batches"))],
+    principal: PrincipalDep,
     status: Annotated[Literal["QUEUED", "RUNNING", "STOPPED"] | None, Query()] = None,
     created_after: Annotated[datetime | None, Query()] = None,
     created_before: Annotated[datetime | None, Query()] = None,
@@ -134,10 +137,11 @@ def _epoch(value: datetime | None, name: str) -> float | None:
         raise BadRequest(f"Invalid value for parameter '{name}'", str(exc)) from exc
 
 
-@router.get(
+@action_route(
+    router,
+    "GET",
     "/query/batch/{batch_id}",
-    name="get_query_batch",
-    operation_id="get_query_batch",
+    "get_query_batch",
     response_model=QueryBatchResponse,
     responses=ERROR_RESPONSES,
 )
@@ -145,17 +149,18 @@ async def get_query_batch(
     batch_id: BatchId,
     request: Request,
     services: ServicesDep,
-    principal: Annotated[Principal, Depends(Authorize("get_query_batch"))],
+    principal: PrincipalDep,
 ) -> Response:
     """The QueryBatch: status, times, settings, size and the link to its per-query status."""
     batch = await services.query_batches.get(principal.caller, batch_id)
     return batch_response(request, services, batch)
 
 
-@router.get(
+@action_route(
+    router,
+    "GET",
     "/query/batch/{batch_id}/status",
-    name="get_query_batch_status",
-    operation_id="get_query_batch_status",
+    "get_query_batch_status",
     response_model=BatchStatusResponse,
     responses=ERROR_RESPONSES,
 )
@@ -163,7 +168,7 @@ async def get_query_batch_status(
     batch_id: BatchId,
     request: Request,
     services: ServicesDep,
-    principal: Annotated[Principal, Depends(Authorize("get_query_batch_status"))],
+    principal: PrincipalDep,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
@@ -182,10 +187,11 @@ async def get_query_batch_status(
     return model_response(BatchStatusResponse(meta=meta, data=data))
 
 
-@router.delete(
+@action_route(
+    router,
+    "DELETE",
     "/query/batch/{batch_id}",
-    name="cancel_query_batch",
-    operation_id="cancel_query_batch",
+    "cancel_query_batch",
     response_model=QueryBatchResponse,
     responses=ERROR_RESPONSES,
 )
@@ -193,17 +199,18 @@ async def cancel_query_batch(
     batch_id: BatchId,
     request: Request,
     services: ServicesDep,
-    principal: Annotated[Principal, Depends(Authorize("cancel_query_batch"))],
+    principal: PrincipalDep,
 ) -> Response:
     """Cancel: nothing new starts, running queries are let go, collected results stay readable."""
     batch = await services.query_batches.cancel(principal.caller, batch_id)
     return batch_response(request, services, batch)
 
 
-@router.get(
+@action_route(
+    router,
+    "GET",
     "/query/batch/{batch_id}/download",
-    name="download_query_batch",
-    operation_id="download_query_batch",
+    "download_query_batch",
     responses=ERROR_RESPONSES
     | {
         200: {
@@ -215,7 +222,7 @@ async def cancel_query_batch(
 async def download_query_batch(
     batch_id: BatchId,
     services: ServicesDep,
-    principal: Annotated[Principal, Depends(Authorize("download_query_batch"))],
+    principal: PrincipalDep,
     format: Annotated[Literal["ndjson", "csv", "parquet"], Query()] = "ndjson",
 ) -> Response:
     """Every collected row of the batch as one file (so far, if it still runs).

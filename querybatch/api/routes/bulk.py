@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from querybatch.api.answer import public_base, route_prefix
-from querybatch.api.auth import Principal, require
+from querybatch.api.auth import require
 from querybatch.api.bulk_shapes import (
     BulkBatch,
     BulkBatchList,
@@ -24,10 +24,11 @@ from querybatch.api.bulk_shapes import (
     bulk_batch_list,
 )
 from querybatch.api.cursor import BULK_BATCH_CURSORS
-from querybatch.api.deps import Authorize, ServicesDep
+from querybatch.api.deps import PrincipalDep, ServicesDep
 from querybatch.api.errors import request_id_of
 from querybatch.api.links import SignedLink
 from querybatch.api.params import json_body, parse_params
+from querybatch.api.routing import action_route
 from querybatch.api.schemas import ERROR_RESPONSES, body_doc, json_body_schema
 from querybatch.domain.bulk import OPERATIONS, BulkBatchRequest, BulkStatus
 from querybatch.domain.dates import LATEST_EPOCH
@@ -38,10 +39,11 @@ router = APIRouter(tags=["Bulk batches"])
 CONFLICTS = ERROR_RESPONSES | {409: ERROR_RESPONSES[400] | {"description": "Wrong status"}}
 
 
-@router.post(
+@action_route(
+    router,
+    "POST",
     "/batches",
-    name="create_batch",
-    operation_id="create_batch",
+    "create_batch",
     status_code=201,
     response_model=BulkBatch,
     responses=CONFLICTS,
@@ -50,7 +52,7 @@ CONFLICTS = ERROR_RESPONSES | {409: ERROR_RESPONSES[400] | {"description": "Wron
 async def create_batch(
     request: Request,
     services: ServicesDep,
-    principal: Annotated[Principal, Depends(Authorize("create_batch"))],
+    principal: PrincipalDep,
 ) -> Response:
     """Create a batch running ``operation`` once per line of an uploaded JSON Lines file.
 
@@ -63,17 +65,18 @@ async def create_batch(
     return answer(bulk_batch(request_id_of(request), record), 201)
 
 
-@router.get(
+@action_route(
+    router,
+    "GET",
     "/batches",
-    name="get_batches",
-    operation_id="get_batches",
+    "get_batches",
     response_model=BulkBatchList,
     responses=ERROR_RESPONSES,
 )
 async def get_batches(
     request: Request,
     services: ServicesDep,
-    principal: Annotated[Principal, Depends(Authorize("get_batches"))],
+    principal: PrincipalDep,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     # Finite and within 1970..2999, so that nothing later overflows on them.
     ge: Annotated[
@@ -104,10 +107,11 @@ async def get_batches(
     return answer(bulk_batch_list(request_id_of(request), page, following))
 
 
-@router.get(
+@action_route(
+    router,
+    "GET",
     "/batches/{batch}",
-    name="get_batch",
-    operation_id="get_batch",
+    "get_batch",
     response_model=BulkBatch,
     responses=ERROR_RESPONSES,
 )
@@ -115,7 +119,7 @@ async def get_batch(
     batch: str,
     request: Request,
     services: ServicesDep,
-    principal: Annotated[Principal, Depends(Authorize("get_batch"))],
+    principal: PrincipalDep,
     download: Annotated[bool, Query()] = False,
 ) -> Response:
     """The batch; with ``download=true`` also a temporary link to its results file.
@@ -135,10 +139,11 @@ async def get_batch(
     return answer(bulk_batch(request_id_of(request), record, with_download=download, link=link))
 
 
-@router.patch(
+@action_route(
+    router,
+    "PATCH",
     "/batches/{batch}",
-    name="update_batch",
-    operation_id="update_batch",
+    "update_batch",
     response_model=BulkBatch,
     responses=CONFLICTS,
     openapi_extra=body_doc(json_body_schema(StatusChange)),
@@ -147,7 +152,7 @@ async def update_batch(
     batch: str,
     request: Request,
     services: ServicesDep,
-    principal: Annotated[Principal, Depends(Authorize("update_batch"))],
+    principal: PrincipalDep,
 ) -> Response:
     """Cancel the batch (``{"status": "cancel"}``); finished operations keep their results.
 
@@ -161,10 +166,11 @@ async def update_batch(
     return answer(bulk_batch(request_id_of(request), record))
 
 
-@router.delete(
+@action_route(
+    router,
+    "DELETE",
     "/batches/{batch}",
-    name="delete_batch",
-    operation_id="delete_batch",
+    "delete_batch",
     response_model=BulkBatch,
     responses=ERROR_RESPONSES,
 )
@@ -172,7 +178,7 @@ async def delete_batch(
     batch: str,
     request: Request,
     services: ServicesDep,
-    principal: Annotated[Principal, Depends(Authorize("delete_batch"))],
+    principal: PrincipalDep,
 ) -> Response:
     """Delete the batch: its operations stop, and it and its files are gone (404 after)."""
     record = await services.bulk_batches.delete(principal.caller, batch)

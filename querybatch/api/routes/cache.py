@@ -12,7 +12,6 @@ from fastapi import APIRouter, Depends, Path, Request
 from starlette.responses import Response
 
 from querybatch.api.answer import public_base, route_prefix
-from querybatch.api.auth import Principal
 from querybatch.api.bulk_shapes import (
     Uploaded,
     UploadUrl,
@@ -22,9 +21,10 @@ from querybatch.api.bulk_shapes import (
     uploaded,
     withdrawn,
 )
-from querybatch.api.deps import Authorize, ServicesDep
+from querybatch.api.deps import PrincipalDep, ServicesDep
 from querybatch.api.errors import request_id_of
 from querybatch.api.links import SignedLink
+from querybatch.api.routing import action_route
 from querybatch.api.schemas import ERROR_RESPONSES
 
 router = APIRouter(tags=["Bulk batches"])
@@ -32,10 +32,11 @@ router = APIRouter(tags=["Bulk batches"])
 Handler = Annotated[str, Path(max_length=64)]
 
 
-@router.post(
+@action_route(
+    router,
+    "POST",
     "/cache",
-    name="create_upload_url",
-    operation_id="create_upload_url",
+    "create_upload_url",
     status_code=201,
     response_model=UploadUrl,
     responses=ERROR_RESPONSES,
@@ -43,7 +44,7 @@ Handler = Annotated[str, Path(max_length=64)]
 async def create_upload_url(
     request: Request,
     services: ServicesDep,
-    principal: Annotated[Principal, Depends(Authorize("create_upload_url"))],
+    principal: PrincipalDep,
 ) -> Response:
     """A handler and a signed URL to ``PUT`` one file to, valid for ``upload_ttl`` seconds."""
     upload = await services.uploads.create(principal.caller)
@@ -80,10 +81,11 @@ async def upload_file(
     return answer(uploaded(request_id_of(request), received))
 
 
-@router.delete(
+@action_route(
+    router,
+    "DELETE",
     "/cache/{handler}",
-    name="delete_upload_url",
-    operation_id="delete_upload_url",
+    "delete_upload_url",
     response_model=Withdrawn,
     responses=ERROR_RESPONSES
     | {409: ERROR_RESPONSES[400] | {"description": "A batch is copying the file"}},
@@ -92,7 +94,7 @@ async def delete_upload_url(
     handler: Handler,
     request: Request,
     services: ServicesDep,
-    principal: Annotated[Principal, Depends(Authorize("delete_upload_url"))],
+    principal: PrincipalDep,
 ) -> Response:
     """Withdraw an upload URL and delete its file (batches keep their own copies)."""
     await services.uploads.withdraw(principal.caller, handler)

@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from querybatch.api.answer import Page, query_response
-from querybatch.api.auth import Principal
-from querybatch.api.deps import Authorize, ServicesDep
+from querybatch.api.deps import PrincipalDep, ServicesDep
 from querybatch.api.errors import request_id_of
 from querybatch.api.params import documented, parse_params, request_params
+from querybatch.api.routing import action_route
 from querybatch.api.schemas import ERROR_RESPONSES, DataResponse
 from querybatch.domain.query import DataRequest
 
 router = APIRouter(tags=["Get data"])
 
 OutputFormat = Literal["json", "keyjson", "ndjson", "csv", "tsv", "parquet"]
-GetData = Annotated[Principal, Depends(Authorize("get_data"))]
 
 
 async def get_data(
-    output_format: OutputFormat, request: Request, services: ServicesDep, principal: GetData
+    output_format: OutputFormat, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> Response:
     """Run a query and return its rows, or its status if it outlives ``sync_timeout``.
 
@@ -44,14 +43,14 @@ async def get_data(
 
 
 for method in ("GET", "POST"):
-    router.add_api_route(
+    action_route(
+        router,
+        method,
         "/query/data/{output_format}",
-        get_data,
-        methods=[method],
-        name="get_data",
+        "get_data",
         operation_id=f"get_data_{method.lower()}",
         response_model=DataResponse,
         responses=ERROR_RESPONSES,
         summary="Query data",
         openapi_extra=documented(DataRequest),
-    )
+    )(get_data)

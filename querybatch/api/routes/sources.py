@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from starlette.responses import Response
 
 from querybatch.api.answer import json_response
-from querybatch.api.auth import Principal
-from querybatch.api.deps import Authorize, ServicesDep
+from querybatch.api.deps import PrincipalDep, ServicesDep
 from querybatch.api.errors import request_id_of
 from querybatch.api.params import documented, parse_params, request_params
+from querybatch.api.routing import action_route
 from querybatch.api.schemas import ERROR_RESPONSES
 from querybatch.api.services import Services
 from querybatch.api.source_shapes import (
@@ -50,9 +50,11 @@ async def source_params(services: Services, request: Request) -> SourceParams:
     )
 
 
-@router.get(
+@action_route(
+    router,
+    "GET",
     "/query/accounts",
-    name="get_accounts",
+    "get_accounts",
     operation_id="getAccounts",
     response_model=AccountsResponse,
     responses=ERROR_RESPONSES,
@@ -61,7 +63,7 @@ async def source_params(services: Services, request: Request) -> SourceParams:
 async def get_accounts(
     request: Request,
     services: ServicesDep,
-    principal: Annotated[Principal, Depends(Authorize("get_accounts"))],
+    principal: PrincipalDep,
 ) -> Response:
     """The data source's logins and the accounts each can read."""
     params = await source_params(services, request)
@@ -70,10 +72,11 @@ async def get_accounts(
     return json_response(answer.model_dump(mode="json"))
 
 
-@router.get(
+@action_route(
+    router,
+    "GET",
     "/query/fields",
-    name="get_fields",
-    operation_id="get_fields",
+    "get_fields",
     response_model=FieldsResponse,
     responses=ERROR_RESPONSES,
     openapi_extra=documented(SourceParams),
@@ -81,7 +84,7 @@ async def get_accounts(
 async def get_fields(
     request: Request,
     services: ServicesDep,
-    principal: Annotated[Principal, Depends(Authorize("get_fields"))],
+    principal: PrincipalDep,
 ) -> Response:
     """The data source's fields: dimensions (``dim``) and metrics (``met``) with data types."""
     params = await source_params(services, request)
@@ -89,10 +92,11 @@ async def get_fields(
     return json_response(fields_response(request_id_of(request), fields).model_dump(mode="json"))
 
 
-@router.get(
+@action_route(
+    router,
+    "GET",
     "/query/segments",
-    name="get_segments",
-    operation_id="get_segments",
+    "get_segments",
     response_model=SegmentsResponse,
     responses=ERROR_RESPONSES,
     openapi_extra=documented(SourceParams),
@@ -100,7 +104,7 @@ async def get_fields(
 async def get_segments(
     request: Request,
     services: ServicesDep,
-    principal: Annotated[Principal, Depends(Authorize("get_segments"))],
+    principal: PrincipalDep,
 ) -> Response:
     """The data source's segments per login (sources without segments list none)."""
     params = await source_params(services, request)

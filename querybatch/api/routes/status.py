@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from querybatch.api.answer import Page, query_response, rows_response
-from querybatch.api.auth import Principal, require
-from querybatch.api.deps import Authorize, ServicesDep
+from querybatch.api.auth import require
+from querybatch.api.deps import PrincipalDep, ServicesDep
 from querybatch.api.params import documented, parse_params, request_params
+from querybatch.api.routing import action_route
 from querybatch.api.schemas import ERROR_RESPONSES, DataResponse
 from querybatch.domain.query import ID_PATTERN
 
@@ -38,10 +39,11 @@ class ResultsParams(BaseModel):
     limit: Annotated[int, Field(ge=1, le=100_000)] = 100
 
 
-@router.get(
+@action_route(
+    router,
+    "GET",
     "/query/status",
-    name="get_query_status",
-    operation_id="get_query_status",
+    "get_query_status",
     response_model=DataResponse,
     responses=ERROR_RESPONSES,
     openapi_extra=documented(StatusParams),
@@ -49,7 +51,7 @@ class ResultsParams(BaseModel):
 async def get_query_status(
     request: Request,
     services: ServicesDep,
-    principal: Annotated[Principal, Depends(Authorize("get_query_status"))],
+    principal: PrincipalDep,
 ) -> Response:
     """A query's status, progress and workflow counters; its rows once it succeeded.
 
@@ -66,10 +68,11 @@ async def get_query_status(
     return await query_response(services, request, answer, "json", page, "/query/status")
 
 
-@router.get(
+@action_route(
+    router,
+    "GET",
     "/query/results",
-    name="get_query_results",
-    operation_id="get_query_results",
+    "get_query_results",
     response_model=DataResponse,
     responses=ERROR_RESPONSES,
     openapi_extra=documented(ResultsParams),
@@ -77,7 +80,7 @@ async def get_query_status(
 async def get_query_results(
     request: Request,
     services: ServicesDep,
-    principal: Annotated[Principal, Depends(Authorize("get_query_results"))],
+    principal: PrincipalDep,
 ) -> Response:
     """A finished query's rows in its output format (the batch's ``query_output_format``).
 
