@@ -1,4 +1,4 @@
-"""The engine of one node: its scheduler, executor and run recorder, started and stopped."""
+"""The engine of one node: its scheduler and executor, started and stopped, and callbacks."""
 
 from __future__ import annotations
 
