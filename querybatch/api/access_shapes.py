@@ -1,7 +1,7 @@
 """Keys and roles as the API reads them and answers them (the bodies of /keys and /roles).
 
 The answer models are what /openapi.json documents and what the routes send: each route
-builds its model here and sends ``model_dump(mode="json")``.
+builds its model here and sends it with ``answer.model_response``.
 """
 
 from __future__ import annotations

@@ -43,15 +43,18 @@ def json_response(body: dict[str, Any], status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-def model_response(answer: BaseModel, status: int = 200) -> Response:
+def model_response(
+    answer: BaseModel, status: int = 200, *, exclude_unset: bool = False
+) -> Response:
     """A response model as the answer: its fields in order, keys it omits left out.
 
-    pydantic writes JSON as orjson does (compact, UTF-8, the same float digits), so an
-    answer a model writes is byte for byte the one a dict of the same keys gave.
+    With ``exclude_unset`` only the keys its builder set are sent (a bulk batch shows
+    ``download`` only when asked for it). pydantic writes JSON as orjson does (compact,
+    UTF-8, the same float digits), so an answer a model writes is byte for byte the one a
+    dict of the same keys gave.
     """
-    return Response(
-        answer.model_dump_json(by_alias=True), status_code=status, media_type="application/json"
-    )
+    body = answer.model_dump_json(by_alias=True, exclude_unset=exclude_unset)
+    return Response(body, status_code=status, media_type="application/json")
 
 
 def public_base(request: Request, services: Services) -> str:

@@ -8,9 +8,7 @@ apply, such as ``hash`` of a batch created without one, is left out, not sent as
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
-from starlette.responses import Response
 
-from querybatch.api.answer import json_response
 from querybatch.api.schemas import Loose, RequestMeta
 from querybatch.domain.bulk import BulkStatus
 from querybatch.engine.bulk_batches import BulkPage, BulkRecord
@@ -75,11 +73,6 @@ class Withdrawn(Loose):
     meta: RequestMeta
     handler: str
     deleted: bool
-
-
-def answer(model: BaseModel, status: int = 200) -> Response:
-    """The JSON response of a filled model: the keys its builder set, in declared order."""
-    return json_response(model.model_dump(mode="json", exclude_unset=True), status)
 
 
 def bulk_batch(

@@ -1,7 +1,7 @@
 """What a data source offers, as clients see it: the answers of /query/accounts, /query/fields
 and /query/segments.
 
-These models are what /openapi.json documents and what the routes send (``model_dump``).
+These models are what /openapi.json documents and what the routes send (``answer.model_response``).
 """
 
 from __future__ import annotations

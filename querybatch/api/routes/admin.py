@@ -28,7 +28,7 @@ from querybatch.api.access_shapes import (
     role_answer,
     role_list,
 )
-from querybatch.api.answer import json_response
+from querybatch.api.answer import model_response
 from querybatch.api.deps import PrincipalDep, ServicesDep
 from querybatch.api.errors import request_id_of
 from querybatch.api.params import json_body, parse_params
@@ -57,7 +57,7 @@ def _meta(request: Request) -> RequestMeta:
 async def list_keys(request: Request, services: ServicesDep, principal: PrincipalDep) -> Response:
     """The keys of the caller's account, oldest first, revoked ones included."""
     keys = await services.access.list_keys(principal.manager)
-    return json_response(key_list(_meta(request), keys).model_dump(mode="json"))
+    return model_response(key_list(_meta(request), keys))
 
 
 @action_route(
@@ -78,7 +78,7 @@ async def create_key(request: Request, services: ServicesDep, principal: Princip
     record, secret = await services.access.create_key(
         principal.manager, new.name, new.role, new.account
     )
-    return json_response(created_key(_meta(request), record, secret).model_dump(mode="json"), 201)
+    return model_response(created_key(_meta(request), record, secret), 201)
 
 
 @action_route(
@@ -98,7 +98,7 @@ async def revoke_key(
 ) -> Response:
     """Revoke an active key of the caller's account; requests with it fail from now on."""
     record = await services.access.revoke_key(principal.manager, key_id)
-    return json_response(key_answer(_meta(request), record).model_dump(mode="json"))
+    return model_response(key_answer(_meta(request), record))
 
 
 @action_route(
@@ -113,7 +113,7 @@ async def revoke_key(
 async def list_roles(request: Request, services: ServicesDep, principal: PrincipalDep) -> Response:
     """The roles of the caller's account and the built-in ones (first), with statements."""
     roles = await services.access.list_roles(principal.manager)
-    return json_response(role_list(_meta(request), roles).model_dump(mode="json"))
+    return model_response(role_list(_meta(request), roles))
 
 
 @action_route(
@@ -132,7 +132,7 @@ async def create_role(request: Request, services: ServicesDep, principal: Princi
     body = await json_body(request, services.settings.max_body_bytes)
     new = parse_params(NewRole, body)
     role = await services.access.create_role(principal.manager, new.name, new.effect, new.actions)
-    return json_response(role_answer(_meta(request), role).model_dump(mode="json"), 201)
+    return model_response(role_answer(_meta(request), role), 201)
 
 
 @action_route(
@@ -155,7 +155,7 @@ async def save_role(
     role = await services.access.replace_role(
         principal.manager, name, statement.effect, statement.actions
     )
-    return json_response(role_answer(_meta(request), role).model_dump(mode="json"))
+    return model_response(role_answer(_meta(request), role))
 
 
 @action_route(
@@ -173,4 +173,4 @@ async def delete_role(
     """Delete a custom role of the caller's account that no key uses."""
     await services.access.delete_role(principal.manager, name)
     answer = DeletedRole(meta=_meta(request), name=name, deleted=True)
-    return json_response(answer.model_dump(mode="json"))
+    return model_response(answer)

@@ -12,14 +12,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response, StreamingResponse
 
-from querybatch.api.answer import public_base, route_prefix
+from querybatch.api.answer import model_response, public_base, route_prefix
 from querybatch.api.auth import require
 from querybatch.api.bulk_shapes import (
     BulkBatch,
     BulkBatchList,
     DownloadLink,
     StatusChange,
-    answer,
     bulk_batch,
     bulk_batch_list,
 )
@@ -62,7 +61,7 @@ async def create_batch(
     params = parse_params(BulkBatchRequest, raw)
     require(principal, OPERATIONS[params.operation])
     record = await services.bulk_batches.create(principal.caller, params)
-    return answer(bulk_batch(request_id_of(request), record), 201)
+    return model_response(bulk_batch(request_id_of(request), record), 201, exclude_unset=True)
 
 
 @action_route(
@@ -104,7 +103,9 @@ async def get_batches(
         limit=limit,
     )
     following = BULK_BATCH_CURSORS.encode(*page.after) if page.after else None
-    return answer(bulk_batch_list(request_id_of(request), page, following))
+    return model_response(
+        bulk_batch_list(request_id_of(request), page, following), exclude_unset=True
+    )
 
 
 @action_route(
@@ -136,7 +137,10 @@ async def get_batch(
         base = public_base(request, services) + route_prefix(request)
         url = services.links.url(base, "GET", f"/batches/{record.id}/results", expires)
         link = DownloadLink(url=url, validity_ts=expires)
-    return answer(bulk_batch(request_id_of(request), record, with_download=download, link=link))
+    return model_response(
+        bulk_batch(request_id_of(request), record, with_download=download, link=link),
+        exclude_unset=True,
+    )
 
 
 @action_route(
@@ -163,7 +167,7 @@ async def update_batch(
     if change.status is not BulkStatus.CANCEL:
         raise BadRequest("Invalid value for parameter 'status'", "The only change is 'cancel'.")
     record = await services.bulk_batches.cancel(principal.caller, batch)
-    return answer(bulk_batch(request_id_of(request), record))
+    return model_response(bulk_batch(request_id_of(request), record), exclude_unset=True)
 
 
 @action_route(
@@ -182,7 +186,7 @@ async def delete_batch(
 ) -> Response:
     """Delete the batch: its operations stop, and it and its files are gone (404 after)."""
     record = await services.bulk_batches.delete(principal.caller, batch)
-    return answer(bulk_batch(request_id_of(request), record))
+    return model_response(bulk_batch(request_id_of(request), record), exclude_unset=True)
 
 
 @router.get(

@@ -11,12 +11,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from starlette.responses import Response
 
-from querybatch.api.answer import public_base, route_prefix
+from querybatch.api.answer import model_response, public_base, route_prefix
 from querybatch.api.bulk_shapes import (
     Uploaded,
     UploadUrl,
     Withdrawn,
-    answer,
     upload_url,
     uploaded,
     withdrawn,
@@ -50,7 +49,7 @@ async def create_upload_url(
     upload = await services.uploads.create(principal.caller)
     base = public_base(request, services) + route_prefix(request)
     url = services.links.url(base, "PUT", f"/cache/{upload.handler}", upload.expires_at)
-    return answer(upload_url(request_id_of(request), upload, url), 201)
+    return model_response(upload_url(request_id_of(request), upload, url), 201, exclude_unset=True)
 
 
 @router.put(
@@ -78,7 +77,7 @@ async def upload_file(
     received = await services.uploads.receive(
         handler, request.stream(), int(declared) if declared.isdigit() else None
     )
-    return answer(uploaded(request_id_of(request), received))
+    return model_response(uploaded(request_id_of(request), received), exclude_unset=True)
 
 
 @action_route(
@@ -98,4 +97,4 @@ async def delete_upload_url(
 ) -> Response:
     """Withdraw an upload URL and delete its file (batches keep their own copies)."""
     await services.uploads.withdraw(principal.caller, handler)
-    return answer(withdrawn(request_id_of(request), handler))
+    return model_response(withdrawn(request_id_of(request), handler), exclude_unset=True)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from starlette.responses import Response
 
-from querybatch.api.answer import json_response
+from querybatch.api.answer import model_response
 from querybatch.api.deps import PrincipalDep, ServicesDep
 from querybatch.api.errors import request_id_of
 from querybatch.api.params import documented, parse_params, request_params
@@ -69,7 +69,7 @@ async def get_accounts(
     params = await source_params(services, request)
     logins = await services.catalog.accounts(params.ds_id, params.ds_users)
     answer = accounts_response(request_id_of(request), params.cache_minutes, logins)
-    return json_response(answer.model_dump(mode="json"))
+    return model_response(answer)
 
 
 @action_route(
@@ -89,7 +89,7 @@ async def get_fields(
     """The data source's fields: dimensions (``dim``) and metrics (``met``) with data types."""
     params = await source_params(services, request)
     fields = await services.catalog.fields(params.ds_id)
-    return json_response(fields_response(request_id_of(request), fields).model_dump(mode="json"))
+    return model_response(fields_response(request_id_of(request), fields))
 
 
 @action_route(
@@ -110,4 +110,4 @@ async def get_segments(
     params = await source_params(services, request)
     logins = await services.catalog.segments(params.ds_id, params.ds_users)
     answer = segments_response(request_id_of(request), logins)
-    return json_response(answer.model_dump(mode="json"))
+    return model_response(answer)
