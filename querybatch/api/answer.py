@@ -103,7 +103,7 @@ async def rows_response(
 ) -> Response:
     """A page of a successful query's rows in ``fmt``, with full metadata and page links."""
     query, infos = rows.query, rows.fields
-    fields = list(query.spec["fields"])
+    fields = list(query.spec.fields)
     total = rows.total
     offset, end = page.bounds(total)
     base = public_base(request, services) + route_prefix(request) + link_path
@@ -116,13 +116,13 @@ async def rows_response(
         page.names,
     )
     meta = shapes.rows_meta(request_id_of(request), query, infos, links)
-    settings = query.spec.get("settings") or {}
+    settings = query.spec.settings
     body = rows_stream(
         fmt,
         meta,
         Columns.of(fields, infos),
         rows.read(offset, end),
-        clean=bool(query.batch_settings.get("add_clean_data_types")),
+        clean=query.batch_settings.add_clean_data_types,
         no_headers=_truthy(settings.get("no_headers")),
         escape_formulas=services.settings.csv_escape_formulas,
     )

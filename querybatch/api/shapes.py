@@ -65,19 +65,19 @@ def query_meta(query: QueryRecord, infos: list[FieldInfo]) -> QueryMeta:
     """``meta.query``: the query as it ran (dates resolved, lists normalised)."""
     spec = query.spec
     return QueryMeta(
-        ds_id=spec["ds_id"],
-        start_date=spec["start_date"],
-        end_date=spec["end_date"],
-        date_range_type=spec.get("date_range_type") or "custom",
-        ds_accounts=list(spec["accounts"]),
-        ds_segments=list(spec.get("segments") or []),
-        ds_users=list(spec.get("users") or []),
-        fields=list(fields_meta(list(spec["fields"]), infos)),
-        filter=spec.get("filter") or "",
-        order_rows=list(spec.get("order_rows") or []),
-        max_rows=spec.get("max_rows"),
-        compare_type=spec.get("compare_type") or "none",
-        settings=spec.get("settings") or {},
+        ds_id=spec.ds_id,
+        start_date=spec.start_date.isoformat(),
+        end_date=spec.end_date.isoformat(),
+        date_range_type=spec.date_range_type or "custom",
+        ds_accounts=list(spec.accounts),
+        ds_segments=list(spec.segments),
+        ds_users=list(spec.users),
+        fields=list(fields_meta(list(spec.fields), infos)),
+        filter=spec.filter or "",
+        order_rows=list(spec.order_rows),
+        max_rows=spec.max_rows,
+        compare_type=spec.compare_type or "none",
+        settings=spec.settings,
     )
 
 
@@ -85,7 +85,7 @@ def result_meta(query: QueryRecord) -> ResultMeta:
     """``meta.result``: size and provenance of the rows."""
     result = query.result
     return ResultMeta(
-        total_columns=result.total_columns if result else len(query.spec["fields"]),
+        total_columns=result.total_columns if result else len(query.spec.fields),
         total_rows=result.total_rows if result else 0,
         run_seconds=result.run_seconds if result else 0.0,
         data_sampled=False,

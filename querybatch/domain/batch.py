@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from querybatch.domain.callback_policy import check_callback_url
+from querybatch.domain.query import QuerySpec, fingerprint_of
 from querybatch.domain.splitting import SplitAccountsPolicy, SplitDatesPolicy
 
 OutputFormat = Literal["json", "keyjson", "ndjson", "csv", "tsv", "parquet"]
@@ -32,7 +33,7 @@ def _schedule_time(value: datetime) -> datetime:
 class BatchSettings(BaseModel):
     """Everything of a batch but its queries; stored with it and echoed in the QueryBatch."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     description: Annotated[str, StringConstraints(max_length=2048)] = ""
     split_accounts_policy: SplitAccountsPolicy = "none"
@@ -57,3 +58,59 @@ def new_batch_id() -> str:
 def batch_query_schedule_id(batch_id: str, position: int) -> str:
     """The schedule id of the ``position``-th (from 1) sub-query of a batch."""
     return f"{batch_id}_query_{position}"
+
+
+class PlannedQuery(NamedTuple):
+    """One numbered sub-query of a planned batch, as the store keeps it.
+
+    A batch may hold a million of these, so the typed spec is built only when asked for:
+    ``canonical`` (the JSON the store writes and the fingerprint hashes) is made anyway.
+    """
+
+    schedule_id: str
+    base: QuerySpec  # the query this piece was split from
+    accounts: tuple[str, ...]
+    start_date: date
+    end_date: date
+    canonical: dict[str, Any]
+    fingerprint: str
+
+    @property
+    def spec(self) -> QuerySpec:
+        """The piece as a typed query."""
+        return self.base.narrowed(self.accounts, self.start_date, self.end_date)
+
+    @classmethod
+    def whole(cls, schedule_id: str, spec: QuerySpec) -> PlannedQuery:
+        """A query that is not split: the piece is the query."""
+        canonical = spec.canonical()
+        return cls(
+            schedule_id,
+            spec,
+            spec.accounts,
+            spec.start_date,
+            spec.end_date,
+            canonical,
+            fingerprint_of(canonical),
+        )
+
+    @classmethod
+    def piece(
+        cls,
+        schedule_id: str,
+        base: QuerySpec,
+        base_canonical: dict[str, Any],
+        accounts: tuple[str, ...],
+        start_date: date,
+        end_date: date,
+    ) -> PlannedQuery:
+        """A piece of ``base`` (whose canonical form is given, to build it once per query)."""
+        canonical = {
+            **base_canonical,
+            "accounts": list(accounts),
+            "start_date": start_date.isoformat(),
+            "end_date": end_date.isoformat(),
+        }
+        return cls(
+            schedule_id, base, accounts, start_date, end_date, canonical, fingerprint_of(canonical)
+        )

@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any, Literal
 
 import re2
@@ -90,6 +91,12 @@ def parse_filter(text: str) -> Filter:
     if not text.strip():
         raise FilterSyntaxError("the filter is empty: expected a condition at position 1")
     return _FilterParser(text).parse()
+
+
+@lru_cache(maxsize=4096)
+def cached_filter(text: str) -> Filter:
+    """:func:`parse_filter`, once per distinct text: a batch repeats one filter many times."""
+    return parse_filter(text)
 
 
 class _FilterParser:
@@ -403,6 +410,12 @@ def parse_order(value: str | Sequence[str]) -> tuple[OrderKey, ...]:
         seen.add(key.field)
         keys.append(key)
     return tuple(keys)
+
+
+@lru_cache(maxsize=4096)
+def cached_order(terms: tuple[str, ...]) -> tuple[OrderKey, ...]:
+    """:func:`parse_order`, once per distinct list of terms."""
+    return parse_order(terms)
 
 
 def _parse_order_term(term: str, number: int) -> OrderKey:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import math
+from collections.abc import Mapping
 from datetime import date
 from typing import Annotated, Any
 
@@ -19,7 +20,7 @@ import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from querybatch.domain.dates import resolve_date_range
-from querybatch.domain.filters import parse_filter, parse_order
+from querybatch.domain.filters import Filter, OrderKey, cached_filter, cached_order
 
 ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 
@@ -224,14 +225,45 @@ class QuerySpec(BaseModel):
     date_range_type: str | None = None
     compare_type: str | None = None
 
+    def canonical(self) -> dict[str, Any]:
+        """The spec as JSON values: what the store keeps and what the fingerprint hashes."""
+        return self.model_dump(mode="json")
+
     def fingerprint(self) -> str:
         """A stable hash of everything that decides the query's rows."""
-        canonical = orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
-        return hashlib.sha256(canonical).hexdigest()
+        return fingerprint_of(self.canonical())
 
     def derived_schedule_id(self) -> str:
         """The schedule id of a request that did not name one: the same request, the same id."""
         return self.fingerprint()[:40]
+
+    def narrowed(self, accounts: tuple[str, ...], start_date: date, end_date: date) -> QuerySpec:
+        """The same query for some of its accounts and dates (a sub-query of a split)."""
+        return self.model_copy(
+            update={"accounts": accounts, "start_date": start_date, "end_date": end_date}
+        )
+
+    def shape(self, today: date) -> QuerySpec:
+        """The query with no accounts or dates: equal for queries the planner checks alike."""
+        return self.narrowed((), today, today)
+
+    @property
+    def parsed_filter(self) -> Filter | None:
+        """The filter, parsed (once per distinct text)."""
+        return cached_filter(self.filter) if self.filter else None
+
+    @property
+    def order_keys(self) -> tuple[OrderKey, ...]:
+        """``order_rows``, parsed (once per distinct list)."""
+        return cached_order(self.order_rows) if self.order_rows else ()
+
+
+def fingerprint_of(canonical: Mapping[str, Any]) -> str:
+    """The fingerprint of a spec's JSON values: SHA-256 of their key-sorted JSON.
+
+    Raises orjson.JSONEncodeError for values JSON cannot hold.
+    """
+    return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 class SpecError(ValueError):
@@ -261,11 +293,11 @@ def build_spec(request: DataRequest, today: date) -> QuerySpec:
         raise SpecError("start_date", str(exc)) from exc
     if request.filter:
         try:
-            parse_filter(request.filter)
+            cached_filter(request.filter)
         except ValueError as exc:
             raise SpecError("filter", str(exc)) from exc
     try:
-        order = parse_order(request.order_rows)
+        order = cached_order(tuple(request.order_rows))
     except ValueError as exc:
         raise SpecError("order_rows", str(exc)) from exc
     duplicates = {f for f in request.fields if request.fields.count(f) > 1}

@@ -7,7 +7,6 @@ single 400 that names it by index and parameter, and nothing is created.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -15,8 +14,8 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from querybatch.domain.batch import BatchSettings, batch_query_schedule_id
-from querybatch.domain.query import DataRequest, QuerySpec, SpecError, build_spec
+from querybatch.domain.batch import BatchSettings, PlannedQuery, batch_query_schedule_id
+from querybatch.domain.query import DataRequest, QuerySpec, SpecError, build_spec, fingerprint_of
 from querybatch.domain.splitting import count_subqueries, split_query
 from querybatch.engine.planner import Planner
 
@@ -28,7 +27,7 @@ class PlannedBatch:
     """A validated batch: its settings and its numbered sub-queries."""
 
     settings: BatchSettings
-    subqueries: list[tuple[str, dict[str, Any], str]]  # (schedule id, spec, fingerprint)
+    subqueries: list[PlannedQuery]
     columns: list[str]  # every field id any sub-query returns, in first-seen order
 
 
@@ -39,10 +38,9 @@ def request_hash(body: dict[str, Any]) -> str:
     its recursion limit, an integer past 64 bits) is a SpecError, not a crash.
     """
     try:
-        canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+        return fingerprint_of(body)
     except orjson.JSONEncodeError as exc:
         raise SpecError("body", f"The body cannot be read as a batch: {exc}") from exc
-    return hashlib.sha256(canonical).hexdigest()
 
 
 def parse_queries(raw: list[dict[str, Any]]) -> list[DataRequest]:
@@ -119,8 +117,7 @@ def _build_specs(
             spec = build_spec(request, today)
         except SpecError as exc:
             raise SpecError(f"queries[{index}].{exc.parameter}", str(exc)) from exc
-        shape = spec.model_copy(update={"accounts": (), "start_date": today, "end_date": today})
-        shapes.setdefault(shape.fingerprint(), (index, spec))
+        shapes.setdefault(spec.shape(today).fingerprint(), (index, spec))
         specs.append(spec)
     return specs, list(shapes.values())
 
@@ -141,12 +138,10 @@ async def _with_every_account(specs: list[QuerySpec], planner: Planner) -> list[
     return filled
 
 
-def _numbered(
-    batch_id: str, specs: list[QuerySpec], settings: BatchSettings
-) -> list[tuple[str, dict[str, Any], str]]:
-    numbered: list[tuple[str, dict[str, Any], str]] = []
+def _numbered(batch_id: str, specs: list[QuerySpec], settings: BatchSettings) -> list[PlannedQuery]:
+    numbered: list[PlannedQuery] = []
     for spec in specs:
-        base = spec.model_dump(mode="json")
+        base = spec.canonical()
         pieces = split_query(
             spec.accounts,
             spec.start_date,
@@ -155,17 +150,8 @@ def _numbered(
             settings.split_dates_policy,
         )
         for accounts, start, end in pieces:
-            piece = {
-                **base,
-                "accounts": list(accounts),
-                "start_date": start.isoformat(),
-                "end_date": end.isoformat(),
-            }
-            fingerprint = hashlib.sha256(
-                orjson.dumps(piece, option=orjson.OPT_SORT_KEYS)
-            ).hexdigest()
             schedule_id = batch_query_schedule_id(batch_id, len(numbered) + 1)
-            numbered.append((schedule_id, piece, fingerprint))
+            numbered.append(PlannedQuery.piece(schedule_id, spec, base, accounts, start, end))
     return numbered
 
 

@@ -116,10 +116,7 @@ class FileChecker:
 
     async def _shape_error(self, spec: QuerySpec) -> SpecError | None:
         # Bulk files repeat one query shape for many accounts and dates: check each once.
-        shape = spec.model_copy(
-            update={"accounts": (), "start_date": self.today, "end_date": self.today}
-        )
-        key = shape.fingerprint()
+        key = spec.shape(self.today).fingerprint()
         if key not in self._shapes:
             try:
                 await self.planner.check(spec)

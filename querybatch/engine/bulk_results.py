@@ -93,7 +93,7 @@ async def _write_query(
         result: dict[str, Any] = {
             "schedule_id": query.schedule_id,
             "total_rows": query.result.total_rows,
-            "fields": list(query.spec["fields"]),
+            "fields": list(query.spec.fields),
         }
         if query.excluded_accounts:
             result["excluded_accounts"] = query.excluded_accounts

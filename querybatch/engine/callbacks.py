@@ -69,7 +69,7 @@ def event_of(batch: BatchRecord) -> dict[str, Any]:
         },
         "start_time": batch.start_time,
         "end_time": batch.end_time,
-        "description": batch.settings.get("description", ""),
+        "description": batch.settings.description,
     }
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from querybatch.connectors.registry import SourceRegistry
 from querybatch.domain.fields import FieldInfo
-from querybatch.domain.filters import FilterSyntaxError, compile_filter, parse_filter, parse_order
+from querybatch.domain.filters import Filter, FilterSyntaxError, compile_filter
 from querybatch.domain.query import QuerySpec, SpecError
 from querybatch.errors import ConnectorError
 
@@ -31,17 +31,18 @@ class Planner:
                 self.sources[spec.ds_id].check_settings(spec.settings)
             except ConnectorError as exc:
                 raise SpecError("settings", exc.message) from exc
-        if spec.filter:
-            self._check_filter(spec, available)
-        for key in parse_order(list(spec.order_rows)):
+        if spec.parsed_filter is not None:
+            self._check_filter(spec, spec.parsed_filter, available)
+        for key in spec.order_keys:
             if key.field not in spec.fields:
                 raise SpecError(
                     "order_rows",
                     f"order_rows field {key.field!r} must be one of the query's fields",
                 )
 
-    def _check_filter(self, spec: QuerySpec, available: Mapping[str, FieldInfo]) -> None:
-        flt = parse_filter(spec.filter or "")
+    def _check_filter(
+        self, spec: QuerySpec, flt: Filter, available: Mapping[str, FieldInfo]
+    ) -> None:
         unknown = sorted(flt.fields - available.keys())
         if unknown:
             raise SpecError("filter", f"filter names unknown field(s): {', '.join(unknown)}")

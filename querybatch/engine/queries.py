@@ -7,6 +7,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from querybatch.domain.batch import PlannedQuery
 from querybatch.domain.fields import FieldInfo
 from querybatch.domain.query import DataRequest, QuerySpec, SpecError, build_spec
 from querybatch.domain.status import QueryStatus
@@ -161,12 +162,12 @@ class Queries:
         if existing is not None:
             return existing
         now = time.time()
-        fingerprint = spec.fingerprint()
+        planned = PlannedQuery.whole(schedule_id, spec)
         cached = None
         if request.cache_minutes:
             cached = await self.store.jobs.find_cached(
                 caller.account,
-                fingerprint,
+                planned.fingerprint,
                 now - request.cache_minutes * 60,
                 now,
             )
@@ -176,11 +177,11 @@ class Queries:
                 kind="single",
                 account=caller.account,
                 key_id=caller.key_id,
-                settings={},
+                settings=None,
                 query_concurrency=1,
                 timeout_seconds=self.settings.query_timeout,
                 schedule_time=now,
-                subqueries=[(schedule_id, spec.model_dump(mode="json"), fingerprint)],
+                subqueries=[planned],
                 now=now,
                 request_id=request_id,
                 cached=cached,
@@ -219,5 +220,5 @@ class Queries:
         return QueryState(query, workflow)
 
     async def _rows(self, query: QueryRecord) -> QueryRows:
-        fields = await self.engine.planner.field_metadata(query.ds_id, list(query.spec["fields"]))
+        fields = await self.engine.planner.field_metadata(query.ds_id, list(query.spec.fields))
         return QueryRows(query, fields, self.rows)

@@ -175,14 +175,14 @@ class QueryBatches:
             self.settings.max_batch_queries,
         )
         now = time.time()
-        stored = settings.model_dump(mode="json") | {"columns": planned.columns}
         try:
             batch = await self.store.jobs.create_batch(
                 batch_id=batch_id,
                 kind="batch",
                 account=caller.account,
                 key_id=caller.key_id,
-                settings=stored,
+                settings=settings,
+                columns=planned.columns,
                 query_concurrency=settings.query_concurrency,
                 timeout_seconds=round(
                     settings.timeout_minutes * self.settings.timeout_minute_seconds
@@ -239,7 +239,7 @@ class QueryBatches:
 
     async def _columns(self, batch: BatchRecord) -> Columns:
         """``schedule_id`` plus the union of the batch's fields, typed where sources agree."""
-        ids: list[str] = list(batch.settings.get("columns") or [])
+        ids = list(batch.columns)
         types: dict[str, str] = {}
         names: dict[str, str] = {}
         sources = self.engine.sources
@@ -267,7 +267,7 @@ class QueryBatches:
             for query in queries:
                 if query.status is not QueryStatus.SUCCESS or query.result is None:
                     continue
-                targets = [position[f] for f in query.spec["fields"]]
+                targets = [position[f] for f in query.spec.fields]
                 async for rows in self.rows.read(query.result.id, 0, query.result.total_rows):
                     laid_out: list[list[Any]] = []
                     for row in rows:

@@ -6,11 +6,12 @@ Status changes live in runs.py, counters in counters.py, expiry and callbacks in
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import RowMapping, and_, bindparam, func, insert, or_, select
 
+from querybatch.domain.batch import BatchSettings, PlannedQuery
 from querybatch.domain.status import BatchStatus, QueryStatus
+from querybatch.store.codec import StoredSettings
 from querybatch.store.database import Database
 from querybatch.store.records import BatchRecord, Counts, ErrorInfo, QueryRecord, ResultRecord
 from querybatch.store.repository import reads, writes
@@ -65,11 +66,12 @@ class JobStore:
         kind: str,
         account: str,
         key_id: str,
-        settings: dict[str, Any],
+        settings: BatchSettings | None,
+        columns: Sequence[str] = (),
         query_concurrency: int,
         timeout_seconds: int,
         schedule_time: float,
-        subqueries: Sequence[tuple[str, dict[str, Any], str]],
+        subqueries: Sequence[PlannedQuery],
         now: float,
         idempotency_key: str | None = None,
         request_hash: str | None = None,
@@ -77,7 +79,9 @@ class JobStore:
         request_id: str | None = None,
         cached: tuple[str, float] | None = None,
     ) -> BatchRecord:
-        """Store a batch and its sub-queries (schedule id, spec, fingerprint), all or nothing.
+        """Store a batch and its sub-queries, all or nothing.
+
+        ``settings`` is None for a data request's hidden one-query batch.
 
         ``cached`` (result id, cache time) stores a one-query batch already answered from the
         cache of an identical earlier query.
@@ -91,7 +95,7 @@ class JobStore:
                     account=account,
                     key_id=key_id,
                     status=BatchStatus.STOPPED if cached else BatchStatus.QUEUED,
-                    settings=settings,
+                    settings=StoredSettings(settings, tuple(columns)),
                     query_concurrency=query_concurrency,
                     timeout_seconds=timeout_seconds,
                     created_at=now,
@@ -114,13 +118,13 @@ class JobStore:
                 [
                     {
                         "account": account,
-                        "schedule_id": schedule_id,
+                        "schedule_id": planned.schedule_id,
                         "batch_id": batch_id,
                         "position": position,
                         "status": status,
-                        "ds_id": spec["ds_id"],
-                        "spec": spec,
-                        "fingerprint": fingerprint,
+                        "ds_id": planned.base.ds_id,
+                        "spec": planned.canonical,
+                        "fingerprint": planned.fingerprint,
                         "request_id": request_id,
                         "created_at": now,
                         "start_time": now if cached else None,
@@ -130,7 +134,7 @@ class JobStore:
                         "cache_used": cached is not None,
                         "cache_time": cached[1] if cached else None,
                     }
-                    for position, (schedule_id, spec, fingerprint) in enumerate(subqueries, 1)
+                    for position, planned in enumerate(subqueries, 1)
                 ],
             )
             row = conn.execute(select(batches).where(batches.c.id == batch_id)).mappings().one()
@@ -290,7 +294,7 @@ class JobStore:
             account=row["account"],
             schedule_id=row["schedule_id"],
             batch_id=row["batch_id"],
-            batch_settings=row["batch_settings"],
+            batch_settings=_settings(row["batch_settings"]),
             position=row["position"],
             status=QueryStatus(row["status"]),
             ds_id=row["ds_id"],
@@ -317,7 +321,8 @@ def batch_record(row: RowMapping) -> BatchRecord:
         account=row["account"],
         key_id=row["key_id"],
         status=BatchStatus(row["status"]),
-        settings=row["settings"],
+        settings=_settings(row["settings"]),
+        columns=row["settings"].columns,
         query_concurrency=row["query_concurrency"],
         timeout_seconds=row["timeout_seconds"],
         created_at=row["created_at"],
@@ -338,3 +343,7 @@ def batch_record(row: RowMapping) -> BatchRecord:
         callback_url=row["callback_url"],
         callback_sent_at=row["callback_sent_at"],
     )
+
+
+def _settings(stored: StoredSettings) -> BatchSettings:
+    return stored.settings or BatchSettings()

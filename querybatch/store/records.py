@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from querybatch.domain.actions import Statement
+from querybatch.domain.batch import BatchSettings
+from querybatch.domain.query import QuerySpec
 from querybatch.domain.status import BatchStatus, QueryStatus
 
 
@@ -62,7 +63,8 @@ class BatchRecord:
     account: str
     key_id: str
     status: BatchStatus
-    settings: dict[str, Any]
+    settings: BatchSettings  # the defaults for a data request's hidden batch
+    columns: tuple[str, ...]  # every field any sub-query returns, in first-seen order
     query_concurrency: int
     timeout_seconds: int
     created_at: float
@@ -106,11 +108,11 @@ class QueryRecord:
     account: str
     schedule_id: str
     batch_id: str
-    batch_settings: dict[str, Any]
+    batch_settings: BatchSettings
     position: int
     status: QueryStatus
     ds_id: str
-    spec: dict[str, Any]
+    spec: QuerySpec
     fingerprint: str
     request_id: str | None
     created_at: float
@@ -149,7 +151,7 @@ class WorkItem:
     batch_id: str
     account: str
     attempt: int
-    spec: dict[str, Any]
+    spec: QuerySpec
     fingerprint: str
     exclude_account_errors: bool = False
     takeover: bool = False  # a redelivered run may take over its own attempt while RUNNING

@@ -56,9 +56,7 @@ class RunStore:
                     schedule_time=row["schedule_time"],
                     start_time=row["start_time"],
                     timeout_seconds=row["timeout_seconds"],
-                    exclude_account_errors=bool(
-                        row["settings"].get("add_exclude_account_errors", False)
-                    ),
+                    exclude_account_errors=row["settings"].settings.add_exclude_account_errors,
                     queued=row["n_queued"],
                     running=row["n_running"],
                 )
@@ -394,7 +392,7 @@ class RunStore:
                     attempt=row.attempt,
                     spec=row.spec,
                     fingerprint=row.fingerprint,
-                    exclude_account_errors=bool(row.settings.get("add_exclude_account_errors")),
+                    exclude_account_errors=row.settings.settings.add_exclude_account_errors,
                 )
                 for row in rows
             ]

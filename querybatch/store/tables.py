@@ -18,6 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from querybatch.store.codec import SettingsText, SpecText
 from querybatch.store.types import BigId, JSONText
 
 metadata = MetaData(
@@ -76,7 +77,7 @@ batches = Table(
     Column("account", String(64), nullable=False),
     Column("key_id", String(32), nullable=False),
     Column("status", String(10), nullable=False),
-    Column("settings", JSONText, nullable=False),
+    Column("settings", SettingsText, nullable=False),
     Column("query_concurrency", Integer, nullable=False),
     Column("timeout_seconds", Integer, nullable=False),
     Column("created_at", Double, nullable=False),
@@ -143,7 +144,7 @@ queries = Table(
     Column("position", Integer, nullable=False),
     Column("status", String(10), nullable=False),
     Column("ds_id", String(50), nullable=False),
-    Column("spec", JSONText, nullable=False),
+    Column("spec", SpecText, nullable=False),
     Column("fingerprint", String(64), nullable=False),
     Column("request_id", String(64)),
     Column("created_at", Double, nullable=False),

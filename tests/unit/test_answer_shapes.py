@@ -11,7 +11,9 @@ import dataclasses
 from querybatch.api import batch_shapes, shapes
 from querybatch.api.answer import model_response
 from querybatch.api.schemas import DataResponse, QueryBatchResponse, RequestMeta
+from querybatch.domain.batch import BatchSettings
 from querybatch.domain.fields import FieldInfo
+from querybatch.domain.query import QuerySpec
 from querybatch.domain.status import BatchStatus, QueryStatus
 from querybatch.store.records import (
     BatchRecord,
@@ -41,11 +43,11 @@ RUNNING = QueryRecord(
     account="acme",
     schedule_id="qrb_0123456789ab_query_1",
     batch_id="qrb_0123456789ab",
-    batch_settings={},
+    batch_settings=BatchSettings(),
     position=1,
     status=QueryStatus.RUNNING,
     ds_id="DEMO_ADS",
-    spec=SPEC,
+    spec=QuerySpec.model_validate(SPEC),
     fingerprint="f",
     request_id=None,
     created_at=1.0,
@@ -89,17 +91,17 @@ BATCH = BatchRecord(
     account="acme",
     key_id="k",
     status=BatchStatus.RUNNING,
-    settings={
-        "description": "é",
-        "split_accounts_policy": "none",
-        "split_dates_policy": "day",
-        "timeout_minutes": 30,
-        "query_concurrency": 5,
-        "query_output_format": "json",
-        "add_exclude_account_errors": False,
-        "add_clean_data_types": True,
-        "columns": ["date"],
-    },
+    settings=BatchSettings(
+        description="é",
+        split_accounts_policy="none",
+        split_dates_policy="day",
+        timeout_minutes=30,
+        query_concurrency=5,
+        query_output_format="json",
+        add_exclude_account_errors=False,
+        add_clean_data_types=True,
+    ),
+    columns=("date",),
     query_concurrency=5,
     timeout_seconds=60,
     created_at=1767225600.0,

@@ -11,6 +11,7 @@ from typing import Any, ClassVar, cast
 import httpx
 import pytest
 
+from querybatch.domain.batch import BatchSettings
 from querybatch.domain.callback_policy import CallbackAllow, CallbackRefused
 from querybatch.domain.status import BatchStatus
 from querybatch.engine.callback_targets import CallbackTargets, PinnedTarget, origin_of
@@ -139,7 +140,8 @@ async def test_a_failing_delivery_is_logged_without_its_url_secrets(
         account="acme",
         key_id="k",
         status=BatchStatus.STOPPED,
-        settings={},
+        settings=BatchSettings(),
+        columns=(),
         query_concurrency=1,
         timeout_seconds=60,
         created_at=1.0,

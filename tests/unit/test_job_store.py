@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from querybatch.domain.batch import BatchSettings, PlannedQuery
+from querybatch.domain.query import QuerySpec
 from querybatch.domain.status import BatchStatus, QueryStatus
 from querybatch.store.records import BatchRecord, ErrorInfo, NewResult, Outcome, WorkItem
 from querybatch.store.results import encode_rows
@@ -22,6 +24,7 @@ SPEC = {
     "end_date": "2026-01-01",
     "fields": ["date"],
 }
+QUERY = QuerySpec.model_validate(SPEC)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -42,11 +45,22 @@ def make_batch(store: Store, n: int, batch_id: str = "qrb_000000000001") -> Batc
         kind="batch",
         account="acme",
         key_id="key_1",
-        settings={},
+        settings=BatchSettings(),
         query_concurrency=5,
         timeout_seconds=600,
         schedule_time=time.time(),
-        subqueries=[(f"{batch_id}_query_{i}", SPEC, f"fp{i}") for i in range(1, n + 1)],
+        subqueries=[
+            PlannedQuery(
+                f"{batch_id}_query_{i}",
+                QUERY,
+                QUERY.accounts,
+                QUERY.start_date,
+                QUERY.end_date,
+                SPEC,
+                f"fp{i}",
+            )
+            for i in range(1, n + 1)
+        ],
         now=time.time(),
     )
 

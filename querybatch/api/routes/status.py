@@ -91,6 +91,6 @@ async def get_query_results(
         ResultsParams, await request_params(request, services.settings.max_body_bytes)
     )
     rows = await services.queries.results(principal.caller, params.schedule_id)
-    fmt = str(rows.query.batch_settings.get("query_output_format") or "json")
+    fmt = rows.query.batch_settings.query_output_format
     page = Page(params.offset, params.offset + params.limit, ("offset", "limit"))
     return await rows_response(services, request, rows, fmt, page, "/query/results")

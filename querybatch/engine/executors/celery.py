@@ -14,7 +14,6 @@ This is the only module that imports Celery.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections import defaultdict
 from collections.abc import Collection, Sequence
@@ -33,6 +32,7 @@ from querybatch.engine.executors.base import DoneCallback, Executor
 from querybatch.engine.executors.recorder import StoppedCallback
 from querybatch.errors import ConfigurationError, ServiceUnavailable
 from querybatch.settings import Settings
+from querybatch.store.codec import work_item_from_payload, work_item_payload
 from querybatch.store.records import WorkItem
 from querybatch.store.store import Store
 
@@ -122,7 +122,7 @@ def _run_chunk(task: Task, payload: list[dict[str, Any]]) -> int:
             else None,
         )
     redelivered = bool((task.request.delivery_info or {}).get("redelivered"))
-    items = [WorkItem(**{**entry, "takeover": redelivered}) for entry in payload]
+    items = [work_item_from_payload(entry, takeover=redelivered) for entry in payload]
     _worker["loop"].run_until_complete(_worker["runtime"].run(items))
     notice = orjson.dumps([[item.query_id, item.attempt] for item in items])
     if _worker["redis"] is not None:
@@ -177,7 +177,7 @@ class CeleryExecutor(Executor):
         size = self.settings.celery_chunk
         for batch_id, group in by_batch.items():
             for start in range(0, len(group), size):
-                payload = [dataclasses.asdict(i) for i in group[start : start + size]]
+                payload = [work_item_payload(i) for i in group[start : start + size]]
                 loop.run_in_executor(self._sender, self._send, loop, batch_id, payload)
 
     def _send(

@@ -203,7 +203,7 @@ class Runner:
             attempt=item.attempt,
             status=status,
             end_time=time.time(),
-            ds_id=str(item.spec.get("ds_id", "")),
+            ds_id=item.spec.ds_id,
             result=result,
             error=error,
             excluded_accounts=excluded,

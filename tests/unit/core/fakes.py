@@ -21,7 +21,9 @@ import sqlalchemy.exc
 from sqlalchemy import Connection, event
 
 from querybatch.connectors.base import Connector, ConnectorConfig, FetchRequest
+from querybatch.domain.batch import BatchSettings, PlannedQuery
 from querybatch.domain.fields import Account, FieldInfo, Login, Row
+from querybatch.domain.query import QuerySpec
 from querybatch.domain.status import QueryStatus
 from querybatch.engine.executors.base import DoneCallback, Executor
 from querybatch.engine.executors.recorder import StoppedCallback
@@ -90,6 +92,7 @@ def spec(
         "start_date": day.isoformat(),
         "end_date": day.isoformat(),
         "fields": list(fields),
+        "max_rows": 1_000_000,  # more than any test returns
     }
 
 
@@ -103,27 +106,34 @@ async def create_batch(
     timeout_seconds: int = 3600,
     now: float,
     schedule_time: float | None = None,
-    settings: dict[str, Any] | None = None,
+    settings: BatchSettings | None = None,
     same_query: bool = False,
 ) -> BatchRecord:
     """Store a batch of ``size`` sub-queries.
 
     With ``same_query`` they are all one query (one spec, one fingerprint, in every batch).
     """
-    subqueries = [
-        (
-            f"{batch_id}_query_{i}",
-            spec("acc-1" if same_query else f"acc-{i}"),
-            "fp-same" if same_query else f"{batch_id}-fp{i}",
+    subqueries = []
+    for i in range(1, size + 1):
+        canonical = spec("acc-1" if same_query else f"acc-{i}")
+        query = QuerySpec.model_validate(canonical)
+        subqueries.append(
+            PlannedQuery(
+                f"{batch_id}_query_{i}",
+                query,
+                query.accounts,
+                query.start_date,
+                query.end_date,
+                canonical,
+                "fp-same" if same_query else f"{batch_id}-fp{i}",
+            )
         )
-        for i in range(1, size + 1)
-    ]
     return await store.jobs.create_batch(
         batch_id=batch_id,
         kind="batch",
         account=account,
         key_id="key_1",
-        settings=settings or {},
+        settings=settings or BatchSettings(),
         query_concurrency=query_concurrency,
         timeout_seconds=timeout_seconds,
         schedule_time=now if schedule_time is None else schedule_time,

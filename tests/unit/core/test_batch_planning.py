@@ -10,7 +10,7 @@ import pytest
 
 from querybatch.connectors.registry import SourceRegistry
 from querybatch.domain.batch import BatchSettings
-from querybatch.domain.query import QuerySpec, SpecError
+from querybatch.domain.query import SpecError
 from querybatch.domain.splitting import SplitDatesPolicy
 from querybatch.engine.batches import PlannedBatch, plan_batch
 from querybatch.engine.planner import Planner
@@ -56,8 +56,13 @@ async def refused(planner: Planner, queries: Any, **options: Any) -> SpecError:
 def pieces(planned: PlannedBatch) -> list[tuple[str, tuple[str, ...], str, str]]:
     """(schedule id, accounts, start, end) of every sub-query."""
     return [
-        (schedule_id, tuple(spec["accounts"]), spec["start_date"], spec["end_date"])
-        for schedule_id, spec, _ in planned.subqueries
+        (
+            piece.schedule_id,
+            piece.accounts,
+            piece.start_date.isoformat(),
+            piece.end_date.isoformat(),
+        )
+        for piece in planned.subqueries
     ]
 
 
@@ -131,10 +136,11 @@ async def test_a_sub_query_carries_the_fingerprint_of_the_query_it_stands_for(
     planner: Planner,
 ) -> None:
     planned = await plan(planner, [raw(ds_accounts=["acc-1", "acc-2"])], accounts="all")
-    (_, first, first_print), (_, second, second_print) = planned.subqueries
-    assert first_print == QuerySpec.model_validate(first).fingerprint()
-    assert second_print == QuerySpec.model_validate(second).fingerprint()
-    assert first_print != second_print
+    first, second = planned.subqueries
+    assert first.fingerprint == first.spec.fingerprint()
+    assert first.canonical == first.spec.canonical()
+    assert second.fingerprint == second.spec.fingerprint()
+    assert first.fingerprint != second.fingerprint
 
 
 @pytest.mark.parametrize("dates", ["none", "day", "week", "month"])
@@ -148,11 +154,10 @@ async def test_the_sub_queries_cover_every_account_and_day_exactly_once(
         query = raw(ds_accounts=names, start_date=start.isoformat(), end_date=end.isoformat())
         planned = await plan(planner, [query], accounts="all", dates=dates, max_subqueries=2000)
         covered: list[tuple[str, date]] = []
-        for _, spec, _ in planned.subqueries:
-            first = date.fromisoformat(spec["start_date"])
-            last = date.fromisoformat(spec["end_date"])
+        for piece in planned.subqueries:
+            first, last = piece.start_date, piece.end_date
             days_of = [first + timedelta(n) for n in range((last - first).days + 1)]
-            covered += [(account, day) for account in spec["accounts"] for day in days_of]
+            covered += [(account, day) for account in piece.accounts for day in days_of]
         expected = [(account, start + timedelta(n)) for account in names for n in range(days)]
         assert sorted(covered) == sorted(expected), (accounts, days)
 

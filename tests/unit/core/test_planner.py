@@ -112,7 +112,7 @@ def test_a_stored_spec_becomes_the_request_its_connector_sees() -> None:
         "settings": {"rows": 5},
         "users": ["user@example.com"],
     }
-    request = fetch_request(stored)
+    request = fetch_request(QuerySpec.model_validate(stored))
     assert (request.ds_id, request.accounts, request.fields) == (
         "FAKE",
         ("acc-1",),

@@ -16,6 +16,7 @@ from fakes import DAY, FilteringConnector, Hold, ScriptedConnector, spec, within
 from querybatch.connectors.base import FetchRequest
 from querybatch.connectors.registry import SourceRegistry
 from querybatch.domain.fields import Row
+from querybatch.domain.query import QuerySpec
 from querybatch.domain.status import QueryStatus
 from querybatch.engine.executors.runner import RetryPolicy, Runner
 from querybatch.engine.executors.throttle import SourceThrottle
@@ -96,7 +97,7 @@ def item(stored: dict[str, Any] | None = None, *, exclude_account_errors: bool =
         batch_id="qrb_runner",
         account="acme",
         attempt=2,
-        spec=stored or spec("acc-1"),
+        spec=QuerySpec.model_validate(stored or spec("acc-1")),
         fingerprint="fp",
         exclude_account_errors=exclude_account_errors,
     )

@@ -1,0 +1,103 @@
+"""How typed values are kept as text: query specs, batch settings and work items.
+
+The one place that turns the domain's objects into stored (or sent) JSON and back. The
+stored form is the spec's canonical JSON, the form its fingerprint hashes, so that what is on
+disk and on the broker stays byte for byte what earlier versions wrote.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+import orjson
+from sqlalchemy import Text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+from querybatch.domain.batch import BatchSettings
+from querybatch.domain.query import QuerySpec
+from querybatch.store.records import WorkItem
+
+
+class StoredSettings(NamedTuple):
+    """What a batch row keeps beside its counters: its settings and its result columns.
+
+    A data request's hidden one-query batch has no settings of its own: ``settings`` is None
+    going in, and the defaults coming out.
+    """
+
+    settings: BatchSettings | None
+    columns: tuple[str, ...] = ()
+
+
+def encode_spec(spec: QuerySpec | Mapping[str, Any]) -> str:
+    """A spec (or its canonical JSON values, as a planned piece holds them) as stored text."""
+    values = spec.canonical() if isinstance(spec, QuerySpec) else spec
+    return orjson.dumps(values).decode()
+
+
+def decode_spec(text: str | bytes) -> QuerySpec:
+    """A stored spec as the typed query it is."""
+    return QuerySpec.model_validate_json(text)
+
+
+def encode_settings(stored: StoredSettings) -> str:
+    """A batch's settings and columns as stored text (``{}`` for a data request's batch)."""
+    if stored.settings is None:
+        return "{}"
+    values = stored.settings.model_dump(mode="json") | {"columns": list(stored.columns)}
+    return orjson.dumps(values).decode()
+
+
+@lru_cache(maxsize=1024)
+def decode_settings(text: str) -> StoredSettings:
+    """Stored batch settings, typed; once per distinct text (every query of a batch shares it).
+
+    Validation runs again, and passes: the values were valid when stored, and the checks only
+    widen with time (the latest schedule time moves forward).
+    """
+    columns = orjson.loads(text).get("columns") or ()
+    return StoredSettings(BatchSettings.model_validate_json(text), tuple(columns))
+
+
+class SpecText(TypeDecorator[QuerySpec]):
+    """A column holding a query spec as its canonical JSON."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else encode_spec(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> QuerySpec | None:
+        return None if value is None else decode_spec(value)
+
+
+class SettingsText(TypeDecorator[StoredSettings]):
+    """A column holding a batch's settings and result columns as JSON."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else encode_settings(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> StoredSettings | None:
+        return None if value is None else decode_settings(value)
+
+
+def work_item_payload(item: WorkItem) -> dict[str, Any]:
+    """A claimed sub-query as the JSON a broker carries to a worker."""
+    values = {field.name: getattr(item, field.name) for field in dataclasses.fields(item)}
+    values["spec"] = item.spec.canonical()
+    return values
+
+
+def work_item_from_payload(values: Mapping[str, Any], *, takeover: bool) -> WorkItem:
+    """The claimed sub-query a worker was handed (``takeover`` if the broker redelivered it)."""
+    return WorkItem(
+        **{**values, "spec": QuerySpec.model_validate(values["spec"]), "takeover": takeover}
+    )
