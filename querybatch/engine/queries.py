@@ -100,6 +100,9 @@ class Queries:
         except SpecError as exc:
             raise BadRequest(f"Invalid value for parameter '{exc.parameter}'", str(exc)) from exc
         query = await self.submit(caller, request, spec, request_id)
+        if query.request_id != request_id:
+            # Joined a running query or reused an ended one: this request id names it too.
+            await self.store.requests.add(caller.account, request_id, query.id, time.time())
         return await self._answer(await self.wait(query, request.sync_timeout), rows=True)
 
     async def status(self, caller: Caller, schedule_id: str, *, rows: bool) -> QueryAnswer:
@@ -127,8 +130,11 @@ class Queries:
             raise _not_found(schedule_id)
         return query
 
-    async def find(self, caller: Caller, ident: str) -> QueryRecord | None:
-        """A live query of the caller's tenant by schedule id (or by its first request id)."""
+    async def find(
+        self, caller: Caller, ident: str, *, request_ids: bool = True
+    ) -> QueryRecord | None:
+        """A live query of the caller's tenant by schedule id, or by any request id it was
+        handed out under (unless ``request_ids`` is False: then only by its first)."""
         key = (caller.account, ident)
         now = time.time()
         known = self._ended.get(key)
@@ -138,6 +144,10 @@ class Queries:
                 return known[0]
             del self._ended[key]
         query = await self.store.jobs.get_query(caller.account, ident, now)
+        if query is None and request_ids:
+            schedule_id = await self.store.requests.schedule_id_of(caller.account, ident)
+            if schedule_id is not None:
+                query = await self.store.jobs.get_query(caller.account, schedule_id, now)
         if query is not None and query.status.is_final:
             # In a batch still running, the query cannot expire before a full TTL from now.
             valid_until = query.expires_at or now + min(self.settings.result_ttl, 60)
@@ -157,7 +167,7 @@ class Queries:
     ) -> QueryRecord:
         """Start the query of a data request, or answer from the cache when allowed to."""
         schedule_id = request.schedule_id or spec.derived_schedule_id()
-        existing = await self.find(caller, schedule_id)
+        existing = await self.find(caller, schedule_id, request_ids=False)
         if existing is not None:
             return existing
         now = time.time()

@@ -9,6 +9,7 @@ from querybatch.store.bulk_files import FileStore
 from querybatch.store.database import Database
 from querybatch.store.jobs import JobStore
 from querybatch.store.keys import KeyStore
+from querybatch.store.requests import RequestStore
 from querybatch.store.results import ResultStore
 from querybatch.store.runs import RunStore
 from querybatch.store.upkeep import UpkeepStore
@@ -26,6 +27,7 @@ class Store:
     results: ResultStore
     bulk: BulkStore
     files: FileStore
+    requests: RequestStore
 
     @classmethod
     def open(cls, url: str, *, result_ttl: float, migrate: bool = True) -> Store:
@@ -42,6 +44,7 @@ class Store:
             results=ResultStore(db),
             bulk=BulkStore(db),
             files=FileStore(db),
+            requests=RequestStore(db),
         )
 
     def close(self) -> None:
