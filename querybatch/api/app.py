@@ -22,6 +22,7 @@ from querybatch.api.routes import (
     cache,
     data,
     health,
+    history,
     metrics,
     sources,
     status,
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 API_ROUTERS: tuple[APIRouter, ...] = (
     data.router,
     status.router,
+    history.router,
     sources.router,
     batches.router,
     cache.router,

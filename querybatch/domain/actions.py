@@ -12,6 +12,7 @@ ACTIONS: dict[str, str] = {
     "get_data": "run or poll a query through /query/data/{format}; read rows by any route",
     "get_query_status": "read a query's status through /query/status (its rows need get_data)",
     "get_query_results": "page through a finished query's rows (/query/results; needs get_data)",
+    "get_query_history": "list the key's recent queries and their statuses (/query/history)",
     "get_accounts": "list a data source's logins and accounts",
     "get_fields": "list a data source's fields",
     "get_segments": "list a data source's segments",
@@ -37,6 +38,7 @@ ACTIONS: dict[str, str] = {
 # so the actions that only read rows are not listed.
 VIEWER_ACTIONS = (
     "who_am_i",
+    "get_query_history",
     "get_query_status",
     "get_accounts",
     "get_fields",

@@ -14,9 +14,18 @@ from querybatch.engine.coalesce import Coalescer
 from querybatch.engine.result_rows import ResultRows, RowChunks, no_rows
 from querybatch.engine.service import Caller, Engine
 from querybatch.errors import BadRequest, Conflict, ResultsUnavailable, StatusNotFound
+from querybatch.store.history import HistoryEntry
 from querybatch.store.records import QueryRecord
 
-__all__ = ["Queries", "QueryAnswer", "QueryRecord", "QueryRows", "QueryState"]
+__all__ = [
+    "HistoryEntry",
+    "HistoryPage",
+    "Queries",
+    "QueryAnswer",
+    "QueryRecord",
+    "QueryRows",
+    "QueryState",
+]
 
 ENDED_QUERIES_KEPT = 20_000
 
@@ -52,6 +61,14 @@ class QueryRows:
 
 
 QueryAnswer = QueryState | QueryRows
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """A page of a key's recent queries, newest first, and whether more follow."""
+
+    entries: list[HistoryEntry]
+    more: bool
 
 
 def _not_found(schedule_id: str) -> StatusNotFound:
@@ -118,6 +135,26 @@ class Queries:
                 f"Its status is {query.status.value}; results exist once it is SUCCESS.",
             )
         return await self._rows(query)
+
+    async def history(
+        self,
+        caller: Caller,
+        *,
+        ds_ids: list[str] | None,
+        after: tuple[float, str] | None,
+        limit: int,
+    ) -> HistoryPage:
+        """The caller's key's queries whose results live, newest first, ``limit`` at a time
+        after ``after`` (only of ``ds_ids`` when given)."""
+        entries = await self.store.history.page(
+            caller.account,
+            caller.key_id,
+            ds_ids=ds_ids,
+            after=after,
+            now=time.time(),
+            limit=limit + 1,
+        )
+        return HistoryPage(entries[:limit], len(entries) > limit)
 
     # -- the steps ----------------------------------------------------------------------------
 

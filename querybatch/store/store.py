@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from querybatch.store.bulk import BulkStore
 from querybatch.store.bulk_files import FileStore
 from querybatch.store.database import Database
+from querybatch.store.history import HistoryStore
 from querybatch.store.jobs import JobStore
 from querybatch.store.keys import KeyStore
 from querybatch.store.requests import RequestStore
@@ -28,6 +29,7 @@ class Store:
     bulk: BulkStore
     files: FileStore
     requests: RequestStore
+    history: HistoryStore
 
     @classmethod
     def open(cls, url: str, *, result_ttl: float, migrate: bool = True) -> Store:
@@ -45,6 +47,7 @@ class Store:
             bulk=BulkStore(db),
             files=FileStore(db),
             requests=RequestStore(db),
+            history=HistoryStore(db, result_ttl),
         )
 
     def close(self) -> None:

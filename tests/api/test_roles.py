@@ -25,6 +25,7 @@ OPEN_ROUTES |= {"redoc_html"}
 # What each built-in role may do, written out (not derived) so that a change shows up here.
 VIEWER = {
     "who_am_i",
+    "get_query_history",
     "get_query_status",
     "get_accounts",
     "get_fields",

@@ -1,0 +1,102 @@
+"""Requests of public Supermetrics clients, replayed over plain HTTP: a key's query history,
+account aliases, paging both ways, pretty output."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from support import ServerProcess, assert_error, client
+
+DEPLOYMENTS = ("embedded",)
+
+
+@pytest.fixture
+def fresh(server: ServerProcess, api: httpx.Client) -> Iterator[httpx.Client]:
+    """A client with a key of its own, made for this test (so its history starts empty)."""
+    made = api.post("/keys", json={"name": f"k-{uuid.uuid4().hex[:6]}", "role": "analyst"})
+    assert made.status_code == 201, made.text
+    with client(server, made.json()["secret"]) as http:
+        yield http
+
+
+def run(http: httpx.Client, ds_id: str, account: str, **extra: Any) -> dict[str, Any]:
+    params = {
+        "ds_id": ds_id,
+        "ds_accounts": account,
+        "fields": "date",
+        "start_date": "2026-01-01",
+        "end_date": "2026-01-02",
+        **extra,
+    }
+    answer = http.get("/query/data/json", params=params)
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+# -- /query/history ------------------------------------------------------------------------
+
+
+def test_a_new_key_has_an_empty_history_which_tests_the_key(
+    fresh: httpx.Client, server: ServerProcess
+) -> None:
+    answer = fresh.get("/query/history", params={"ds_ids": "AC"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["data"] == []
+    assert answer.json()["meta"]["next_cursor"] is None
+    key = fresh.headers["authorization"].removeprefix("Bearer ")
+    by_param = httpx.get(server.url + "/query/history", params={"api_key": key, "ds_ids": "AC"})
+    assert by_param.status_code == 200
+    assert_error(
+        httpx.get(server.url + "/query/history", params={"api_key": "qb_wrong"}),
+        401,
+        "UNAUTHORIZED",
+    )
+
+
+def test_the_history_lists_the_keys_queries_newest_first_filtered_and_paged(
+    fresh: httpx.Client, api: httpx.Client
+) -> None:
+    # Dates no other test asks for: a query another key ran first would be reused, not run.
+    dates = {"start_date": "2019-03-01", "end_date": "2019-03-02"}
+    ran = [
+        run(fresh, "DEMO_ADS", "ads-0001", **dates),
+        run(fresh, "DEMO_WEB", "web-0001", **dates),
+        run(fresh, "DEMO_ADS", "ads-0002", **dates),
+    ]
+    run(api, "DEMO_ADS", "ads-0003", **dates)  # another key's query is not in this key's history
+    listed = fresh.get("/query/history").json()["data"]
+    assert [q["schedule_id"] for q in listed] == [r["meta"]["schedule_id"] for r in reversed(ran)]
+    first = listed[-1]
+    assert first["ds_id"] == "DEMO_ADS" and first["status"] == "SUCCESS"
+    assert first["total_rows"] == 2 and first["request_id"] == ran[0]["meta"]["request_id"]
+    assert first["created_time"].endswith("Z") and first["end_time"] >= first["start_time"]
+
+    ads = fresh.get("/query/history", params={"ds_ids": "DEMO_ADS,NOPE"}).json()["data"]
+    assert [q["ds_id"] for q in ads] == ["DEMO_ADS", "DEMO_ADS"]
+    repeated = fresh.get("/query/history", params=[("ds_ids", "DEMO_WEB"), ("ds_ids", "DEMO_ADS")])
+    assert len(repeated.json()["data"]) == 3
+
+    seen, cursor = [], None
+    while True:
+        page = fresh.get(
+            "/query/history", params={"limit": 2, **({"cursor": cursor} if cursor else {})}
+        )
+        assert page.status_code == 200, page.text
+        seen += [q["schedule_id"] for q in page.json()["data"]]
+        cursor = page.json()["meta"]["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [q["schedule_id"] for q in listed]
+
+
+def test_history_parameters_are_bounded(fresh: httpx.Client) -> None:
+    assert_error(fresh.get("/query/history", params={"limit": 0}), 400, "BAD_REQUEST")
+    assert_error(fresh.get("/query/history", params={"cursor": "nonsense"}), 400, "BAD_REQUEST")
+    many = ",".join(f"DS{n}" for n in range(51))
+    assert_error(fresh.get("/query/history", params={"ds_ids": many}), 400, "BAD_REQUEST")
