@@ -196,6 +196,7 @@ class Queries:
     async def plan(self, request: DataRequest) -> QuerySpec:
         """The query a data request describes, checked against its data source."""
         spec = build_spec(request, self.engine.today())
+        spec = await self.engine.planner.resolve_accounts(spec)
         await self.engine.planner.check(spec)
         return spec
 

@@ -100,3 +100,81 @@ def test_history_parameters_are_bounded(fresh: httpx.Client) -> None:
     assert_error(fresh.get("/query/history", params={"cursor": "nonsense"}), 400, "BAD_REQUEST")
     many = ",".join(f"DS{n}" for n in range(51))
     assert_error(fresh.get("/query/history", params={"ds_ids": many}), 400, "BAD_REQUEST")
+
+
+# -- account lists -------------------------------------------------------------------------
+
+
+def every_account(api: httpx.Client, ds_id: str, **params: str) -> list[str]:
+    logins = api.get("/query/accounts", params={"ds_id": ds_id, **params}).json()["data"]
+    return [a["account_id"] for login in logins for a in login["accounts"]]
+
+
+def test_all_accounts_names_every_account_the_source_offers(api: httpx.Client) -> None:
+    every = every_account(api, "DEMO_ADS")
+    answer = run(
+        api,
+        "DEMO_ADS",
+        "list.all_accounts",
+        fields="date,account_id",
+        start_date="2018-05-01",
+        end_date="2018-05-01",
+        max_rows="1000",
+    )
+    assert answer["meta"]["status_code"] == "SUCCESS"
+    assert sorted(row[1] for row in answer["data"][1:]) == sorted(every)
+
+
+def test_all_accounts_follows_the_named_logins(api: httpx.Client) -> None:
+    logins = api.get("/query/accounts", params={"ds_id": "DEMO_ADS"}).json()["data"]
+    user = logins[0]["ds_user"]
+    answer = run(
+        api,
+        "DEMO_ADS",
+        "list.all_accounts",
+        ds_user=user,
+        fields="date,account_id",
+        start_date="2018-05-02",
+        end_date="2018-05-02",
+        max_rows="1000",
+    )
+    assert sorted(row[1] for row in answer["data"][1:]) == sorted(
+        a["account_id"] for a in logins[0]["accounts"]
+    )
+
+
+def test_a_batch_splits_all_accounts_into_real_accounts(api: httpx.Client) -> None:
+    every = every_account(api, "DEMO_ADS")
+    body = {
+        "queries": [
+            {
+                "ds_id": "DEMO_ADS",
+                "ds_accounts": ["list.all_accounts"],
+                "fields": ["date", "impressions"],
+                "start_date": "2018-06-01",
+                "end_date": "2018-06-02",
+            }
+        ],
+        "split_accounts_policy": "all",
+    }
+    made = api.post("/query/batch", json=body)
+    assert made.status_code == 201, made.text
+    batch = made.json()["data"]
+    assert batch["query_amount"] == len(every)
+    status = api.get(f"/query/batch/{batch['batch_id']}/status", params={"limit": 1000})
+    assert status.status_code == 200, status.text
+    named = [i["split_info"]["ds_accounts"] for i in status.json()["data"]]
+    assert sorted(a for accounts in named for a in accounts) == sorted(every)
+
+
+def test_an_unknown_account_list_is_a_bad_request_naming_ds_accounts(api: httpx.Client) -> None:
+    params = {
+        "ds_id": "DEMO_ADS",
+        "ds_accounts": "list.some_accounts",
+        "fields": "date",
+        "start_date": "2026-01-01",
+        "end_date": "2026-01-02",
+    }
+    body = assert_error(api.get("/query/data/json", params=params), 400, "BAD_REQUEST")
+    assert "ds_accounts" in body["error"]["message"]
+    assert "list.all_accounts" in body["error"]["description"]
