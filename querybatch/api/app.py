@@ -14,6 +14,7 @@ from querybatch.api.auth import KeyCache
 from querybatch.api.errors import install_error_handlers
 from querybatch.api.links import Links
 from querybatch.api.middleware import EdgeMiddleware
+from querybatch.api.pretty import PrettyJsonMiddleware
 from querybatch.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from querybatch.api.routes import (
     admin,
@@ -95,6 +96,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(PrettyJsonMiddleware)
     app.add_middleware(EdgeMiddleware, limiter=limiter)
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -178,3 +178,102 @@ def test_an_unknown_account_list_is_a_bad_request_naming_ds_accounts(api: httpx.
     body = assert_error(api.get("/query/data/json", params=params), 400, "BAD_REQUEST")
     assert "ds_accounts" in body["error"]["message"]
     assert "list.all_accounts" in body["error"]["description"]
+
+
+# -- paging both ways ----------------------------------------------------------------------
+
+ACCOUNTS_155 = "ads-0001,ads-0002,ads-0003,ads-0004,ads-0005"  # x 31 days = 155 rows
+
+
+@pytest.fixture(scope="module")
+def rows_155(server: ServerProcess) -> str:
+    """The schedule id of a finished query of 155 rows."""
+    with client(server) as api:
+        answer = run(
+            api,
+            "DEMO_ADS",
+            ACCOUNTS_155,
+            fields="date,account_id",
+            start_date="2017-01-01",
+            end_date="2017-01-31",
+            max_rows="1000",
+        )
+    assert answer["meta"]["result"]["total_rows"] == 155
+    schedule_id: str = answer["meta"]["schedule_id"]
+    return schedule_id
+
+
+def walk(api: httpx.Client, url: str, direction: str) -> list[tuple[str, int]]:
+    """(url, rows) of every page from ``url`` following ``meta.paginate[direction]``."""
+    pages: list[tuple[str, int]] = []
+    next_url: str | None = url
+    while next_url is not None:
+        answer = api.get(next_url)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        pages.append((str(answer.url), len(body["data"]) - 1))
+        next_url = body["meta"]["paginate"].get(direction)
+        assert len(pages) < 10
+    return pages
+
+
+def query_of(url: str) -> dict[str, str]:
+    return dict(httpx.URL(url).params)
+
+
+def test_prev_of_a_last_partial_page_walks_back_the_same_pages(
+    api: httpx.Client, rows_155: str
+) -> None:
+    last = api.get(
+        "/query/results", params={"schedule_id": rows_155, "offset": 100, "limit": 100}
+    ).json()
+    assert len(last["data"]) == 1 + 55
+    prev = query_of(last["meta"]["paginate"]["prev"])
+    assert (prev["offset"], prev["limit"]) == ("0", "100")
+    assert "next" not in last["meta"]["paginate"]
+
+    forward = walk(api, f"/query/results?schedule_id={rows_155}&offset=0&limit=40", "next")
+    assert [rows for _, rows in forward] == [40, 40, 40, 35]
+    backward = walk(api, forward[-1][0], "prev")
+    assert [query_of(u) for u, _ in backward] == [query_of(u) for u, _ in reversed(forward)]
+
+
+def test_offset_start_and_end_walk_the_same_pages_both_ways(
+    api: httpx.Client, rows_155: str
+) -> None:
+    last = api.get(
+        "/query/status",
+        params={"schedule_id": rows_155, "offset_start": 100, "offset_end": 199},
+    ).json()
+    assert len(last["data"]) == 1 + 55
+    prev = query_of(last["meta"]["paginate"]["prev"])
+    assert (prev["offset_start"], prev["offset_end"]) == ("0", "99")
+    first = f"/query/status?schedule_id={rows_155}&offset_start=0&offset_end=49"
+    forward = walk(api, first, "next")
+    assert [rows for _, rows in forward] == [50, 50, 50, 5]
+    backward = walk(api, forward[-1][0], "prev")
+    assert [query_of(u) for u, _ in backward] == [query_of(u) for u, _ in reversed(forward)]
+
+
+# -- pretty output -------------------------------------------------------------------------
+
+
+def test_pretty_true_indents_json_answers_and_changes_nothing_else(
+    api: httpx.Client, rows_155: str
+) -> None:
+    params = {"schedule_id": rows_155, "offset": 0, "limit": 3}
+    compact = api.get("/query/results", params=params)
+    pretty = api.get("/query/results", params={**params, "pretty": "true"})
+    assert pretty.status_code == 200
+    assert pretty.text.startswith('{\n  "meta": {\n')
+    assert "\n" not in compact.text
+    assert int(pretty.headers["content-length"]) == len(pretty.content)
+    without_ids = {"request_id": None}
+    assert pretty.json()["data"] == compact.json()["data"]
+    assert pretty.json()["meta"] | without_ids == compact.json()["meta"] | without_ids
+    error = api.get("/query/results", params={"schedule_id": "nope", "pretty": "1"})
+    assert_error(error, 404, "STATUS_NOT_FOUND")
+    assert error.text.startswith("{\n")
+    assert "\n" not in api.get("/query/results", params={**params, "pretty": "false"}).text
+    csv = api.get("/query/data/csv", params={"schedule_id": rows_155, "pretty": "true"})
+    assert csv.status_code == 200 and csv.text.startswith("Date,")
