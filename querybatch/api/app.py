@@ -25,6 +25,8 @@ from querybatch.api.routes import (
     health,
     history,
     metrics,
+    not_offered,
+    sdk,
     sources,
     status,
 )
@@ -43,6 +45,9 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     cache.router,
     bulk.router,
     admin.router,
+    # Before sdk: /ds/login/links is not the login 'links' of /ds/login/{login_id}.
+    not_offered.router,
+    sdk.router,
 )
 PREFIXES = ("/v2", "/enterprise/v2")
 

@@ -32,6 +32,7 @@ __all__ = [
     "Manager",
     "Principal",
     "RoleRecord",
+    "Team",
     "check_key_account",
 ]
 
@@ -82,6 +83,15 @@ class Identity:
     statement: Statement
 
 
+@dataclass(frozen=True, slots=True)
+class Team:
+    """A tenant as the SDK's teams see it: its numeric id, name, and when its first key came."""
+
+    team_id: int
+    account: str
+    created_at: float
+
+
 def check_key_account(account: str | None) -> str:
     """``account`` when keys may belong to it: not empty, and not the built-in roles' own."""
     if not account or account == BUILTIN_ACCOUNT:
@@ -124,6 +134,15 @@ class Access:
     def who_am_i(self, principal: Principal) -> Identity:
         """Who the authenticated key is (``GET /whoami``): account, team, key and role."""
         return Identity(principal.key, team_id_of(principal.key.account), principal.statement)
+
+    async def team(self, principal: Principal, team_id: int) -> Team:
+        """The caller's tenant as a team (``GET /v1/teams/{team_id}``); another's is NotFound."""
+        account = principal.key.account
+        if team_id != team_id_of(account):
+            raise NotFound(f"No team {team_id}")
+        keys = await self.store.keys.list_keys(account)
+        created = min((k.created_at for k in keys), default=principal.key.created_at)
+        return Team(team_id, account, created)
 
     # -- keys -------------------------------------------------------------------------------
 
