@@ -18,7 +18,8 @@ one handler and the CLI maps them to exit codes in one place::
      ├── Conflict                409 CONFLICT_ERROR
      ├── UnsupportedMediaType    415 UNSUPPORTED_MEDIA_TYPE
      ├── TooManyRequests         429 TOO_MANY_REQUESTS
-     ├── ServiceUnavailable      503 SERVICE_UNAVAILABLE
+     ├── NotOffered              501 NOT_IMPLEMENTED (a hosted-service method not offered here)
+ ├── ServiceUnavailable      503 SERVICE_UNAVAILABLE
      │    └── StoreUnavailable   503 SERVICE_UNAVAILABLE (the database cannot be reached)
      ├── ConfigurationError      500 CONFIGURATION_ERROR (a bad setting or sources file)
      └── ConnectorError          502 CONNECTOR_ERROR (a data source failed a query)
@@ -137,6 +138,13 @@ class TooManyRequests(QueryBatchError):
     def __init__(self, message: str, retry_after: int, description: str | None = None) -> None:
         super().__init__(message, description)
         self.retry_after = retry_after
+
+
+class NotOffered(QueryBatchError):
+    """A method of the hosted service's API that a self-hosted server does not offer."""
+
+    code = "NOT_IMPLEMENTED"
+    status = 501
 
 
 class ServiceUnavailable(QueryBatchError):

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from querybatch.api.schemas import RequestMeta
 from querybatch.domain.actions import ROLE_NAME
-from querybatch.engine.access import KeyRecord, RoleRecord
+from querybatch.domain.teams import team_id_of
+from querybatch.engine.access import Identity, KeyRecord, RoleRecord
 
 
 class NewKey(BaseModel):
@@ -57,6 +58,7 @@ class KeyItem(BaseModel):
     account: str
     created_at: float
     revoked_at: float | None
+    team_id: int = Field(description="The numeric id of the key's account as a team")
 
 
 class RoleItem(BaseModel):
@@ -105,19 +107,61 @@ class RoleList(WithMeta):
     roles: list[RoleItem]
 
 
+class StatementItem(BaseModel):
+    """A role's statement: ``allow`` only ``actions``, or ``deny`` only them."""
+
+    effect: str
+    actions: list[str]
+
+
+class WhoAmI(WithMeta):
+    """Who a key is (``GET /whoami``; Trusted Twin's ``who_am_i``).
+
+    ``account``, ``user`` and ``role`` are the attributes Trusted Twin's answer has: the
+    key stands for the user, and its id is the user's.
+    """
+
+    account: str
+    team_id: int
+    user: str
+    role: str
+    key: KeyItem
+    statement: StatementItem
+
+
+def _key_fields(key: KeyRecord) -> dict[str, object]:
+    return {**asdict(key), "team_id": team_id_of(key.account)}
+
+
 def key_list(meta: RequestMeta, keys: list[KeyRecord]) -> KeyList:
     """The answer of ``GET /keys``."""
-    return KeyList(meta=meta, keys=[KeyItem.model_validate(asdict(k)) for k in keys])
+    return KeyList(meta=meta, keys=[KeyItem.model_validate(_key_fields(k)) for k in keys])
 
 
 def key_answer(meta: RequestMeta, key: KeyRecord) -> KeyAnswer:
     """One key in the envelope."""
-    return KeyAnswer.model_validate({"meta": meta, **asdict(key)})
+    return KeyAnswer.model_validate({"meta": meta, **_key_fields(key)})
 
 
 def created_key(meta: RequestMeta, key: KeyRecord, secret: str) -> CreatedKey:
     """A key just created, with its secret."""
-    return CreatedKey.model_validate({"meta": meta, **asdict(key), "secret": secret})
+    return CreatedKey.model_validate({"meta": meta, **_key_fields(key), "secret": secret})
+
+
+def who_am_i(meta: RequestMeta, identity: Identity) -> WhoAmI:
+    """The answer of ``GET /whoami``."""
+    key = identity.key
+    return WhoAmI(
+        meta=meta,
+        account=key.account,
+        team_id=identity.team_id,
+        user=key.id,
+        role=key.role,
+        key=KeyItem.model_validate(_key_fields(key)),
+        statement=StatementItem(
+            effect=identity.statement.effect, actions=sorted(identity.statement.actions)
+        ),
+    )
 
 
 def role_list(meta: RequestMeta, roles: list[RoleRecord]) -> RoleList:

@@ -32,6 +32,11 @@ class Page:
         """The ``offset_start``/``offset_end`` form, whose end row is included."""
         return cls(offset_start, None if offset_end is None else offset_end + 1)
 
+    @property
+    def size(self) -> int:
+        """How many rows the page asks for (0: to the last row)."""
+        return 0 if self.end is None else max(self.end - self.offset, 0)
+
     def bounds(self, total: int) -> tuple[int, int]:
         """The concrete row range within a result of ``total`` rows."""
         end = total if self.end is None else min(self.end, total)
@@ -114,6 +119,7 @@ async def rows_response(
         None if page.end is None else end,
         total,
         page.names,
+        requested=page.size,
     )
     meta = shapes.rows_meta(request_id_of(request), query, infos, links)
     settings = query.spec.settings

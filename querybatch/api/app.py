@@ -14,6 +14,7 @@ from querybatch.api.auth import KeyCache
 from querybatch.api.errors import install_error_handlers
 from querybatch.api.links import Links
 from querybatch.api.middleware import EdgeMiddleware
+from querybatch.api.pretty import PrettyJsonMiddleware
 from querybatch.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from querybatch.api.routes import (
     admin,
@@ -22,7 +23,10 @@ from querybatch.api.routes import (
     cache,
     data,
     health,
+    history,
     metrics,
+    not_offered,
+    sdk,
     sources,
     status,
 )
@@ -35,11 +39,15 @@ log = logging.getLogger(__name__)
 API_ROUTERS: tuple[APIRouter, ...] = (
     data.router,
     status.router,
+    history.router,
     sources.router,
     batches.router,
     cache.router,
     bulk.router,
     admin.router,
+    # Before sdk: /ds/login/links is not the login 'links' of /ds/login/{login_id}.
+    not_offered.router,
+    sdk.router,
 )
 PREFIXES = ("/v2", "/enterprise/v2")
 
@@ -93,6 +101,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(PrettyJsonMiddleware)
     app.add_middleware(EdgeMiddleware, limiter=limiter)
     app.include_router(health.router)
     app.include_router(metrics.router)

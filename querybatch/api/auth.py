@@ -7,9 +7,24 @@ import time
 from querybatch.engine.access import KEY_PREFIX, Access, Principal
 from querybatch.errors import PermissionDenied, Unauthorized
 
-__all__ = ["KEY_CHARS", "KeyCache", "Principal", "require"]
+__all__ = ["KEY_CHARS", "KeyCache", "Principal", "key_of_authorization", "require"]
 
 KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def key_of_authorization(value: str) -> str | None:
+    """The API key of an ``Authorization`` header value, or None when it holds none.
+
+    ``Bearer <key>`` is the Supermetrics form; a bare ``<key>`` with no scheme is what
+    Trusted Twin's clients send (``TTRESTService(tt_auth=<key>)``). Any other scheme
+    (``Basic ...``) carries no key of this server.
+    """
+    value = value.strip()
+    scheme, space, token = value.partition(" ")
+    if not space:
+        return value or None
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
 
 
 class KeyCache:

@@ -9,7 +9,7 @@ import orjson
 from fastapi import Depends, Request
 from starlette.types import Scope
 
-from querybatch.api.auth import Principal, require
+from querybatch.api.auth import Principal, key_of_authorization, require
 from querybatch.api.params import body_params
 from querybatch.api.ratelimit import gate_of
 from querybatch.api.services import Services
@@ -26,11 +26,13 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 def credential_of(scope: Scope) -> str | None:
-    """The API key a request carries in its header or query string (``api_key`` or ``json=``)."""
+    """The API key a request carries in its header or query string (``api_key`` or ``json=``).
+
+    The ``Authorization`` header wins when present, even if it holds no usable key.
+    """
     for name, value in scope.get("headers", ()):
         if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+            return key_of_authorization(value.decode("latin-1"))
     query = scope.get("query_string", b"")
     if b"api_key" not in query:
         return None

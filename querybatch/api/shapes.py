@@ -142,15 +142,18 @@ def page_links(
     end: int | None,
     total: int,
     names: tuple[str, str],
+    requested: int = 0,
 ) -> dict[str, str]:
     """``meta.paginate``: absolute links to the previous and next pages, where there are some.
 
     ``names`` are the offset parameters of the route: (offset_start, offset_end) whose end is
-    inclusive, or (offset, limit).
+    inclusive, or (offset, limit). ``requested`` is the page size asked for: a last page
+    holds fewer rows, and its links still walk pages of the size asked for, so that prev
+    and next visit the same pages in both directions.
     """
     if end is None:
         return {}
-    size = end - offset
+    size = max(end - offset, requested)
     links: dict[str, str] = {}
     start_name, end_name = names
     inclusive = end_name == "offset_end"

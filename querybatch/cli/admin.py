@@ -19,6 +19,7 @@ from rich.table import Table
 
 from querybatch.cli.common import EXIT_USAGE, app, console, errors, settings_with
 from querybatch.domain.actions import BUILTIN_ROLES, Effect
+from querybatch.domain.teams import team_id_of
 from querybatch.engine.access import Access, Manager, check_key_account
 from querybatch.engine.factory import open_access
 from querybatch.errors import BadRequest, Conflict, NotFound
@@ -93,6 +94,7 @@ def keys_list(
             "prefix": r.prefix,
             "role": r.role,
             "account": r.account,
+            "team_id": team_id_of(r.account),
             "created_at": r.created_at,
             "revoked": r.revoked_at is not None,
         }
@@ -101,7 +103,7 @@ def keys_list(
     if as_json:
         console.print_json(data=rows)
         return
-    table = Table("id", "name", "prefix", "role", "account", "revoked")
+    table = Table("id", "name", "prefix", "role", "account", "team id", "revoked")
     for row in rows:
         table.add_row(
             row["id"],
@@ -109,6 +111,7 @@ def keys_list(
             row["prefix"] + "…",
             row["role"],
             row["account"],
+            str(row["team_id"]),
             str(row["revoked"]),
         )
     console.print(table)

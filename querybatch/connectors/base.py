@@ -60,6 +60,9 @@ class Connector(ABC):
 
     config_model: ClassVar[type[ConnectorConfig]] = ConnectorConfig
     pushdown: ClassVar[frozenset[str]] = frozenset()
+    # The per-query ``settings`` this source reads (name -> what it does), for clients that
+    # describe a data source (the SDK's datasource_details).
+    query_settings: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, ds_id: str, config: ConnectorConfig) -> None:
         self.ds_id = ds_id

@@ -92,6 +92,12 @@ class DemoConnector(Connector):
     config_model: ClassVar[type[ConnectorConfig]] = DemoConfig
     pushdown: ClassVar[frozenset[str]] = frozenset({"filter", "limit"})
 
+    query_settings: ClassVar[Mapping[str, str]] = {
+        "demo_latency_ms": "milliseconds each fetch waits before its rows",
+        "demo_rows_per_day": "raw rows generated per account and day",
+        "demo_fail_accounts": "accounts that fail with an account error",
+        "demo_transient_failures": "times a fetch fails transiently before it succeeds",
+    }
     in_flight: ClassVar[dict[str, int]] = {}
     peak: ClassVar[dict[str, int]] = {}
     _transient_attempts: ClassVar[dict[str, int]] = {}

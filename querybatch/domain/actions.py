@@ -12,6 +12,7 @@ ACTIONS: dict[str, str] = {
     "get_data": "run or poll a query through /query/data/{format}; read rows by any route",
     "get_query_status": "read a query's status through /query/status (its rows need get_data)",
     "get_query_results": "page through a finished query's rows (/query/results; needs get_data)",
+    "get_query_history": "list the key's recent queries and their statuses (/query/history)",
     "get_accounts": "list a data source's logins and accounts",
     "get_fields": "list a data source's fields",
     "get_segments": "list a data source's segments",
@@ -28,6 +29,7 @@ ACTIONS: dict[str, str] = {
     "get_batch": "read a bulk file batch, and get its download link (needs get_data)",
     "update_batch": "cancel a bulk file batch",
     "delete_batch": "delete a bulk file batch and its files",
+    "who_am_i": "say which account, key and role the key is (/whoami)",
     "manage_keys": "create, list and revoke the account's keys, within its own role",
     "manage_roles": "create, list, change and delete the account's roles, within its own role",
 }
@@ -35,6 +37,8 @@ ACTIONS: dict[str, str] = {
 # The viewer watches: statuses, batches, sources' metadata; it reads no rows (no get_data),
 # so the actions that only read rows are not listed.
 VIEWER_ACTIONS = (
+    "who_am_i",
+    "get_query_history",
     "get_query_status",
     "get_accounts",
     "get_fields",

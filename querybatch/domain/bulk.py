@@ -18,7 +18,14 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 DESCRIPTION_KEY = r"^[a-z_][0-9a-z_]{0,63}$"
 HASH_PATTERN = r"^[a-f0-9]{64}$"
@@ -91,6 +98,21 @@ BULK_TRANSITIONS: dict[BulkStatus, frozenset[BulkStatus]] = {
 }
 
 
+def parse_statuses(values: list[str]) -> frozenset[BulkStatus]:
+    """The statuses named in ``values`` (each one name or a comma-separated list of them).
+
+    Raises ValueError naming the first value that is not a status.
+    """
+    found: set[BulkStatus] = set()
+    for value in values:
+        for name in value.split(","):
+            try:
+                found.add(BulkStatus(name.strip().lower()))
+            except ValueError:
+                raise ValueError(f"{name.strip()[:40]!r} is not a batch status") from None
+    return frozenset(found)
+
+
 def can_move(current: BulkStatus, target: BulkStatus) -> bool:
     """Whether a bulk batch in ``current`` may move to ``target``."""
     return target in BULK_TRANSITIONS[current]
@@ -111,7 +133,12 @@ OPERATIONS: dict[str, str] = {"get_data": "get_data"}
 
 
 class BulkBatchRequest(BaseModel):
-    """The body of ``POST /batches``."""
+    """The body of ``POST /batches``: Trusted Twin's create_batch fields, null where optional.
+
+    ``batch_dict`` is the dictionary Trusted Twin's client template sends with a batch; it
+    is kept with the batch as its description (when no ``description`` is given), under the
+    same rules.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -119,6 +146,7 @@ class BulkBatchRequest(BaseModel):
     operation: Annotated[str, StringConstraints(max_length=64)]
     hash: Annotated[str, StringConstraints(pattern=HASH_PATTERN)] | None = None
     description: Annotated[dict[str, Any], Field(max_length=100)] | None = None
+    batch_dict: Annotated[dict[str, Any], Field(max_length=100)] | None = None
 
     @field_validator("operation")
     @classmethod
@@ -127,13 +155,19 @@ class BulkBatchRequest(BaseModel):
             raise ValueError(f"operation must be one of: {', '.join(sorted(OPERATIONS))}")
         return value
 
-    @field_validator("description")
+    @field_validator("description", "batch_dict")
     @classmethod
     def _description_keys(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         for key in value or {}:
             if not re.fullmatch(DESCRIPTION_KEY, key):
                 raise ValueError(f"description key {key[:80]!r} must match {DESCRIPTION_KEY}")
         return value
+
+    @model_validator(mode="after")
+    def _batch_dict_describes(self) -> BulkBatchRequest:
+        if self.description is None and self.batch_dict is not None:
+            self.description = self.batch_dict
+        return self
 
 
 class LineStatus(StrEnum):

@@ -26,6 +26,12 @@ ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 
 Identifier = Annotated[str, StringConstraints(max_length=50, pattern=ID_PATTERN)]
 AccountId = Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=ID_PATTERN)]
+# An account, or a list alias the planner resolves (``list.all_accounts``).
+ACCOUNT_LIST_PREFIX = "list."
+AccountRef = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=50, pattern=r"^(?:[A-Za-z0-9_-]+|list\.[a-z_]+)$"),
+]
 UserName = Annotated[str, StringConstraints(max_length=255)]
 FieldId = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=ID_PATTERN)]
 
@@ -150,7 +156,7 @@ def _blank_to_none(value: Any) -> Any:
     return None if value == "" else value
 
 
-StrList = Annotated[list[AccountId], BeforeValidator(_split_list), Field(max_length=100)]
+StrList = Annotated[list[AccountRef], BeforeValidator(_split_list), Field(max_length=100)]
 OptionalInt = BeforeValidator(_blank_to_none)
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from querybatch.domain.actions import BUILTIN_ROLES, Effect, Statement, unknown_actions
+from querybatch.domain.teams import team_id_of
 from querybatch.engine.service import Caller
 from querybatch.errors import BadRequest, Conflict, NotFound, PermissionDenied
 from querybatch.store.keys import BUILTIN_ACCOUNT, KEY_PREFIX
@@ -26,10 +27,12 @@ from querybatch.store.store import Store
 __all__ = [
     "KEY_PREFIX",
     "Access",
+    "Identity",
     "KeyRecord",
     "Manager",
     "Principal",
     "RoleRecord",
+    "Team",
     "check_key_account",
 ]
 
@@ -71,6 +74,24 @@ class Principal:
         return Manager(self.key.account, self.key.role, self.statement)
 
 
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a key is: its record, its account's team id, and what its role allows."""
+
+    key: KeyRecord
+    team_id: int
+    statement: Statement
+
+
+@dataclass(frozen=True, slots=True)
+class Team:
+    """A tenant as the SDK's teams see it: its numeric id, name, and when its first key came."""
+
+    team_id: int
+    account: str
+    created_at: float
+
+
 def check_key_account(account: str | None) -> str:
     """``account`` when keys may belong to it: not empty, and not the built-in roles' own."""
     if not account or account == BUILTIN_ACCOUNT:
@@ -109,6 +130,19 @@ class Access:
         if role is None:
             return None
         return Principal(key, role.statement)
+
+    def who_am_i(self, principal: Principal) -> Identity:
+        """Who the authenticated key is (``GET /whoami``): account, team, key and role."""
+        return Identity(principal.key, team_id_of(principal.key.account), principal.statement)
+
+    async def team(self, principal: Principal, team_id: int) -> Team:
+        """The caller's tenant as a team (``GET /v1/teams/{team_id}``); another's is NotFound."""
+        account = principal.key.account
+        if team_id != team_id_of(account):
+            raise NotFound(f"No team {team_id}")
+        keys = await self.store.keys.list_keys(account)
+        created = min((k.created_at for k in keys), default=principal.key.created_at)
+        return Team(team_id, account, created)
 
     # -- keys -------------------------------------------------------------------------------
 

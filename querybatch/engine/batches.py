@@ -82,6 +82,7 @@ async def plan_batch(
             await planner.check(spec)
         except SpecError as exc:
             raise SpecError(f"queries[{index}].{exc.parameter}", str(exc)) from exc
+    specs = await planner.resolve_account_lists(specs)
     if settings.split_accounts_policy == "all":
         specs = await _with_every_account(specs, planner)
     total = sum(

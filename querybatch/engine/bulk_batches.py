@@ -74,9 +74,11 @@ class BulkBatches:
         le: float | None,
         after: tuple[float, str] | None,
         limit: int,
+        statuses: frozenset[BulkStatus] | None = None,
     ) -> BulkPage:
         """Up to ``limit`` of the caller's batches after ``after``, with created_ts within
-        ``ge``..``le``: oldest first, newest first when both bounds are given."""
+        ``ge``..``le`` and, when ``statuses`` is given, in one of them: oldest first,
+        newest first when both bounds are given."""
         rows = await self.store.bulk.page(
             caller.account,
             ge=ge,
@@ -84,6 +86,7 @@ class BulkBatches:
             after=after,
             newest_first=ge is not None and le is not None,
             limit=limit + 1,
+            statuses=statuses,
         )
         page = rows[:limit]
         following = (page[-1][2], page[-1][0]) if len(rows) > limit else None

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from querybatch.connectors.registry import SourceRegistry
 from querybatch.domain.fields import FieldInfo
 from querybatch.domain.filters import Filter, FilterSyntaxError, compile_filter
-from querybatch.domain.query import QuerySpec, SpecError
+from querybatch.domain.query import ACCOUNT_LIST_PREFIX, QuerySpec, SpecError
 from querybatch.errors import ConnectorError
+
+# The account lists a query may name in ds_accounts, resolved when it is planned.
+ACCOUNT_LISTS = {"list.all_accounts": "every account the data source offers the caller"}
 
 
 class Planner:
@@ -17,11 +20,46 @@ class Planner:
     def __init__(self, sources: SourceRegistry) -> None:
         self.sources = sources
 
+    async def resolve_accounts(self, spec: QuerySpec) -> QuerySpec:
+        """``spec`` with the account lists of its ``ds_accounts`` replaced by their accounts.
+
+        ``list.all_accounts`` is every account the data source's logins (those of
+        ``ds_users`` when named) can read, in their order; accounts named beside it stay
+        once. An unknown list is a SpecError naming ``ds_accounts``.
+        """
+        resolved = await self.resolve_account_lists([spec])
+        return resolved[0]
+
+    async def resolve_account_lists(self, specs: Sequence[QuerySpec]) -> list[QuerySpec]:
+        """Every spec with its account lists resolved (each source's logins asked once)."""
+        known: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
+        resolved: list[QuerySpec] = []
+        for spec in specs:
+            if not any(a.startswith(ACCOUNT_LIST_PREFIX) for a in spec.accounts):
+                resolved.append(spec)
+                continue
+            _check_account_lists(spec)
+            if spec.ds_id not in self.sources:
+                resolved.append(spec)  # check() names the unknown source
+                continue
+            key = (spec.ds_id, spec.users)
+            if key not in known:
+                logins = await self.sources[spec.ds_id].accounts(spec.users)
+                known[key] = tuple(
+                    dict.fromkeys(a.account_id for login in logins for a in login.accounts)
+                )
+            accounts: list[str] = []
+            for account in spec.accounts:
+                accounts.extend(known[key] if account in ACCOUNT_LISTS else (account,))
+            resolved.append(spec.model_copy(update={"accounts": tuple(dict.fromkeys(accounts))}))
+        return resolved
+
     async def check(self, spec: QuerySpec) -> None:
         """Raise SpecError, naming the parameter, if the data source cannot run ``spec``."""
         if spec.ds_id not in self.sources:
             known = ", ".join(sorted(self.sources)) or "none"
             raise SpecError("ds_id", f"Unknown data source {spec.ds_id!r} (known: {known})")
+        _check_account_lists(spec)
         available = await self.sources.fields(spec.ds_id)
         unknown = [f for f in spec.fields if f not in available]
         if unknown:
@@ -67,3 +105,10 @@ class Planner:
             return []
         available = await self.sources.fields(ds_id)
         return [available[f] for f in field_ids if f in available]
+
+
+def _check_account_lists(spec: QuerySpec) -> None:
+    for account in spec.accounts:
+        if account.startswith(ACCOUNT_LIST_PREFIX) and account not in ACCOUNT_LISTS:
+            lists = ", ".join(ACCOUNT_LISTS)
+            raise SpecError("ds_accounts", f"Unknown account list {account!r} (known: {lists})")

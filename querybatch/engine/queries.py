@@ -15,9 +15,18 @@ from querybatch.engine.coalesce import Coalescer
 from querybatch.engine.result_rows import ResultRows, RowChunks, no_rows
 from querybatch.engine.service import Caller, Engine
 from querybatch.errors import BadRequest, Conflict, ResultsUnavailable, StatusNotFound
+from querybatch.store.history import HistoryEntry
 from querybatch.store.records import QueryRecord
 
-__all__ = ["Queries", "QueryAnswer", "QueryRecord", "QueryRows", "QueryState"]
+__all__ = [
+    "HistoryEntry",
+    "HistoryPage",
+    "Queries",
+    "QueryAnswer",
+    "QueryRecord",
+    "QueryRows",
+    "QueryState",
+]
 
 ENDED_QUERIES_KEPT = 20_000
 
@@ -53,6 +62,14 @@ class QueryRows:
 
 
 QueryAnswer = QueryState | QueryRows
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """A page of a key's recent queries, newest first, and whether more follow."""
+
+    entries: list[HistoryEntry]
+    more: bool
 
 
 def _not_found(schedule_id: str) -> StatusNotFound:
@@ -101,6 +118,9 @@ class Queries:
         except SpecError as exc:
             raise BadRequest(f"Invalid value for parameter '{exc.parameter}'", str(exc)) from exc
         query = await self.submit(caller, request, spec, request_id)
+        if query.request_id != request_id:
+            # Joined a running query or reused an ended one: this request id names it too.
+            await self.store.requests.add(caller.account, request_id, query.id, time.time())
         return await self._answer(await self.wait(query, request.sync_timeout), rows=True)
 
     async def status(self, caller: Caller, schedule_id: str, *, rows: bool) -> QueryAnswer:
@@ -117,6 +137,26 @@ class Queries:
             )
         return await self._rows(query)
 
+    async def history(
+        self,
+        caller: Caller,
+        *,
+        ds_ids: list[str] | None,
+        after: tuple[float, str] | None,
+        limit: int,
+    ) -> HistoryPage:
+        """The caller's key's queries whose results live, newest first, ``limit`` at a time
+        after ``after`` (only of ``ds_ids`` when given)."""
+        entries = await self.store.history.page(
+            caller.account,
+            caller.key_id,
+            ds_ids=ds_ids,
+            after=after,
+            now=time.time(),
+            limit=limit + 1,
+        )
+        return HistoryPage(entries[:limit], len(entries) > limit)
+
     # -- the steps ----------------------------------------------------------------------------
 
     async def live(self, caller: Caller, schedule_id: str) -> QueryRecord:
@@ -128,8 +168,11 @@ class Queries:
             raise _not_found(schedule_id)
         return query
 
-    async def find(self, caller: Caller, ident: str) -> QueryRecord | None:
-        """A live query of the caller's tenant by schedule id (or by its first request id)."""
+    async def find(
+        self, caller: Caller, ident: str, *, request_ids: bool = True
+    ) -> QueryRecord | None:
+        """A live query of the caller's tenant by schedule id, or by any request id it was
+        handed out under (unless ``request_ids`` is False: then only by its first)."""
         key = (caller.account, ident)
         now = time.time()
         known = self._ended.get(key)
@@ -139,6 +182,10 @@ class Queries:
                 return known[0]
             del self._ended[key]
         query = await self.store.jobs.get_query(caller.account, ident, now)
+        if query is None and request_ids:
+            schedule_id = await self.store.requests.schedule_id_of(caller.account, ident)
+            if schedule_id is not None:
+                query = await self.store.jobs.get_query(caller.account, schedule_id, now)
         if query is not None and query.status.is_final:
             # In a batch still running, the query cannot expire before a full TTL from now.
             valid_until = query.expires_at or now + min(self.settings.result_ttl, 60)
@@ -150,6 +197,7 @@ class Queries:
     async def plan(self, request: DataRequest) -> QuerySpec:
         """The query a data request describes, checked against its data source."""
         spec = build_spec(request, self.engine.today())
+        spec = await self.engine.planner.resolve_accounts(spec)
         await self.engine.planner.check(spec)
         return spec
 
@@ -158,7 +206,7 @@ class Queries:
     ) -> QueryRecord:
         """Start the query of a data request, or answer from the cache when allowed to."""
         schedule_id = request.schedule_id or spec.derived_schedule_id()
-        existing = await self.find(caller, schedule_id)
+        existing = await self.find(caller, schedule_id, request_ids=False)
         if existing is not None:
             return existing
         now = time.time()

@@ -121,9 +121,13 @@ class BulkStore:
         after: tuple[float, str] | None,
         newest_first: bool,
         limit: int,
+        statuses: frozenset[BulkStatus] | None = None,
     ) -> list[tuple[str, str, float]]:
-        """(id, status, created_ts) of a tenant's batches in created order, after ``after``."""
+        """(id, status, created_ts) of a tenant's batches in created order, after ``after``
+        (only those in ``statuses``, when given)."""
         conditions = [bulk_batches.c.account == account]
+        if statuses is not None:
+            conditions.append(bulk_batches.c.status.in_(sorted(statuses)))
         if ge is not None:
             conditions.append(bulk_batches.c.created_ts >= ge)
         if le is not None:

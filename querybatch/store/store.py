@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from querybatch.store.bulk import BulkStore
 from querybatch.store.bulk_files import FileStore
 from querybatch.store.database import Database
+from querybatch.store.history import HistoryStore
 from querybatch.store.jobs import JobStore
 from querybatch.store.keys import KeyStore
+from querybatch.store.requests import RequestStore
 from querybatch.store.results import ResultStore
 from querybatch.store.runs import RunStore
 from querybatch.store.upkeep import UpkeepStore
@@ -26,6 +28,8 @@ class Store:
     results: ResultStore
     bulk: BulkStore
     files: FileStore
+    requests: RequestStore
+    history: HistoryStore
 
     @classmethod
     def open(cls, url: str, *, result_ttl: float, migrate: bool = True) -> Store:
@@ -42,6 +46,8 @@ class Store:
             results=ResultStore(db),
             bulk=BulkStore(db),
             files=FileStore(db),
+            requests=RequestStore(db),
+            history=HistoryStore(db, result_ttl),
         )
 
     def close(self) -> None:

@@ -167,6 +167,18 @@ queries = Table(
     Index(None, "fingerprint", "status"),
 )
 
+# Every request id handed out for a query besides the one that created it (a request that
+# joined a running query, or reused an ended one): each names the query while it lives.
+query_requests = Table(
+    "query_requests",
+    metadata,
+    Column("account", String(64), primary_key=True),
+    Column("request_id", String(64), primary_key=True),
+    Column("query_id", BigId, ForeignKey("queries.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Index(None, "query_id"),
+)
+
 # Files of bulk batches: uploads (id = the upload handler), the batch's own copy of its
 # upload, and results. They live in the database so that every API node can serve them.
 # An upload is "pending" until a PUT completes; a PUT writes into a "part" file first and

@@ -88,6 +88,7 @@ async def test_answers_put_meta_first_as_clients_receive_them(access: Access) ->
         "account",
         "created_at",
         "revoked_at",
+        "team_id",
         "secret",
     ]
     role, _ = await access.put_role(Manager.operator("acme"), "team", "allow", [])

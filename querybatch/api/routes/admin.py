@@ -22,11 +22,13 @@ from querybatch.api.access_shapes import (
     RoleAnswer,
     RoleBody,
     RoleList,
+    WhoAmI,
     created_key,
     key_answer,
     key_list,
     role_answer,
     role_list,
+    who_am_i,
 )
 from querybatch.api.answer import model_response
 from querybatch.api.deps import PrincipalDep, ServicesDep
@@ -43,6 +45,14 @@ CONFLICTS = ERROR_RESPONSES | {409: ERROR_RESPONSES[400] | {"description": "Conf
 
 def _meta(request: Request) -> RequestMeta:
     return RequestMeta(request_id=request_id_of(request))
+
+
+@action_route(
+    router, "GET", "/whoami", "who_am_i", response_model=WhoAmI, responses=ERROR_RESPONSES
+)
+async def whoami(request: Request, services: ServicesDep, principal: PrincipalDep) -> Response:
+    """Who the key is: its account (and team id), its id and name, its role and statement."""
+    return model_response(who_am_i(_meta(request), services.access.who_am_i(principal)))
 
 
 @action_route(

@@ -29,7 +29,7 @@ from querybatch.api.links import SignedLink
 from querybatch.api.params import json_body, parse_params
 from querybatch.api.routing import action_route
 from querybatch.api.schemas import ERROR_RESPONSES, body_doc, json_body_schema
-from querybatch.domain.bulk import OPERATIONS, BulkBatchRequest, BulkStatus
+from querybatch.domain.bulk import OPERATIONS, BulkBatchRequest, BulkStatus, parse_statuses
 from querybatch.domain.dates import LATEST_EPOCH
 from querybatch.errors import BadRequest
 
@@ -87,6 +87,10 @@ async def get_batches(
         Query(description="created_ts at or before", ge=0, le=LATEST_EPOCH, allow_inf_nan=False),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    status: Annotated[
+        list[Annotated[str, Query(max_length=300)]] | None,
+        Query(description="only batches in these statuses (repeated or comma-separated)"),
+    ] = None,
 ) -> Response:
     """The tenant's batches and their statuses, ``limit`` at a time.
 
@@ -101,11 +105,23 @@ async def get_batches(
         le=le,
         after=BULK_BATCH_CURSORS.decode(cursor) if cursor else None,
         limit=limit,
+        statuses=_statuses(status),
     )
     following = BULK_BATCH_CURSORS.encode(*page.after) if page.after else None
     return model_response(
         bulk_batch_list(request_id_of(request), page, following), exclude_unset=True
     )
+
+
+def _statuses(values: list[str] | None) -> frozenset[BulkStatus] | None:
+    if not values:
+        return None
+    if len(values) > len(BulkStatus):
+        raise BadRequest("Invalid value for parameter 'status'", "Too many statuses.")
+    try:
+        return parse_statuses(values)
+    except ValueError as exc:
+        raise BadRequest("Invalid value for parameter 'status'", str(exc)) from None
 
 
 @action_route(
