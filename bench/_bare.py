@@ -2,7 +2,7 @@
 
 It is what the engine would cost if scheduling, recording and storing were free: the same
 connector, built as ``demo_sources()`` builds it, fetching the same requests the engine's
-runner builds from the stored sub-queries (``fetch_request``), at most ``concurrency`` at once.
+runner builds from the sub-queries' specs (``fetch_request``), at most ``concurrency`` at once.
 It runs in the benchmark process, never beside a loaded server, on the same event loop
 implementation as the server (uvloop when installed).
 """
@@ -13,10 +13,10 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from bench._common import run_async
 from querybatch.connectors.demo import DemoConnector, demo_sources
+from querybatch.domain.query import QuerySpec
 from querybatch.engine.executors.fetch import fetch_request
 
 
@@ -35,7 +35,7 @@ class BareRun:
         return self.subqueries / self.seconds
 
 
-async def _drain(connector: DemoConnector, spec: dict[str, Any]) -> int:
+async def _drain(connector: DemoConnector, spec: QuerySpec) -> int:
     rows = 0
     async for chunk in connector.fetch(fetch_request(spec)):
         rows += len(chunk)
@@ -43,10 +43,10 @@ async def _drain(connector: DemoConnector, spec: dict[str, Any]) -> int:
 
 
 async def bare_loop_async(
-    specs: Sequence[dict[str, Any]], concurrency: int, latency_ms: float
+    specs: Sequence[QuerySpec], concurrency: int, latency_ms: float
 ) -> BareRun:
     """Fetch every spec with at most ``concurrency`` fetches at once; how long it took."""
-    connector = demo_sources(latency_ms=latency_ms)[specs[0]["ds_id"]]
+    connector = demo_sources(latency_ms=latency_ms)[specs[0].ds_id]
     DemoConnector.reset_stats()
     semaphore = asyncio.Semaphore(concurrency)
     rows = 0
@@ -71,6 +71,6 @@ async def bare_loop_async(
     return BareRun(seconds, len(specs), rows, peak)
 
 
-def bare_loop(specs: Sequence[dict[str, Any]], concurrency: int, latency_ms: float) -> BareRun:
+def bare_loop(specs: Sequence[QuerySpec], concurrency: int, latency_ms: float) -> BareRun:
     """:func:`bare_loop_async` on a fresh event loop."""
     return run_async(bare_loop_async(specs, concurrency, latency_ms))

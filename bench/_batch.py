@@ -17,6 +17,7 @@ import httpx
 
 from bench._common import Profiling
 from bench._server import BenchServer
+from querybatch.domain.query import QuerySpec
 
 DS_ID = "DEMO_ADS"
 ACCOUNTS = 25  # accounts of a stock demo source
@@ -59,22 +60,22 @@ def batch_body(n: int, concurrency: int, **settings: Any) -> dict[str, Any]:
     }
 
 
-def subquery_specs(n: int, **settings: Any) -> list[dict[str, Any]]:
-    """The stored specs of the sub-queries :func:`batch_body` splits into, in batch order."""
+def subquery_specs(n: int, **settings: Any) -> list[QuerySpec]:
+    """The specs of the sub-queries :func:`batch_body` splits into, in batch order."""
     specs = []
     for i, days in enumerate(_days_per_account(n)):
         for d in range(days):
-            day = (FIRST_DAY + timedelta(days=d)).isoformat()
+            day = FIRST_DAY + timedelta(days=d)
             specs.append(
-                {
-                    "ds_id": DS_ID,
-                    "accounts": [account_id(i)],
-                    "start_date": day,
-                    "end_date": day,
-                    "fields": list(FIELDS),
-                    "max_rows": 1000,
-                    "settings": dict(settings),
-                }
+                QuerySpec(
+                    ds_id=DS_ID,
+                    accounts=(account_id(i),),
+                    start_date=day,
+                    end_date=day,
+                    fields=tuple(FIELDS),
+                    max_rows=1000,
+                    settings=dict(settings),
+                )
             )
     return specs
 

@@ -62,18 +62,21 @@ def query(rows: int) -> dict[str, Any]:
 
 async def _demo_alone(rows: int) -> tuple[int, float]:
     from querybatch.connectors.demo import demo_sources
+    from querybatch.domain.query import QuerySpec
     from querybatch.engine.executors.fetch import fetch_request
 
     q = query(rows)
-    spec = {
-        "ds_id": q["ds_id"],
-        "accounts": q["ds_accounts"],
-        "start_date": q["start_date"],
-        "end_date": q["end_date"],
-        "fields": q["fields"],
-        "max_rows": q["max_rows"],
-        "settings": q["settings"],
-    }
+    spec = QuerySpec.model_validate(
+        {
+            "ds_id": q["ds_id"],
+            "accounts": q["ds_accounts"],
+            "start_date": q["start_date"],
+            "end_date": q["end_date"],
+            "fields": q["fields"],
+            "max_rows": q["max_rows"],
+            "settings": q["settings"],
+        }
+    )
     connector = demo_sources()[DS_ID]
     began = time.perf_counter()
     produced = 0
