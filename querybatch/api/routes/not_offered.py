@@ -21,7 +21,9 @@ from querybatch.api.schemas import ERROR_RESPONSES
 from querybatch.engine.catalog import check_team
 from querybatch.errors import NotFound, NotOffered
 
-router = APIRouter(tags=["Not offered by a self-hosted server"])
+# Left out of /openapi.json, which describes what this server offers; docs/compatibility.md
+# lists these methods.
+router = APIRouter(tags=["Not offered by a self-hosted server"], include_in_schema=False)
 
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 RESPONSES = ERROR_RESPONSES | {501: ERROR_RESPONSES[400] | {"description": "Not offered"}}
