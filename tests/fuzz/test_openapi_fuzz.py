@@ -106,8 +106,8 @@ def no_server_error_but_not_offered(
     ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case
 ) -> bool | None:
     """No 5xx, except the 501 NOT_IMPLEMENTED of an SDK method a self-hosted server does not
-    offer (a method sent to a path it does not document may reach one: ``DELETE
-    /ds/login/{login_id}`` is "revoking logins")."""
+    offer (a path or method the document does not name may reach one: ``GET
+    /ds/login/links`` is "login links", ``DELETE /ds/login/{login_id}`` "revoking logins")."""
     if response.status_code == 501:
         assert response.json()["error"]["code"] == "NOT_IMPLEMENTED", response.text
         return True

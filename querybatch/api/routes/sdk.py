@@ -33,9 +33,7 @@ from querybatch.api.sdk_shapes import (
 
 router = APIRouter(tags=["Logins, data sources and teams"])
 
-# Login ids are ``lgn_`` and 20 hex digits (engine/catalog.py): nothing else, such as the
-# not-offered ``/ds/login/links``, is read as one.
-LoginId = Annotated[str, Path(pattern=r"^lgn_[0-9a-f]{20}$")]
+LoginId = Annotated[str, Path(max_length=64)]
 TeamId = Annotated[int, Path(ge=0, le=2**63 - 1)]
 
 
