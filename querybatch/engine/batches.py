@@ -82,9 +82,9 @@ async def plan_batch(
             await planner.check(spec)
         except SpecError as exc:
             raise SpecError(f"queries[{index}].{exc.parameter}", str(exc)) from exc
-    specs = await planner.resolve_account_lists(specs)
-    if settings.split_accounts_policy == "all":
-        specs = await _with_every_account(specs, planner)
+    specs = await planner.resolve_account_lists(
+        specs, none_means_all=settings.split_accounts_policy == "all"
+    )
     total = sum(
         count_subqueries(
             len(spec.accounts),
@@ -121,22 +121,6 @@ def _build_specs(
         shapes.setdefault(spec.shape(today).fingerprint(), (index, spec))
         specs.append(spec)
     return specs, list(shapes.values())
-
-
-async def _with_every_account(specs: list[QuerySpec], planner: Planner) -> list[QuerySpec]:
-    """Splitting per account with no accounts named means: every account of the source."""
-    known: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
-    filled: list[QuerySpec] = []
-    for spec in specs:
-        if spec.accounts:
-            filled.append(spec)
-            continue
-        key = (spec.ds_id, spec.users)
-        if key not in known:
-            logins = await planner.sources[spec.ds_id].accounts(spec.users)
-            known[key] = tuple(dict.fromkeys(a.account_id for g in logins for a in g.accounts))
-        filled.append(spec.model_copy(update={"accounts": known[key]}))
-    return filled
 
 
 def _numbered(batch_id: str, specs: list[QuerySpec], settings: BatchSettings) -> list[PlannedQuery]:

@@ -30,12 +30,19 @@ class Planner:
         resolved = await self.resolve_account_lists([spec])
         return resolved[0]
 
-    async def resolve_account_lists(self, specs: Sequence[QuerySpec]) -> list[QuerySpec]:
-        """Every spec with its account lists resolved (each source's logins asked once)."""
+    async def resolve_account_lists(
+        self, specs: Sequence[QuerySpec], *, none_means_all: bool = False
+    ) -> list[QuerySpec]:
+        """Every spec with its account lists resolved (each source's logins asked once).
+
+        With ``none_means_all`` (a batch split per account), a spec naming no account is
+        one naming ``list.all_accounts``.
+        """
         known: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
         resolved: list[QuerySpec] = []
         for spec in specs:
-            if not any(a.startswith(ACCOUNT_LIST_PREFIX) for a in spec.accounts):
+            named = spec.accounts or (("list.all_accounts",) if none_means_all else ())
+            if not any(a.startswith(ACCOUNT_LIST_PREFIX) for a in named):
                 resolved.append(spec)
                 continue
             _check_account_lists(spec)
@@ -49,7 +56,7 @@ class Planner:
                     dict.fromkeys(a.account_id for login in logins for a in login.accounts)
                 )
             accounts: list[str] = []
-            for account in spec.accounts:
+            for account in named:
                 accounts.extend(known[key] if account in ACCOUNT_LISTS else (account,))
             resolved.append(spec.model_copy(update={"accounts": tuple(dict.fromkeys(accounts))}))
         return resolved
