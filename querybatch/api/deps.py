@@ -76,9 +76,9 @@ class Authorize:
         self.action = action
 
     async def __call__(self, request: Request) -> None:
-        # The services are read here rather than declared: each dependency FastAPI solves is
-        # a measurable share of a status poll.
-        services: Services = request.app.state.services
+        # The services are fetched here rather than declared: each dependency FastAPI solves
+        # is a measurable share of a status poll.
+        services = await get_services(request)
         gate = gate_of(request.scope)
         try:
             principal = await services.keys.authenticate(await presented_key(request, services))
