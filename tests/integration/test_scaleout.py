@@ -104,8 +104,11 @@ def test_a_batch_completes_when_a_worker_is_killed_and_every_result_is_stored_on
 def test_two_api_nodes_on_one_database_serve_at_once_without_double_dispatch(
     tmp_path: Path,
 ) -> None:
-    first = ServerProcess(tmp_path / "cluster", workers=2).start()
-    second = ServerProcess(tmp_path / "cluster", workers=0).start()
+    # No process dies here: the default leases, not the tests' short ones, so that a
+    # sub-query slow to start on a busy machine is not taken back and run twice legitimately.
+    leases = {"QB_LEASE_SECONDS": "30", "QB_QUEUED_LEASE_SECONDS": "120"}
+    first = ServerProcess(tmp_path / "cluster", leases, workers=2).start()
+    second = ServerProcess(tmp_path / "cluster", leases, workers=0).start()
     try:
         with client(first) as one, client(second) as two:
             ids = [
