@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from querybatch.cli.common import EXIT_UNAVAILABLE, EXIT_USAGE, app, errors
+from querybatch.cli.common import EXIT_UNAVAILABLE, EXIT_USAGE, app, fail
 from querybatch.errors import QueryBatchError
 
 # Commands register themselves on ``app`` when their modules are imported.
@@ -17,5 +17,5 @@ def main() -> None:
         app()
     except QueryBatchError as exc:
         detail = f" ({exc.description})" if exc.description else ""
-        errors.print(f"[red]error:[/red] {exc.message}{detail}", highlight=False)
-        sys.exit(EXIT_UNAVAILABLE if exc.status >= 500 else EXIT_USAGE)
+        code = EXIT_UNAVAILABLE if exc.status >= 500 else EXIT_USAGE
+        sys.exit(fail(f"{exc.message}{detail}", code).exit_code)

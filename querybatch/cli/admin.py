@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
-from querybatch.cli.common import EXIT_USAGE, app, console, errors, settings_with
+from querybatch.cli.common import app, console, fail, settings_with
 from querybatch.domain.actions import BUILTIN_ROLES, Effect
 from querybatch.domain.teams import team_id_of
 from querybatch.engine.access import Access, Manager, check_key_account
@@ -123,8 +123,7 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_..
     try:
         _run(lambda access: access.revoke_key(Manager.operator(), key_id))
     except NotFound:
-        errors.print(f"[red]error:[/red] no active key {key_id}")
-        raise typer.Exit(EXIT_USAGE) from None
+        raise fail(f"no active key {key_id}") from None
     console.print(f"revoked {key_id}")
 
 
@@ -181,8 +180,7 @@ def roles_create(
             lambda access: access.put_role(Manager.operator(account), name, chosen, actions)
         )
     except Conflict:  # the only refusal left for the operator, the names checked above
-        errors.print(f"[red]error:[/red] role {name} is built in and cannot change")
-        raise typer.Exit(EXIT_USAGE) from None
+        raise fail(f"role {name} is built in and cannot change") from None
     verb = "created" if created else "updated"
     console.print(f"{verb} role {name} of account {account} ({effect}: {len(actions)})")
 
@@ -202,6 +200,5 @@ def roles_delete(
             problem = f"role {name} is built in and cannot be deleted"
         else:
             problem = f"keys of account {account} use role {name} (revoked ones too)"
-        errors.print(f"[red]error:[/red] {problem}")
-        raise typer.Exit(EXIT_USAGE) from None
+        raise fail(problem) from None
     console.print(f"deleted role {name} of account {account}")

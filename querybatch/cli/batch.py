@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from querybatch.cli.client import KeyOption, UrlOption
-from querybatch.cli.common import EXIT_USAGE, app, console, errors
+from querybatch.cli.common import app, console, errors, fail
 from querybatch.cli.http import ApiClient, api_error
 
 batch_app = typer.Typer(
@@ -32,13 +32,11 @@ def _read_body(path: Path) -> dict[str, Any]:
     try:
         raw = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError) as exc:
-        errors.print(f"[red]error:[/red] cannot read {path}: {exc}")
-        raise typer.Exit(EXIT_USAGE) from exc
+        raise fail(f"cannot read {path}: {exc}") from exc
     if isinstance(raw, list):
         return {"queries": raw}
     if not isinstance(raw, dict):
-        errors.print(f"[red]error:[/red] {path} must hold a list of queries or a batch object")
-        raise typer.Exit(EXIT_USAGE)
+        raise fail(f"{path} must hold a list of queries or a batch object")
     return raw
 
 

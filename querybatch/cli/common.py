@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from querybatch.settings import Settings
 
@@ -14,11 +15,20 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
-errors = Console(stderr=True, soft_wrap=True)
+# Markup is off on both consoles: messages carry ids, paths, user input and install hints
+# such as ``pip install 'querybatch[files]'``, whose brackets Rich would otherwise eat as
+# tags. Style is given with ``style=`` or Text objects, never with tags inside a string.
+console = Console(markup=False, highlight=False)
+errors = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
 
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    """Print ``error: message`` on standard error; return the exit to raise with ``code``."""
+    errors.print(Text.assemble(("error:", "red"), " ", message))
+    return typer.Exit(code)
 
 
 def settings_with(**overrides: Any) -> Settings:

@@ -41,8 +41,8 @@ def serve(
     check_server(settings)
 
     def announce(secret: str) -> None:
-        console.print("[bold]First start: created an admin API key (shown only once):[/bold]")
-        console.print(secret, markup=False, highlight=False, soft_wrap=True)
+        console.print("First start: created an admin API key (shown only once):", style="bold")
+        console.print(secret, soft_wrap=True)
 
     # Request latency tails: the event loop shares the GIL with the store threads (shorter
     # turns than the default 5 ms), and the cyclic collector's young-generation passes were
