@@ -1,0 +1,217 @@
+"""What polling costs the work it watches: a batch's makespan with and without pollers.
+
+One batch of N demo sub-queries (default 20,000 of 5 ms at ``query_concurrency`` 50) runs on
+a fresh ``querybatch serve`` process (embedded default) once per phase:
+
+- ``unpolled``: nobody polls but the bench itself (``GET /query/batch/{id}`` every 50 ms, as
+  in every phase): the baseline;
+- ``status``, ``batch``, ``status_page``: 4 clients polling as fast as they can, each the
+  same route: ``GET /query/status`` of random sub-queries of the batch, ``GET
+  /query/batch/{id}``, or ``GET /query/batch/{id}/status`` pages of 100 at random offsets;
+- ``mixed``: 16 clients each polling every 100 ms, cycling through the three routes.
+
+Each client runs in its own process, so that the load generator does not share a GIL with
+itself. Reported per phase: makespan and its ratio to the unpolled one, polls per second,
+server CPU; and for the single-route phases the server CPU per poll, the CPU the phase used
+beyond the unpolled run divided by the polls it answered.
+
+Run it as ``python -m bench.polling [--n 20000] [--phases unpolled,status,...]``; figures go
+to ``bench/results/polling.json``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+import time
+from dataclasses import dataclass
+from multiprocessing.synchronize import Event
+from typing import Any
+
+import httpx
+
+from bench._batch import batch_body, epoch, server_env, submit, wait_stopped
+from bench._common import Figures, parser, print_figures, ratio, run
+from bench._server import BenchServer
+
+NAME = "polling"
+CONCURRENCY, LATENCY_MS, PAGE = 50, 5.0, 100
+ROUTES = ("status", "batch", "status_page")
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """Who polls while the batch runs: how many clients, which route, how often."""
+
+    name: str
+    clients: int
+    route: str  # one of ROUTES, or "mixed"
+    interval_s: float  # 0: as fast as the server answers
+
+
+PHASES = {
+    phase.name: phase
+    for phase in (
+        Phase("unpolled", 0, "batch", 0.0),
+        Phase("status", 4, "status", 0.0),
+        Phase("batch", 4, "batch", 0.0),
+        Phase("status_page", 4, "status_page", 0.0),
+        Phase("mixed", 16, "mixed", 0.1),
+    )
+}
+# The issue's bounds: polled makespan over the unpolled one, and server CPU per poll in ms.
+MAKESPAN_BOUNDS = {"status": 1.5, "batch": 1.5, "status_page": 1.5, "mixed": 1.2}
+CPU_MS_BOUNDS = {"status": 0.3, "batch": 0.3, "status_page": 1.0}
+
+
+def _path(route: str, batch_id: str, n: int, rng: random.Random) -> str:
+    if route == "status":
+        return f"/query/status?schedule_id={batch_id}_query_{rng.randint(1, n)}"
+    if route == "batch":
+        return f"/query/batch/{batch_id}"
+    offset = rng.randrange(0, max(n - PAGE, 1))
+    return f"/query/batch/{batch_id}/status?offset={offset}&limit={PAGE}"
+
+
+def _poll(
+    url: str,
+    headers: dict[str, str],
+    route: str,
+    interval_s: float,
+    seed: int,
+    jobs: Any,
+    counts: Any,
+    stop: Event,
+) -> None:
+    """One client: announce itself, take the batch id, poll until told to stop."""
+    rng = random.Random(seed)
+    routes = ROUTES if route == "mixed" else (route,)
+    ok = failed = 0
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+        counts.put(("ready", 0, 0))
+        batch_id, n = jobs.get()
+        turn = seed
+        while not stop.is_set():
+            started = time.perf_counter()
+            try:
+                response = client.get(_path(routes[turn % len(routes)], batch_id, n, rng))
+                ok, failed = (ok + 1, failed) if response.status_code < 400 else (ok, failed + 1)
+            except httpx.HTTPError:
+                failed += 1
+            turn += 1
+            if interval_s:
+                time.sleep(max(0.0, interval_s - (time.perf_counter() - started)))
+    counts.put(("done", ok, failed))
+
+
+def measure_phase(phase: Phase, n: int) -> Figures:
+    """Run the batch on a fresh server with the phase's pollers; its figures."""
+    context = multiprocessing.get_context("spawn")
+    jobs, counts, stop = context.Queue(), context.Queue(), context.Event()
+    with BenchServer(server_env(CONCURRENCY, LATENCY_MS)) as server:
+        pollers = [
+            context.Process(
+                target=_poll,
+                args=(server.url, server.headers(), phase.route, phase.interval_s, i, jobs, counts),
+                kwargs={"stop": stop},
+                daemon=True,
+            )
+            for i in range(phase.clients)
+        ]
+        for poller in pollers:
+            poller.start()
+        for _ in pollers:
+            counts.get(timeout=60)
+        with server.client() as client:
+            cpu0 = server.cpu_seconds()
+            batch_id = submit(client, batch_body(n, CONCURRENCY))
+            for _ in pollers:
+                jobs.put((batch_id, n))
+            data = wait_stopped(client, batch_id)
+            cpu = server.cpu_seconds() - cpu0
+        stop.set()
+        ok = failed = 0
+        for _ in pollers:
+            _, answered, refused = counts.get(timeout=60)
+            ok, failed = ok + answered, failed + refused
+        for poller in pollers:
+            poller.join(timeout=10)
+    makespan = epoch(data["end_time"]) - epoch(data["start_time"])
+    return {
+        f"{phase.name}_makespan_s": makespan,
+        f"{phase.name}_succeeded": float(data["progress"]["success"]),
+        f"{phase.name}_server_cpu_s": cpu,
+        f"{phase.name}_polls": float(ok),
+        f"{phase.name}_poll_errors": float(failed),
+        f"{phase.name}_polls_per_s": ok / makespan if makespan else 0.0,
+    }
+
+
+def measure(n: int, phases: list[str]) -> Figures:
+    """Every phase in turn (the unpolled one first); ratios and CPU per poll against it."""
+    names = ["unpolled", *[name for name in phases if name != "unpolled"]]
+    figures: Figures = {"n": float(n), "concurrency": CONCURRENCY, "latency_ms": LATENCY_MS}
+    for name in names:
+        figures.update(measure_phase(PHASES[name], n))
+    base_makespan, base_cpu = figures["unpolled_makespan_s"], figures["unpolled_server_cpu_s"]
+    for name in names[1:]:
+        figures[f"{name}_makespan_ratio"] = ratio(figures[f"{name}_makespan_s"], base_makespan)
+        extra_cpu = figures[f"{name}_server_cpu_s"] - base_cpu
+        figures[f"{name}_cpu_ms_per_poll"] = ratio(extra_cpu * 1000, figures[f"{name}_polls"])
+    return figures
+
+
+def report(figures: Figures) -> None:
+    """Print each phase against the unpolled baseline and the issue's bounds."""
+    rows: list[tuple[str, float, str]] = [
+        ("unpolled_makespan_s", figures["unpolled_makespan_s"], "baseline"),
+        ("unpolled_server_cpu_s", figures["unpolled_server_cpu_s"], "baseline"),
+    ]
+    for name in ("status", "batch", "status_page", "mixed"):
+        if f"{name}_makespan_s" not in figures:
+            continue
+        phase = PHASES[name]
+        who = f"{phase.clients} clients" + (
+            f" every {phase.interval_s * 1000:.0f} ms" if phase.interval_s else ", flat out"
+        )
+        bound = MAKESPAN_BOUNDS[name]
+        met = "met" if figures[f"{name}_makespan_ratio"] <= bound else "MISSED"
+        rows += [
+            (f"{name}_makespan_s", figures[f"{name}_makespan_s"], who),
+            (f"{name}_makespan_ratio", figures[f"{name}_makespan_ratio"], f"<= {bound}: {met}"),
+            (f"{name}_polls_per_s", figures[f"{name}_polls_per_s"], "answered polls"),
+            (f"{name}_server_cpu_s", figures[f"{name}_server_cpu_s"], "whole batch"),
+        ]
+        if name in CPU_MS_BOUNDS:
+            cpu_bound = CPU_MS_BOUNDS[name]
+            cpu_met = "met" if figures[f"{name}_cpu_ms_per_poll"] <= cpu_bound else "MISSED"
+            rows.append(
+                (
+                    f"{name}_cpu_ms_per_poll",
+                    figures[f"{name}_cpu_ms_per_poll"],
+                    f"beyond unpolled; <= {cpu_bound}: {cpu_met}",
+                )
+            )
+    n = figures["n"]
+    print_figures(f"polling: N={n:.0f} C={CONCURRENCY} L={LATENCY_MS:.0f} ms", rows)
+
+
+def main(argv: list[str] | None = None) -> Figures:
+    """Parse the flags, measure, print and write the figures."""
+    args = parser(NAME, __doc__)
+    args.add_argument("--n", type=int, default=20_000, help="sub-queries (default %(default)s)")
+    args.add_argument(
+        "--phases",
+        default=",".join(PHASES),
+        help="comma-separated phases; unpolled always runs first (default %(default)s)",
+    )
+    ns = args.parse_args(argv)
+    phases = [name for name in ns.phases.split(",") if name]
+    unknown = sorted(set(phases) - set(PHASES))
+    if unknown:
+        args.error(f"unknown phase(s): {', '.join(unknown)}")
+    return run(NAME, ns.out, lambda: measure(ns.n, phases), report)
+
+
+if __name__ == "__main__":
+    main()
