@@ -223,7 +223,7 @@ def _follow(
     shown = None
     try:
         with Progress(*columns, console=errors, disable=not live) as bar:
-            task = bar.add_task(batch_id, total=None, status="", failed="")
+            task = bar.add_task(batch_id, total=None, status=batch["status"], failed="")
             while True:
                 lines = batch.get("lines") or {}
                 failed = f"({lines['failed']} failed)" if lines.get("failed") else ""
