@@ -7,11 +7,11 @@ apply, such as ``hash`` of a batch created without one, is left out, not sent as
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from querybatch.api.schemas import Loose, RequestMeta
 from querybatch.domain.bulk import BulkStatus
-from querybatch.engine.bulk_batches import BulkPage, BulkRecord
+from querybatch.engine.bulk_batches import BulkLines, BulkPage, BulkRecord
 from querybatch.engine.uploads import Received, Upload
 
 
@@ -20,6 +20,14 @@ class DownloadLink(BaseModel):
 
     url: str
     validity_ts: float
+
+
+class LineCounts(BaseModel):
+    """How far a batch's lines got (an addition to the seed, in ``GET /batches/{batch}``)."""
+
+    total: int | None = Field(description="lines in the file; null until validation counted them")
+    done: int = Field(description="lines whose operation ended (SUCCESS, FAILURE or STOPPED)")
+    failed: int = Field(description="lines that did not succeed (FAILURE, STOPPED or INVALID)")
 
 
 class BulkBatch(Loose):
@@ -32,6 +40,7 @@ class BulkBatch(Loose):
     status: BulkStatus
     hash: str | None = None
     download: DownloadLink | None = None
+    lines: LineCounts | None = None
 
 
 class BulkBatchList(Loose):
@@ -81,8 +90,10 @@ def bulk_batch(
     *,
     with_download: bool = False,
     link: DownloadLink | None = None,
+    lines: BulkLines | None = None,
 ) -> BulkBatch:
-    """The batch; ``with_download`` adds ``download``: the ``link``, or null without one."""
+    """The batch; ``with_download`` adds ``download``: the ``link``, or null without one;
+    ``lines`` adds the line counts."""
     batch = BulkBatch(
         meta=RequestMeta(request_id=request_id),
         batch=record.id,
@@ -94,6 +105,8 @@ def bulk_batch(
         batch.hash = record.hash
     if with_download:
         batch.download = link
+    if lines is not None:
+        batch.lines = LineCounts(total=lines.total, done=lines.done, failed=lines.failed)
     return batch
 
 

@@ -19,9 +19,13 @@ from querybatch.engine.bulk_io import read_chunks
 from querybatch.engine.service import Caller
 from querybatch.errors import Conflict, NotFound
 from querybatch.store.bulk import BulkRecord
+from querybatch.store.records import Counts
 from querybatch.store.store import Store
 
-__all__ = ["BulkBatches", "BulkPage", "BulkRecord", "ResultsFile"]
+__all__ = ["BulkBatches", "BulkLines", "BulkPage", "BulkRecord", "BulkView", "ResultsFile"]
+
+# Statuses whose line counts are final and stored with the batch itself.
+_COUNTED = frozenset({BulkStatus.COMPLETED, BulkStatus.CANCELLED, BulkStatus.VALIDATION_FAILED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +35,24 @@ class BulkPage:
 
     statuses: dict[str, str]
     after: tuple[float, str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class BulkLines:
+    """How far a batch's lines got: ``total`` (None until validation counted them), ``done``
+    (operations that ended, whatever their outcome) and ``failed`` (lines not SUCCESS)."""
+
+    total: int | None
+    done: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class BulkView:
+    """A batch and the counts of its lines."""
+
+    record: BulkRecord
+    lines: BulkLines
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +122,29 @@ class BulkBatches:
         if record is None:
             raise NotFound(f"No batch '{batch[:64]}'")
         return record
+
+    async def view(self, caller: Caller, batch: str) -> BulkView:
+        """The caller's batch and its line counts (NOT_FOUND as :meth:`get`).
+
+        Counts come from the batch once it has ended, else from the counters of the query
+        batch running its operations: one row read, never a scan of the lines.
+        """
+        record = await self.get(caller, batch)
+        total = record.lines_total
+        if record.status is BulkStatus.VALIDATION_FAILED:
+            lines = BulkLines(total, 0, record.lines_failed or 0)
+        elif record.status in _COUNTED:
+            lines = BulkLines(total, total or 0, record.lines_failed or 0)
+        elif record.query_batch_id is None:
+            lines = BulkLines(total, 0, 0)
+        else:
+            running = await self.store.jobs.get_batch(
+                record.account, record.query_batch_id, time.time()
+            )
+            counts = running.counts if running is not None else Counts()
+            failed = counts.failure + counts.stopped
+            lines = BulkLines(total, counts.success + failed, failed)
+        return BulkView(record, lines)
 
     async def cancel(self, caller: Caller, batch: str) -> BulkRecord:
         """Ask the caller's batch to cancel; the batch as it now stands.

@@ -103,6 +103,7 @@ def test_a_file_of_thousands_of_operations_runs_to_completion(
     seen: list[str] = []
     done = until(api, batch["batch"], {"completed", "validation_failed"}, seen)
     assert done["status"] == "completed", done
+    assert done["lines"] == {"total": 3000, "done": 3000, "failed": 0}
     # Every status shown was written in lifecycle order; none was skipped backwards.
     assert seen == sorted(seen, key=LIFECYCLE.index)
     assert done["updated_ts"] >= done["created_ts"]
@@ -164,6 +165,7 @@ def test_a_file_with_bad_lines_fails_validation_naming_each_and_runs_nothing(
     batch = create(api, b"\n".join(lines) + b"\n")
     done = until(api, batch["batch"], {"validation_failed", "completed"})
     assert done["status"] == "validation_failed"
+    assert done["lines"] == {"total": 1000, "done": 0, "failed": len(bad)}
     assert query_batches(server) == before
     report = results(api, batch["batch"])
     assert [entry["line"] for entry in report] == sorted(bad)
@@ -218,6 +220,7 @@ def test_a_cancel_while_processing_keeps_the_results_of_finished_operations(
     assert [line["line"] for line in lines] == list(range(1, 301))
     statuses = [line["status"] for line in lines]
     assert "SUCCESS" in statuses and "STOPPED" in statuses
+    assert done["lines"] == {"total": 300, "done": 300, "failed": statuses.count("STOPPED")}
     assert all(line["result"]["rows"] for line in lines if line["status"] == "SUCCESS")
     assert all(line["error"]["code"] for line in lines if line["status"] == "STOPPED")
     cancel_time = server.sql(

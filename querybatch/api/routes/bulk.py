@@ -139,14 +139,16 @@ async def get_batch(
     principal: PrincipalDep,
     download: Annotated[bool, Query()] = False,
 ) -> Response:
-    """The batch; with ``download=true`` also a temporary link to its results file.
+    """The batch and its line counts; with ``download=true`` also a temporary link to its
+    results file.
 
     ``download`` is null while the batch has no results file yet. The link reads rows, so
     asking for it needs ``get_data`` too.
     """
     if download:
         require(principal, "get_data")
-    record = await services.bulk_batches.get(principal.caller, batch)
+    view = await services.bulk_batches.view(principal.caller, batch)
+    record = view.record
     link = None
     if download and record.result_file_id is not None:
         expires = round(time.time() + services.settings.download_ttl, 3)
@@ -154,7 +156,9 @@ async def get_batch(
         url = services.links.url(base, "GET", f"/batches/{record.id}/results", expires)
         link = DownloadLink(url=url, validity_ts=expires)
     return model_response(
-        bulk_batch(request_id_of(request), record, with_download=download, link=link),
+        bulk_batch(
+            request_id_of(request), record, with_download=download, link=link, lines=view.lines
+        ),
         exclude_unset=True,
     )
 
