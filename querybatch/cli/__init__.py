@@ -8,7 +8,7 @@ from querybatch.cli.common import EXIT_UNAVAILABLE, EXIT_USAGE, app, fail
 from querybatch.errors import QueryBatchError
 
 # Commands register themselves on ``app`` when their modules are imported.
-from querybatch.cli import admin, batch, client, server  # noqa: F401  isort: skip
+from querybatch.cli import admin, batch, check, client, help_types, server, sources  # noqa: F401  isort: skip
 
 
 def main() -> None:
