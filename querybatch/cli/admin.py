@@ -5,6 +5,10 @@ another: a key's role is a built-in one (admin, analyst, viewer: every account's
 changed) or a custom role of the key's own account. These commands act as the operator, so
 no role limits them: they call the same Access methods as the /keys and /roles routes, as
 the operator (the admin of the account they name).
+
+Every command names the store it acts on, on standard error (``store: URL``, password hidden),
+and refuses a store that does not exist yet rather than quietly making an empty one whose keys
+no server knows; ``--init`` creates it as the server's first start would.
 """
 
 from __future__ import annotations
