@@ -8,7 +8,16 @@ from querybatch.cli.common import EXIT_UNAVAILABLE, EXIT_USAGE, app, fail
 from querybatch.errors import QueryBatchError
 
 # Commands register themselves on ``app`` when their modules are imported.
-from querybatch.cli import admin, batch, bulk, client, server  # noqa: F401  isort: skip
+from querybatch.cli import (  # noqa: F401  isort: skip
+    admin,
+    batch,
+    bulk,
+    check,
+    client,
+    help_types,
+    server,
+    sources,
+)
 
 
 def main() -> None:

@@ -5,6 +5,10 @@ another: a key's role is a built-in one (admin, analyst, viewer: every account's
 changed) or a custom role of the key's own account. These commands act as the operator, so
 no role limits them: they call the same Access methods as the /keys and /roles routes, as
 the operator (the admin of the account they name).
+
+Every command names the store it acts on, on standard error (``store: URL``, password hidden),
+and refuses a store that does not exist yet rather than quietly making an empty one whose keys
+no server knows; ``--init`` creates it as the server's first start would.
 """
 
 from __future__ import annotations
@@ -17,11 +21,11 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
-from querybatch.cli.common import app, console, fail, settings_with
+from querybatch.cli.common import app, console, errors, fail, settings_with
 from querybatch.domain.actions import BUILTIN_ROLES, Effect
 from querybatch.domain.teams import team_id_of
 from querybatch.engine.access import Access, Manager, check_key_account
-from querybatch.engine.factory import open_access
+from querybatch.engine.factory import NoStore, open_access, store_url
 from querybatch.errors import BadRequest, Conflict, NotFound
 
 T = TypeVar("T")
@@ -37,14 +41,35 @@ DEFAULT_ACCOUNT = "default"
 Account = Annotated[
     str, typer.Option(help="The tenant (account) the roles belong to.", show_default=True)
 ]
+Init = Annotated[
+    bool,
+    typer.Option(
+        "--init",
+        help="Create and migrate the store if it does not exist yet (otherwise refused).",
+    ),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output (JSON).")]
 
 
 # -- keys and roles -------------------------------------------------------------------------
 
 
-def _run(call: Callable[[Access], Coroutine[Any, Any, T]]) -> T:
-    """Run one Access call on the server's store, opened for it and closed after."""
-    access = open_access(settings_with())
+def _run(call: Callable[[Access], Coroutine[Any, Any, T]], init: bool = False) -> T:
+    """Run one Access call on the server's store, opened for it and closed after.
+
+    The store is named on standard error (standard output stays the answer, for --json and
+    --quiet), so that a key made in the wrong place is seen at once.
+    """
+    settings = settings_with()
+    try:
+        access = open_access(settings, create=init)
+    except NoStore as exc:
+        where = "QB_DATABASE_URL" if settings.database_url else "QB_DATABASE_URL or QB_DATA_DIR"
+        raise fail(
+            f"no querybatch store at {exc.url}: point {where} at the server's store, "
+            "or pass --init to create one there"
+        ) from None
+    errors.print(f"store: {store_url(settings)}")
     try:
         return asyncio.run(call(access))
     finally:
@@ -59,6 +84,7 @@ def keys_create(
     ] = "analyst",
     account: Annotated[str, typer.Option(help="The tenant the key belongs to.")] = DEFAULT_ACCOUNT,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the key.")] = False,
+    init: Init = False,
 ) -> None:
     """Create an API key and print it (it cannot be shown again)."""
     try:
@@ -69,7 +95,7 @@ def keys_create(
         ) from exc
     try:
         record, secret = _run(
-            lambda access: access.create_key(Manager.operator(account), name, role)
+            lambda access: access.create_key(Manager.operator(account), name, role), init
         )
     except BadRequest as exc:  # the account is checked: the role is what is wrong
         raise typer.BadParameter(
@@ -83,10 +109,11 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(
     account: Annotated[str | None, typer.Option(help="Only this tenant's keys.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: AsJson = False,
+    init: Init = False,
 ) -> None:
     """List API keys (never their secrets)."""
-    records = _run(lambda access: access.list_keys(Manager.operator(account)))
+    records = _run(lambda access: access.list_keys(Manager.operator(account)), init)
     rows: list[dict[str, Any]] = [
         {
             "id": r.id,
@@ -118,10 +145,13 @@ def keys_list(
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_...).")]) -> None:
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (key_...).")],
+    init: Init = False,
+) -> None:
     """Revoke an API key; requests with it are refused from then on."""
     try:
-        _run(lambda access: access.revoke_key(Manager.operator(), key_id))
+        _run(lambda access: access.revoke_key(Manager.operator(), key_id), init)
     except NotFound:
         raise fail(f"no active key {key_id}") from None
     console.print(f"revoked {key_id}")
@@ -130,10 +160,11 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_..
 @roles_app.command("list")
 def roles_list(
     account: Account = DEFAULT_ACCOUNT,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: AsJson = False,
+    init: Init = False,
 ) -> None:
     """List the built-in roles and the account's own, with their statements."""
-    records = _run(lambda access: access.list_roles(Manager.operator(account)))
+    records = _run(lambda access: access.list_roles(Manager.operator(account)), init)
     rows: list[dict[str, Any]] = [
         {"name": r.name, "effect": r.effect, "actions": list(r.actions), "builtin": r.builtin}
         for r in records
@@ -159,6 +190,7 @@ def roles_create(
         list[str] | None, typer.Option("--action", help="An action name; repeat for more.")
     ] = None,
     account: Account = DEFAULT_ACCOUNT,
+    init: Init = False,
 ) -> None:
     """Create a custom role of the account, or replace the statement of an existing one."""
     from querybatch.domain.actions import ROLE_NAME, unknown_actions
@@ -177,7 +209,8 @@ def roles_create(
         )
     try:
         _, created = _run(
-            lambda access: access.put_role(Manager.operator(account), name, chosen, actions)
+            lambda access: access.put_role(Manager.operator(account), name, chosen, actions),
+            init,
         )
     except Conflict:  # the only refusal left for the operator, the names checked above
         raise fail(f"role {name} is built in and cannot change") from None
@@ -189,10 +222,11 @@ def roles_create(
 def roles_delete(
     name: Annotated[str, typer.Argument(help="The custom role to delete.")],
     account: Account = DEFAULT_ACCOUNT,
+    init: Init = False,
 ) -> None:
     """Delete a custom role of the account that no key uses."""
     try:
-        _run(lambda access: access.delete_role(Manager.operator(account), name))
+        _run(lambda access: access.delete_role(Manager.operator(account), name), init)
     except (NotFound, Conflict) as exc:
         if isinstance(exc, NotFound):
             problem = f"account {account} has no custom role {name}"

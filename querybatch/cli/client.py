@@ -12,7 +12,10 @@ from rich.table import Table
 from querybatch.cli.common import app, console
 from querybatch.cli.http import ApiClient, api_error
 
-UrlOption = Annotated[str | None, typer.Option("--url", help="Server URL (QB_URL).")]
+UrlOption = Annotated[
+    str | None,
+    typer.Option("--url", help="Server URL (default: QB_URL, else QB_HOST and QB_PORT)."),
+]
 KeyOption = Annotated[str | None, typer.Option("--key", help="API key (QB_API_KEY).")]
 
 

@@ -8,9 +8,14 @@ from typing import Any
 import httpx
 import orjson
 
-from querybatch.errors import QueryBatchError, ServiceUnavailable
+from querybatch.errors import BadRequest, QueryBatchError, ServiceUnavailable
+from querybatch.settings import Settings
 
-DEFAULT_URL = "http://127.0.0.1:8080"
+# The server's own defaults, so that a client with no settings finds a server with none.
+DEFAULT_HOST = str(Settings.model_fields["host"].default)
+DEFAULT_PORT = int(Settings.model_fields["port"].default)
+# A server listening on every address is reached on the loopback one.
+_ANY_ADDRESS = {"0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1", "": DEFAULT_HOST}
 
 
 class ApiError(QueryBatchError):
@@ -22,14 +27,47 @@ class ApiError(QueryBatchError):
         self.code = code
 
 
+def server_url(url: str | None = None) -> str:
+    """The server to talk to: ``url``, else QB_URL, else QB_HOST and QB_PORT as ``serve``
+    reads them (127.0.0.1 and 8080 by default)."""
+    chosen = url or os.environ.get("QB_URL")
+    if chosen:
+        return chosen.rstrip("/")
+    host = os.environ.get("QB_HOST", DEFAULT_HOST).strip()
+    host = _ANY_ADDRESS.get(host, host)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address in a URL
+    port = os.environ.get("QB_PORT", "").strip() or str(DEFAULT_PORT)
+    if not port.isdigit() or int(port) > 65535:
+        raise BadRequest(f"QB_PORT is not a port number: {port[:20]!r}")
+    return f"http://{host}:{int(port)}"
+
+
+def _key_from(key: str | None) -> tuple[str | None, str | None]:
+    """The key to send and where it came from (for the message when it is refused)."""
+    if key:
+        return key, "--key"
+    for name in ("QB_API_KEY", "QB_ADMIN_KEY"):
+        if os.environ.get(name):
+            return os.environ[name], name
+    return None, None
+
+
 class ApiClient:
-    """Talks to a server at ``url`` with ``key`` (defaults: QB_URL, QB_API_KEY)."""
+    """Talks to a server at ``url`` with ``key`` (defaults: QB_URL or QB_HOST and QB_PORT,
+    QB_API_KEY)."""
 
     def __init__(self, url: str | None = None, key: str | None = None, timeout: float = 60) -> None:
-        self.url = (url or os.environ.get("QB_URL") or DEFAULT_URL).rstrip("/")
-        key = key or os.environ.get("QB_API_KEY") or os.environ.get("QB_ADMIN_KEY")
+        self.url = server_url(url)
+        key, self.key_source = _key_from(key)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        # The hook sees every answer, streamed ones too, so a refused key is always explained.
+        self.http = httpx.Client(
+            base_url=self.url,
+            headers=headers,
+            timeout=timeout,
+            event_hooks={"response": [self._refused]},
+        )
 
     def __enter__(self) -> ApiClient:
         return self
@@ -37,12 +75,29 @@ class ApiClient:
     def __exit__(self, *exc: object) -> None:
         self.http.close()
 
+    def _refused(self, response: httpx.Response) -> None:
+        if response.status_code != 401:
+            return
+        response.read()
+        error = api_error(response)
+        if self.key_source is None:
+            error.message, error.description = "no API key: set QB_API_KEY or pass --key", None
+        else:
+            error.message, error.description = (
+                f"the API key from {self.key_source} was refused",
+                error.description or error.message,
+            )
+        raise error
+
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Send a request; an error answer raises ApiError, no answer ServiceUnavailable."""
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise ServiceUnavailable(f"Cannot reach the server at {self.url}", str(exc)) from exc
+            raise ServiceUnavailable(
+                f"Cannot reach the server at {self.url}",
+                f"{exc}; name it with --url, QB_URL, or QB_HOST and QB_PORT",
+            ) from exc
         if response.status_code >= 400:
             raise api_error(response)
         return response

@@ -24,7 +24,9 @@ from querybatch.engine.queries import Queries
 from querybatch.engine.query_batches import QueryBatches
 from querybatch.engine.service import Engine
 from querybatch.engine.uploads import Uploads
+from querybatch.errors import ConfigurationError
 from querybatch.settings import Settings
+from querybatch.store.database import Database, normalize_url, shown_url, sqlite_file
 from querybatch.store.private_files import secure_directory
 from querybatch.store.store import Store
 
@@ -104,8 +106,46 @@ def open_store(settings: Settings, *, migrate: bool = True) -> Store:
     )
 
 
-def open_access(settings: Settings) -> Access:
-    """Keys and roles in the server's store, for one CLI command; ``close`` it afterwards."""
+class NoStore(ConfigurationError):
+    """The settings name a store that does not exist yet (or holds no querybatch schema)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(f"No querybatch store at {url}")
+        self.url = url
+
+
+def store_url(settings: Settings) -> str:
+    """The URL of the settings' store as it may be shown: its password hidden."""
+    return shown_url(settings.resolved_database_url)
+
+
+def store_exists(settings: Settings) -> bool:
+    """Whether the settings' store exists and holds a querybatch schema; creates nothing.
+
+    A missing SQLite file is not opened at all, since opening would create it.
+    """
+    url = settings.resolved_database_url
+    path = sqlite_file(normalize_url(url))
+    if path is not None and not path.is_file():
+        return False
+    database = Database(url)
+    try:
+        return database.revision() is not None
+    finally:
+        database.close()
+
+
+def open_access(settings: Settings, *, create: bool = False) -> Access:
+    """Keys and roles in the server's store, for one CLI command; ``close`` it afterwards.
+
+    The store must exist already (a command pointed at the wrong place would otherwise make a
+    new, empty one and its keys would never reach the server): NoStore says so. ``create``
+    creates and migrates it as the server's first start would.
+    """
+    if not create and not store_exists(settings):
+        raise NoStore(store_url(settings))
+    if create and not settings.database_url:
+        secure_directory(settings.data_dir)  # as the server does: the directory is ours
     store = open_store(settings)
     try:
         store.keys.ensure_builtin_roles.blocking(time.time())
@@ -173,6 +213,14 @@ def check_worker(settings: Settings) -> None:
         store.db.check_schema()
     finally:
         store.close()
+
+
+def check_sources(settings: Settings) -> list[str]:
+    """The ids of the data sources the settings give, each built and opened once as
+    ``check_server`` does, with its errors; the store is not touched and no port bound."""
+    registry = build_sources(settings)
+    asyncio.run(_open_and_close(registry))
+    return sorted(registry)
 
 
 async def _open_and_close(sources: SourceRegistry) -> None:

@@ -56,6 +56,22 @@ def normalize_url(raw: str) -> URL:
     return url
 
 
+def shown_url(raw: str) -> str:
+    """The database URL as it may be printed: the password hidden, the driver as given."""
+    normalize_url(raw)  # a URL we cannot use is one clear ConfigurationError, here too
+    return make_url(raw).render_as_string(hide_password=True)
+
+
+def sqlite_file(url: URL) -> Path | None:
+    """The file a SQLite URL names; None for PostgreSQL, in-memory and ``file:`` URIs."""
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return None
+    if database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
 @contextlib.contextmanager
 def translated_errors() -> Iterator[None]:
     """Turn driver errors into ours, once, at the adapter: a broken unique rule is a Conflict."""
@@ -108,10 +124,10 @@ class Database:
     def _create_engine(self) -> Engine:
         if not self.is_sqlite:
             return create_engine(self.url, pool_size=12, max_overflow=8, pool_pre_ping=True)
-        database = self.url.database or ""
-        if database and database != ":memory:" and not database.startswith("file:"):
+        database = sqlite_file(self.url)
+        if database is not None:
             try:
-                prepare_sqlite_file(Path(database).expanduser())
+                prepare_sqlite_file(database)
             except OSError as exc:
                 raise StoreUnavailable(
                     f"Cannot prepare the database file {database}", str(exc)
@@ -246,22 +262,27 @@ class Database:
             except SQLAlchemyError:
                 pass
 
-    def check_schema(self) -> None:
-        """Raise StoreUnavailable unless the database answers and is migrated to our head."""
+    def revision(self) -> str | None:
+        """The migration the database is at; None when it holds no querybatch schema yet."""
         from alembic.runtime.migration import MigrationContext
-        from alembic.script import ScriptDirectory
 
-        config = Config()
-        config.set_main_option("script_location", "querybatch.store:migrations")
-        head = ScriptDirectory.from_config(config).get_current_head()
         try:
             with self.engine.connect() as conn:
-                current = MigrationContext.configure(conn).get_current_revision()
+                return MigrationContext.configure(conn).get_current_revision()
         except SQLAlchemyError as exc:
             raise StoreUnavailable(
                 f"Cannot reach the database at {self.url.render_as_string(hide_password=True)}",
                 str(exc).splitlines()[0][:2000],
             ) from exc
+
+    def check_schema(self) -> None:
+        """Raise StoreUnavailable unless the database answers and is migrated to our head."""
+        from alembic.script import ScriptDirectory
+
+        config = Config()
+        config.set_main_option("script_location", "querybatch.store:migrations")
+        head = ScriptDirectory.from_config(config).get_current_head()
+        current = self.revision()
         if current != head:
             raise StoreUnavailable(
                 "The database is not migrated for this version of querybatch",
