@@ -109,6 +109,8 @@ async def generated_response(
     spool_limit: int,
 ) -> Response:
     """A body generated as it is sent; spooled first only to serve a range of it."""
+    if spool_limit <= 0:
+        etag = None  # spooling is turned off: no range of a generated body is served
     headers = headers | range_headers(etag)
     asked = asked_range(request, etag)
     if asked is None:

@@ -18,8 +18,6 @@ import pytest
 
 from support import ServerProcess, assert_error, client, run_cli, running_server, wait_until
 
-DEPLOYMENTS = ("embedded",)
-
 SOURCES = """
 [sources.TILL]
 connector = "sql"
