@@ -17,6 +17,7 @@ one handler and the CLI maps them to exit codes in one place::
      ├── MethodNotAllowed        405 METHOD_NOT_ALLOWED
      ├── Conflict                409 CONFLICT_ERROR
      ├── UnsupportedMediaType    415 UNSUPPORTED_MEDIA_TYPE
+     ├── RangeNotSatisfiable     416 RANGE_NOT_SATISFIABLE (a byte range past a download's end)
      ├── TooManyRequests         429 TOO_MANY_REQUESTS
      ├── NotOffered              501 NOT_IMPLEMENTED (a hosted-service method not offered here)
  ├── ServiceUnavailable      503 SERVICE_UNAVAILABLE
@@ -127,6 +128,19 @@ class UnsupportedMediaType(QueryBatchError):
 
     code = "UNSUPPORTED_MEDIA_TYPE"
     status = 415
+
+
+class RangeNotSatisfiable(QueryBatchError):
+    """A download's byte range starts at or beyond its end (``length`` bytes)."""
+
+    code = "RANGE_NOT_SATISFIABLE"
+    status = 416
+
+    def __init__(self, length: int) -> None:
+        super().__init__(
+            "Range not satisfiable", f"The download holds {length} bytes (0 to {length - 1})."
+        )
+        self.length = length
 
 
 class TooManyRequests(QueryBatchError):

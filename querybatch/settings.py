@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     download_ttl: int = Field(
         default=3600, ge=1, description="seconds a bulk batch's results download link is valid"
     )
+    range_spool_bytes: int = Field(
+        default=1024 * 1024 * 1024,
+        ge=0,
+        description="largest generated download spooled to serve a byte range (beyond: 200 whole)",
+    )
     max_upload_bytes: int = Field(
         default=1024 * 1024 * 1024, ge=1, description="largest file a bulk upload may hold"
     )

@@ -8,11 +8,12 @@ from typing import Any
 import orjson
 from fastapi import Request
 from pydantic import BaseModel
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from querybatch.api import shapes
 from querybatch.api.errors import request_id_of
 from querybatch.api.formats import MEDIA_TYPES, rows_stream
+from querybatch.api.ranges import bytes_response, generated_response, strong_etag
 from querybatch.api.schemas import DataResponse
 from querybatch.api.services import Services
 from querybatch.engine.queries import QueryAnswer, QueryRows, QueryState
@@ -133,11 +134,38 @@ async def rows_response(
         escape_formulas=services.settings.csv_escape_formulas,
     )
     headers = {"X-Schedule-Id": query.schedule_id, "X-Total-Rows": str(total)}
+    etag = _page_etag(rows, fmt, (offset, end), settings, services.settings.csv_escape_formulas)
     if end - offset <= CHUNK_ROWS:
         # A small page is cheaper sent whole than streamed piece by piece.
         whole = b"".join([part async for part in body])
-        return Response(whole, media_type=MEDIA_TYPES[fmt], headers=headers)
-    return StreamingResponse(body, media_type=MEDIA_TYPES[fmt], headers=headers)
+        return bytes_response(request, whole, etag, MEDIA_TYPES[fmt], headers)
+    spool_limit = services.settings.range_spool_bytes
+    return await generated_response(request, etag, body, MEDIA_TYPES[fmt], headers, spool_limit)
+
+
+def _page_etag(
+    rows: QueryRows,
+    fmt: str,
+    bounds: tuple[int, int],
+    settings: dict[str, Any],
+    escape_formulas: bool,
+) -> str | None:
+    """A strong ETag of a page whose bytes are the same every time; None for json and
+    keyjson, whose meta carries the request's id."""
+    result = rows.query.result
+    if fmt in ("json", "keyjson") or result is None:
+        return None
+    return strong_etag(
+        "data",
+        rows.query.schedule_id,
+        result.id,
+        fmt,
+        bounds,
+        _truthy(settings.get("no_headers")),
+        rows.query.batch_settings.add_clean_data_types,
+        escape_formulas,
+        [(f.field_id, f.field_name, f.data_type) for f in rows.fields],
+    )
 
 
 def _truthy(value: Any) -> bool:

@@ -1,10 +1,18 @@
-"""All results of a batch as one file: a ``schedule_id`` column, then every field of the batch."""
+"""All results of a batch as one file: a ``schedule_id`` column, then every field of the batch.
+
+A stopped batch's rows no longer change (until it expires and is gone), and each format
+writes the same rows as the same bytes, so its download has a strong ETag and byte ranges
+can be served; a batch still running answers ``Accept-Ranges: none``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 from querybatch.api.formats import delimited_stream, ndjson_stream, parquet_stream
+from querybatch.api.ranges import strong_etag
+from querybatch.domain.status import BatchStatus
+from querybatch.engine.query_batches import BatchDownload
 from querybatch.engine.result_rows import Columns, RowChunks
 
 
@@ -22,3 +30,21 @@ def download_stream(
     if fmt == "parquet":
         return parquet_stream(columns, chunks)
     return ndjson_stream(columns, chunks)
+
+
+def download_etag(download: BatchDownload, fmt: str, *, escape_formulas: bool) -> str | None:
+    """The strong ETag of a stopped batch's download in ``fmt``; None while it may change."""
+    batch = download.batch
+    if batch.status is not BatchStatus.STOPPED:
+        return None
+    columns = download.columns
+    return strong_etag(
+        "batch",
+        batch.id,
+        batch.end_time,
+        batch.counts,
+        fmt,
+        escape_formulas,
+        columns.ids,
+        columns.data_types,
+    )

@@ -21,6 +21,7 @@ from querybatch.errors import (
     MethodNotAllowed,
     NotFound,
     QueryBatchError,
+    RangeNotSatisfiable,
     TooManyRequests,
     Unauthorized,
 )
@@ -49,6 +50,8 @@ def error_response(request: Request, exc: QueryBatchError) -> Response:
         headers["WWW-Authenticate"] = 'Bearer realm="querybatch"'
     if isinstance(exc, TooManyRequests):
         headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, RangeNotSatisfiable):
+        headers["Content-Range"] = f"bytes */{exc.length}"
     if wants_problem_json(request):
         title = HTTPStatus(exc.status).phrase
         problem: dict[str, object] = {

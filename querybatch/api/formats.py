@@ -19,6 +19,7 @@ import csv
 import io
 import tempfile
 from collections.abc import AsyncIterator
+from datetime import date
 from typing import Any
 
 import orjson
@@ -145,8 +146,9 @@ async def parquet_stream(columns: Columns, chunks: RowChunks) -> AsyncIterator[b
         "float": pa.float64(),
         "currency": pa.float64(),
         "percent": pa.float64(),
+        "bool": pa.bool_(),
+        "date": pa.date32(),
     }
-    types["bool"] = pa.bool_()
     schema = pa.schema(
         [
             (i, types.get(t, pa.string()))
@@ -158,13 +160,35 @@ async def parquet_stream(columns: Columns, chunks: RowChunks) -> AsyncIterator[b
             async for rows in chunks:
                 if rows:
                     arrays = [
-                        pa.array([row[i] for row in rows], type=schema.field(i).type)
+                        _arrow_column([row[i] for row in rows], schema.field(i).type)
                         for i in range(len(columns.ids))
                     ]
                     writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
         spool.seek(0)
         while block := spool.read(1024 * 1024):
             yield block
+
+
+def _arrow_column(values: list[Any], arrow_type: Any) -> Any:
+    """A column of ``values`` as ``arrow_type``; dates travel as ISO text and become date32
+    (a value that is not a date becomes null rather than failing the whole file)."""
+    import pyarrow as pa
+
+    if arrow_type != pa.date32():
+        return pa.array(values, type=arrow_type)
+    try:
+        return pa.array(values, type=pa.string()).cast(pa.date32())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([_iso_date(v) for v in values], type=pa.date32())
+
+
+def _iso_date(value: Any) -> date | None:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value)[:10]) if value is not None else None
+    except ValueError:
+        return None
 
 
 def rows_stream(

@@ -44,6 +44,7 @@ class FieldOverride(BaseModel):
 
     name: str | None = None
     data_type: DataType | None = None
+    decimals: int | None = Field(default=None, ge=0, le=12)
     description: str = ""
     group: str = ""
 
@@ -167,6 +168,7 @@ def _info(
         description=override.description,
         group_name=override.group or ("Metrics" if kind == "met" else "Dimensions"),
         aggregation=aggregation,
+        decimals=override.decimals,
     )
 
 

@@ -12,6 +12,9 @@ Aggregation = Literal["sum", "avg", "min", "max", "count"]
 # A row is one tuple of JSON-compatible values, in the order of the requested fields; dates
 # travel as ISO "YYYY-MM-DD" strings so that rows can be stored and streamed as they are.
 Value = str | int | float | bool | None
+# Amounts of money are summed by sources in binary floating point (1259.9899999999998):
+# they are rounded to cents where rows are produced unless the source says otherwise.
+DEFAULT_DECIMALS: dict[str, int] = {"currency": 2}
 Row = tuple[Value, ...]
 
 
@@ -27,6 +30,15 @@ class FieldInfo:
     group_name: str = ""
     aggregation: Aggregation = "sum"
     is_filterable: bool = True
+    decimals: int | None = None  # digits after the point a value keeps (None: the default)
+
+    @property
+    def precision(self) -> int | None:
+        """Digits after the point this field's numbers are rounded to: ``decimals``, else two
+        for currency; None: kept as they come."""
+        if self.decimals is not None:
+            return self.decimals
+        return DEFAULT_DECIMALS.get(self.data_type)
 
     @property
     def is_metric(self) -> bool:

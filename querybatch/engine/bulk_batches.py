@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 from querybatch.domain.bulk import CANCEL_STATUSES, CANCELLABLE, BulkBatchRequest, BulkStatus
 from querybatch.engine.bulk import BulkRunner
-from querybatch.engine.bulk_io import read_chunks
+from querybatch.engine.bulk_io import read_range
 from querybatch.engine.service import Caller
 from querybatch.errors import Conflict, NotFound
 from querybatch.store.bulk import BulkRecord
@@ -57,10 +58,13 @@ class BulkView:
 
 @dataclass(frozen=True, slots=True)
 class ResultsFile:
-    """A batch's results file: one JSON line per operation, read chunk by chunk."""
+    """A batch's results file: one JSON line per operation, ``size`` bytes whose SHA-256 is
+    ``sha256``, read by byte range (``read(start, end)``: bytes ``start`` to ``end - 1``)."""
 
     batch_id: str
-    chunks: AsyncIterator[bytes]
+    size: int
+    sha256: str
+    read: Callable[[int, int], AsyncIterator[bytes]]
 
 
 class BulkBatches:
@@ -188,9 +192,14 @@ class BulkBatches:
         NOT_FOUND while the batch has none (or is gone).
         """
         record = await self.store.bulk.get(batch)
-        if record is None or record.result_file_id is None:
+        file = None
+        if record is not None and record.result_file_id is not None:
+            file = await self.store.files.get(record.result_file_id)
+        if record is None or file is None:
             raise NotFound(f"Batch '{batch[:64]}' has no results file")
-        return ResultsFile(record.id, read_chunks(self.store, record.result_file_id))
+        return ResultsFile(
+            record.id, file.size, file.sha256 or file.id, partial(read_range, self.store, file.id)
+        )
 
 
 def _is_uuid(value: str) -> bool:

@@ -67,6 +67,26 @@ async def read_chunks(store: Store, file_id: str) -> AsyncIterator[bytes]:
         seq += len(chunks)
 
 
+async def read_range(store: Store, file_id: str, start: int, end: int) -> AsyncIterator[bytes]:
+    """Bytes ``start`` to ``end - 1`` of a file a :class:`ChunkWriter` wrote, reading only
+    the chunks that hold them (every chunk but the last is ``CHUNK_BYTES`` long)."""
+    seq, skip = divmod(start, CHUNK_BYTES)
+    left = end - start
+    while left > 0:
+        chunks = await store.files.read_chunks(file_id, seq, READ_AHEAD)
+        for chunk in chunks:
+            piece = chunk[skip : skip + left]
+            skip = 0
+            if piece:
+                left -= len(piece)
+                yield piece
+            if left <= 0:
+                return
+        if len(chunks) < READ_AHEAD:
+            return
+        seq += len(chunks)
+
+
 @dataclass(frozen=True, slots=True)
 class Line:
     """One line of a JSON Lines file: its number (from 1) and bytes (None when too long)."""

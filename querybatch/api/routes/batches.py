@@ -6,17 +6,18 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from querybatch.api.answer import model_response, public_base, route_prefix
 from querybatch.api.auth import require
 from querybatch.api.batch_shapes import batch_query, progress, query_batch
 from querybatch.api.cursor import QUERY_BATCH_CURSORS
 from querybatch.api.deps import PrincipalDep, ServicesDep
-from querybatch.api.download import download_stream
+from querybatch.api.download import download_etag, download_stream
 from querybatch.api.errors import request_id_of
 from querybatch.api.formats import MEDIA_TYPES
 from querybatch.api.params import json_body
+from querybatch.api.ranges import generated_response
 from querybatch.api.routing import action_route
 from querybatch.api.schemas import (
     ERROR_RESPONSES,
@@ -216,27 +217,30 @@ async def cancel_query_batch(
         200: {
             "description": "Every result row of the batch",
             "content": {"application/x-ndjson": {}},
-        }
+        },
+        206: {"description": "The byte range asked for (a stopped batch)"},
+        416: {"description": "The byte range starts past the end of the file"},
     },
 )
 async def download_query_batch(
     batch_id: BatchId,
+    request: Request,
     services: ServicesDep,
     principal: PrincipalDep,
     format: Annotated[Literal["ndjson", "csv", "parquet"], Query()] = "ndjson",
 ) -> Response:
     """Every collected row of the batch as one file (so far, if it still runs).
 
-    Rows are data: the key's role must allow ``get_data`` too.
+    Rows are data: the key's role must allow ``get_data`` too. Once the batch has stopped,
+    a single ``Range`` is served (206) so that an interrupted download resumes.
     """
     require(principal, "get_data")
     download = await services.query_batches.download(principal.caller, batch_id)
-    body = download_stream(
-        format,
-        download.columns,
-        download.rows,
-        escape_formulas=services.settings.csv_escape_formulas,
-    )
+    escape = services.settings.csv_escape_formulas
+    body = download_stream(format, download.columns, download.rows, escape_formulas=escape)
     extension = {"ndjson": "ndjson", "csv": "csv", "parquet": "parquet"}[format]
     headers = {"Content-Disposition": f'attachment; filename="{download.batch.id}.{extension}"'}
-    return StreamingResponse(body, media_type=MEDIA_TYPES[format], headers=headers)
+    etag = download_etag(download, format, escape_formulas=escape)
+    return await generated_response(
+        request, etag, body, MEDIA_TYPES[format], headers, services.settings.range_spool_bytes
+    )

@@ -10,7 +10,7 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from querybatch.api.answer import model_response, public_base, route_prefix
 from querybatch.api.auth import require
@@ -27,12 +27,14 @@ from querybatch.api.deps import PrincipalDep, ServicesDep
 from querybatch.api.errors import request_id_of
 from querybatch.api.links import SignedLink
 from querybatch.api.params import json_body, parse_params
+from querybatch.api.ranges import stored_response
 from querybatch.api.routing import action_route
 from querybatch.api.schemas import ERROR_RESPONSES, body_doc, json_body_schema
 from querybatch.domain.bulk import OPERATIONS, BulkBatchRequest, BulkStatus, parse_statuses
 from querybatch.domain.dates import LATEST_EPOCH
 from querybatch.errors import BadRequest
 
+NDJSON = "application/x-ndjson"
 router = APIRouter(tags=["Bulk batches"])
 
 CONFLICTS = ERROR_RESPONSES | {409: ERROR_RESPONSES[400] | {"description": "Wrong status"}}
@@ -215,15 +217,25 @@ async def delete_batch(
     operation_id="download_batch_results",
     responses=ERROR_RESPONSES
     | {
-        200: {"description": "One JSON line per operation", "content": {"application/x-ndjson": {}}}
+        200: {"description": "One JSON line per operation", "content": {NDJSON: {}}},
+        206: {"description": "The byte range asked for", "content": {NDJSON: {}}},
+        416: {"description": "The byte range starts past the end of the file"},
     },
 )
 async def download_batch_results(
     batch: str,
+    request: Request,
     services: ServicesDep,
     _link: Annotated[float, Depends(SignedLink())],
 ) -> Response:
-    """The batch's results file (reached by the signed link of ``GET /batches/{batch}``)."""
+    """The batch's results file (reached by the signed link of ``GET /batches/{batch}``).
+
+    A single ``Range`` is served (206), so an interrupted download resumes; the ETag is the
+    file's SHA-256, for ``If-Range``.
+    """
     results = await services.bulk_batches.download(batch)
     headers = {"Content-Disposition": f'attachment; filename="{results.batch_id}.jsonl"'}
-    return StreamingResponse(results.chunks, media_type="application/x-ndjson", headers=headers)
+    etag = f'"{results.sha256}"'
+    return stored_response(
+        request, results.size, etag, results.read, "application/x-ndjson", headers
+    )

@@ -17,6 +17,7 @@ from querybatch.connectors.base import INLINE_WORK, Connector, FetchRequest
 from querybatch.connectors.registry import SourceRegistry
 from querybatch.domain.fields import Row
 from querybatch.domain.filters import compile_filter, sort_rows
+from querybatch.domain.precision import RowRounder, row_rounder
 from querybatch.domain.status import QueryStatus
 from querybatch.engine.executors.fetch import fetch_request
 from querybatch.engine.executors.throttle import SourceThrottle
@@ -160,8 +161,11 @@ class Runner:
     ) -> AsyncIterator[Sequence[Row]]:
         """The connector's rows with what it does not push down (filter, order, limit) applied."""
         chunks: AsyncIterator[Sequence[Row]] = connector.fetch(request)
+        fields = await self.sources.fields(request.ds_id)
+        rounder = row_rounder(request.fields, fields)
+        if rounder is not None:
+            chunks = _rounded(chunks, rounder)
         if request.filter is not None and "filter" not in connector.pushdown:
-            fields = await self.sources.fields(request.ds_id)
             keep = compile_filter(
                 request.filter, request.fields, {f: fields[f].data_type for f in request.fields}
             )
@@ -236,6 +240,17 @@ class _ChunkBuffer:
         if not self.rows:
             return ()
         return ((self.seq, len(self.rows), encode_rows(self.rows)),)
+
+
+async def _rounded(
+    chunks: AsyncIterator[Sequence[Row]], rounder: RowRounder
+) -> AsyncIterator[Sequence[Row]]:
+    """Money and other fixed-precision numbers rounded to their field's decimals."""
+    async for chunk in chunks:
+        if len(chunk) > INLINE_WORK:
+            yield await asyncio.to_thread(rounder, chunk)
+        else:
+            yield rounder(chunk)
 
 
 async def _filtered(
