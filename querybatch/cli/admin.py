@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
@@ -24,9 +24,12 @@ from rich.table import Table
 from querybatch.cli.common import app, console, errors, fail, settings_with
 from querybatch.domain.actions import BUILTIN_ROLES, Effect
 from querybatch.domain.teams import team_id_of
-from querybatch.engine.access import Access, Manager, check_key_account
-from querybatch.engine.factory import NoStore, open_access, store_url
 from querybatch.errors import BadRequest, Conflict, NotFound
+
+if TYPE_CHECKING:
+    # The engine (and with it SQLAlchemy and the store) is imported when a command runs,
+    # not when the CLI starts: `querybatch --help` and client commands never need it.
+    from querybatch.engine.access import Access, Manager
 
 T = TypeVar("T")
 
@@ -54,12 +57,21 @@ AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output (J
 # -- keys and roles -------------------------------------------------------------------------
 
 
+def _operator(account: str | None = None) -> Manager:
+    """The operator as the Access methods know it: the admin of ``account``."""
+    from querybatch.engine.access import Manager
+
+    return Manager.operator(account)
+
+
 def _run(call: Callable[[Access], Coroutine[Any, Any, T]], init: bool = False) -> T:
     """Run one Access call on the server's store, opened for it and closed after.
 
     The store is named on standard error (standard output stays the answer, for --json and
     --quiet), so that a key made in the wrong place is seen at once.
     """
+    from querybatch.engine.factory import NoStore, open_access, store_url
+
     settings = settings_with()
     try:
         access = open_access(settings, create=init)
@@ -87,6 +99,8 @@ def keys_create(
     init: Init = False,
 ) -> None:
     """Create an API key and print it (it cannot be shown again)."""
+    from querybatch.engine.access import check_key_account
+
     try:
         check_key_account(account)
     except BadRequest as exc:
@@ -95,7 +109,7 @@ def keys_create(
         ) from exc
     try:
         record, secret = _run(
-            lambda access: access.create_key(Manager.operator(account), name, role), init
+            lambda access: access.create_key(_operator(account), name, role), init
         )
     except BadRequest as exc:  # the account is checked: the role is what is wrong
         raise typer.BadParameter(
@@ -113,7 +127,7 @@ def keys_list(
     init: Init = False,
 ) -> None:
     """List API keys (never their secrets)."""
-    records = _run(lambda access: access.list_keys(Manager.operator(account)), init)
+    records = _run(lambda access: access.list_keys(_operator(account)), init)
     rows: list[dict[str, Any]] = [
         {
             "id": r.id,
@@ -151,7 +165,7 @@ def keys_revoke(
 ) -> None:
     """Revoke an API key; requests with it are refused from then on."""
     try:
-        _run(lambda access: access.revoke_key(Manager.operator(), key_id), init)
+        _run(lambda access: access.revoke_key(_operator(), key_id), init)
     except NotFound:
         raise fail(f"no active key {key_id}") from None
     console.print(f"revoked {key_id}")
@@ -164,7 +178,7 @@ def roles_list(
     init: Init = False,
 ) -> None:
     """List the built-in roles and the account's own, with their statements."""
-    records = _run(lambda access: access.list_roles(Manager.operator(account)), init)
+    records = _run(lambda access: access.list_roles(_operator(account)), init)
     rows: list[dict[str, Any]] = [
         {"name": r.name, "effect": r.effect, "actions": list(r.actions), "builtin": r.builtin}
         for r in records
@@ -209,7 +223,7 @@ def roles_create(
         )
     try:
         _, created = _run(
-            lambda access: access.put_role(Manager.operator(account), name, chosen, actions),
+            lambda access: access.put_role(_operator(account), name, chosen, actions),
             init,
         )
     except Conflict:  # the only refusal left for the operator, the names checked above
@@ -226,7 +240,7 @@ def roles_delete(
 ) -> None:
     """Delete a custom role of the account that no key uses."""
     try:
-        _run(lambda access: access.delete_role(Manager.operator(account), name), init)
+        _run(lambda access: access.delete_role(_operator(account), name), init)
     except (NotFound, Conflict) as exc:
         if isinstance(exc, NotFound):
             problem = f"account {account} has no custom role {name}"

@@ -15,7 +15,6 @@ import typer
 from pydantic import ValidationError
 
 from querybatch.cli.common import EXIT_USAGE, app, console, fail, settings_with
-from querybatch.engine.factory import check_sources
 from querybatch.errors import QueryBatchError
 
 
@@ -32,6 +31,8 @@ def check(
     """Check the settings (QB_ variables) and the data sources as serve would, then exit."""
     problems: list[str] = []
     ds_ids: list[str] = []
+    from querybatch.engine.factory import check_sources  # the engine only when it runs
+
     try:
         ds_ids = check_sources(settings_with(sources=sources))
     except ValidationError as exc:
