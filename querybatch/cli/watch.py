@@ -1,0 +1,193 @@
+"""Following a running batch: a live display of its counts, rate and ETA, that can be left.
+
+The batch runs on the server whatever the terminal does, so leaving the display with Ctrl-C
+only stops watching: :func:`follow` raises :class:`Left`, and the caller says how to come
+back (``querybatch batch watch ID``). The display is transient: it is drawn on standard
+error while the batch runs and removed when following ends, so a summary printed after it
+appears once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import orjson
+from rich.console import Group, RenderableType
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.text import Text
+
+from querybatch.cli.common import errors
+from querybatch.cli.http import ApiClient
+
+POLL_SECONDS = 0.5
+RATE_WINDOW_SECONDS = 30.0  # the rate is measured over this recent window, not since start
+STALL_SECONDS = 10.0  # queued work nobody has taken for this long is worth a warning
+HEALTH_EVERY_SECONDS = 5.0  # /healthz is asked at most this often, and only while stalled
+STATES = ("queued", "running", "success", "failure", "stopped")
+ENDED = ("success", "failure", "stopped")
+
+
+class Left(Exception):  # noqa: N818  (it is an outcome, not an error)
+    """The user left the display (Ctrl-C); the batch goes on on the server."""
+
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(batch_id)
+        self.batch_id = batch_id
+
+
+def counts_of(batch: dict[str, Any]) -> dict[str, int]:
+    """The batch's counts by status; ``queued`` is derived when the server leaves it out."""
+    progress = batch.get("progress") or {}
+    counts = {state: int(progress.get(state) or 0) for state in STATES}
+    if "queued" not in progress:
+        others = sum(counts[state] for state in STATES if state != "queued")
+        counts["queued"] = max(int(batch.get("query_amount") or 0) - others, 0)
+    return counts
+
+
+def leave_message(batch_id: str) -> str:
+    """What Ctrl-C prints: the batch goes on, and how to follow it again."""
+    return (
+        f"left batch {batch_id}; it continues on the server. "
+        f"Follow it again: querybatch batch watch {batch_id}"
+    )
+
+
+@dataclass
+class Rate:
+    """Sub-queries ended per second over the last :data:`RATE_WINDOW_SECONDS`."""
+
+    samples: deque[tuple[float, int]] = field(default_factory=deque)
+
+    def add(self, now: float, done: int) -> None:
+        """Record that ``done`` sub-queries had ended at ``now``."""
+        self.samples.append((now, done))
+        while len(self.samples) > 2 and now - self.samples[1][0] >= RATE_WINDOW_SECONDS:
+            self.samples.popleft()
+
+    def per_second(self) -> float | None:
+        """The recent rate, or None before a second of samples."""
+        (first, before), (last, after) = self.samples[0], self.samples[-1]
+        if last - first < 1.0:
+            return None
+        return (after - before) / (last - first)
+
+
+@dataclass
+class Stall:
+    """How long queued work has waited with nothing running and nothing ending."""
+
+    since: float | None = None
+    last: tuple[int, ...] = ()
+
+    def seconds(self, now: float, counts: dict[str, int]) -> float:
+        """Seconds the batch has been stalled (0 while it moves or has nothing queued)."""
+        marker = tuple(counts[state] for state in STATES)
+        if counts["queued"] == 0 or counts["running"] > 0 or marker != self.last:
+            self.since, self.last = now, marker
+            return 0.0
+        if self.since is None:
+            self.since = now
+        return now - self.since
+
+
+@dataclass
+class Workers:
+    """How many workers ``/healthz`` says are alive (None: it does not say), asked rarely."""
+
+    api: ApiClient
+    asked: float = float("-inf")
+    alive: int | None = None
+
+    def check(self, now: float) -> int | None:
+        """The last answer, refreshed when older than :data:`HEALTH_EVERY_SECONDS`."""
+        if now - self.asked >= HEALTH_EVERY_SECONDS:
+            self.asked = now
+            self.alive = self._ask()
+        return self.alive
+
+    def _ask(self) -> int | None:
+        try:
+            # /healthz answers 503 when degraded; its body still says why.
+            body = orjson.loads(self.api.http.get("/healthz", timeout=5).content)
+            alive = body["workers"]["alive"]
+        except (httpx.HTTPError, orjson.JSONDecodeError, KeyError, TypeError):
+            return None
+        return alive if isinstance(alive, int) else None
+
+
+def _clock(seconds: float) -> str:
+    return str(timedelta(seconds=round(seconds)))
+
+
+@dataclass
+class View:
+    """What the live display shows of one poll."""
+
+    batch: dict[str, Any]
+    elapsed: float
+    rate: float | None
+    stalled: float
+    workers: int | None
+
+    def render(self, width: int) -> RenderableType:
+        """The display: id and status, a bar, counts, rate and ETA, and any stall warning."""
+        batch, counts = self.batch, counts_of(self.batch)
+        total = int(batch.get("query_amount") or 0)
+        done = sum(counts[state] for state in ENDED)
+        head = Text.assemble(
+            ("batch ", "bold"), (batch["batch_id"], "bold cyan"), f"  {batch['status_code']}"
+        )
+        bar = ProgressBar(total=max(total, 1), completed=done, width=max(min(width, 60) - 2, 10))
+        shares = Text(f"{done}/{total} sub-queries done")
+        states = Text("  ".join(f"{state} {counts[state]}" for state in STATES))
+        timing = f"elapsed {_clock(self.elapsed)}"
+        if self.rate is not None:
+            timing += f"  rate {self.rate:.1f}/s"
+            if self.rate > 0 and total > done:
+                timing += f"  ETA {_clock((total - done) / self.rate)}"
+        lines: list[RenderableType] = [head, bar, shares, states, Text(timing)]
+        if self.stalled >= STALL_SECONDS:
+            warning = f"no worker has taken work for {int(self.stalled)} s"
+            if self.workers == 0:
+                warning += "; no worker is connected to the server"
+            lines.append(Text(warning, style="yellow"))
+        lines.append(Text("Ctrl-C leaves this display; the batch goes on.", style="dim"))
+        return Group(*lines)
+
+
+def follow(api: ApiClient, batch: dict[str, Any], *, display: bool) -> dict[str, Any]:
+    """Poll ``batch`` until it stops and return it; draw the live view when ``display``.
+
+    Raises :class:`Left` on Ctrl-C, after the display is gone.
+    """
+    began = time.monotonic()
+    rate, stall, workers = Rate(), Stall(), Workers(api)
+    live = Live(console=errors, transient=True, auto_refresh=False) if display else None
+    try:
+        if live is not None:
+            live.start()
+        while True:
+            now = time.monotonic()
+            counts = counts_of(batch)
+            rate.add(now, sum(counts[state] for state in ENDED))
+            stalled = stall.seconds(now, counts)
+            alive = workers.check(now) if stalled >= STALL_SECONDS else None
+            if live is not None:
+                view = View(batch, now - began, rate.per_second(), stalled, alive)
+                live.update(view.render(errors.width), refresh=True)
+            if batch["status_code"] == "STOPPED":
+                return batch
+            time.sleep(POLL_SECONDS)
+            batch = api.json("GET", f"/query/batch/{batch['batch_id']}")["data"]
+    except KeyboardInterrupt:
+        raise Left(batch["batch_id"]) from None
+    finally:
+        if live is not None:
+            live.stop()
