@@ -39,7 +39,13 @@ EXIT_FAILED = 1
 EXIT_LEFT = 130  # as a shell reports a command ended by SIGINT
 PAGE = 1000  # sub-query status items asked for at a time (the server's maximum)
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+def flag(name: str, help: str) -> Any:
+    """An on/off option; an empty metavar keeps help from showing ``<bool>`` as a value."""
+    return typer.Option(name, help=help, metavar="")
+
+
+JsonOption = Annotated[bool, flag("--json", "Machine-readable output.")]
 BatchId = Annotated[
     str,
     typer.Argument(
@@ -109,7 +115,7 @@ def _finish(api: ApiClient, batch: dict[str, Any], as_json: bool) -> None:
 def submit(
     file: Annotated[Path, typer.Argument(help="JSON: a list of queries, or a batch object.")],
     wait: Annotated[
-        bool, typer.Option("--wait", help="Follow the batch to its end (as batch watch does).")
+        bool, flag("--wait", "Follow the batch to its end (as batch watch does).")
     ] = False,
     concurrency: Annotated[int | None, typer.Option(help="query_concurrency.")] = None,
     split_accounts: Annotated[str | None, typer.Option(help="none or all.")] = None,
@@ -165,12 +171,10 @@ def watch(
 @batch_app.command("status")
 def status(
     batch_id: BatchId,
-    queries: Annotated[bool, typer.Option("--queries", help="List each sub-query too.")] = False,
-    failed: Annotated[
-        bool, typer.Option("--failed", help="List the failed and stopped sub-queries.")
-    ] = False,
+    queries: Annotated[bool, flag("--queries", "List each sub-query too.")] = False,
+    failed: Annotated[bool, flag("--failed", "List the failed and stopped sub-queries.")] = False,
     wait: Annotated[
-        bool, typer.Option("--wait", help="Follow the batch to its end first (as watch does).")
+        bool, flag("--wait", "Follow the batch to its end first (as watch does).")
     ] = False,
     as_json: JsonOption = False,
     url: UrlOption = None,
@@ -249,11 +253,11 @@ def results(
     url: UrlOption = None,
     key: KeyOption = None,
 ) -> None:
-    """Print collected rows as JSON lines, values typed, each with its schedule_id.
+    """Print collected rows as JSON lines with typed values, each with its schedule_id.
 
-    Rows are keyed by field id by default, exactly as ``batch download --format ndjson``
-    writes them; ``--keys labels`` keys them by the fields' labels instead. The output is
-    JSON lines already, so there is no --json option.
+    Keys are field ids by default, as batch download writes them; --keys labels: labels.
+
+    The output is JSON lines already, so this command has no --json option.
     """
     with ApiClient(url, key) as api:
         if query is None:

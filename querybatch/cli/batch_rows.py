@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import orjson
@@ -23,7 +23,7 @@ PAGE_ROWS = 10_000
 NUMBERS = {"int": int, "float": float, "currency": float, "percent": float}
 
 
-class Keys(str, Enum):
+class Keys(StrEnum):
     """What the keys of a printed row are."""
 
     ids = "ids"

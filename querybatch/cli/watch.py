@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -33,7 +33,7 @@ STATES = ("queued", "running", "success", "failure", "stopped")
 ENDED = ("success", "failure", "stopped")
 
 
-class Left(Exception):  # noqa: N818  (it is an outcome, not an error)
+class Left(Exception):
     """The user left the display (Ctrl-C); the batch goes on on the server."""
 
     def __init__(self, batch_id: str) -> None:
@@ -122,6 +122,15 @@ class Workers:
         return alive if isinstance(alive, int) else None
 
 
+def _scheduled_later(batch: dict[str, Any]) -> bool:
+    """Whether the batch waits for its schedule_time (then queued work is not stalled)."""
+    try:
+        start = datetime.fromisoformat(batch["schedule_time"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return start > datetime.now(UTC)
+
+
 def _clock(seconds: float) -> str:
     return str(timedelta(seconds=round(seconds)))
 
@@ -177,7 +186,7 @@ def follow(api: ApiClient, batch: dict[str, Any], *, display: bool) -> dict[str,
             now = time.monotonic()
             counts = counts_of(batch)
             rate.add(now, sum(counts[state] for state in ENDED))
-            stalled = stall.seconds(now, counts)
+            stalled = 0.0 if _scheduled_later(batch) else stall.seconds(now, counts)
             alive = workers.check(now) if stalled >= STALL_SECONDS else None
             if live is not None:
                 view = View(batch, now - began, rate.per_second(), stalled, alive)
