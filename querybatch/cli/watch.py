@@ -20,6 +20,7 @@ import orjson
 from rich.console import Group, RenderableType
 from rich.live import Live
 from rich.progress_bar import ProgressBar
+from rich.table import Table
 from rich.text import Text
 
 from querybatch.cli.common import errors
@@ -153,15 +154,18 @@ class View:
         head = Text.assemble(
             ("batch ", "bold"), (batch["batch_id"], "bold cyan"), f"  {batch['status_code']}"
         )
-        bar = ProgressBar(total=max(total, 1), completed=done, width=max(min(width, 60) - 2, 10))
-        shares = Text(f"{done}/{total} sub-queries done")
+        bar = Table.grid(padding=(0, 1))
+        bar.add_row(
+            ProgressBar(total=max(total, 1), completed=done, width=max(min(width, 80) - 30, 10)),
+            Text(f"{done}/{total} done"),
+        )
         states = Text("  ".join(f"{state} {counts[state]}" for state in STATES))
         timing = f"elapsed {_clock(self.elapsed)}"
         if self.rate is not None:
             timing += f"  rate {self.rate:.1f}/s"
             if self.rate > 0 and total > done:
                 timing += f"  ETA {_clock((total - done) / self.rate)}"
-        lines: list[RenderableType] = [head, bar, shares, states, Text(timing)]
+        lines: list[RenderableType] = [head, bar, states, Text(timing)]
         if self.stalled >= STALL_SECONDS:
             warning = f"no worker has taken work for {int(self.stalled)} s"
             if self.workers == 0:
