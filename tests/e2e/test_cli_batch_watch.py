@@ -222,7 +222,8 @@ def test_every_batch_command_answers_json_that_parses(
     listed = json.loads(cli(server, "batch", "list", "--json").stdout)
     assert batch_id in {b["batch_id"] for b in listed}
     output = tmp_path / "rows.ndjson"
-    wrote = json.loads(cli(server, "batch", "download", batch_id, "-o", str(output), "--json").stdout)
+    downloaded = cli(server, "batch", "download", batch_id, "-o", str(output), "--json")
+    wrote = json.loads(downloaded.stdout)
     assert wrote["bytes"] == output.stat().st_size > 0
     cancelled = json.loads(cli(server, "batch", "cancel", batch_id, "--json").stdout)
     assert cancelled["batch_id"] == batch_id
@@ -243,7 +244,8 @@ def test_results_are_keyed_by_field_id_like_the_download_and_by_label_on_request
     assert [json.loads(line) for line in every.stdout.splitlines()] == downloaded
     labelled = cli(server, "batch", "results", batch_id, "--query", "2", "--keys", "labels")
     rows = [json.loads(line) for line in labelled.stdout.splitlines()]
-    assert rows == [{"schedule_id": r["schedule_id"], "Date": r["date"], "Clicks": r["clicks"]} for r in one]
+    labels = {"schedule_id": "schedule_id", "date": "Date", "clicks": "Clicks"}
+    assert rows == [{labels[key]: value for key, value in row.items()} for row in one]
 
 
 @pytest.mark.parametrize("command", ["watch", "status"])

@@ -1,4 +1,4 @@
-"""The batch watch's arithmetic and words: counts, rate, stalls, missing workers, failure reasons."""
+"""The batch watch's arithmetic and words: counts, rate, stalls, workers, failure reasons."""
 
 from __future__ import annotations
 
