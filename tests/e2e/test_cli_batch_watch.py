@@ -9,6 +9,8 @@ import re
 import select
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +26,28 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 LEAVE = "it continues on the server. Follow it again: querybatch batch watch"
 
 
-def query(latency_ms: int = 0, accounts: tuple[str, ...] = ("ads-0001",)) -> dict[str, Any]:
+def query(
+    latency_ms: int = 0, accounts: tuple[str, ...] = ("ads-0001",), days: int = 8
+) -> dict[str, Any]:
     return {
         "ds_id": "DEMO_ADS",
         "ds_accounts": list(accounts),
         "fields": "date,clicks",
         "start_date": "2026-01-01",
-        "end_date": "2026-01-08",
+        "end_date": f"2026-01-{days:02}",
         "settings": {"demo_latency_ms": latency_ms},
     }
+
+
+def long_batch(api: httpx.Client) -> str:
+    """A batch that runs for about 20 s: long enough to start the CLI and interrupt it."""
+    return submit(api, query(latency_ms=1000, days=20), concurrency=1)
+
+
+def in_parallel(*calls: Callable[[], Any]) -> list[Any]:
+    """Run CLI calls side by side: each one spends seconds just starting up."""
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(lambda call: call(), calls))
 
 
 def submit(api: httpx.Client, *queries: dict[str, Any], concurrency: int = 4) -> str:
@@ -103,20 +118,21 @@ def plain(raw: str) -> str:
 def test_watch_shows_the_whole_batch_id_and_counts_by_status_in_80_columns(
     server: ServerProcess, api: httpx.Client
 ) -> None:
-    batch_id = submit(api, query(latency_ms=300), concurrency=1)
-    code, raw = in_terminal(server, "batch", "watch", batch_id, interrupt_after="running")
+    batch_id = long_batch(api)
+    code, raw = in_terminal(server, "batch", "watch", batch_id, interrupt_after=" RUNNING")
+    api.delete(f"/query/batch/{batch_id}")
     screen = plain(raw)
     assert code == 130, screen
-    assert f"batch {batch_id}  " in screen
-    for state in ("queued", "running", "success", "failure", "stopped"):
-        assert re.search(rf"{state} \d+", screen), screen
+    assert f"batch {batch_id}  RUNNING" in screen
+    assert re.search(r"queued \d+  running \d+  success \d+  failure 0  stopped 0", screen), screen
 
 
 def test_ctrl_c_leaves_the_watch_once_with_exit_130_and_the_batch_keeps_running(
     server: ServerProcess, api: httpx.Client
 ) -> None:
-    batch_id = submit(api, query(latency_ms=300), concurrency=1)
-    code, raw = in_terminal(server, "batch", "watch", batch_id, interrupt_after="running")
+    batch_id = long_batch(api)
+    code, raw = in_terminal(server, "batch", "watch", batch_id, interrupt_after=" RUNNING")
+    left = batch_of(api, batch_id)["progress"]["success"]
     screen = plain(raw)
     assert code == 130
     assert screen.count(LEAVE) == 1, screen
@@ -124,15 +140,15 @@ def test_ctrl_c_leaves_the_watch_once_with_exit_130_and_the_batch_keeps_running(
     assert "\x1b[2K" in raw[raw.rindex("Ctrl-C leaves this display") : raw.index(LEAVE)]
     assert f"querybatch batch watch {batch_id}" in screen
     assert "Traceback" not in screen
-    ended = wait_until(lambda: (b := batch_of(api, batch_id))["status_code"] == "STOPPED" and b)
-    assert ended["progress"]["success"] == 8 and not ended.get("cancel_time")
+    wait_until(lambda: batch_of(api, batch_id)["progress"]["success"] > left)
+    api.delete(f"/query/batch/{batch_id}")
 
 
 def test_submit_wait_left_with_ctrl_c_says_how_to_come_back(
-    server: ServerProcess, tmp_path: Path
+    server: ServerProcess, api: httpx.Client, tmp_path: Path
 ) -> None:
     queries = tmp_path / "queries.json"
-    queries.write_text(json.dumps([query(latency_ms=300)]))
+    queries.write_text(json.dumps([query(latency_ms=1000, days=20)]))
     code, raw = in_terminal(
         server,
         "batch",
@@ -143,24 +159,26 @@ def test_submit_wait_left_with_ctrl_c_says_how_to_come_back(
         "--concurrency",
         "1",
         "--wait",
-        interrupt_after="running",
+        interrupt_after=" RUNNING",
     )
     screen = plain(raw)
-    assert code == 130
     batch_id = re.search(r"qrb_[0-9a-f]{12}", screen)
-    assert batch_id and screen.count(f"{LEAVE} {batch_id.group()}") == 1, screen
+    assert batch_id, screen
+    api.delete(f"/query/batch/{batch_id.group()}")
+    assert code == 130
+    assert screen.count(f"{LEAVE} {batch_id.group()}") == 1, screen
 
 
 def test_watch_re_attached_follows_the_batch_to_its_end_and_exits_0(
     server: ServerProcess, api: httpx.Client
 ) -> None:
-    batch_id = submit(api, query(latency_ms=100), concurrency=2)
-    in_terminal(server, "batch", "watch", batch_id, interrupt_after="running")
+    batch_id = submit(api, query(latency_ms=700, days=12), concurrency=1)
+    in_terminal(server, "batch", "watch", batch_id, interrupt_after=" RUNNING")
     code, raw = in_terminal(server, "batch", "watch", batch_id)
     screen = plain(raw)
     assert code == 0, screen
-    assert batch_of(api, batch_id)["progress"]["success"] == 8
-    assert re.search(rf"{batch_id}\s+STOPPED\s+8\s+0\s+0\s+8\s+0\s+0", screen), screen
+    assert batch_of(api, batch_id)["progress"]["success"] == 12
+    assert re.search(rf"{batch_id}\s+STOPPED\s+12\s+0\s+0\s+12\s+0\s+0", screen), screen
 
 
 def test_watch_exits_1_and_sums_up_failures_by_reason_when_an_account_fails(
@@ -217,14 +235,15 @@ def test_every_batch_command_answers_json_that_parses(
     batch_id = made["batch_id"]
     watched = json.loads(cli(server, "batch", "watch", batch_id, "--json").stdout)
     assert watched["status_code"] == "STOPPED"
-    status = json.loads(cli(server, "batch", "status", batch_id, "--failed", "--json").stdout)
-    assert status["batch"]["batch_id"] == batch_id and status["queries"] == []
-    listed = json.loads(cli(server, "batch", "list", "--json").stdout)
-    assert batch_id in {b["batch_id"] for b in listed}
     output = tmp_path / "rows.ndjson"
-    downloaded = cli(server, "batch", "download", batch_id, "-o", str(output), "--json")
-    wrote = json.loads(downloaded.stdout)
-    assert wrote["bytes"] == output.stat().st_size > 0
+    status, listed, downloaded = in_parallel(
+        lambda: cli(server, "batch", "status", batch_id, "--failed", "--json"),
+        lambda: cli(server, "batch", "list", "--json"),
+        lambda: cli(server, "batch", "download", batch_id, "-o", str(output), "--json"),
+    )
+    assert json.loads(status.stdout) == {"batch": watched, "queries": []}
+    assert batch_id in {b["batch_id"] for b in json.loads(listed.stdout)}
+    assert json.loads(downloaded.stdout)["bytes"] == output.stat().st_size > 0
     cancelled = json.loads(cli(server, "batch", "cancel", batch_id, "--json").stdout)
     assert cancelled["batch_id"] == batch_id
 
@@ -235,14 +254,16 @@ def test_results_are_keyed_by_field_id_like_the_download_and_by_label_on_request
     batch_id = submit(api, query())
     wait_until(lambda: batch_of(api, batch_id)["status_code"] == "STOPPED")
     output = tmp_path / "rows.ndjson"
-    assert cli(server, "batch", "download", batch_id, "-o", str(output)).returncode == 0
+    _, by_id, every, labelled = in_parallel(
+        lambda: cli(server, "batch", "download", batch_id, "-o", str(output)),
+        lambda: cli(server, "batch", "results", batch_id, "--query", "2"),
+        lambda: cli(server, "batch", "results", batch_id),
+        lambda: cli(server, "batch", "results", batch_id, "--query", "2", "--keys", "labels"),
+    )
     downloaded = [json.loads(line) for line in output.read_text().splitlines()]
     one = [row for row in downloaded if row["schedule_id"] == f"{batch_id}_query_2"]
-    by_id = cli(server, "batch", "results", batch_id, "--query", "2")
-    assert [json.loads(line) for line in by_id.stdout.splitlines()] == one
-    every = cli(server, "batch", "results", batch_id)
+    assert one and [json.loads(line) for line in by_id.stdout.splitlines()] == one
     assert [json.loads(line) for line in every.stdout.splitlines()] == downloaded
-    labelled = cli(server, "batch", "results", batch_id, "--query", "2", "--keys", "labels")
     rows = [json.loads(line) for line in labelled.stdout.splitlines()]
     labels = {"schedule_id": "schedule_id", "date": "Date", "clicks": "Clicks"}
     assert rows == [{labels[key]: value for key, value in row.items()} for row in one]
