@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 import typer
@@ -29,6 +29,7 @@ from querybatch.cli.client import KeyOption, UrlOption
 from querybatch.cli.common import app, console, errors, fail
 from querybatch.cli.http import ApiClient, api_error
 from querybatch.cli.watch import Left, counts_of, follow, leave_message
+from querybatch.errors import ServiceUnavailable
 
 batch_app = typer.Typer(
     help="Submit, watch, cancel and download query batches.", no_args_is_help=True
@@ -90,11 +91,15 @@ def _show(batch: dict[str, Any]) -> None:
 
 def _follow_to_end(api: ApiClient, batch: dict[str, Any], as_json: bool) -> dict[str, Any]:
     """Follow the batch until it stops; Ctrl-C leaves, saying how to come back (exit 130)."""
+    mode: Literal["live", "lines", "none"] = "live" if errors.is_terminal else "lines"
     try:
-        return follow(api, batch, display=not as_json and errors.is_terminal)
+        return follow(api, batch, mode="none" if as_json else mode)
     except Left as left:
         errors.print(leave_message(left.batch_id))
         raise typer.Exit(EXIT_LEFT) from None
+    except ServiceUnavailable:
+        errors.print(f"lost the server; follow again: querybatch batch watch {batch['batch_id']}")
+        raise
 
 
 def _finish(api: ApiClient, batch: dict[str, Any], as_json: bool) -> None:

@@ -13,7 +13,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import orjson
@@ -30,6 +30,7 @@ POLL_SECONDS = 0.5
 RATE_WINDOW_SECONDS = 30.0  # the rate is measured over this recent window, not since start
 STALL_SECONDS = 10.0  # queued work nobody has taken for this long is worth a warning
 HEALTH_EVERY_SECONDS = 5.0  # /healthz is asked at most this often, and only while stalled
+LINE_EVERY_SECONDS = 10.0  # progress lines in a log (not a terminal) come at most this often
 STATES = ("queued", "running", "success", "failure", "stopped")
 ENDED = ("success", "failure", "stopped")
 
@@ -146,13 +147,35 @@ class View:
     stalled: float
     workers: int | None
 
+    def _numbers(self) -> tuple[int, int, dict[str, int]]:
+        counts = counts_of(self.batch)
+        return int(self.batch.get("query_amount") or 0), sum(counts[s] for s in ENDED), counts
+
+    def _timing(self) -> str:
+        total, done, _ = self._numbers()
+        timing = f"elapsed {_clock(self.elapsed)}"
+        if self.rate is not None:
+            timing += f"  rate {self.rate:.1f}/s"
+            if self.rate > 0 and total > done:
+                timing += f"  ETA {_clock((total - done) / self.rate)}"
+        return timing
+
+    def _warning(self) -> str:
+        if self.stalled < STALL_SECONDS:
+            return ""
+        warning = f"no worker has taken work for {int(self.stalled)} s"
+        if self.workers == 0:
+            warning += "; no worker is connected to the server"
+        return warning
+
     def render(self, width: int) -> RenderableType:
         """The display: id and status, a bar, counts, rate and ETA, and any stall warning."""
-        batch, counts = self.batch, counts_of(self.batch)
-        total = int(batch.get("query_amount") or 0)
-        done = sum(counts[state] for state in ENDED)
+        total, done, counts = self._numbers()
         head = Text.assemble(
-            ("batch ", "bold"), (batch["batch_id"], "bold cyan"), f"  {batch['status_code']}"
+            ("batch ", "bold"),
+            (self.batch["batch_id"], "bold cyan"),
+            "  ",
+            self.batch["status_code"],
         )
         bar = Table.grid(padding=(0, 1))
         bar.add_row(
@@ -160,47 +183,73 @@ class View:
             Text(f"{done}/{total} done"),
         )
         states = Text("  ".join(f"{state} {counts[state]}" for state in STATES))
-        timing = f"elapsed {_clock(self.elapsed)}"
-        if self.rate is not None:
-            timing += f"  rate {self.rate:.1f}/s"
-            if self.rate > 0 and total > done:
-                timing += f"  ETA {_clock((total - done) / self.rate)}"
-        lines: list[RenderableType] = [head, bar, states, Text(timing)]
-        if self.stalled >= STALL_SECONDS:
-            warning = f"no worker has taken work for {int(self.stalled)} s"
-            if self.workers == 0:
-                warning += "; no worker is connected to the server"
-            lines.append(Text(warning, style="yellow"))
+        lines: list[RenderableType] = [head, bar, states, Text(self._timing())]
+        if self._warning():
+            lines.append(Text(self._warning(), style="yellow"))
         lines.append(Text("Ctrl-C leaves this display; the batch goes on.", style="dim"))
         return Group(*lines)
 
+    def line(self) -> str:
+        """The same as one log line, for output that is not a terminal."""
+        total, done, counts = self._numbers()
+        states = " ".join(f"{state} {counts[state]}" for state in STATES)
+        parts = [f"{self.batch['batch_id']} {self.batch['status_code']} {done}/{total} done"]
+        parts += [states, self._timing().replace("  ", " "), self._warning()]
+        return "; ".join(part for part in parts if part)
 
-def follow(api: ApiClient, batch: dict[str, Any], *, display: bool) -> dict[str, Any]:
-    """Poll ``batch`` until it stops and return it; draw the live view when ``display``.
 
-    Raises :class:`Left` on Ctrl-C, after the display is gone.
+class Output:
+    """Where following shows progress: a live view, log lines, or nothing (``--json``)."""
+
+    def __init__(self, mode: Literal["live", "lines", "none"]) -> None:
+        self.mode = mode
+        self.live = Live(console=errors, transient=True, auto_refresh=False)
+        self.logged_at = float("-inf")
+        self.logged = ""
+
+    def __enter__(self) -> Output:
+        if self.mode == "live":
+            self.live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.mode == "live":
+            self.live.stop()  # transient: the view is erased, so nothing shows twice
+
+    def show(self, view: View, now: float) -> None:
+        """Redraw the live view, or log a line when it changed (at most every few seconds)."""
+        if self.mode == "live":
+            self.live.update(view.render(errors.width), refresh=True)
+            return
+        line = view.line()
+        ended = view.batch["status_code"] == "STOPPED"
+        due = now - self.logged_at >= LINE_EVERY_SECONDS or ended
+        if self.mode == "lines" and due and line != self.logged:
+            errors.print(line)
+            self.logged_at, self.logged = now, line
+
+
+def follow(
+    api: ApiClient, batch: dict[str, Any], *, mode: Literal["live", "lines", "none"]
+) -> dict[str, Any]:
+    """Poll ``batch`` until it stops and return it, showing its progress as ``mode`` says.
+
+    Raises :class:`Left` on Ctrl-C, after the live view is erased.
     """
     began = time.monotonic()
     rate, stall, workers = Rate(), Stall(), Workers(api)
-    live = Live(console=errors, transient=True, auto_refresh=False) if display else None
     try:
-        if live is not None:
-            live.start()
-        while True:
-            now = time.monotonic()
-            counts = counts_of(batch)
-            rate.add(now, sum(counts[state] for state in ENDED))
-            stalled = 0.0 if _scheduled_later(batch) else stall.seconds(now, counts)
-            alive = workers.check(now) if stalled >= STALL_SECONDS else None
-            if live is not None:
-                view = View(batch, now - began, rate.per_second(), stalled, alive)
-                live.update(view.render(errors.width), refresh=True)
-            if batch["status_code"] == "STOPPED":
-                return batch
-            time.sleep(POLL_SECONDS)
-            batch = api.json("GET", f"/query/batch/{batch['batch_id']}")["data"]
+        with Output(mode) as output:
+            while True:
+                now = time.monotonic()
+                counts = counts_of(batch)
+                rate.add(now, sum(counts[state] for state in ENDED))
+                stalled = 0.0 if _scheduled_later(batch) else stall.seconds(now, counts)
+                alive = workers.check(now) if stalled >= STALL_SECONDS else None
+                output.show(View(batch, now - began, rate.per_second(), stalled, alive), now)
+                if batch["status_code"] == "STOPPED":
+                    return batch
+                time.sleep(POLL_SECONDS)
+                batch = api.json("GET", f"/query/batch/{batch['batch_id']}")["data"]
     except KeyboardInterrupt:
         raise Left(batch["batch_id"]) from None
-    finally:
-        if live is not None:
-            live.stop()

@@ -118,3 +118,9 @@ def test_account_errors_are_counted_by_reason_not_by_account_list() -> None:
         ("ACCOUNT_ERROR", "account not found in data source DEMO_ADS"): 2,
         ("QUERY_STOPPED", "Batch cancelled"): 1,
     }
+
+
+def test_outside_a_terminal_progress_is_one_log_line_with_the_same_counts_and_warning() -> None:
+    line = View(batch(queued=10), 30.0, 0.0, STALL_SECONDS, workers=0).line()
+    assert line.startswith("qrb_0123456789ab RUNNING 0/10 done; queued 10 running 0 success 0")
+    assert line.endswith("no worker has taken work for 10 s; no worker is connected to the server")
