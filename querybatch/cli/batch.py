@@ -241,6 +241,8 @@ def list_batches(
         batches = api.json("GET", "/query/batch", params=params)["data"]
     if as_json:
         _print_json(batches)
+    elif not batches:
+        console.print("no batches" + (f" with status {status_code}" if status_code else ""))
     else:
         console.print(batches_table(batches))
 

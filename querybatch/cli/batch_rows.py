@@ -31,13 +31,11 @@ class Keys(StrEnum):
 
 
 def _typed(value: Any, data_type: str) -> Any:
-    if not isinstance(value, str):
+    convert = NUMBERS.get(data_type)
+    if convert is None or not isinstance(value, str):
         return value
     if value == "":
-        return None
-    convert = NUMBERS.get(data_type)
-    if convert is None:
-        return value
+        return None  # the json format writes a missing number as ""
     try:
         return convert(value)
     except ValueError:
