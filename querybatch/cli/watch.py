@@ -94,9 +94,7 @@ class Stall:
         if counts["queued"] == 0 or counts["running"] > 0 or marker != self.last:
             self.since, self.last = now, marker
             return 0.0
-        if self.since is None:
-            self.since = now
-        return now - self.since
+        return 0.0 if self.since is None else now - self.since
 
 
 @dataclass
@@ -131,6 +129,16 @@ def _scheduled_later(batch: dict[str, Any]) -> bool:
     except (KeyError, TypeError, ValueError):
         return False
     return start > datetime.now(UTC)
+
+
+def _running_for(batch: dict[str, Any]) -> float | None:
+    """Seconds the batch has run (None before it starts), by the server's start and end."""
+    try:
+        start = datetime.fromisoformat(batch["start_time"])
+        end = datetime.fromisoformat(batch["end_time"]) if batch.get("end_time") else None
+    except (KeyError, TypeError, ValueError):
+        return None
+    return max(((end or datetime.now(UTC)) - start).total_seconds(), 0.0)
 
 
 def _clock(seconds: float) -> str:
@@ -246,7 +254,9 @@ def follow(
                 rate.add(now, sum(counts[state] for state in ENDED))
                 stalled = 0.0 if _scheduled_later(batch) else stall.seconds(now, counts)
                 alive = workers.check(now) if stalled >= STALL_SECONDS else None
-                output.show(View(batch, now - began, rate.per_second(), stalled, alive), now)
+                elapsed = _running_for(batch)
+                elapsed = now - began if elapsed is None else elapsed
+                output.show(View(batch, elapsed, rate.per_second(), stalled, alive), now)
                 if batch["status_code"] == "STOPPED":
                     return batch
                 time.sleep(POLL_SECONDS)
