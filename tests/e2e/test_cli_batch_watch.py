@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from support import ADMIN_KEY, ServerProcess, run_cli, wait_until
+from support import ADMIN_KEY, ServerProcess, client, run_cli, running_server, wait_until
 
 DEPLOYMENTS = ("embedded",)  # a client of the API: the deployment behind it does not matter
 
@@ -276,3 +276,18 @@ def test_the_batch_id_argument_is_explained_and_flags_show_no_value(
     shown = cli(server, "batch", command, "--help")
     assert "The batch's id" in shown.stdout
     assert not re.search(r"--(json|wait|failed|queries)\s+<bool>", shown.stdout)
+
+
+def test_watch_says_no_worker_has_taken_work_while_its_queued_work_waits(data_dir: Path) -> None:
+    # One sub-query at a time for the tenant: a long one holds the slot, the watched batch's
+    # work stays queued with nothing running, as when no worker is there to take it.
+    with running_server(data_dir, QB_ACCOUNT_CONCURRENCY="1") as server, client(server) as api:
+        holder = submit(api, query(latency_ms=60_000, days=1), concurrency=1)
+        wait_until(lambda: batch_of(api, holder)["progress"]["running"] == 1)
+        waiting = submit(api, query(days=1))
+        code, raw = in_terminal(
+            server, "batch", "watch", waiting, interrupt_after="no worker has taken work for"
+        )
+        api.delete(f"/query/batch/{holder}")
+    assert code == 130
+    assert re.search(r"no worker has taken work for 1\d s", plain(raw)), plain(raw)
