@@ -1,27 +1,58 @@
-"""``querybatch batch``: submit, watch, cancel and download query batches on a server."""
+"""``querybatch batch``: submit, watch, cancel and download query batches on a server.
+
+Exit codes of the commands that follow a batch to its end (``submit --wait``, ``watch``,
+``status --wait``): 0 when every sub-query succeeded, 1 when any failed or stopped, 130 when
+the user left with Ctrl-C (the batch goes on), 2 for a usage error, 3 when the server
+cannot be reached.
+"""
 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.progress import Progress
 
+from querybatch.cli.batch_rows import Keys, batch_rows, query_rows
+from querybatch.cli.batch_views import (
+    FAILED,
+    batches_table,
+    print_errors,
+    print_failures,
+    queries_table,
+    timing,
+)
 from querybatch.cli.client import KeyOption, UrlOption
 from querybatch.cli.common import app, console, errors, fail
 from querybatch.cli.http import ApiClient, api_error
+from querybatch.cli.watch import Left, counts_of, follow, leave_message
+from querybatch.errors import ServiceUnavailable
 
 batch_app = typer.Typer(
     help="Submit, watch, cancel and download query batches.", no_args_is_help=True
 )
 app.add_typer(batch_app, name="batch")
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+EXIT_FAILED = 1
+EXIT_LEFT = 130  # as a shell reports a command ended by SIGINT
+PAGE = 1000  # sub-query status items asked for at a time (the server's maximum)
+
+
+def flag(name: str, help: str) -> Any:
+    """An on/off option; an empty metavar keeps help from showing ``<bool>`` as a value."""
+    return typer.Option(name, help=help, metavar="")
+
+
+JsonOption = Annotated[bool, flag("--json", "Machine-readable output.")]
+BatchId = Annotated[
+    str,
+    typer.Argument(
+        metavar="BATCH_ID", help="The batch's id (qrb_ and 12 hex digits), as batch list shows."
+    ),
+]
 
 
 def _print_json(value: Any) -> None:
@@ -40,11 +71,56 @@ def _read_body(path: Path) -> dict[str, Any]:
     return raw
 
 
+def _items(api: ApiClient, batch: dict[str, Any], only_failed: bool) -> list[dict[str, Any]]:
+    """The batch's sub-query status items, page by page (only the failed or stopped ones)."""
+    items: list[dict[str, Any]] = []
+    for offset in range(0, batch["query_amount"], PAGE):
+        page = api.json(
+            "GET",
+            f"/query/batch/{batch['batch_id']}/status",
+            params={"offset": offset, "limit": PAGE},
+        )
+        items.extend(i for i in page["data"] if not only_failed or i["status_code"] in FAILED)
+    return items
+
+
+def _show(batch: dict[str, Any]) -> None:
+    console.print(batches_table([batch]))
+    console.print(timing(batch))
+
+
+def _follow_to_end(api: ApiClient, batch: dict[str, Any], as_json: bool) -> dict[str, Any]:
+    """Follow the batch until it stops; Ctrl-C leaves, saying how to come back (exit 130)."""
+    mode: Literal["live", "lines", "none"] = "live" if errors.is_terminal else "lines"
+    try:
+        return follow(api, batch, mode="none" if as_json else mode)
+    except Left as left:
+        errors.print(leave_message(left.batch_id))
+        raise typer.Exit(EXIT_LEFT) from None
+    except ServiceUnavailable:
+        errors.print(f"lost the server; follow again: querybatch batch watch {batch['batch_id']}")
+        raise
+
+
+def _finish(api: ApiClient, batch: dict[str, Any], as_json: bool) -> None:
+    """Print the stopped batch (and its failures by reason); exit 1 unless all succeeded."""
+    counts = counts_of(batch)
+    failed = bool(counts["failure"] or counts["stopped"])
+    if as_json:
+        _print_json(batch)
+    else:
+        _show(batch)
+        if failed:
+            print_failures(batch, _items(api, batch, only_failed=True))
+    if failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
 @batch_app.command("submit")
 def submit(
     file: Annotated[Path, typer.Argument(help="JSON: a list of queries, or a batch object.")],
     wait: Annotated[
-        bool, typer.Option("--wait", help="Show progress until the batch stops.")
+        bool, flag("--wait", "Follow the batch to its end (as batch watch does).")
     ] = False,
     concurrency: Annotated[int | None, typer.Option(help="query_concurrency.")] = None,
     split_accounts: Annotated[str | None, typer.Option(help="none or all.")] = None,
@@ -76,105 +152,67 @@ def submit(
                 _print_json(batch)
             else:
                 console.print(f"{batch['batch_id']}: {batch['query_amount']} sub-queries queued")
+                console.print(f"Follow it: querybatch batch watch {batch['batch_id']}")
             return
-        batch = _follow(api, batch, quiet=as_json)
-    if as_json:
-        _print_json(batch)
-    else:
-        _summary(batch)
-    progress = batch["progress"]
-    if progress["failure"] or progress["stopped"]:
-        raise typer.Exit(1)
+        if not as_json:
+            errors.print(f"submitted {batch['batch_id']} ({batch['query_amount']} sub-queries)")
+        _finish(api, _follow_to_end(api, batch, as_json), as_json)
 
 
-def _follow(api: ApiClient, batch: dict[str, Any], quiet: bool) -> dict[str, Any]:
-    """Poll the batch until it stops, drawing a progress bar on standard error."""
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=errors, disable=quiet) as bar:
-        task = bar.add_task(batch["batch_id"], total=batch["query_amount"], detail="")
-        while True:
-            counts = batch["progress"]
-            done = counts["success"] + counts["failure"] + counts["stopped"]
-            detail = f"running {counts['running']}, failed {counts['failure']}"
-            bar.update(task, completed=done, detail=detail)
-            if batch["status_code"] == "STOPPED":
-                return batch
-            time.sleep(0.5)
-            batch = api.json("GET", f"/query/batch/{batch['batch_id']}")["data"]
+@batch_app.command("watch")
+def watch(
+    batch_id: BatchId, as_json: JsonOption = False, url: UrlOption = None, key: KeyOption = None
+) -> None:
+    """Follow a batch live (counts, rate, ETA) to its end; Ctrl-C leaves, the batch goes on.
 
-
-def _summary(batch: dict[str, Any]) -> None:
-    table = Table("batch", "status", "sub-queries", "success", "failure", "stopped", "seconds")
-    counts = batch["progress"]
-    seconds = "-"
-    if batch.get("start_time") and batch.get("end_time"):
-        from datetime import datetime
-
-        start = datetime.fromisoformat(batch["start_time"])
-        end = datetime.fromisoformat(batch["end_time"])
-        seconds = f"{(end - start).total_seconds():.1f}"
-    table.add_row(
-        batch["batch_id"],
-        batch["status_code"] + (" (cancelled)" if batch.get("cancel_time") else ""),
-        str(batch["query_amount"]),
-        str(counts["success"]),
-        str(counts["failure"]),
-        str(counts["stopped"]),
-        seconds,
-    )
-    console.print(table)
+    Exits 0 when every sub-query succeeded, 1 when any failed or stopped, 130 on Ctrl-C.
+    With --json nothing is drawn; the stopped batch is printed as JSON.
+    """
+    with ApiClient(url, key) as api:
+        batch = api.json("GET", f"/query/batch/{batch_id}")["data"]
+        _finish(api, _follow_to_end(api, batch, as_json), as_json)
 
 
 @batch_app.command("status")
 def status(
-    batch_id: str,
-    queries: Annotated[bool, typer.Option("--queries", help="List each sub-query too.")] = False,
+    batch_id: BatchId,
+    queries: Annotated[bool, flag("--queries", "List each sub-query too.")] = False,
+    failed: Annotated[bool, flag("--failed", "List the failed and stopped sub-queries.")] = False,
+    wait: Annotated[
+        bool, flag("--wait", "Follow the batch to its end first (as watch does).")
+    ] = False,
     as_json: JsonOption = False,
     url: UrlOption = None,
     key: KeyOption = None,
 ) -> None:
-    """A batch's status and counters (and each sub-query's with --queries)."""
+    """A batch's status and counts by status; each sub-query's with --queries or --failed."""
     with ApiClient(url, key) as api:
         batch = api.json("GET", f"/query/batch/{batch_id}")["data"]
-        items: list[dict[str, Any]] = []
-        if queries:
-            offset = 0
-            while offset < batch["query_amount"]:
-                page = api.json(
-                    "GET",
-                    f"/query/batch/{batch_id}/status",
-                    params={"offset": offset, "limit": 1000},
-                )
-                items.extend(page["data"])
-                offset += 1000
+        if wait:
+            batch = _follow_to_end(api, batch, as_json)
+        listed = queries or failed
+        items = _items(api, batch, only_failed=not queries) if listed else []
+        counts = counts_of(batch)
+        ended_badly = bool(counts["failure"] or counts["stopped"])
+        failures = [i for i in items if i["status_code"] in FAILED]
+        if wait and ended_badly and not listed and not as_json:
+            failures = _items(api, batch, only_failed=True)
     if as_json:
-        _print_json({"batch": batch, "queries": items} if queries else batch)
-        return
-    _summary(batch)
-    if items:
-        table = Table("schedule_id", "status", "accounts", "dates", "rows", "error")
-        for item in items:
-            split = item["split_info"]
-            table.add_row(
-                item["schedule_id"],
-                item["status_code"],
-                ",".join(split["ds_accounts"]) or "all",
-                f"{split['start_date']}..{split['end_date']}",
-                str((item["result_info"] or {}).get("total_rows", "")),
-                (item["error_info"] or {}).get("message", ""),
-            )
-        console.print(table)
+        _print_json({"batch": batch, "queries": items} if listed else batch)
+    else:
+        _show(batch)
+        if listed:
+            console.print(queries_table(items))
+            print_errors(failures)
+        if wait or failed:
+            print_failures(batch, failures)
+    if wait and ended_badly:
+        raise typer.Exit(EXIT_FAILED)
 
 
 @batch_app.command("cancel")
 def cancel(
-    batch_id: str, as_json: JsonOption = False, url: UrlOption = None, key: KeyOption = None
+    batch_id: BatchId, as_json: JsonOption = False, url: UrlOption = None, key: KeyOption = None
 ) -> None:
     """Cancel a batch; what it collected stays readable."""
     with ApiClient(url, key) as api:
@@ -182,7 +220,7 @@ def cancel(
     if as_json:
         _print_json(batch)
     else:
-        _summary(batch)
+        _show(batch)
 
 
 @batch_app.command("list")
@@ -195,7 +233,7 @@ def list_batches(
     url: UrlOption = None,
     key: KeyOption = None,
 ) -> None:
-    """The newest batches of the key's tenant."""
+    """The newest batches of the key's tenant, in one table with their counts by status."""
     params: dict[str, Any] = {"limit": limit}
     if status_code:
         params["status"] = status_code
@@ -203,69 +241,64 @@ def list_batches(
         batches = api.json("GET", "/query/batch", params=params)["data"]
     if as_json:
         _print_json(batches)
-        return
-    for batch in batches:
-        _summary(batch)
+    elif not batches:
+        console.print("no batches" + (f" with status {status_code}" if status_code else ""))
+    else:
+        console.print(batches_table(batches))
 
 
 @batch_app.command("results")
 def results(
-    batch_id: str,
+    batch_id: BatchId,
     query: Annotated[
         int | None, typer.Option(help="Only the rows of sub-query N (from 1).")
     ] = None,
+    keys: Annotated[
+        Keys,
+        typer.Option(help="Key rows by field id (as download does) or by the fields' labels."),
+    ] = Keys.ids,
     url: UrlOption = None,
     key: KeyOption = None,
 ) -> None:
-    """Print collected rows as JSON lines: every sub-query's, or one's with --query."""
+    """Print collected rows as JSON lines with typed values, each with its schedule_id.
+
+    Keys are field ids by default, as batch download writes them; --keys labels: labels.
+
+    The output is JSON lines already, so this command has no --json option.
+    """
     with ApiClient(url, key) as api:
         if query is None:
-            _stream(api, f"/query/batch/{batch_id}/download", {"format": "ndjson"}, None)
-            return
-        schedule_id = f"{batch_id}_query_{query}"
-        offset = 0
-        while True:
-            page = api.json(
-                "GET",
-                "/query/results",
-                params={"schedule_id": schedule_id, "offset": offset, "limit": 10_000},
-            )
-            rows = page["data"]
-            header, body = (
-                (rows[0], rows[1:]) if rows and isinstance(rows[0], list) else (None, rows)
-            )
-            for row in body:
-                _print_json(dict(zip(header, row, strict=True)) if header else row)
-            if "next" not in page["meta"].get("paginate", {}):
-                return
-            offset += 10_000
+            batch_rows(api, batch_id, keys)
+        else:
+            query_rows(api, f"{batch_id}_query_{query}", keys)
 
 
 @batch_app.command("download")
 def download(
-    batch_id: str,
+    batch_id: BatchId,
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
     output_format: Annotated[
         str, typer.Option("--format", help="ndjson, csv or parquet.")
     ] = "ndjson",
+    as_json: JsonOption = False,
     url: UrlOption = None,
     key: KeyOption = None,
 ) -> None:
-    """Download every result of a batch into one file, showing progress."""
+    """Download every result of a batch into one file (keys: field ids), showing progress."""
     with ApiClient(url, key, timeout=600) as api:
         _stream(api, f"/query/batch/{batch_id}/download", {"format": output_format}, output)
-    console.print(f"wrote {output} ({output.stat().st_size} bytes)")
+    size = output.stat().st_size
+    if as_json:
+        _print_json({"batch_id": batch_id, "path": str(output), "bytes": size})
+    else:
+        console.print(f"wrote {output} ({size} bytes)")
 
 
-def _stream(api: ApiClient, path: str, params: dict[str, Any], output: Path | None) -> None:
+def _stream(api: ApiClient, path: str, params: dict[str, Any], output: Path) -> None:
     with api.http.stream("GET", path, params=params) as response:
         if response.status_code >= 400:
             response.read()
             raise api_error(response)
-        if output is None:
-            for block in response.iter_bytes():
-                sys.stdout.buffer.write(block)
-            return
         with output.open("wb") as file, Progress(console=errors, transient=True) as bar:
             task = bar.add_task(f"downloading {path.split('/')[-2]}", total=None)
             for block in response.iter_bytes():

@@ -232,7 +232,7 @@ def test_the_cli_submits_a_batch_waits_for_it_and_downloads_it(
     assert len(output.read_text().splitlines()) == 1 + 20
     results = run_cli(server, "batch", "results", batch["batch_id"], "--query", "2", **env)
     lines = [json.loads(line) for line in results.stdout.splitlines()]
-    assert [line["Date"] for line in lines] == [f"2026-01-{d:02}" for d in range(5, 12)]
+    assert [line["date"] for line in lines] == [f"2026-01-{d:02}" for d in range(5, 12)]
     cancelled = run_cli(server, "batch", "cancel", batch["batch_id"], "--json", **env)
     assert json.loads(cancelled.stdout)["status_code"] == "STOPPED"
     missing = run_cli(server, "batch", "status", "qrb_000000000000", **env)
