@@ -11,8 +11,6 @@ import typer.main
 from querybatch.cli import app
 
 DEPLOYMENTS = ("embedded",)
-# Help of the batch commands is cli/batch.py's own (see its tests).
-ELSEWHERE = ("batch",)
 
 
 def command_paths() -> list[tuple[list[str], object]]:
@@ -73,7 +71,5 @@ def test_options_that_take_a_value_still_say_so(helps: dict[str, str]) -> None:
 
 def test_every_parameter_of_every_command_has_help() -> None:
     for path, command in command_paths():
-        if path[:1] and path[0] in ELSEWHERE:
-            continue
         for param in getattr(command, "params", []):
             assert getattr(param, "help", None), f"{' '.join(path)}: {param.name} has no help"
