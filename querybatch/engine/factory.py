@@ -24,7 +24,9 @@ from querybatch.engine.queries import Queries
 from querybatch.engine.query_batches import QueryBatches
 from querybatch.engine.service import Engine
 from querybatch.engine.uploads import Uploads
+from querybatch.extras import require
 from querybatch.settings import Settings
+from querybatch.store.database import normalize_url
 from querybatch.store.private_files import secure_directory
 from querybatch.store.store import Store
 
@@ -106,6 +108,7 @@ def open_store(settings: Settings, *, migrate: bool = True) -> Store:
 
 def open_access(settings: Settings) -> Access:
     """Keys and roles in the server's store, for one CLI command; ``close`` it afterwards."""
+    check_extras(settings)
     store = open_store(settings)
     try:
         store.keys.ensure_builtin_roles.blocking(time.time())
@@ -152,6 +155,7 @@ def check_server(settings: Settings) -> None:
     The data directory is made private, the store opened (and migrated), the executor's
     needs checked (the store's node lock, or the broker), and every data source opened once.
     """
+    check_extras(settings)
     if not settings.database_url:
         # The data directory is querybatch's own: only this user may enter it.
         secure_directory(settings.data_dir)
@@ -165,6 +169,7 @@ def check_server(settings: Settings) -> None:
 
 def check_worker(settings: Settings) -> None:
     """Fail with one clear error unless the broker answers and the store is migrated."""
+    check_extras(settings, worker=True)
     from querybatch.engine.executors.celery import check_broker
 
     check_broker(settings)
@@ -173,6 +178,23 @@ def check_worker(settings: Settings) -> None:
         store.db.check_schema()
     finally:
         store.close()
+
+
+def check_extras(settings: Settings, *, worker: bool = False) -> None:
+    """Fail with one line naming the ``pip install`` when a setting needs a missing extra.
+
+    Checked before the store, the executor or the rate limiter import their drivers; a
+    ``worker`` always needs Celery. Data sources check their own needs when they are built.
+    """
+    if normalize_url(settings.resolved_database_url).drivername == "postgresql+psycopg":
+        require("QB_DATABASE_URL is a PostgreSQL URL", "psycopg")
+    if worker:
+        require("querybatch worker runs Celery tasks", "celery", "redis")
+    elif settings.executor == "celery":
+        require("QB_EXECUTOR is celery", "celery", "redis")
+    if settings.shared_redis_url:
+        variable = "QB_REDIS_URL" if settings.redis_url else "QB_BROKER_URL"
+        require(f"{variable} is a Redis URL", "redis")
 
 
 async def _open_and_close(sources: SourceRegistry) -> None:
