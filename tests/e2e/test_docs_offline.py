@@ -17,8 +17,9 @@ from urllib.parse import urlsplit
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.wait import WebDriverWait
 
@@ -84,10 +85,9 @@ def open_page(driver: WebDriver, url: str) -> None:
     driver.get(url)
 
 
-def wait_for(driver: WebDriver, css: str) -> list[object]:
-    return WebDriverWait(driver, 60).until(
-        ready.presence_of_all_elements_located((By.CSS_SELECTOR, css))
-    )
+def wait_for(driver: WebDriver, css: str) -> list[WebElement]:
+    wait: WebDriverWait[WebDriver] = WebDriverWait(driver, 60)
+    return wait.until(ready.presence_of_all_elements_located((By.CSS_SELECTOR, css)))
 
 
 def test_swagger_ui_lists_the_operations_from_the_servers_own_files(
