@@ -20,9 +20,10 @@ one handler and the CLI maps them to exit codes in one place::
      ├── RangeNotSatisfiable     416 RANGE_NOT_SATISFIABLE (a byte range past a download's end)
      ├── TooManyRequests         429 TOO_MANY_REQUESTS
      ├── NotOffered              501 NOT_IMPLEMENTED (a hosted-service method not offered here)
- ├── ServiceUnavailable      503 SERVICE_UNAVAILABLE
+     ├── ServiceUnavailable      503 SERVICE_UNAVAILABLE
      │    └── StoreUnavailable   503 SERVICE_UNAVAILABLE (the database cannot be reached)
      ├── ConfigurationError      500 CONFIGURATION_ERROR (a bad setting or sources file)
+     │    └── MissingDependency  (a setting needs an optional extra that is not installed)
      └── ConnectorError          502 CONNECTOR_ERROR (a data source failed a query)
           ├── TransientConnectorError      (worth retrying with backoff)
           │    └── UpstreamRateLimited     (retry after the upstream's Retry-After)
@@ -177,6 +178,19 @@ class ConfigurationError(QueryBatchError):
 
     code = "CONFIGURATION_ERROR"
     status = 500
+
+
+class MissingDependency(ConfigurationError):
+    """A setting needs an optional dependency that is not installed; says which extra has it.
+
+    The message is one line ending in the exact install command, e.g. ``QB_DATABASE_URL is a
+    PostgreSQL URL, which needs psycopg: pip install 'querybatch[postgres]'``.
+    """
+
+    def __init__(self, needed_by: str, module: str, extra: str) -> None:
+        super().__init__(f"{needed_by}, which needs {module}: pip install 'querybatch[{extra}]'")
+        self.module = module
+        self.extra = extra
 
 
 class ConnectorError(QueryBatchError):

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
+import socket
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -63,19 +67,93 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
+# When QB_TEST_POSTGRES_URL / QB_TEST_REDIS_URL are unset, the services of a usual machine.
+DEFAULT_SERVICES = {
+    "QB_TEST_POSTGRES_URL": ("PostgreSQL", "postgresql://postgres@127.0.0.1:5432/test"),
+    "QB_TEST_REDIS_URL": ("Redis", "redis://127.0.0.1:6379/0"),
+}
+SKIPPED_SUITES = re.compile(r"skipped (PostgreSQL|Redis) suites: .*")
+# What probing a default service found, once per process: None when it answered.
+_PROBED: dict[str, str | None] = {}
+
+
 def _service_url(variable: str) -> str:
-    """A service URL from the environment; skip when unset, unless CI demands the suite."""
+    """A service URL: the variable's, else the default service if it answers; else skip.
+
+    Only a default that nothing answers at is skipped (and named in one line at the end of
+    the run); with ``QB_CI=1`` that fails instead, since CI must run every suite.
+    """
     url = os.environ.get(variable)
-    if not url:
-        if os.environ.get("QB_CI"):
-            pytest.fail(f"{variable} must be set in CI: this suite may not be skipped there")
-        pytest.skip(f"{variable} is not set")
-    return url
+    if url:
+        return url
+    label, default = DEFAULT_SERVICES[variable]
+    if variable not in _PROBED:
+        _PROBED[variable] = _probe(label, default)
+    problem = _PROBED[variable]
+    if problem is None:
+        return default
+    if os.environ.get("QB_CI"):
+        pytest.fail(f"{variable} is unset and {problem}: this suite may not be skipped in CI")
+    pytest.skip(f"skipped {label} suites: {problem} (set {variable})")
+
+
+def _probe(label: str, url: str) -> str | None:
+    """Why the service at ``url`` cannot be used, or None: connect, then a real handshake.
+
+    Nothing listening is a reason to skip; a service that listens but refuses the handshake
+    is a broken set-up, which fails rather than hides the suites.
+    """
+    parts = urlsplit(url)
+    where = f"{parts.hostname}:{parts.port}"
+    try:
+        socket.create_connection((parts.hostname, parts.port), timeout=1).close()
+    except OSError:
+        return f"nothing answers at {where}"
+    try:
+        if label == "PostgreSQL":
+            import psycopg
+
+            with psycopg.connect(url, connect_timeout=3) as conn:
+                conn.execute("SELECT 1")
+        else:
+            import redis
+
+            redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3).ping()
+    except Exception as exc:
+        pytest.fail(f"{label} at {where} answers but refused the tests ({exc}); set its URL")
+    return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Report a service skip at one place, so that ``-ra`` folds the suites into one line."""
+    report = yield
+    longrepr = getattr(report, "longrepr", None)
+    if report.skipped and isinstance(longrepr, tuple) and SKIPPED_SUITES.search(str(longrepr[2])):
+        report.longrepr = (__file__, _service_url.__code__.co_firstlineno, longrepr[2])
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line per service whose suites were skipped because nothing answered.
+
+    Skip reports reach the controlling process under pytest-xdist too, so the line is
+    printed once, by whichever process writes the summary.
+    """
+    counts: Counter[str] = Counter()
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = getattr(report, "longrepr", None)
+        if isinstance(longrepr, tuple) and (found := SKIPPED_SUITES.search(str(longrepr[2]))):
+            counts[found.group(0)] += 1
+    for reason, count in sorted(counts.items()):
+        terminalreporter.write_line(f"{reason}: {count} tests not run")
 
 
 @pytest.fixture
 def postgres_url() -> str:
-    """The base PostgreSQL URL (QB_TEST_POSTGRES_URL); skipped locally when unset."""
+    """The base PostgreSQL URL (QB_TEST_POSTGRES_URL, or the local default if it answers)."""
     return _service_url("QB_TEST_POSTGRES_URL")
 
 
@@ -99,5 +177,5 @@ def pg_schema(postgres_url: str) -> Iterator[tuple[str, str]]:
 
 @pytest.fixture
 def redis_url() -> str:
-    """The Redis URL (QB_TEST_REDIS_URL); skipped locally when unset."""
+    """The Redis URL (QB_TEST_REDIS_URL, or the local default if it answers)."""
     return _service_url("QB_TEST_REDIS_URL")

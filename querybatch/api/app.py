@@ -11,6 +11,7 @@ from fastapi import APIRouter, FastAPI
 
 from querybatch import __version__
 from querybatch.api.auth import KeyCache
+from querybatch.api.docs import install_docs
 from querybatch.api.errors import install_error_handlers
 from querybatch.api.links import Links
 from querybatch.api.middleware import EdgeMiddleware
@@ -102,6 +103,9 @@ def create_app(
         version=__version__,
         description="Asynchronous batch query server, compatible with the Supermetrics Query API.",
         lifespan=lifespan,
+        # Served by install_docs from the package's own copies of Swagger UI and ReDoc.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     app.add_middleware(PrettyJsonMiddleware)
@@ -113,6 +117,7 @@ def create_app(
     for prefix in PREFIXES:
         for router in API_ROUTERS:
             app.include_router(router, prefix=prefix, include_in_schema=False)
+    install_docs(app)
     return app
 
 

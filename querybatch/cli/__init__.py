@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from querybatch.cli.common import EXIT_UNAVAILABLE, EXIT_USAGE, app, fail
-from querybatch.errors import QueryBatchError
+from querybatch.errors import MissingDependency, QueryBatchError
 
 # Commands register themselves on ``app`` when their modules are imported.
 from querybatch.cli import (  # noqa: F401  isort: skip
@@ -26,5 +26,7 @@ def main() -> None:
         app()
     except QueryBatchError as exc:
         detail = f" ({exc.description})" if exc.description else ""
-        code = EXIT_UNAVAILABLE if exc.status >= 500 else EXIT_USAGE
+        # A missing install is the operator's to fix, like a wrong option: not "try later".
+        usage = exc.status < 500 or isinstance(exc, MissingDependency)
+        code = EXIT_USAGE if usage else EXIT_UNAVAILABLE
         sys.exit(fail(f"{exc.message}{detail}", code).exit_code)

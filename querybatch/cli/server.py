@@ -64,12 +64,14 @@ def worker(
     log_level: Annotated[str, typer.Option(help="Celery log level.")] = "warning",
 ) -> None:
     """Run sub-queries handed out by the servers (QB_EXECUTOR=celery, QB_BROKER_URL)."""
-    from querybatch.engine.executors.celery import make_celery
     from querybatch.engine.factory import check_worker
 
     logs.install()
     settings = settings_with()
     check_worker(settings)
+    # Imported once checked: without the celery extra, the check says what to install.
+    from querybatch.engine.executors.celery import make_celery
+
     celery = make_celery(settings)
     console.print(
         f"querybatch worker on queue {settings.celery_queue}, {concurrency} {pool} processes",

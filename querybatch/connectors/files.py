@@ -10,7 +10,6 @@ The files are read again by every query: new files matching the glob are seen at
 from __future__ import annotations
 
 import glob
-import importlib.util
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -21,6 +20,7 @@ from sqlalchemy.sql.selectable import FromClause
 from querybatch.connectors.base import ConnectorConfig
 from querybatch.connectors.table import TableConfig, TableConnector
 from querybatch.errors import ConfigurationError
+from querybatch.extras import require
 
 __all__ = ["FilesConfig", "FilesConnector"]
 
@@ -67,13 +67,7 @@ class FilesConnector(TableConnector):
     def __init__(self, ds_id: str, config: ConnectorConfig) -> None:
         if not isinstance(config, FilesConfig):
             raise ConfigurationError(f"sources.{ds_id}: expected files settings")
-        if importlib.util.find_spec("duckdb") is None or (
-            importlib.util.find_spec("duckdb_engine") is None
-        ):
-            raise ConfigurationError(
-                f"sources.{ds_id}.connector: the files connector needs DuckDB: "
-                "pip install 'querybatch[files]'"
-            )
+        require(f"sources.{ds_id}.connector is files", "duckdb", "duckdb_engine")
         super().__init__(ds_id, config)
         self.path = str(Path(config.path).expanduser())
         self.format = config.format if config.format != "auto" else self._guess_format()

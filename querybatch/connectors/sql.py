@@ -22,6 +22,7 @@ from querybatch.connectors.sqlquery import CASEFOLD_FUNCTION, needed_columns
 from querybatch.connectors.table import TableConfig, TableConnector, short_error
 from querybatch.domain.filters import pattern_search
 from querybatch.errors import ConfigurationError
+from querybatch.extras import require
 
 __all__ = ["SqlConfig", "SqlConnector"]
 
@@ -73,6 +74,11 @@ class SqlConnector(TableConnector):
         if url.drivername == "postgresql" and importlib.util.find_spec("psycopg2") is None:
             # Plain postgresql:// means psycopg2 to SQLAlchemy; querybatch ships psycopg 3.
             url = url.set(drivername="postgresql+psycopg")
+        # Names only: asking the URL for its driver would load a dialect that may be missing.
+        if url.drivername == "postgresql+psycopg":
+            require(f"sources.{ds_id}.url is a PostgreSQL URL", "psycopg")
+        elif url.get_backend_name() == "duckdb":
+            require(f"sources.{ds_id}.url is a DuckDB URL", "duckdb", "duckdb_engine")
         self.url = url
 
     @property

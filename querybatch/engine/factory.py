@@ -25,6 +25,7 @@ from querybatch.engine.query_batches import QueryBatches
 from querybatch.engine.service import Engine
 from querybatch.engine.uploads import Uploads
 from querybatch.errors import ConfigurationError
+from querybatch.extras import require
 from querybatch.settings import Settings
 from querybatch.store.database import Database, normalize_url, shown_url, sqlite_file
 from querybatch.store.private_files import secure_directory
@@ -142,6 +143,7 @@ def open_access(settings: Settings, *, create: bool = False) -> Access:
     new, empty one and its keys would never reach the server): NoStore says so. ``create``
     creates and migrates it as the server's first start would.
     """
+    check_extras(settings)
     if not create and not store_exists(settings):
         raise NoStore(store_url(settings))
     if create and not settings.database_url:
@@ -192,6 +194,7 @@ def check_server(settings: Settings) -> None:
     The data directory is made private, the store opened (and migrated), the executor's
     needs checked (the store's node lock, or the broker), and every data source opened once.
     """
+    check_extras(settings)
     if not settings.database_url:
         # The data directory is querybatch's own: only this user may enter it.
         secure_directory(settings.data_dir)
@@ -200,11 +203,12 @@ def check_server(settings: Settings) -> None:
         executor_class(settings).preflight(settings, store)
     finally:
         store.close()
-    asyncio.run(_open_and_close(build_sources(settings)))
+    check_sources(settings)
 
 
 def check_worker(settings: Settings) -> None:
     """Fail with one clear error unless the broker answers and the store is migrated."""
+    check_extras(settings, worker=True)
     from querybatch.engine.executors.celery import check_broker
 
     check_broker(settings)
@@ -216,11 +220,28 @@ def check_worker(settings: Settings) -> None:
 
 
 def check_sources(settings: Settings) -> list[str]:
-    """The ids of the data sources the settings give, each built and opened once as
-    ``check_server`` does, with its errors; the store is not touched and no port bound."""
+    """The ids of the data sources the settings give, each built and opened once, with its
+    errors (what ``check_server`` runs last); the store is not touched and no port bound."""
     registry = build_sources(settings)
     asyncio.run(_open_and_close(registry))
     return sorted(registry)
+
+
+def check_extras(settings: Settings, *, worker: bool = False) -> None:
+    """Fail with one line naming the ``pip install`` when a setting needs a missing extra.
+
+    Checked before the store, the executor or the rate limiter import their drivers; a
+    ``worker`` always needs Celery. Data sources check their own needs when they are built.
+    """
+    if normalize_url(settings.resolved_database_url).drivername == "postgresql+psycopg":
+        require("QB_DATABASE_URL is a PostgreSQL URL", "psycopg")
+    if worker:
+        require("querybatch worker runs Celery tasks", "celery", "redis")
+    elif settings.executor == "celery":
+        require("QB_EXECUTOR is celery", "celery", "redis")
+    if settings.shared_redis_url:
+        variable = "QB_REDIS_URL" if settings.redis_url else "QB_BROKER_URL"
+        require(f"{variable} is a Redis URL", "redis")
 
 
 async def _open_and_close(sources: SourceRegistry) -> None:

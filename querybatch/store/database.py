@@ -123,7 +123,12 @@ class Database:
 
     def _create_engine(self) -> Engine:
         if not self.is_sqlite:
-            return create_engine(self.url, pool_size=12, max_overflow=8, pool_pre_ping=True)
+            try:
+                return create_engine(self.url, pool_size=12, max_overflow=8, pool_pre_ping=True)
+            except ImportError as exc:  # a driver named in the URL (postgresql+pg8000://...)
+                raise ConfigurationError(
+                    f"QB_DATABASE_URL: no driver for {self.url.drivername} is installed ({exc})"
+                ) from exc
         database = sqlite_file(self.url)
         if database is not None:
             try:
