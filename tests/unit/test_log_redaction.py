@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from querybatch.logs import REDACTED, RedactSecrets, install, redact, redact_target
+from querybatch.logs import REDACTED, RedactSecrets, install_redaction, redact, redact_target
 
 KEY = "qb_Abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 
@@ -88,9 +88,11 @@ def test_the_access_log_record_keeps_its_five_arguments_with_the_target_redacted
     assert record.args == ("127.0.0.1:1", "GET", f"/query/status?api_key={REDACTED}", "1.1", 200)
 
 
-def test_every_record_made_after_install_is_redacted(caplog: pytest.LogCaptureFixture) -> None:
+def test_every_record_made_after_installing_redaction_is_redacted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     previous = logging.getLogRecordFactory()
-    install()
+    install_redaction()
     try:
         try:
             raise ValueError(f"refused https://u:{KEY}@db.example/x")

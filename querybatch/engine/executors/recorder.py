@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from querybatch.engine.executors.lifecycle import log_failures, log_stopped
 from querybatch.store.records import Outcome, WorkItem
 from querybatch.store.store import Store
 
@@ -103,5 +104,7 @@ class Recorder:
         for (_, future), ok in zip(ended, applied, strict=True):
             if not future.done():
                 future.set_result(ok)
+        log_failures(outcome for (outcome, _), ok in zip(ended, applied, strict=True) if ok)
         if stopped:
             self.on_stopped(stopped)
+            await log_stopped(self.store, stopped)
