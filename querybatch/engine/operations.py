@@ -74,15 +74,18 @@ class Operations:
         store_ok = await db.read(db.ping)
         write_problem = await db.write_problem() if store_ok else None
         executor_ok = await self.engine.executor.healthy()
-        workers, queued = await self._work_reading(store_ok)
+        if not (store_ok and executor_ok):
+            # Unavailable anyway: no more waiting on what does not answer.
+            return Health(store_ok, write_problem, executor_ok, WorkerCount(0, None), 0)
+        workers, queued = await self._work_reading()
         return Health(store_ok, write_problem, executor_ok, workers, queued)
 
-    async def _work_reading(self, store_ok: bool) -> tuple[WorkerCount, int]:
+    async def _work_reading(self) -> tuple[WorkerCount, int]:
         now = time.monotonic()
         if self._work is not None and now - self._work[0] < WORK_READING_SECONDS:
             return self._work[1], self._work[2]
         workers = await self.engine.executor.workers()
-        queued = (await self.store.upkeep.queue_totals())[0] if store_ok else 0
+        queued = (await self.store.upkeep.queue_totals())[0]
         self._work = (now, workers, queued)
         return workers, queued
 
