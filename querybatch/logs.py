@@ -211,6 +211,8 @@ def install(fmt: str = "text", level: int | str = logging.INFO) -> None:
     numeric = numeric if isinstance(numeric, int) else logging.INFO
     root.setLevel(numeric)
     logging.getLogger("querybatch").setLevel(min(numeric, logging.INFO))
+    # Migrations say which engine they use and each step at INFO: noise at every start.
+    logging.getLogger("alembic").setLevel(max(numeric, logging.WARNING))
     for name in _FOREIGN_LOGGERS:
         foreign = logging.getLogger(name)
         foreign.handlers.clear()
