@@ -103,3 +103,26 @@ def test_a_worker_logs_that_it_joined_and_left_as_json_lines(tmp_path: Path) -> 
     (joined,) = [line for line in lines if line.get("event") == "worker_joined"]
     assert joined["processes"] == 1 and joined["worker"]
     assert "postgres@" not in joined["store"]  # the store URL, without its credentials
+
+
+def test_a_batch_run_by_a_worker_is_logged_as_finished_by_that_worker(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "node", {"QB_LOG_FORMAT": "json"}, workers=1).start()
+    try:
+        with client(server) as api:
+            batch_id = api.post("/query/batch", json=BATCH).json()["data"]["batch_id"]
+            wait_until(
+                lambda: (
+                    api.get(f"/query/batch/{batch_id}").json()["data"]["status_code"] == "STOPPED"
+                ),
+                60,
+            )
+        log_path = server.data_dir / "workers.log"
+        wait_until(lambda: '"batch_finished"' in log_path.read_text(), 10)
+    finally:
+        server.stop()
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line[:1] == "{"]
+    (finished,) = [line for line in lines if line.get("event") == "batch_finished"]
+    assert finished["batch_id"] == batch_id
+    assert (finished["success"], finished["failure"], finished["queries"]) == (3, 0, 3)
+    started = [json.loads(line) for line in server.log().splitlines() if line[:1] == "{"]
+    assert any(e.get("event") == "batch_started" and e["batch_id"] == batch_id for e in started)

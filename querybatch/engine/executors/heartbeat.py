@@ -45,7 +45,7 @@ class Heartbeat:
         self.key = workers_key(queue)
         self.member = f"{name}|{processes}"
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._beat_forever, name="qb-heartbeat")
+        self._thread = threading.Thread(target=self._beat_forever, name="qb-heartbeat", daemon=True)
         self._failing = False
 
     def start(self) -> None:

@@ -97,6 +97,11 @@ class Recorder:
                 if not future.done():
                     future.set_exception(exc)
             return
+        log_failures(outcome for (outcome, _), ok in zip(ended, applied, strict=True) if ok)
+        if stopped:
+            self.on_stopped(stopped)
+            # Before the futures resolve: a Celery worker's loop stops once they have.
+            await log_stopped(self.store, stopped)
         # A run cancelled while it waited has cancelled its future: nobody wants the answer.
         for (_, _, future), ok in zip(started, began, strict=True):
             if not future.done():
@@ -104,7 +109,3 @@ class Recorder:
         for (_, future), ok in zip(ended, applied, strict=True):
             if not future.done():
                 future.set_result(ok)
-        log_failures(outcome for (outcome, _), ok in zip(ended, applied, strict=True) if ok)
-        if stopped:
-            self.on_stopped(stopped)
-            await log_stopped(self.store, stopped)
