@@ -169,6 +169,22 @@ def test_a_shutdown_with_a_batch_running_logs_no_error(tmp_path: Path) -> None:
     assert " ERROR " not in server.log() and "Traceback" not in server.log(), server.log()
 
 
+def test_a_cancelled_batch_is_logged_with_what_it_had_done(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data", {"QB_LOG_FORMAT": "json"}, log_level="info").start()
+    slow = {**BATCH, "queries": [{**BATCH["queries"][0], "settings": {"demo_latency_ms": 20000}}]}
+    try:
+        with client(server) as api:
+            batch_id = api.post("/query/batch", json=slow).json()["data"]["batch_id"]
+            wait_until(lambda: f"batch {batch_id} started" in server.log(), timeout=10)
+            assert api.delete(f"/query/batch/{batch_id}").status_code == 200
+            wait_until(lambda: '"batch_cancelled"' in server.log(), timeout=10)
+    finally:
+        server.stop()
+    (cancelled,) = events(server, "batch_cancelled", batch_id)
+    assert (cancelled["success"], cancelled["stopped"], cancelled["queries"]) == (0, 2, 2)
+    assert not events(server, "batch_finished", batch_id)
+
+
 def test_an_unknown_log_format_is_one_clear_line_at_startup(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "querybatch", "serve"],

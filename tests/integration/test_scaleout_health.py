@@ -126,3 +126,14 @@ def test_a_batch_run_by_a_worker_is_logged_as_finished_by_that_worker(tmp_path: 
     assert (finished["success"], finished["failure"], finished["queries"]) == (3, 0, 3)
     started = [json.loads(line) for line in server.log().splitlines() if line[:1] == "{"]
     assert any(e.get("event") == "batch_started" and e["batch_id"] == batch_id for e in started)
+
+
+def test_an_api_node_logs_that_it_became_the_scheduling_leader(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "node", {"QB_LOG_FORMAT": "json"}, workers=0).start()
+    try:
+        wait_until(lambda: '"leader_changed"' in server.log(), 10)
+    finally:
+        server.stop()
+    lines = [json.loads(line) for line in server.log().splitlines() if line[:1] == "{"]
+    (changed,) = [line for line in lines if line.get("event") == "leader_changed"]
+    assert changed["leader"] is True and changed["node"]
