@@ -185,6 +185,54 @@ def test_a_cancelled_batch_is_logged_with_what_it_had_done(tmp_path: Path) -> No
     assert not events(server, "batch_finished", batch_id)
 
 
+def bulk_batch(api: httpx.Client, **body: Any) -> str:
+    """A bulk batch of two operations, created from an uploaded file."""
+    query: dict[str, Any] = BATCH["queries"][0]  # type: ignore[index]
+    operation = {k: v for k, v in query.items() if k != "ds_accounts"}
+    data = b"".join(
+        json.dumps({**operation, "ds_accounts": account}).encode() + b"\n"
+        for account in ("web-0001", "web-0002")
+    )
+    made = api.post("/cache").json()
+    assert httpx.put(made["url"], content=data, timeout=60).status_code == 200
+    created = api.post(
+        "/batches", json={"handler": made["handler"], "operation": "get_data", **body}
+    )
+    assert created.status_code == 201, created.text
+    batch: str = created.json()["batch"]
+    return batch
+
+
+def test_a_bulk_batch_logs_each_status_it_goes_through_to_completed(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data", {"QB_LOG_FORMAT": "json"}, log_level="info").start()
+    try:
+        with client(server) as api:
+            batch = bulk_batch(api)
+            wait_until(lambda: api.get(f"/batches/{batch}").json()["status"] == "completed", 60)
+            wait_until(lambda: '"completed"' in server.log(), 10)
+    finally:
+        server.stop()
+    lines = [e for e in json_lines(server) if e.get("bulk_batch_id") == batch]
+    assert lines[0]["event"] == "bulk_batch_created"
+    moves = [(e["previous"], e["status"]) for e in lines if e["event"] == "bulk_batch_status"]
+    assert moves[0] == ("new", "copying") and moves[-1] == ("writing_results", "completed")
+    assert all(e["tenant"] == "default" for e in lines[1:])
+
+
+def test_a_bulk_batch_whose_file_does_not_match_its_hash_is_logged_as_a_warning(
+    tmp_path: Path,
+) -> None:
+    server = ServerProcess(tmp_path / "data", {"QB_LOG_FORMAT": "json"}, log_level="info").start()
+    try:
+        with client(server) as api:
+            batch = bulk_batch(api, hash="0" * 64)
+            wait_until(lambda: '"hash_mismatch"' in server.log(), 60)
+    finally:
+        server.stop()
+    (failed,) = [e for e in json_lines(server) if e.get("status") == "hash_mismatch"]
+    assert failed["level"] == "WARNING" and failed["bulk_batch_id"] == batch
+
+
 def test_an_unknown_log_format_is_one_clear_line_at_startup(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "querybatch", "serve"],
