@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     tick_seconds: float = Field(default=0.25, gt=0, description="scheduler housekeeping period")
     sweep_seconds: float = Field(default=30.0, gt=0, description="expiry sweeper period")
     timezone: str = "UTC"
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="log lines: readable text, or one JSON object per line"
+    )
 
     sources: Path | None = None
     demo_sources: bool = True

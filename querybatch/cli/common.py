@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.text import Text
 
@@ -32,5 +33,13 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
 
 
 def settings_with(**overrides: Any) -> Settings:
-    """Settings from the environment, with the options given on the command line on top."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings from the environment, with the options given on the command line on top.
+
+    A value that is not valid is one line naming its variable (``fail``), not a traceback.
+    """
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "QB_" + "_".join(str(part) for part in first["loc"]).upper()
+        raise fail(f"{name}: {first['msg']}") from None

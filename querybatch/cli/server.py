@@ -34,8 +34,8 @@ def serve(
     from querybatch.api.app import create_app
     from querybatch.engine.factory import check_server
 
-    logs.install()
     settings = settings_with(host=host, port=port, sources=sources)
+    logs.install(settings.log_format, log_level)
     # Check the store, the executor's needs and every data source before listening, so that
     # a mistake is one clear line and an exit code rather than a traceback from the server.
     check_server(settings)
@@ -54,7 +54,14 @@ def serve(
     console.print(
         f"querybatch {__version__} on http://{settings.host}:{settings.port}", highlight=False
     )
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level=log_level)
+    # log_config=None: uvicorn's records go to the handler logs.install set up, in its format.
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        log_config=None,
+    )
 
 
 @app.command()
@@ -66,8 +73,8 @@ def worker(
     """Run sub-queries handed out by the servers (QB_EXECUTOR=celery, QB_BROKER_URL)."""
     from querybatch.engine.factory import check_worker
 
-    logs.install()
     settings = settings_with()
+    logs.install(settings.log_format, log_level)
     check_worker(settings)
     # Imported once checked: without the celery extra, the check says what to install.
     from querybatch.engine.executors.celery import make_celery

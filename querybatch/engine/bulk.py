@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+from querybatch import logs
 from querybatch.domain.bulk import BulkStatus
 from querybatch.domain.query import SpecError
 from querybatch.domain.status import BatchStatus
@@ -31,6 +32,7 @@ from querybatch.store.bulk import BulkRecord
 from querybatch.store.records import BatchRecord
 
 log = logging.getLogger(__name__)
+_FAILED = frozenset({BulkStatus.HASH_MISMATCH, BulkStatus.VALIDATION_FAILED})
 
 UPLOAD_GRACE = 86_400.0  # an empty upload outlives its link this long: a PUT may be under way
 
@@ -82,6 +84,9 @@ class BulkRunner:
 
     async def created(self, batch_id: str) -> None:
         """A batch was created on this node: drive it here."""
+        logs.event(
+            log, "bulk_batch_created", "bulk batch {bulk_batch_id} created", bulk_batch_id=batch_id
+        )
         if await self.store.bulk.claim_one(batch_id, self.node, time.time() + self.lease):
             self._spawn(batch_id)
 
@@ -136,7 +141,19 @@ class BulkRunner:
             self._wake.pop(batch_id, None)
 
     async def _move(self, record: BulkRecord, target: BulkStatus, **values: Any) -> bool:
-        return await self.store.bulk.move(record.id, record.status, target, time.time(), **values)
+        moved = await self.store.bulk.move(record.id, record.status, target, time.time(), **values)
+        if moved:
+            logs.event(
+                log,
+                "bulk_batch_status",
+                "bulk batch {bulk_batch_id}: {previous} -> {status} (tenant {tenant})",
+                level=logging.WARNING if target in _FAILED else logging.INFO,
+                bulk_batch_id=record.id,
+                previous=record.status.value,
+                status=target.value,
+                tenant=record.account,
+            )
+        return moved
 
     # -- the steps --------------------------------------------------------------------------
 

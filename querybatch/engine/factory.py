@@ -7,10 +7,12 @@ this is the one place that reads which executor the settings ask for.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from querybatch import logs
 from querybatch.connectors.registry import SourceRegistry as SourceRegistry
 from querybatch.connectors.sources import build_sources
 from querybatch.engine.access import Access
@@ -32,6 +34,7 @@ from querybatch.store.private_files import secure_directory
 from querybatch.store.store import Store
 
 Announce = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,7 @@ class Server:
         await self.engine.stop()
         await self.sources.close()
         self.store.close()
+        logs.event(log, "server_stopped", "server stopped")
 
 
 async def start_server(
@@ -83,6 +87,13 @@ async def start_server(
     except BaseException:
         store.close()
         raise
+    logs.event(
+        log,
+        "server_started",
+        "server started: store {store}, executor {executor}",
+        store=logs.redact(settings.resolved_database_url),
+        executor=settings.executor,
+    )
     return Server(
         settings,
         store,

@@ -7,9 +7,15 @@ over within a few seconds, adopting the sub-queries the old leader had handed ou
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
 import time
 
+from querybatch import logs
 from querybatch.store.database import Database
+
+log = logging.getLogger(__name__)
 
 
 class Leadership:
@@ -34,4 +40,8 @@ class Leadership:
         self._checked = now
         was = self._leader
         self._leader = await self.db.read(self.db.try_lock, "scheduler")
+        if self._leader != was:
+            verb = "became the scheduling leader" if self._leader else "stopped leading"
+            node = f"{socket.gethostname()}:{os.getpid()}"
+            logs.event(log, "leader_changed", "node {node} " + verb, node=node, leader=self._leader)
         return self._leader, self._leader and not was

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
+from querybatch import logs
 from querybatch.domain.batch import BatchSettings, new_batch_id
 from querybatch.domain.callback_policy import CallbackRefused
 from querybatch.domain.query import SpecError
 from querybatch.domain.status import BatchStatus, QueryStatus
 from querybatch.engine.batches import plan_batch, request_hash
 from querybatch.engine.coalesce import Coalescer
+from querybatch.engine.executors.lifecycle import log_stopped
 from querybatch.engine.result_rows import Columns, ResultRows, RowChunks
 from querybatch.engine.service import Caller, Engine
 from querybatch.errors import BadRequest, Conflict, NotFound
 from querybatch.store.records import BatchRecord, Counts, QueryRecord
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "BatchDownload",
@@ -201,13 +206,23 @@ class QueryBatches:
                     return earlier, False
             raise
         self.engine.scheduler.wake()
+        logs.event(
+            log,
+            "batch_created",
+            "batch {batch_id} created: {queries} sub-queries (tenant {tenant})",
+            batch_id=batch.id,
+            queries=batch.query_amount,
+            tenant=batch.account,
+        )
         return batch, True
 
     async def stop(self, batch: BatchRecord) -> None:
         """Stop a batch: nothing new starts, running sub-queries are let go, results stay."""
-        in_flight, _ = await self.store.runs.stop_batch(batch.id, time.time(), cancelled=True)
+        in_flight, stopped = await self.store.runs.stop_batch(batch.id, time.time(), cancelled=True)
         await self.engine.scheduler.stop_lane(batch.id, in_flight)
         self.engine.notify_stopped([batch.id])
+        if stopped:
+            await log_stopped(self.store, [batch.id], "cancelled")
 
     # -- internals ----------------------------------------------------------------------------
 

@@ -21,7 +21,9 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from querybatch import logs
 from querybatch.engine.executors.base import Executor
+from querybatch.engine.executors.lifecycle import log_stopped
 from querybatch.engine.leader import Leadership
 from querybatch.store.records import LaneRecord, WorkItem
 from querybatch.store.store import Store
@@ -54,6 +56,7 @@ class Lane:
     in_flight: int = 0
     exhausted: bool = False
     claiming: bool = False
+    announced: bool = False  # its "started" line was logged
 
     @property
     def batch_id(self) -> str:
@@ -231,6 +234,7 @@ class Scheduler:
                 in_flight, _ = await self.store.runs.stop_batch(lane.batch_id, now, cancelled=False)
                 await self.stop_lane(lane.batch_id, in_flight)
                 self.on_stopped([lane.batch_id])
+                await log_stopped(self.store, [lane.batch_id], "timed out")
 
     async def _maintain_leases(self, now: float) -> None:
         lease = self.settings.lease_seconds
@@ -250,6 +254,8 @@ class Scheduler:
     # -- claiming ---------------------------------------------------------------------------
 
     def _refill(self) -> None:
+        if self._stopping:
+            return  # runs cancelled at shutdown end here: nothing new is claimed
         depth = 2 if self.executor.prefetch else 1
         for lane in self.lanes.values():
             wanted = lane.record.query_concurrency * depth - lane.in_flight - len(lane.buffer)
@@ -275,12 +281,22 @@ class Scheduler:
                 now + self.settings.claim_lease_seconds,
             )
         except Exception:
-            log.exception("claiming sub-queries of %s failed", lane.batch_id)
+            if not self._stopping:
+                log.exception("claiming sub-queries of %s failed", lane.batch_id)
             items = []
         finally:
             lane.claiming = False
         if len(items) < wanted:
             lane.exhausted = True
+        if items and lane.record.start_time is None and not lane.announced:
+            lane.announced = True
+            logs.event(
+                log,
+                "batch_started",
+                "batch {batch_id} started (tenant {tenant})",
+                batch_id=lane.batch_id,
+                tenant=lane.account,
+            )
         if self.lanes.get(lane.batch_id) is lane:
             lane.buffer.extend(items)
             self._pump()

@@ -92,6 +92,7 @@ class Engine:
         if self.callbacks is not None:
             await self.callbacks.close()
         await self.executor.stop()
+        await self.scheduler.settle()  # claims under way land before the store closes
 
     def leads(self) -> bool:
         """Whether this node schedules (always, on the embedded default)."""

@@ -40,6 +40,13 @@ class UpkeepStore:
         return int(row[0]), int(row[1]), int(row[2])
 
     @reads
+    def batches_by_id(self, batch_ids: list[str]) -> list[BatchRecord]:
+        """These batches as they are now, of any tenant (for the log line of their end)."""
+        with self.db.reading() as conn:
+            rows = conn.execute(select(batches).where(batches.c.id.in_(batch_ids))).mappings()
+            return [batch_record(row) for row in rows]
+
+    @reads
     def stopped_without_callback(self) -> list[BatchRecord]:
         """Stopped batches with a callback URL that has not been called yet."""
         with self.db.reading() as conn:

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 
 import pytest
 
-from querybatch.logs import REDACTED, RedactSecrets, install, redact, redact_target
+from querybatch.logs import (
+    REDACTED,
+    JsonLines,
+    RedactSecrets,
+    check_format,
+    event,
+    install_redaction,
+    redact,
+    redact_target,
+)
 
 KEY = "qb_Abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 
@@ -88,9 +99,11 @@ def test_the_access_log_record_keeps_its_five_arguments_with_the_target_redacted
     assert record.args == ("127.0.0.1:1", "GET", f"/query/status?api_key={REDACTED}", "1.1", 200)
 
 
-def test_every_record_made_after_install_is_redacted(caplog: pytest.LogCaptureFixture) -> None:
+def test_every_record_made_after_installing_redaction_is_redacted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     previous = logging.getLogRecordFactory()
-    install()
+    install_redaction()
     try:
         try:
             raise ValueError(f"refused https://u:{KEY}@db.example/x")
@@ -103,3 +116,87 @@ def test_every_record_made_after_install_is_redacted(caplog: pytest.LogCaptureFi
     assert caplog.records
     assert KEY not in caplog.text
     assert KEY[12:] not in caplog.text
+
+
+def json_line(record: logging.LogRecord) -> dict[str, object]:
+    parsed: dict[str, object] = json.loads(JsonLines().format(record))
+    return parsed
+
+
+def make_record(message: str, *args: object, **extra: object) -> logging.LogRecord:
+    """A record as a logger makes it after install_redaction: factory first, extras after."""
+    previous = logging.getLogRecordFactory()
+    install_redaction()
+    try:
+        logger = logging.getLogger("querybatch.test")
+        record = logger.makeRecord(
+            logger.name, logging.INFO, __file__, 1, message, args, None, extra=extra
+        )
+    finally:
+        logging.setLogRecordFactory(previous)
+    return record
+
+
+def test_a_json_line_has_time_level_logger_message_and_the_record_fields() -> None:
+    line = json_line(make_record("batch %s created", "qrb_1", batch_id="qrb_1", queries=3))
+    assert list(line)[:4] == ["ts", "level", "logger", "message"]
+    assert line["level"] == "INFO" and line["logger"] == "querybatch.test"
+    assert line["message"] == "batch qrb_1 created"
+    assert line["batch_id"] == "qrb_1" and line["queries"] == 3
+
+
+def test_credentials_in_the_fields_of_a_json_line_are_redacted() -> None:
+    record = make_record(
+        "callback failed",
+        url=f"https://u:{KEY}@hooks.example/x",
+        api_key=KEY,
+        details={"token": "t0ken-value", "note": f"Bearer {KEY}"},
+    )
+    text = JsonLines().format(record)
+    assert KEY not in text and KEY[12:] not in text and "t0ken-value" not in text
+    line = json.loads(text)
+    assert line["api_key"] == REDACTED
+    assert line["details"]["token"] == REDACTED
+
+
+def test_a_traceback_in_a_json_line_is_redacted() -> None:
+    try:
+        raise ValueError(f"refused https://u:{KEY}@db.example/x")
+    except ValueError:
+        record = make_record("store failed")
+        record.exc_info = sys.exc_info()
+    assert KEY not in JsonLines().format(record)
+
+
+def test_an_access_record_becomes_a_json_line_with_its_request_fields() -> None:
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:1", "GET", f"/query/status?api_key={KEY}", "1.1", 200),
+        None,
+    )
+    RedactSecrets().filter(record)
+    line = json_line(record)
+    assert line["method"] == "GET" and line["status"] == 200
+    assert line["path"] == f"/query/status?api_key={REDACTED}"
+    assert KEY not in str(line)
+
+
+def test_an_event_is_one_readable_line_and_carries_its_fields(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    logger = logging.getLogger("querybatch.test")
+    with caplog.at_level(logging.INFO, logger="querybatch.test"):
+        event(logger, "batch_created", "batch {batch_id} created", batch_id="qrb_2")
+    (record,) = caplog.records
+    assert record.getMessage() == "batch qrb_2 created"
+    assert record.__dict__["event"] == "batch_created"
+    assert record.__dict__["batch_id"] == "qrb_2"
+
+
+def test_an_unknown_log_format_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="text, json"):
+        check_format("xml")

@@ -27,7 +27,8 @@ class _Snapshot(Collector):
 
 @router.get("/metrics", name="metrics", operation_id="metrics", response_class=Response)
 async def metrics(services: ServicesDep) -> Response:
-    """Queue depth, running sub-queries, and sub-queries finished per data source and status."""
+    """Queue depth, running sub-queries, alive workers, and sub-queries finished per data
+    source and status."""
     figures = await services.operations.figures()
 
     def gauge(name: str, text: str, value: float) -> GaugeMetricFamily:
@@ -67,6 +68,11 @@ async def metrics(services: ServicesDep) -> Response:
             "querybatch_node_leader",
             "1 if this node schedules for the deployment",
             1.0 if figures.node_leads else 0.0,
+        ),
+        gauge(
+            "querybatch_workers_alive",
+            "Worker processes alive (heartbeat seen lately; the slots of an embedded server)",
+            figures.workers.alive,
         ),
         finished,
         seconds,

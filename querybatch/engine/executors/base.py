@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
 from querybatch.engine.executors.recorder import StoppedCallback
@@ -12,6 +13,15 @@ from querybatch.store.records import WorkItem
 from querybatch.store.store import Store
 
 DoneCallback = Callable[[Sequence[WorkItem]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerCount:
+    """How many worker processes are alive, and how many seconds ago any was last seen
+    (None: never, as far as anyone remembers)."""
+
+    alive: int
+    last_seen_seconds: float | None
 
 
 class Executor(ABC):
@@ -65,6 +75,10 @@ class Executor(ABC):
     async def healthy(self) -> bool:
         """Whether the executor can reach what it needs (the broker, for Celery)."""
         return True
+
+    async def workers(self) -> WorkerCount:
+        """The workers that run this executor's sub-queries, as far as this node can tell."""
+        return WorkerCount(0, None)
 
     def adopt(self, items: Sequence[WorkItem]) -> None:  # noqa: B027 - optional hook
         """Track sub-queries another node handed out (this node just became the leader)."""

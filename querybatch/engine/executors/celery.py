@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,12 +24,13 @@ from typing import Any
 import orjson
 import redis
 import redis.asyncio as aioredis
-from celery import Celery, Task
+from celery import Celery, Task, signals
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 
 from querybatch import logs
-from querybatch.engine.executors.base import DoneCallback, Executor
+from querybatch.engine.executors.base import DoneCallback, Executor, WorkerCount
+from querybatch.engine.executors.heartbeat import Heartbeat, read_workers, worker_name
 from querybatch.engine.executors.recorder import StoppedCallback
 from querybatch.errors import ConfigurationError, ServiceUnavailable
 from querybatch.settings import Settings
@@ -102,6 +104,44 @@ def check_broker(settings: Settings) -> None:
 # -- worker side --------------------------------------------------------------------------
 
 _worker: dict[str, Any] = {}
+_heartbeats: list[Heartbeat] = []
+
+
+def _setup_logging(loglevel: int | None = None, **_: Any) -> None:
+    """Celery logs through the handler ``logs.install`` set up (readable or JSON lines)."""
+    logs.install(Settings().log_format, loglevel or logging.WARNING)
+
+
+def _worker_ready(sender: Any = None, **_: Any) -> None:
+    """A worker came up: start its heartbeat, so the servers count it as alive."""
+    settings = Settings()
+    processes = int(getattr(getattr(sender, "controller", None), "concurrency", 1) or 1)
+    name = worker_name()
+    if settings.shared_redis_url:
+        heartbeat = Heartbeat(settings.shared_redis_url, settings.celery_queue, name, processes)
+        heartbeat.start()
+        _heartbeats.append(heartbeat)
+    logs.event(
+        log,
+        "worker_joined",
+        "worker {worker} joined queue {queue} with {processes} processes (store {store})",
+        worker=name,
+        queue=settings.celery_queue,
+        processes=processes,
+        store=logs.redact(settings.resolved_database_url),
+    )
+
+
+def _worker_shutdown(**_: Any) -> None:
+    """A worker stops: stop its heartbeat and sign it off."""
+    while _heartbeats:
+        _heartbeats.pop().stop()
+    logs.event(log, "worker_left", "worker {worker} left", worker=worker_name())
+
+
+signals.setup_logging.connect(_setup_logging, dispatch_uid="querybatch-logging")
+signals.worker_ready.connect(_worker_ready, dispatch_uid="querybatch-worker-ready")
+signals.worker_shutdown.connect(_worker_shutdown, dispatch_uid="querybatch-worker-shutdown")
 
 
 def _run_chunk(task: Task, payload: list[dict[str, Any]]) -> int:
@@ -225,6 +265,14 @@ class CeleryExecutor(Executor):
             return bool(await self._redis.ping())
         except (redis.RedisError, OSError):
             return False
+
+    async def workers(self) -> WorkerCount:
+        if self._redis is None:
+            return WorkerCount(0, None)
+        try:
+            return await read_workers(self._redis, self.settings.celery_queue, time.time())
+        except (redis.RedisError, OSError):
+            return WorkerCount(0, None)
 
     async def stop(self) -> None:
         for task in self._loops:

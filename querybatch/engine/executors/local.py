@@ -9,7 +9,7 @@ from collections.abc import Collection, Sequence
 
 from querybatch.connectors.registry import SourceRegistry
 from querybatch.domain.fields import Row
-from querybatch.engine.executors.base import DoneCallback, Executor
+from querybatch.engine.executors.base import DoneCallback, Executor, WorkerCount
 from querybatch.engine.executors.recorder import Recorder, StoppedCallback
 from querybatch.engine.executors.runner import RetryPolicy, Runner
 from querybatch.engine.executors.throttle import SourceThrottle
@@ -96,6 +96,10 @@ class LocalExecutor(Executor):
 
     def running(self) -> list[WorkItem]:
         return [item for item, _ in self._tasks.values()]
+
+    async def workers(self) -> WorkerCount:
+        # The workers are this process's own slots: alive for as long as it answers.
+        return WorkerCount(self.slots, 0.0)
 
     async def stop(self) -> None:
         tasks = [task for _, task in self._tasks.values()]

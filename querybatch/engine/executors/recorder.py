@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from querybatch.engine.executors.lifecycle import log_failures, log_stopped
 from querybatch.store.records import Outcome, WorkItem
 from querybatch.store.store import Store
 
@@ -96,6 +97,11 @@ class Recorder:
                 if not future.done():
                     future.set_exception(exc)
             return
+        log_failures(outcome for (outcome, _), ok in zip(ended, applied, strict=True) if ok)
+        if stopped:
+            self.on_stopped(stopped)
+            # Before the futures resolve: a Celery worker's loop stops once they have.
+            await log_stopped(self.store, stopped)
         # A run cancelled while it waited has cancelled its future: nobody wants the answer.
         for (_, _, future), ok in zip(started, began, strict=True):
             if not future.done():
@@ -103,5 +109,3 @@ class Recorder:
         for (_, future), ok in zip(ended, applied, strict=True):
             if not future.done():
                 future.set_result(ok)
-        if stopped:
-            self.on_stopped(stopped)
