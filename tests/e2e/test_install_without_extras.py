@@ -42,7 +42,10 @@ def bare_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     install = [sys.executable, "-m", "uv", "pip", "install", "--quiet", "--compile-bytecode"]
     install += ["--python", str(venv / "bin" / "python"), "--constraint", str(pins)]
-    subprocess.run([*install, "--editable", str(REPO)], check=True, timeout=600)
+    built = subprocess.run(
+        [*install, "--editable", str(REPO)], capture_output=True, text=True, timeout=600
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
     return venv
 
 
