@@ -394,7 +394,10 @@ def short_links(data_dir: Path) -> Iterator[ServerProcess]:
     with running_server(
         # Long enough for the forged requests to be refused before a busy machine lets the
         # genuine link expire; the tests then wait for the expiry the link itself names.
-        data_dir, QB_UPLOAD_TTL="5", QB_DOWNLOAD_TTL="5", QB_MAX_UPLOAD_BYTES="4096"
+        data_dir,
+        QB_UPLOAD_TTL="5",
+        QB_DOWNLOAD_TTL="5",
+        QB_MAX_UPLOAD_BYTES="4096",
     ) as started:
         yield started
 
