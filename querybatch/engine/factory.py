@@ -11,27 +11,30 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from querybatch import logs
 from querybatch.connectors.registry import SourceRegistry as SourceRegistry
-from querybatch.connectors.sources import build_sources
 from querybatch.engine.access import Access
-from querybatch.engine.bulk import BulkRunner
-from querybatch.engine.bulk_batches import BulkBatches
-from querybatch.engine.catalog import Catalog
 from querybatch.engine.executors.base import Executor
-from querybatch.engine.executors.local import LocalExecutor, build_local_executor
-from querybatch.engine.operations import Operations
-from querybatch.engine.queries import Queries
-from querybatch.engine.query_batches import QueryBatches
-from querybatch.engine.service import Engine
-from querybatch.engine.uploads import Uploads
 from querybatch.errors import ConfigurationError
 from querybatch.extras import require
 from querybatch.settings import Settings
 from querybatch.store.database import Database, normalize_url, shown_url, sqlite_file
 from querybatch.store.private_files import secure_directory
 from querybatch.store.store import Store
+
+# The key commands open only the store: the rest of a server node is imported when one is
+# built, so that ``querybatch keys ...`` starts as fast as the store allows.
+if TYPE_CHECKING:
+    from querybatch.engine.bulk import BulkRunner
+    from querybatch.engine.bulk_batches import BulkBatches
+    from querybatch.engine.catalog import Catalog
+    from querybatch.engine.operations import Operations
+    from querybatch.engine.queries import Queries
+    from querybatch.engine.query_batches import QueryBatches
+    from querybatch.engine.service import Engine
+    from querybatch.engine.uploads import Uploads
 
 Announce = Callable[[str], None]
 log = logging.getLogger(__name__)
@@ -72,6 +75,16 @@ async def start_server(
     ``sources`` replaces the data sources of the settings (tests bring their own);
     ``announce`` is told the secret of an admin key created on the first start.
     """
+    from querybatch.connectors.sources import build_sources
+    from querybatch.engine.bulk import BulkRunner
+    from querybatch.engine.bulk_batches import BulkBatches
+    from querybatch.engine.catalog import Catalog
+    from querybatch.engine.operations import Operations
+    from querybatch.engine.queries import Queries
+    from querybatch.engine.query_batches import QueryBatches
+    from querybatch.engine.service import Engine
+    from querybatch.engine.uploads import Uploads
+
     store = open_store(settings)
     registry = sources or build_sources(settings)
     try:
@@ -187,6 +200,8 @@ def executor_class(settings: Settings) -> type[Executor]:
         from querybatch.engine.executors.celery import CeleryExecutor
 
         return CeleryExecutor
+    from querybatch.engine.executors.local import LocalExecutor
+
     return LocalExecutor
 
 
@@ -196,6 +211,8 @@ def build_executor(settings: Settings, store: Store, sources: SourceRegistry) ->
         from querybatch.engine.executors.celery import CeleryExecutor
 
         return CeleryExecutor(settings, store)
+    from querybatch.engine.executors.local import build_local_executor
+
     return build_local_executor(settings, store, sources, settings.workers)
 
 
@@ -233,6 +250,8 @@ def check_worker(settings: Settings) -> None:
 def check_sources(settings: Settings) -> list[str]:
     """The ids of the data sources the settings give, each built and opened once, with its
     errors (what ``check_server`` runs last); the store is not touched and no port bound."""
+    from querybatch.connectors.sources import build_sources
+
     registry = build_sources(settings)
     asyncio.run(_open_and_close(registry))
     return sorted(registry)
