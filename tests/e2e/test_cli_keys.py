@@ -1,4 +1,4 @@
-"""``querybatch keys`` (and ``query``) through the real entry point, against a live server's store."""
+"""``querybatch keys`` and ``query`` through the real entry point, against a live server."""
 
 from __future__ import annotations
 
