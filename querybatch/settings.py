@@ -48,6 +48,12 @@ class Settings(BaseSettings):
         default=3600, ge=1, description="seconds results live after a query ends"
     )
     rate_limit: int = Field(default=10000, ge=1, description="requests per key and hour")
+    poll_freshness: float = Field(
+        default=0.25,
+        ge=0,
+        le=5,
+        description="seconds a batch's state read for one poll answers every poll of it",
+    )
 
     workers: int = Field(default=256, ge=1, description="sub-queries run at once by this node")
     account_concurrency: int = Field(

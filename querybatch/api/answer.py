@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,11 +14,16 @@ from starlette.responses import Response
 from querybatch.api import shapes
 from querybatch.api.errors import request_id_of
 from querybatch.api.formats import MEDIA_TYPES, rows_stream
+from querybatch.api.poll import PLACEHOLDER, PollAnswer
 from querybatch.api.ranges import bytes_response, generated_response, strong_etag
 from querybatch.api.schemas import DataResponse
 from querybatch.api.services import Services
+from querybatch.domain.poll_hint import retry_after
 from querybatch.engine.queries import QueryAnswer, QueryRows, QueryState
 from querybatch.engine.result_rows import CHUNK_ROWS, Columns
+
+MAX_BASES = 256
+_bases: dict[tuple[object, ...], str] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +73,23 @@ def public_base(request: Request, services: Services) -> str:
     """The absolute base URL of this server as the client reached it."""
     if services.settings.public_url:
         return services.settings.public_url.rstrip("/")
-    return str(request.base_url).rstrip("/")
+    scope = request.scope
+    host = next((value for name, value in scope["headers"] if name == b"host"), None)
+    root = scope.get("app_root_path", scope.get("root_path", ""))
+    key = (scope.get("scheme", "http"), host, scope.get("server"), root)
+    base = _bases.get(key)
+    if base is None:
+        # Worked out as the framework does, once per way of reaching the server: every
+        # link of every poll answer starts with it.
+        base = _bases[key] = str(request.base_url).rstrip("/")
+        if len(_bases) > MAX_BASES:
+            _bases.pop(next(iter(_bases)))
+    return base
 
 
 def route_prefix(request: Request) -> str:
     """The prefix (``""``, ``/v2`` or ``/enterprise/v2``) the request came in under."""
-    path = request.url.path
+    path: str = request.scope["path"]
     for prefix in ("/enterprise/v2", "/v2"):
         if path.startswith(prefix + "/"):
             return prefix
@@ -90,13 +107,21 @@ async def query_response(
     """A query's rows (a page in ``fmt``) when the answer holds them, else its status."""
     if isinstance(answer, QueryRows):
         return await rows_response(services, request, answer, fmt, page, link_path)
-    return status_response(request, answer)
+    return status_response(services, request, answer)
 
 
-def status_response(request: Request, answer: QueryState) -> Response:
-    """The status shape: status code, progress, workflow counters, empty data."""
-    meta = shapes.status_meta(request_id_of(request), answer.query, answer.workflow)
-    return model_response(DataResponse(meta=meta, data=[]))
+def status_response(services: Services, request: Request, answer: QueryState) -> Response:
+    """The status shape: status code, progress, workflow counters, empty data; built once
+    per state of the query (a poll answer), with when to ask again while it runs."""
+    query = answer.query
+
+    def build() -> PollAnswer:
+        meta = shapes.status_meta(PLACEHOLDER, query, answer.workflow)
+        hint = None if query.status.is_final else retry_after(query.start_time, None, time.time())
+        return PollAnswer.of(DataResponse(meta=meta, data=[]), hint)
+
+    key = ("query", query.account, query.id)
+    return services.answers.answer(key, query, answer.workflow, build).response(request)
 
 
 async def rows_response(
@@ -122,7 +147,11 @@ async def rows_response(
         page.names,
         requested=page.size,
     )
-    meta = shapes.rows_meta(request_id_of(request), query, infos, links)
+    small = end - offset <= CHUNK_ROWS
+    # A small page of JSON is a poll answer: written with a placeholder for the request id,
+    # so that it has an ETag (a client polling it gets 304 while it holds it).
+    polled = small and fmt in ("json", "keyjson") and "range" not in request.headers
+    meta = shapes.rows_meta(PLACEHOLDER if polled else request_id_of(request), query, infos, links)
     settings = query.spec.settings
     body = rows_stream(
         fmt,
@@ -135,9 +164,12 @@ async def rows_response(
     )
     headers = {"X-Schedule-Id": query.schedule_id, "X-Total-Rows": str(total)}
     etag = _page_etag(rows, fmt, (offset, end), settings, services.settings.csv_escape_formulas)
-    if end - offset <= CHUNK_ROWS:
+    if small:
         # A small page is cheaper sent whole than streamed piece by piece.
         whole = b"".join([part async for part in body])
+        if polled:
+            answer = PollAnswer.split(whole, None)
+            return answer.response(request, headers=headers, media_type=MEDIA_TYPES[fmt])
         return bytes_response(request, whole, etag, MEDIA_TYPES[fmt], headers)
     spool_limit = services.settings.range_spool_bytes
     return await generated_response(request, etag, body, MEDIA_TYPES[fmt], headers, spool_limit)

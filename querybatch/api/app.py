@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from starlette.types import ASGIApp
 
 from querybatch import __version__
 from querybatch.api.auth import KeyCache
@@ -15,6 +16,7 @@ from querybatch.api.docs import install_docs
 from querybatch.api.errors import install_error_handlers
 from querybatch.api.links import Links
 from querybatch.api.middleware import EdgeMiddleware
+from querybatch.api.poll_lane import PollLane
 from querybatch.api.pretty import PrettyJsonMiddleware
 from querybatch.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from querybatch.api.routes import (
@@ -109,7 +111,7 @@ def create_app(
     )
     install_error_handlers(app)
     app.add_middleware(PrettyJsonMiddleware)
-    app.add_middleware(EdgeMiddleware, limiter=limiter)
+    app.state.limiter = limiter
     app.include_router(health.router)
     app.include_router(metrics.router)
     for router in API_ROUTERS:
@@ -119,6 +121,16 @@ def create_app(
             app.include_router(router, prefix=prefix, include_in_schema=False)
     install_docs(app)
     return app
+
+
+def served(app: FastAPI) -> ASGIApp:
+    """What the HTTP server serves: ``app`` inside the edge (request ids, rate-limit headers
+    and CORS on every answer, errors and polls included) and the poll lane.
+
+    Both sit outside the framework's own middleware: a poll is most of what a busy server
+    answers, and that machinery cost more than the answer (see :mod:`.poll_lane`).
+    """
+    return EdgeMiddleware(PollLane(app), limiter=app.state.limiter)
 
 
 def _log_new_key(secret: str) -> None:

@@ -6,6 +6,7 @@ Each builder returns its response model of ``schemas``, which both documents the
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from functools import cache
 from urllib.parse import urlencode
 
@@ -21,8 +22,10 @@ from querybatch.api.schemas import (
     SplitInfo,
 )
 from querybatch.domain.status import QueryStatus
-from querybatch.engine.query_batches import BatchRecord, Counts, QueryRecord
+from querybatch.engine.query_batches import BatchRecord, Counts, SubQueryState
 from querybatch.errors import QueryBatchError
+
+MAX_ITEMS_KEPT = 20_000
 
 
 def iso_time(epoch: float | None) -> str | None:
@@ -74,7 +77,7 @@ def query_batch(batch: BatchRecord, base: str) -> QueryBatch:
     )
 
 
-def batch_query(query: QueryRecord, base: str) -> BatchQueryItem:
+def batch_query(query: SubQueryState, base: str) -> BatchQueryItem:
     """One sub-query's status item: times, split, error and where its results are."""
     error_info = None
     if query.error is not None and query.status in (QueryStatus.FAILURE, QueryStatus.STOPPED):
@@ -85,9 +88,9 @@ def batch_query(query: QueryRecord, base: str) -> BatchQueryItem:
             description=query.error.description,
         )
     result_info = None
-    if query.status is QueryStatus.SUCCESS and query.result is not None:
+    if query.status is QueryStatus.SUCCESS and query.total_rows is not None:
         result_info = BatchQueryResult(
-            total_rows=query.result.total_rows,
+            total_rows=query.total_rows,
             results_url=f"{base}/query/results?" + urlencode({"schedule_id": query.schedule_id}),
         )
     return BatchQueryItem(
@@ -97,14 +100,43 @@ def batch_query(query: QueryRecord, base: str) -> BatchQueryItem:
         query_end_time=iso_time(query.end_time),
         split_info=SplitInfo(
             ds_id=query.ds_id,
-            ds_accounts=list(query.spec.accounts),
-            start_date=query.spec.start_date.isoformat(),
-            end_date=query.spec.end_date.isoformat(),
+            ds_accounts=list(query.accounts),
+            start_date=query.start_date,
+            end_date=query.end_date,
         ),
         error_info=error_info,
         result_info=result_info,
         excluded_accounts=query.excluded_accounts or None,
     )
+
+
+class ItemJson:
+    """The JSON of sub-query status items, written once per state of each sub-query.
+
+    A status page is polled again and again while most of its sub-queries stay as they
+    were; an item changes only with its status or times (its error and result come with
+    its end), so those, with the base URL of its links, key it.
+    """
+
+    def __init__(self, max_kept: int = MAX_ITEMS_KEPT) -> None:
+        self.max_kept = max_kept
+        self._kept: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
+
+    def of(self, query: SubQueryState, base: str) -> bytes:
+        """``query``'s item as JSON."""
+        key = (query.id, query.status, query.start_time, query.end_time, base)
+        kept = self._kept.get(key)
+        if kept is not None:
+            return kept
+        item = batch_query(query, base).model_dump_json(by_alias=True).encode()
+        self._kept[key] = item
+        if len(self._kept) > self.max_kept:
+            self._kept.popitem(last=False)
+        return item
+
+    def page(self, queries: list[SubQueryState], base: str) -> bytes:
+        """A JSON array of the items of ``queries``."""
+        return b"[" + b",".join([self.of(query, base) for query in queries]) + b"]"
 
 
 def _http_status(code: str) -> int:

@@ -78,16 +78,21 @@ class Authorize:
     async def __call__(self, request: Request) -> None:
         # The services are fetched here rather than declared: each dependency FastAPI solves
         # is a measurable share of a status poll.
-        services = await get_services(request)
-        gate = gate_of(request.scope)
-        try:
-            principal = await services.keys.authenticate(await presented_key(request, services))
-        except Unauthorized:
-            await gate.charge_address()
-            raise
-        await gate.charge_key(principal.key.id)
-        require(principal, self.action)
-        request.state.principal = principal
+        request.state.principal = await authorize(request, await get_services(request), self.action)
+
+
+async def authorize(request: Request, services: Services, action: str) -> Principal:
+    """The caller of ``request`` if its key is valid, within its rate limit and allowed
+    ``action``; the request is charged to its key (or, unauthenticated, its address)."""
+    gate = gate_of(request.scope)
+    try:
+        principal = await services.keys.authenticate(await presented_key(request, services))
+    except Unauthorized:
+        await gate.charge_address()
+        raise
+    await gate.charge_key(principal.key.id)
+    require(principal, action)
+    return principal
 
 
 async def authorized_principal(request: Request) -> Principal:

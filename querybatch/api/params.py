@@ -133,7 +133,9 @@ def _form_params(body: bytes) -> dict[str, Any]:
 
 async def request_params(request: Request, limit: int) -> dict[str, Any]:
     """All parameters of a request, merged: query string, then ``json=``, then the body."""
-    params = _flat(parse_qsl(request.url.query, keep_blank_values=True))
+    params = _flat(
+        parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True)
+    )
     raw_json = params.pop("json", None)
     if raw_json is not None:
         if isinstance(raw_json, list):

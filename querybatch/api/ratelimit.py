@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import MutableMapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Protocol
 
 from querybatch.errors import TooManyRequests
@@ -167,12 +168,17 @@ def gate_of(scope: MutableMapping[str, Any]) -> RateGate:
 
 
 def address_bucket(client: tuple[str, int] | None) -> str:
+    """The bucket of a client address (see :func:`host_bucket`)."""
+    return host_bucket(client[0] if client else "")
+
+
+@lru_cache(maxsize=4096)
+def host_bucket(host: str) -> str:
     """The bucket of a client address: the address, or its /64 network for IPv6.
 
     One IPv6 host usually holds a whole /64, so counting single addresses would let it
     start afresh at will (and fill the limiter with buckets).
     """
-    host = client[0] if client else ""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:

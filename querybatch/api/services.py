@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from querybatch.api.auth import KeyCache
+from querybatch.api.batch_shapes import ItemJson
 from querybatch.api.links import Links
+from querybatch.api.poll import AnswerCache
 from querybatch.api.ratelimit import RateLimiter
 from querybatch.engine.access import Access
 from querybatch.engine.bulk_batches import BulkBatches
@@ -32,3 +34,5 @@ class Services:
     operations: Operations
     queries: Queries
     query_batches: QueryBatches
+    answers: AnswerCache = field(default_factory=AnswerCache)
+    items: ItemJson = field(default_factory=ItemJson)

@@ -21,7 +21,7 @@ from rich.table import Table
 from querybatch.cli import bulk_transfer as transfer
 from querybatch.cli.client import KeyOption, UrlOption
 from querybatch.cli.common import app, console, errors, fail
-from querybatch.cli.http import ApiClient
+from querybatch.cli.http import ApiClient, Polled
 from querybatch.domain.bulk import FINAL_BULK_STATUSES, BulkStatus
 from querybatch.domain.dates import LATEST_EPOCH
 
@@ -211,6 +211,7 @@ def _follow(
     of its own. ``handler``, the batch's upload, is withdrawn once the batch copied it.
     """
     batch_id = batch["batch"]
+    polled = Polled(batch)
     live = errors.is_terminal and not quiet
     columns = (
         TextColumn("{task.description}"),
@@ -242,8 +243,9 @@ def _follow(
                     handler = None
                 if batch["status"] in FINAL:
                     return batch
-                time.sleep(POLL_SECONDS)
-                batch = api.json("GET", f"/batches/{batch_id}")
+                time.sleep(polled.wait(POLL_SECONDS))
+                polled = api.poll(f"/batches/{batch_id}", polled)
+                batch = polled.body
     except KeyboardInterrupt:
         errors.print(
             f"stopped watching: batch {batch_id} carries on on the server. "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -10,6 +11,8 @@ import orjson
 
 from querybatch.errors import BadRequest, QueryBatchError, ServiceUnavailable
 from querybatch.settings import Settings
+
+MAX_WAIT_SECONDS = 60.0  # the longest a poller waits, whatever the server says
 
 # The server's own defaults, so that a client with no settings finds a server with none.
 DEFAULT_HOST = str(Settings.model_fields["host"].default)
@@ -106,6 +109,39 @@ class ApiClient:
         """Send a request and decode its JSON answer."""
         body: dict[str, Any] = orjson.loads(self.request(method, path, **kwargs).content)
         return body
+
+    def poll(self, path: str, previous: Polled | None = None) -> Polled:
+        """``GET path`` again: the server answers 304 (and the previous body stands) when
+        nothing changed since ``previous``, and says when to ask next."""
+        headers = {"If-None-Match": previous.etag} if previous and previous.etag else {}
+        response = self.request("GET", path, headers=headers)
+        hint = _seconds(response.headers.get("retry-after"))
+        if response.status_code == 304 and previous is not None:
+            return Polled(previous.body, previous.etag, hint)
+        return Polled(orjson.loads(response.content), response.headers.get("etag"), hint)
+
+
+@dataclass(frozen=True, slots=True)
+class Polled:
+    """A polled answer: its JSON, its ETag, and the server's ``Retry-After`` hint."""
+
+    body: dict[str, Any]
+    etag: str | None = None
+    retry_after: float | None = None
+
+    def wait(self, default: float) -> float:
+        """Seconds until the next poll: the server's hint (at most ``MAX_WAIT_SECONDS``),
+        else ``default``."""
+        if self.retry_after is None:
+            return default
+        return min(self.retry_after, MAX_WAIT_SECONDS)
+
+
+def _seconds(value: str | None) -> float | None:
+    """A ``Retry-After`` of delay seconds (the HTTP-date form is not sent by querybatch)."""
+    if value is None or not value.strip().isdigit():
+        return None
+    return float(value.strip())
 
 
 def api_error(response: httpx.Response) -> ApiError:

@@ -31,7 +31,7 @@ def serve(
     """Start the API server (and, on the embedded default, its workers)."""
     import uvicorn
 
-    from querybatch.api.app import create_app
+    from querybatch.api.app import create_app, served
     from querybatch.engine.factory import check_server
 
     settings = settings_with(host=host, port=port, sources=sources)
@@ -56,7 +56,7 @@ def serve(
     )
     # log_config=None: uvicorn's records go to the handler logs.install set up, in its format.
     uvicorn.run(
-        application,
+        served(application),
         host=settings.host,
         port=settings.port,
         log_level=log_level,

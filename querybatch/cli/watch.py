@@ -24,9 +24,9 @@ from rich.table import Table
 from rich.text import Text
 
 from querybatch.cli.common import errors
-from querybatch.cli.http import ApiClient
+from querybatch.cli.http import ApiClient, Polled
 
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.5  # how often the view is redrawn, and the batch polled without a hint
 RATE_WINDOW_SECONDS = 30.0  # the rate is measured over this recent window, not since start
 STALL_SECONDS = 10.0  # queued work nobody has taken for this long is worth a warning
 HEALTH_EVERY_SECONDS = 5.0  # /healthz is asked at most this often, and only while stalled
@@ -246,10 +246,19 @@ def follow(
     """
     began = time.monotonic()
     rate, stall, workers = Rate(), Stall(), Workers(api)
+    polled = Polled({"data": batch})
+    next_poll = began + POLL_SECONDS
     try:
         with Output(mode) as output:
             while True:
                 now = time.monotonic()
+                if now >= next_poll:
+                    # Between polls the view still moves (elapsed time, ETA); the server's
+                    # Retry-After says how often asking is worth it.
+                    polled = api.poll(f"/query/batch/{batch['batch_id']}", polled)
+                    batch = polled.body["data"]
+                    now = time.monotonic()
+                    next_poll = now + polled.wait(POLL_SECONDS)
                 counts = counts_of(batch)
                 rate.add(now, sum(counts[state] for state in ENDED))
                 stalled = 0.0 if _scheduled_later(batch) else stall.seconds(now, counts)
@@ -259,7 +268,6 @@ def follow(
                 output.show(View(batch, elapsed, rate.per_second(), stalled, alive), now)
                 if batch["status_code"] == "STOPPED":
                     return batch
-                time.sleep(POLL_SECONDS)
-                batch = api.json("GET", f"/query/batch/{batch['batch_id']}")["data"]
+                time.sleep(min(POLL_SECONDS, max(next_poll - time.monotonic(), 0.0)))
     except KeyboardInterrupt:
         raise Left(batch["batch_id"]) from None

@@ -1,28 +1,49 @@
-"""Coalescing identical reads that are in flight at the same time.
+"""Coalescing identical reads: those in flight at the same time, and those repeated soon after.
 
-Clients poll: many requests for the same batch or query arrive together. While one read of
-a key is under way, the others await its answer instead of reading again. Each gets a
-consistent snapshot at most one read old; a change made through this node invalidates the
-key, so a client that cancels and then reads sees its cancel.
+Clients poll: many requests for the same batch or query arrive together, and each client
+asks again and again. While one read of a key is under way, the others await its answer
+instead of reading again; and with ``fresh_for`` an answer is shared by every read of its
+key for that many seconds after it arrived, so polling a batch costs one store read per
+window however many clients poll it. A change made through this node invalidates the key,
+so a client that cancels and then reads sees its cancel; changes made elsewhere (the
+engine's progress, another node) are seen within ``fresh_for`` seconds.
+
+The same answer object is handed to every reader of a window, so that what the API builds
+from it (its JSON) can be kept with it and built once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+MAX_KEPT = 10_000
+
 
 class Coalescer:
-    """At most one read per key in flight; late arrivals share its result."""
+    """At most one read per key in flight; late arrivals share its result, and so do reads
+    within ``fresh_for`` seconds after it (at most ``max_kept`` answers kept)."""
 
-    def __init__(self) -> None:
+    def __init__(self, fresh_for: float = 0.0, max_kept: int = MAX_KEPT) -> None:
+        self.fresh_for = fresh_for
+        self.max_kept = max_kept
         self._in_flight: dict[Hashable, asyncio.Future[Any]] = {}
+        self._kept: OrderedDict[Hashable, tuple[Any, float]] = OrderedDict()
 
     async def read(self, key: Hashable, read: Callable[[], Awaitable[T]]) -> T:
-        """``read()``'s result, or that of the read of ``key`` already under way."""
+        """``read()``'s result, or that of a read of ``key`` under way or fresh enough."""
+        if self.fresh_for > 0:
+            kept = self._kept.get(key)
+            if kept is not None:
+                if kept[1] > time.monotonic():
+                    value: T = kept[0]
+                    return value
+                del self._kept[key]
         pending = self._in_flight.get(key)
         if pending is not None:
             shared: T = await asyncio.shield(pending)
@@ -37,11 +58,20 @@ class Coalescer:
             raise
         else:
             future.set_result(value)
+            if self.fresh_for > 0 and self._in_flight.get(key) is future:
+                self._keep(key, value)
             return value
         finally:
             if self._in_flight.get(key) is future:
                 del self._in_flight[key]
 
     def invalidate(self, key: Hashable) -> None:
-        """This node just changed ``key``: later reads must not join one started before."""
+        """This node just changed ``key``: later reads must not join or reuse an earlier one."""
         self._in_flight.pop(key, None)
+        self._kept.pop(key, None)
+
+    def _keep(self, key: Hashable, value: Any) -> None:
+        self._kept[key] = (value, time.monotonic() + self.fresh_for)
+        self._kept.move_to_end(key)
+        while len(self._kept) > self.max_kept:
+            self._kept.popitem(last=False)

@@ -92,7 +92,7 @@ class Queries:
         self.store = engine.store
         self.settings = engine.settings
         self.rows = ResultRows(engine.store)
-        self._reads = Coalescer()
+        self._reads = Coalescer(engine.settings.poll_freshness)
         self._ended: OrderedDict[tuple[str, str], tuple[QueryRecord, float]] = OrderedDict()
 
     # -- what the routes call -----------------------------------------------------------------

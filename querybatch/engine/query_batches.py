@@ -20,7 +20,7 @@ from querybatch.engine.executors.lifecycle import log_stopped
 from querybatch.engine.result_rows import Columns, ResultRows, RowChunks
 from querybatch.engine.service import Caller, Engine
 from querybatch.errors import BadRequest, Conflict, NotFound
-from querybatch.store.records import BatchRecord, Counts, QueryRecord
+from querybatch.store.records import BatchRecord, Counts, QueryRecord, SubQueryState
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ __all__ = [
     "Counts",
     "QueryBatches",
     "QueryRecord",
+    "SubQueryState",
 ]
 
 DOWNLOAD_PAGE = 500  # sub-queries read at a time while downloading a batch's rows
@@ -50,7 +51,7 @@ class BatchStatusPage:
     """A batch and a page of its sub-queries, in batch order."""
 
     batch: BatchRecord
-    queries: list[QueryRecord]
+    queries: list[SubQueryState]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,7 @@ class QueryBatches:
         self.store = engine.store
         self.settings = engine.settings
         self.rows = ResultRows(engine.store)
-        self._reads = Coalescer()
+        self._reads = Coalescer(engine.settings.poll_freshness)
 
     # -- what the routes call -----------------------------------------------------------------
 
@@ -126,7 +127,7 @@ class QueryBatches:
     ) -> BatchStatusPage:
         """The caller's batch and ``limit`` of its sub-queries after the first ``offset``."""
         batch = await self.get(caller, batch_id)
-        queries = await self.store.jobs.batch_queries(batch.id, offset, limit)
+        queries = await self.store.jobs.batch_page(batch.id, offset, limit)
         return BatchStatusPage(batch, queries)
 
     async def cancel(self, caller: Caller, batch_id: str) -> BatchRecord:

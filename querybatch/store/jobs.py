@@ -7,14 +7,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import RowMapping, and_, bindparam, func, insert, or_, select
+from sqlalchemy import RowMapping, Text, and_, bindparam, func, insert, or_, select, type_coerce
 
 from querybatch.domain.batch import BatchSettings, PlannedQuery
 from querybatch.domain.status import BatchStatus, QueryStatus
-from querybatch.store.codec import StoredSettings
+from querybatch.store.codec import StoredSettings, decode_split
 from querybatch.store.database import Database
-from querybatch.store.records import BatchRecord, Counts, ErrorInfo, QueryRecord, ResultRecord
-from querybatch.store.repository import reads, writes
+from querybatch.store.records import (
+    BatchRecord,
+    Counts,
+    ErrorInfo,
+    QueryRecord,
+    ResultRecord,
+    SubQueryState,
+)
+from querybatch.store.repository import point_reads, reads, writes
 from querybatch.store.tables import batches, queries, results
 
 _QUERY_COLUMNS = [*queries.c, batches.c.kind, batches.c.settings.label("batch_settings")]
@@ -43,6 +50,26 @@ _QUERY_BY_SCHEDULE_ID = _QUERY_BASE.where(
 )
 _QUERY_BY_REQUEST_ID = _QUERY_BASE.where(
     queries.c.account == bindparam("account"), queries.c.request_id == bindparam("ident")
+)
+_BATCH_PAGE = (
+    select(
+        queries.c.id,
+        queries.c.schedule_id,
+        queries.c.status,
+        queries.c.ds_id,
+        type_coerce(queries.c.spec, Text).label("spec_text"),
+        queries.c.start_time,
+        queries.c.end_time,
+        queries.c.error_code,
+        queries.c.error_message,
+        queries.c.error_description,
+        queries.c.excluded_accounts,
+        results.c.total_rows,
+    )
+    .outerjoin(results, results.c.id == queries.c.result_id)
+    .where(queries.c.batch_id == bindparam("b_id"), queries.c.position > bindparam("offset"))
+    .order_by(queries.c.position)
+    .limit(bindparam("limit"))
 )
 _BATCH_STATUS = select(batches.c.status).where(batches.c.id == bindparam("b_id"))
 _WORKFLOW = select(
@@ -162,10 +189,10 @@ class JobStore:
             ).first()
         return None if row is None else (row.result_id, row.end_time)
 
-    @reads
+    @point_reads
     def get_batch(self, account: str, batch_id: str, now: float) -> BatchRecord | None:
         """A live query batch of this tenant, or None (unknown, another tenant's, expired)."""
-        with self.db.reading() as conn:
+        with self.db.point_reading() as conn:
             row = (
                 conn.execute(_GET_BATCH, {"b_id": batch_id, "account": account}).mappings().first()
             )
@@ -224,7 +251,7 @@ class JobStore:
             ).mappings()
             return [batch_record(row) for row in rows]
 
-    @reads
+    @point_reads
     def get_query(self, account: str, ident: str, now: float) -> QueryRecord | None:
         """A live query by schedule id, or by the request id that created it.
 
@@ -232,7 +259,7 @@ class JobStore:
         id, so both name the query.
         """
         params = {"account": account, "ident": ident}
-        with self.db.reading() as conn:
+        with self.db.point_reading() as conn:
             row = conn.execute(_QUERY_BY_SCHEDULE_ID, params).mappings().first()
             if row is None:
                 row = conn.execute(_QUERY_BY_REQUEST_ID, params).mappings().first()
@@ -253,6 +280,16 @@ class JobStore:
                 .limit(limit)
             ).mappings()
             return [self._query_record(row) for row in rows]
+
+    @reads
+    def batch_page(self, batch_id: str, offset: int, limit: int) -> list[SubQueryState]:
+        """What a status page shows of a batch's sub-queries in order, ``limit`` of them
+        after the first ``offset``."""
+        with self.db.reading() as conn:
+            rows = conn.execute(
+                _BATCH_PAGE, {"b_id": batch_id, "offset": offset, "limit": limit}
+            ).all()
+        return [_sub_query_state(*row) for row in rows]
 
     @reads
     def batch_status(self, batch_id: str) -> str | None:
@@ -312,6 +349,41 @@ class JobStore:
             cache_used=bool(row["cache_used"]),
             cache_time=row["cache_time"],
         )
+
+
+def _sub_query_state(
+    query_id: int,
+    schedule_id: str,
+    status: str,
+    ds_id: str,
+    spec_text: str,
+    start_time: float | None,
+    end_time: float | None,
+    error_code: str | None,
+    error_message: str | None,
+    error_description: str | None,
+    excluded_accounts: dict[str, str] | None,
+    total_rows: int | None,
+) -> SubQueryState:
+    """A row of ``_BATCH_PAGE`` (its columns in order) as the status page's record."""
+    accounts, start_date, end_date = decode_split(spec_text)
+    error = None
+    if error_code:
+        error = ErrorInfo(error_code, error_message or "", error_description)
+    return SubQueryState(
+        id=query_id,
+        schedule_id=schedule_id,
+        status=QueryStatus(status),
+        ds_id=ds_id,
+        accounts=accounts,
+        start_date=start_date,
+        end_date=end_date,
+        start_time=start_time,
+        end_time=end_time,
+        error=error,
+        excluded_accounts=excluded_accounts,
+        total_rows=total_rows,
+    )
 
 
 def batch_record(row: RowMapping) -> BatchRecord:

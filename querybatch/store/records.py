@@ -128,6 +128,28 @@ class QueryRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class SubQueryState:
+    """A sub-query as its batch's status page shows it: what it covers and where it stands.
+
+    Read without the whole spec, which a page of sub-queries would otherwise decode and
+    validate a hundred times per poll.
+    """
+
+    id: int
+    schedule_id: str
+    status: QueryStatus
+    ds_id: str
+    accounts: tuple[str, ...]
+    start_date: str  # ISO date
+    end_date: str
+    start_time: float | None
+    end_time: float | None
+    error: ErrorInfo | None
+    excluded_accounts: dict[str, str] | None
+    total_rows: int | None  # when it has a result
+
+
+@dataclass(frozen=True, slots=True)
 class LaneRecord:
     """A batch with work to do, as the scheduler sees it."""
 

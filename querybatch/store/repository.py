@@ -1,10 +1,11 @@
 """Repository methods that callers await, while the store decides which thread serves them.
 
-A repository method is written as plain synchronous SQLAlchemy Core and marked ``@reads`` or
-``@writes``. Callers then write ``await store.jobs.get_query(...)``: reads run on the reader
-threads, writes on the writer threads (again if they lost a deadlock), as ``Database``
-arranges. Code that already runs on a thread of its own (the CLI, migrations, tests) calls
-``store.jobs.get_query.blocking(...)``.
+A repository method is written as plain synchronous SQLAlchemy Core and marked ``@reads``,
+``@point_reads`` or ``@writes``. Callers then write ``await store.jobs.get_query(...)``:
+reads run on the reader threads, writes on the writer threads (again if they lost a
+deadlock), and point reads (a few rows by key, on the polling path) on the caller's thread
+when the database is SQLite, as ``Database`` arranges. Code that already runs on a thread
+of its own (the CLI, migrations, tests) calls ``store.jobs.get_query.blocking(...)``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Concatenate, Generic, Literal, ParamSpec, Protocol, Self
 from querybatch.store.database import Database
 
 P = ParamSpec("P")
+Kind = Literal["read", "point", "write"]
 T = TypeVar("T")
 
 
@@ -34,7 +36,7 @@ R = TypeVar("R", bound=Repository)
 class StoreCall(Generic[R, P, T]):
     """A repository method as a descriptor: bound, it is awaited or called ``blocking``."""
 
-    def __init__(self, fn: Callable[Concatenate[R, P], T], kind: Literal["read", "write"]) -> None:
+    def __init__(self, fn: Callable[Concatenate[R, P], T], kind: Kind) -> None:
         self.fn = fn
         self.kind = kind
         self.__doc__ = fn.__doc__
@@ -56,7 +58,7 @@ class BoundStoreCall(Generic[P, T]):
 
     __slots__ = ("_db", "_fn", "_kind")
 
-    def __init__(self, fn: Callable[P, T], db: Database, kind: Literal["read", "write"]) -> None:
+    def __init__(self, fn: Callable[P, T], db: Database, kind: Kind) -> None:
         self._fn = fn
         self._db = db
         self._kind = kind
@@ -64,6 +66,8 @@ class BoundStoreCall(Generic[P, T]):
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> T:
         if self._kind == "read":
             return await self._db.read(self._fn, *args, **kwargs)
+        if self._kind == "point":
+            return await self._db.read_point(self._fn, *args, **kwargs)
         return await self._db.write(self._fn, *args, **kwargs)
 
     def blocking(self, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -74,6 +78,12 @@ class BoundStoreCall(Generic[P, T]):
 def reads(fn: Callable[Concatenate[R, P], T]) -> StoreCall[R, P, T]:
     """Mark a repository method that only reads: it runs on a reader thread."""
     return StoreCall(fn, "read")
+
+
+def point_reads(fn: Callable[Concatenate[R, P], T]) -> StoreCall[R, P, T]:
+    """Mark a repository method that reads a few rows by key, for the hottest polls: on
+    SQLite it runs on the caller's thread (see :meth:`Database.read_point`)."""
+    return StoreCall(fn, "point")
 
 
 def writes(fn: Callable[Concatenate[R, P], T]) -> StoreCall[R, P, T]:

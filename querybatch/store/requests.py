@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import bindparam, insert, select
 
 from querybatch.store.database import Database
-from querybatch.store.repository import reads, writes
+from querybatch.store.repository import point_reads, writes
 from querybatch.store.tables import queries, query_requests
 
 _SCHEDULE_ID_OF = (
@@ -41,10 +41,10 @@ class RequestStore:
             )
         return True
 
-    @reads
+    @point_reads
     def schedule_id_of(self, account: str, request_id: str) -> str | None:
         """The schedule id of the tenant's query that ``request_id`` was handed out for."""
-        with self.db.reading() as conn:
+        with self.db.point_reading() as conn:
             found: str | None = conn.execute(
                 _SCHEDULE_ID_OF, {"account": account, "request_id": request_id}
             ).scalar_one_or_none()

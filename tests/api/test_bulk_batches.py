@@ -208,6 +208,8 @@ def test_a_cancel_while_processing_keeps_the_results_of_finished_operations(
         return bool(rows and rows[0][0] > 0)
 
     wait_until(some_finished, timeout=30)
+    # A batch at work tells its pollers when to ask again; an ended one does not.
+    assert int(api.get(f"/batches/{batch['batch']}").headers["retry-after"]) >= 1
     cancel = api.patch(f"/batches/{batch['batch']}", json={"status": "cancel"})
     assert cancel.status_code == 200, cancel.text
     assert cancel.json()["status"] in ("cancel", "cancelling", "cancelled")
@@ -234,6 +236,7 @@ def test_a_cancel_while_processing_keeps_the_results_of_finished_operations(
     assert again.status_code == 200
     assert again.json()["status"] == "cancelled"
     assert again.json()["updated_ts"] == done["updated_ts"]
+    assert "retry-after" not in api.get(f"/batches/{batch['batch']}").headers
 
 
 def test_a_finished_batch_cannot_be_cancelled_and_stays_as_it_was(api: httpx.Client) -> None:

@@ -21,6 +21,7 @@ from querybatch.store.records import (
     ErrorInfo,
     QueryRecord,
     ResultRecord,
+    SubQueryState,
 )
 
 SPEC = {
@@ -201,8 +202,41 @@ def test_a_batch_callback_comes_before_its_links() -> None:
     )
 
 
+def page_state(query: QueryRecord) -> SubQueryState:
+    """What a status page reads of ``query``."""
+    return SubQueryState(
+        id=query.id,
+        schedule_id=query.schedule_id,
+        status=query.status,
+        ds_id=query.ds_id,
+        accounts=query.spec.accounts,
+        start_date=query.spec.start_date.isoformat(),
+        end_date=query.spec.end_date.isoformat(),
+        start_time=query.start_time,
+        end_time=query.end_time,
+        error=query.error,
+        excluded_accounts=query.excluded_accounts,
+        total_rows=query.result.total_rows if query.result else None,
+    )
+
+
+def test_status_page_items_are_written_once_per_state_of_their_sub_query() -> None:
+    items = batch_shapes.ItemJson()
+    running, stopped = page_state(RUNNING), page_state(STOPPED)
+    first = items.of(running, "http://h")
+    assert items.of(running, "http://h") is first
+    assert items.of(stopped, "http://h") != first
+    assert items.page([running, stopped], "http://h") == (
+        b"["
+        + first
+        + b","
+        + batch_shapes.batch_query(stopped, "http://h").model_dump_json(by_alias=True).encode()
+        + b"]"
+    )
+
+
 def test_a_stopped_sub_query_sends_a_null_description_and_no_result() -> None:
-    item = batch_shapes.batch_query(STOPPED, "http://h")
+    item = batch_shapes.batch_query(page_state(STOPPED), "http://h")
     assert item.model_dump_json(by_alias=True) == (
         '{"@type":"batch_query","schedule_id":"qrb_0123456789ab_query_1",'
         '"status_code":"STOPPED",' + SPLIT_JSON + ',"error_info":{"status":409,'
@@ -211,7 +245,7 @@ def test_a_stopped_sub_query_sends_a_null_description_and_no_result() -> None:
 
 
 def test_a_successful_sub_query_links_its_results_and_names_excluded_accounts() -> None:
-    item = batch_shapes.batch_query(SUCCEEDED, "http://h")
+    item = batch_shapes.batch_query(page_state(SUCCEEDED), "http://h")
     assert item.model_dump_json(by_alias=True) == (
         '{"@type":"batch_query","schedule_id":"qrb_0123456789ab_query_1",'
         '"status_code":"SUCCESS",' + SPLIT_JSON + ',"error_info":null,"result_info":'

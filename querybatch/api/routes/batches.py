@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -9,14 +11,15 @@ from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
 from querybatch.api.answer import model_response, public_base, route_prefix
-from querybatch.api.auth import require
-from querybatch.api.batch_shapes import batch_query, progress, query_batch
+from querybatch.api.auth import Principal, require
+from querybatch.api.batch_shapes import progress, query_batch
 from querybatch.api.cursor import QUERY_BATCH_CURSORS
 from querybatch.api.deps import PrincipalDep, ServicesDep
 from querybatch.api.download import download_etag, download_stream
 from querybatch.api.errors import request_id_of
 from querybatch.api.formats import MEDIA_TYPES
 from querybatch.api.params import json_body
+from querybatch.api.poll import PLACEHOLDER, PollAnswer
 from querybatch.api.ranges import generated_response
 from querybatch.api.routing import action_route
 from querybatch.api.schemas import (
@@ -33,6 +36,7 @@ from querybatch.api.schemas import (
 )
 from querybatch.api.services import Services
 from querybatch.domain.dates import epoch_seconds
+from querybatch.domain.poll_hint import retry_after
 from querybatch.domain.status import BatchStatus
 from querybatch.engine.query_batches import BatchRecord
 from querybatch.errors import BadRequest
@@ -40,6 +44,19 @@ from querybatch.errors import BadRequest
 router = APIRouter(tags=["Query batches"])
 
 BatchId = Annotated[str, "a batch id, qrb_ and 12 hex digits"]
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """An integer parameter's bounds and default (shared with the poll lane)."""
+
+    low: int
+    high: int
+    default: int
+
+
+PAGE_OFFSET = Bounds(0, 10_000_000, 0)
+PAGE_LIMIT = Bounds(1, 1000, 100)
 
 
 def base_of(request: Request, services: Services) -> str:
@@ -55,9 +72,55 @@ def request_meta(request: Request) -> RequestMeta:
 def batch_response(
     request: Request, services: Services, batch: BatchRecord, status: int = 200
 ) -> Response:
-    """The answer holding one query batch."""
-    data = query_batch(batch, base_of(request, services))
-    return model_response(QueryBatchResponse(meta=request_meta(request), data=data), status)
+    """The answer holding one query batch, built once per state of the batch (a poll
+    answer), with when to ask again while it has not stopped."""
+    base = base_of(request, services)
+
+    def build() -> PollAnswer:
+        data = query_batch(batch, base)
+        answer = QueryBatchResponse(meta=RequestMeta(request_id=PLACEHOLDER), data=data)
+        return PollAnswer.of(answer, batch_retry_after(batch))
+
+    key = ("batch", batch.account, batch.id, base)
+    return services.answers.answer(key, batch, None, build).response(request, status)
+
+
+def batch_retry_after(batch: BatchRecord) -> int | None:
+    """Seconds to wait before polling ``batch`` again; None once it stopped."""
+    if batch.status is BatchStatus.STOPPED:
+        return None
+    return retry_after(batch.start_time, batch.schedule_time, time.time())
+
+
+async def batch_answer(
+    request: Request, services: Services, principal: Principal, batch_id: str
+) -> Response:
+    """``GET /query/batch/{batch_id}`` (also answered by :mod:`querybatch.api.poll_lane`)."""
+    batch = await services.query_batches.get(principal.caller, batch_id)
+    return batch_response(request, services, batch)
+
+
+async def batch_status_answer(
+    request: Request,
+    services: Services,
+    principal: Principal,
+    batch_id: str,
+    offset: int,
+    limit: int,
+) -> Response:
+    """``GET /query/batch/{batch_id}/status`` (also answered by the poll lane)."""
+    page = await services.query_batches.status_page(principal.caller, batch_id, offset, limit)
+    batch, queries = page.batch, page.queries
+    base = base_of(request, services)
+    meta = BatchStatusMeta(
+        request_id=PLACEHOLDER,
+        batch_id=batch.id,
+        status_code=batch.status.value,
+        progress=progress(batch.counts),
+        paginate=OffsetPage(offset=offset, limit=limit, total=batch.query_amount),
+    )
+    data = services.items.page(queries, base)
+    return PollAnswer.enveloped(meta, data, batch_retry_after(batch)).response(request)
 
 
 @action_route(
@@ -153,8 +216,7 @@ async def get_query_batch(
     principal: PrincipalDep,
 ) -> Response:
     """The QueryBatch: status, times, settings, size and the link to its per-query status."""
-    batch = await services.query_batches.get(principal.caller, batch_id)
-    return batch_response(request, services, batch)
+    return await batch_answer(request, services, principal, batch_id)
 
 
 @action_route(
@@ -170,22 +232,11 @@ async def get_query_batch_status(
     request: Request,
     services: ServicesDep,
     principal: PrincipalDep,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=PAGE_OFFSET.low, le=PAGE_OFFSET.high)] = PAGE_OFFSET.default,
+    limit: Annotated[int, Query(ge=PAGE_LIMIT.low, le=PAGE_LIMIT.high)] = PAGE_LIMIT.default,
 ) -> Response:
     """Each sub-query's status, split, error and result link, ``limit`` at a time."""
-    page = await services.query_batches.status_page(principal.caller, batch_id, offset, limit)
-    batch, queries = page.batch, page.queries
-    base = base_of(request, services)
-    meta = BatchStatusMeta(
-        request_id=request_id_of(request),
-        batch_id=batch.id,
-        status_code=batch.status.value,
-        progress=progress(batch.counts),
-        paginate=OffsetPage(offset=offset, limit=limit, total=batch.query_amount),
-    )
-    data = [batch_query(q, base) for q in queries]
-    return model_response(BatchStatusResponse(meta=meta, data=data))
+    return await batch_status_answer(request, services, principal, batch_id, offset, limit)
 
 
 @action_route(

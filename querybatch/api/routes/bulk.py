@@ -32,6 +32,7 @@ from querybatch.api.routing import action_route
 from querybatch.api.schemas import ERROR_RESPONSES, body_doc, json_body_schema
 from querybatch.domain.bulk import OPERATIONS, BulkBatchRequest, BulkStatus, parse_statuses
 from querybatch.domain.dates import LATEST_EPOCH
+from querybatch.domain.poll_hint import retry_after
 from querybatch.errors import BadRequest
 
 NDJSON = "application/x-ndjson"
@@ -157,12 +158,15 @@ async def get_batch(
         base = public_base(request, services) + route_prefix(request)
         url = services.links.url(base, "GET", f"/batches/{record.id}/results", expires)
         link = DownloadLink(url=url, validity_ts=expires)
-    return model_response(
+    response = model_response(
         bulk_batch(
             request_id_of(request), record, with_download=download, link=link, lines=view.lines
         ),
         exclude_unset=True,
     )
+    if not record.status.is_final:
+        response.headers["Retry-After"] = str(retry_after(record.created_ts, None, time.time()))
+    return response
 
 
 @action_route(

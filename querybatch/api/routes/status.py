@@ -9,11 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from querybatch.api.answer import Page, query_response, rows_response
-from querybatch.api.auth import require
+from querybatch.api.auth import Principal, require
 from querybatch.api.deps import PrincipalDep, ServicesDep
 from querybatch.api.params import documented, parse_params, request_params
 from querybatch.api.routing import action_route
 from querybatch.api.schemas import ERROR_RESPONSES, DataResponse
+from querybatch.api.services import Services
 from querybatch.domain.query import ID_PATTERN
 
 router = APIRouter(tags=["Query status"])
@@ -58,6 +59,13 @@ async def get_query_status(
     Rows are data: a key whose role does not allow ``get_data`` gets the status of a
     query that succeeded, without its rows.
     """
+    return await query_status_answer(request, services, principal)
+
+
+async def query_status_answer(
+    request: Request, services: Services, principal: Principal
+) -> Response:
+    """``GET /query/status`` (also answered by :mod:`querybatch.api.poll_lane`)."""
     params = parse_params(
         StatusParams, await request_params(request, services.settings.max_body_bytes)
     )

@@ -1,0 +1,132 @@
+"""The poll lane: the GET requests clients poll, answered without the router's machinery.
+
+Polls are most of what a busy server answers (``GET /query/status``, ``GET
+/query/batch/{id}`` and its ``/status`` pages), and a poll's share of the framework
+(routing through every route, building the endpoint's request, solving its dependencies) cost
+more than the answer itself. This plain ASGI middleware recognises those three paths (under
+every prefix), authorises the caller as :class:`~querybatch.api.deps.Authorize` does, and
+calls the same answer functions as the routes, which remain what ``/openapi.json``
+documents. Errors leave through the same :func:`~querybatch.api.errors.error_response`.
+Anything it does not recognise as a plain poll (another method, a malformed page parameter,
+``pretty`` output) goes on to the app unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from querybatch.api.auth import Principal
+from querybatch.api.deps import authorize
+from querybatch.api.errors import error_response
+from querybatch.api.pretty import wants_pretty
+from querybatch.api.routes.batches import (
+    PAGE_LIMIT,
+    PAGE_OFFSET,
+    batch_answer,
+    batch_status_answer,
+)
+from querybatch.api.routes.status import query_status_answer
+from querybatch.api.services import Services
+from querybatch.errors import QueryBatchError
+
+log = logging.getLogger(__name__)
+
+PREFIXES = ("/enterprise/v2", "/v2")
+BATCH_PATH = "/query/batch/"
+STATUS_SUFFIX = "/status"
+
+Answer = Callable[[Request, Services, Principal], Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class Poll:
+    """A recognised poll: the action its route is guarded by, and how to answer it."""
+
+    action: str
+    answer: Answer
+
+
+class PollLane:
+    """Answers plain polls itself; passes every other request on to ``app``."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        poll = None
+        if scope["type"] == "http" and scope["method"] == "GET" and not wants_pretty(scope):
+            poll = _poll_of(scope)
+        if poll is None:
+            await self.app(scope, receive, send)
+            return
+        scope["app"] = self.app  # what the framework would have set for the request
+        request = Request(scope, receive)
+        services: Services = self.app.state.services
+        try:
+            principal = await authorize(request, services, poll.action)
+            response = await poll.answer(request, services, principal)
+        except QueryBatchError as exc:
+            response = error_response(request, exc)
+        except Exception:
+            log.exception("unhandled error on GET %s", scope["path"])
+            response = error_response(request, QueryBatchError("An unexpected error occurred."))
+        await response(scope, receive, send)
+
+
+def _poll_of(scope: Scope) -> Poll | None:
+    path: str = scope["path"]
+    for prefix in PREFIXES:
+        if path.startswith(prefix + "/"):
+            path = path[len(prefix) :]
+            break
+    if path == "/query/status":
+        return Poll("get_query_status", query_status_answer)
+    if not path.startswith(BATCH_PATH):
+        return None
+    rest = path[len(BATCH_PATH) :]
+    if rest.endswith(STATUS_SUFFIX):
+        batch_id = rest[: -len(STATUS_SUFFIX)]
+        page = _page_of(scope["query_string"])
+        if not batch_id or "/" in batch_id or page is None:
+            return None
+        offset, limit = page
+
+        async def status_page(request: Request, services: Services, caller: Principal) -> Response:
+            return await batch_status_answer(request, services, caller, batch_id, offset, limit)
+
+        return Poll("get_query_batch_status", status_page)
+    if not rest or "/" in rest:
+        return None
+
+    async def batch(request: Request, services: Services, caller: Principal) -> Response:
+        return await batch_answer(request, services, caller, rest)
+
+    return Poll("get_query_batch", batch)
+
+
+def _page_of(query: bytes) -> tuple[int, int] | None:
+    """``offset`` and ``limit`` of a status page; None unless both are plain and in bounds
+    (the route then answers, and names what is wrong)."""
+    offset, limit = PAGE_OFFSET.default, PAGE_LIMIT.default
+    if query:
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if name not in ("offset", "limit"):
+                continue
+            if not value.isdigit() or len(value) > 9:
+                return None
+            if name == "offset":
+                offset = int(value)
+            else:
+                limit = int(value)
+    if not (PAGE_OFFSET.low <= offset <= PAGE_OFFSET.high):
+        return None
+    if not (PAGE_LIMIT.low <= limit <= PAGE_LIMIT.high):
+        return None
+    return offset, limit

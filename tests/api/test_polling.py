@@ -1,0 +1,114 @@
+"""Polling through a real server: when to ask again, conditional answers, and the same
+answers and errors whichever way a poll is served."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from support import ServerProcess, assert_error, wait_until
+
+
+def slow_batch(api: httpx.Client, latency_ms: int = 5000) -> dict[str, Any]:
+    body = {
+        "query_concurrency": 1,
+        "queries": [
+            {
+                "ds_id": "DEMO_ADS",
+                "ds_accounts": ["ads-0001"],
+                "fields": "date,impressions",
+                "start_date": "2026-01-01",
+                "end_date": "2026-01-03",
+                "settings": {"demo_latency_ms": latency_ms},
+            }
+        ],
+        "split_dates_policy": "day",
+    }
+    response = api.post("/query/batch", json=body)
+    assert response.status_code == 201, response.text
+    assert int(response.headers["retry-after"]) >= 1
+    batch: dict[str, Any] = response.json()["data"]
+    return batch
+
+
+def quick_batch(api: httpx.Client) -> dict[str, Any]:
+    batch = slow_batch(api, latency_ms=0)
+
+    def stopped() -> dict[str, Any] | None:
+        data: dict[str, Any] = api.get(f"/query/batch/{batch['batch_id']}").json()["data"]
+        return data if data["status_code"] == "STOPPED" else None
+
+    done: dict[str, Any] = wait_until(stopped)
+    return done
+
+
+def test_answers_about_unfinished_work_say_when_to_ask_again(api: httpx.Client) -> None:
+    batch_id = slow_batch(api)["batch_id"]
+    try:
+        for path in (
+            f"/query/batch/{batch_id}",
+            f"/v2/query/batch/{batch_id}",
+            f"/query/batch/{batch_id}/status?offset=1&limit=1",
+            f"/enterprise/v2/query/status?schedule_id={batch_id}_query_3",
+        ):
+            response = api.get(path)
+            assert response.status_code == 200, (path, response.text)
+            assert 1 <= int(response.headers["retry-after"]) <= 60, path
+            assert response.headers["etag"].startswith('"'), path
+            assert response.headers["x-request-id"] == response.json()["meta"]["request_id"]
+    finally:
+        api.delete(f"/query/batch/{batch_id}")
+    # The cancel is seen by the very next poll, and a stopped batch needs no more polls.
+    stopped = api.get(f"/query/batch/{batch_id}")
+    assert stopped.json()["data"]["status_code"] == "STOPPED"
+    assert "retry-after" not in stopped.headers
+
+
+def test_a_poll_of_what_the_client_holds_is_answered_304(api: httpx.Client) -> None:
+    batch_id = quick_batch(api)["batch_id"]
+    for path in (
+        f"/query/batch/{batch_id}",
+        f"/query/batch/{batch_id}/status",
+        f"/query/status?schedule_id={batch_id}_query_1",
+    ):
+        first = api.get(path)
+        again = api.get(path)
+        # Each answer carries its own request id, and the same ETag while nothing changed.
+        assert first.json()["meta"]["request_id"] != again.json()["meta"]["request_id"]
+        assert first.json()["data"] == again.json()["data"]
+        etag = first.headers["etag"]
+        assert again.headers["etag"] == etag, path
+        held = api.get(path, headers={"If-None-Match": f'"other", W/{etag}'})
+        assert held.status_code == 304, path
+        assert held.content == b""
+        assert held.headers["etag"] == etag
+        assert held.headers["x-request-id"]
+        other = api.get(path, headers={"If-None-Match": '"something-else"'})
+        assert other.status_code == 200
+        assert other.json()["data"] == first.json()["data"]
+
+
+def test_a_changed_page_gets_a_new_etag(api: httpx.Client) -> None:
+    batch_id = quick_batch(api)["batch_id"]
+    whole = api.get(f"/query/batch/{batch_id}/status")
+    part = api.get(f"/query/batch/{batch_id}/status", params={"offset": 1, "limit": 1})
+    assert part.headers["etag"] != whole.headers["etag"]
+    assert part.json()["data"] == whole.json()["data"][1:2]
+    assert part.json()["meta"]["paginate"] == {"offset": 1, "limit": 1, "total": 3}
+
+
+def test_polls_fail_as_every_other_request_does(api: httpx.Client, server: ServerProcess) -> None:
+    batch_id = quick_batch(api)["batch_id"]
+    assert_error(api.get("/query/batch/qrb_000000000000"), 404, "NOT_FOUND")
+    assert_error(api.get("/query/batch/qrb_000000000000/status"), 404, "NOT_FOUND")
+    assert_error(api.get("/query/status?schedule_id=nope"), 404, "STATUS_NOT_FOUND")
+    assert_error(api.get(f"/query/batch/{batch_id}/status?limit=0"), 400, "BAD_REQUEST")
+    assert_error(api.get(f"/query/batch/{batch_id}/status?offset=-1"), 400, "BAD_REQUEST")
+    assert_error(api.get("/query/status"), 400, "BAD_REQUEST")
+    anonymous = httpx.get(f"{server.url}/query/batch/{batch_id}")
+    assert_error(anonymous, 401, "UNAUTHORIZED")
+    assert anonymous.headers["www-authenticate"].startswith("Bearer")
+    pretty = api.get(f"/query/batch/{batch_id}", params={"pretty": "true"})
+    assert pretty.text.startswith('{\n  "meta"')
+    assert pretty.json()["data"]["batch_id"] == batch_id
