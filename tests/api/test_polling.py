@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 
-from support import ServerProcess, assert_error, wait_until
+from querybatch.cli.http import ApiClient
+from support import ADMIN_KEY, ServerProcess, assert_error, wait_until
 
 
 def slow_batch(api: httpx.Client, latency_ms: int = 5000) -> dict[str, Any]:
@@ -112,3 +113,21 @@ def test_polls_fail_as_every_other_request_does(api: httpx.Client, server: Serve
     pretty = api.get(f"/query/batch/{batch_id}", params={"pretty": "true"})
     assert pretty.text.startswith('{\n  "meta"')
     assert pretty.json()["data"]["batch_id"] == batch_id
+
+
+def test_the_cli_polls_conditionally_and_as_often_as_the_server_says(
+    api: httpx.Client, server: ServerProcess
+) -> None:
+    running = slow_batch(api)["batch_id"]
+    ended = quick_batch(api)["batch_id"]
+    try:
+        with ApiClient(server.url, ADMIN_KEY) as cli:
+            first = cli.poll(f"/query/batch/{running}")
+            assert first.etag and first.retry_after is not None
+            assert first.wait(0.5) == first.retry_after  # the server's hint, not the default
+            done = cli.poll(f"/query/batch/{ended}")
+            assert done.retry_after is None and done.wait(0.5) == 0.5
+            again = cli.poll(f"/query/batch/{ended}", done)
+            assert again.body is done.body  # answered 304: the body held stands
+    finally:
+        api.delete(f"/query/batch/{running}")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from querybatch.connectors.base import INLINE_WORK, Connector, FetchRequest
 from querybatch.connectors.registry import SourceRegistry
-from querybatch.domain.fields import Row
+from querybatch.domain.fields import FieldInfo, Row
 from querybatch.domain.filters import compile_filter, sort_rows
 from querybatch.domain.precision import RowRounder, row_rounder
 from querybatch.domain.status import QueryStatus
@@ -33,6 +33,8 @@ from querybatch.store.results import CHUNK_ROWS, encode_rows
 from querybatch.store.runs import new_result_id
 
 log = logging.getLogger(__name__)
+
+MAX_ROUNDERS = 1024
 
 ChunkWriter = Callable[[str, int, Sequence[Row]], Awaitable[None]]
 ChunkDropper = Callable[[str], Awaitable[None]]
@@ -71,6 +73,7 @@ class Runner:
         self.drop_chunks = drop_chunks
         self.policy = policy
         self.throttle = throttle
+        self._rounders: dict[tuple[str, tuple[str, ...]], RowRounder | None] = {}
 
     async def run(self, item: WorkItem) -> Outcome:
         """Run one sub-query to its end and say how it ended (never raises but on cancel)."""
@@ -162,7 +165,7 @@ class Runner:
         """The connector's rows with what it does not push down (filter, order, limit) applied."""
         chunks: AsyncIterator[Sequence[Row]] = connector.fetch(request)
         fields = await self.sources.fields(request.ds_id)
-        rounder = row_rounder(request.fields, fields)
+        rounder = self._rounder(request.ds_id, request.fields, fields)
         if rounder is not None:
             chunks = _rounded(chunks, rounder)
         if request.filter is not None and "filter" not in connector.pushdown:
@@ -191,6 +194,19 @@ class Runner:
                 return
             produced += len(chunk)
             yield chunk
+
+    def _rounder(
+        self, ds_id: str, columns: tuple[str, ...], fields: dict[str, FieldInfo]
+    ) -> RowRounder | None:
+        """The rounder of rows of ``columns`` (built once per field list: a batch's
+        sub-queries share a few)."""
+        key = (ds_id, columns)
+        if key in self._rounders:
+            return self._rounders[key]
+        if len(self._rounders) >= MAX_ROUNDERS:
+            self._rounders.clear()
+        rounder = self._rounders[key] = row_rounder(columns, fields)
+        return rounder
 
     @staticmethod
     def _outcome(
