@@ -8,11 +8,13 @@ every prefix), authorises the caller as :class:`~querybatch.api.deps.Authorize` 
 calls the same answer functions as the routes, which remain what ``/openapi.json``
 documents. Errors leave through the same :func:`~querybatch.api.errors.error_response`.
 Anything it does not recognise as a plain poll (another method, a malformed page parameter,
-``pretty`` output) goes on to the app unchanged.
+``pretty`` output, a byte range) goes on to the app unchanged. Polls take turns (one at a
+time) to work their answers out, so that the engine sharing the event loop keeps its pace.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -38,6 +40,13 @@ from querybatch.errors import QueryBatchError
 
 log = logging.getLogger(__name__)
 
+# Polls answered at once. The engine runs on the same event loop, and a sub-query's way
+# through it takes several turns of the loop: with every poll answered the moment it
+# arrives, a turn holds as many polls as there are clients, and the engine slows with each
+# of them. One at a time, a turn holds at most one poll, and clients polling flat out wait
+# (idle) for their turn instead.
+POLLS_AT_ONCE = 1
+
 PREFIXES = ("/enterprise/v2", "/v2")
 BATCH_PATH = "/query/batch/"
 STATUS_SUFFIX = "/status"
@@ -58,26 +67,42 @@ class PollLane:
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
+        self._turns: asyncio.Semaphore | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         poll = None
-        if scope["type"] == "http" and scope["method"] == "GET" and not wants_pretty(scope):
+        if scope["type"] == "http" and scope["method"] == "GET" and _plain(scope):
             poll = _poll_of(scope)
         if poll is None:
             await self.app(scope, receive, send)
             return
         scope["app"] = self.app  # what the framework would have set for the request
+        if self._turns is None:
+            self._turns = asyncio.Semaphore(POLLS_AT_ONCE)
         request = Request(scope, receive)
+        # Only working the answer out takes a turn: sending it (a large page of rows streams)
+        # must not hold up the polls behind it.
+        async with self._turns:
+            response = await self._answer(poll, request)
+        await response(scope, receive, send)
+
+    async def _answer(self, poll: Poll, request: Request) -> Response:
         services: Services = self.app.state.services
         try:
             principal = await authorize(request, services, poll.action)
-            response = await poll.answer(request, services, principal)
+            return await poll.answer(request, services, principal)
         except QueryBatchError as exc:
-            response = error_response(request, exc)
+            return error_response(request, exc)
         except Exception:
-            log.exception("unhandled error on GET %s", scope["path"])
-            response = error_response(request, QueryBatchError("An unexpected error occurred."))
-        await response(scope, receive, send)
+            log.exception("unhandled error on GET %s", request.scope["path"])
+            return error_response(request, QueryBatchError("An unexpected error occurred."))
+
+
+def _plain(scope: Scope) -> bool:
+    """Neither ``pretty`` output nor a byte range (a range of a large page spools it whole)."""
+    if wants_pretty(scope):
+        return False
+    return all(name != b"range" for name, _ in scope["headers"])
 
 
 def _poll_of(scope: Scope) -> Poll | None:
