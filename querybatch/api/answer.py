@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
 from fastapi import Request
 from pydantic import BaseModel
+from starlette.datastructures import URL
 from starlette.responses import Response
 
 from querybatch.api import shapes
@@ -21,9 +23,6 @@ from querybatch.api.services import Services
 from querybatch.domain.poll_hint import retry_after
 from querybatch.engine.queries import QueryAnswer, QueryRows, QueryState
 from querybatch.engine.result_rows import CHUNK_ROWS, Columns
-
-MAX_BASES = 256
-_bases: dict[tuple[object, ...], str] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,16 +74,24 @@ def public_base(request: Request, services: Services) -> str:
         return services.settings.public_url.rstrip("/")
     scope = request.scope
     host = next((value for name, value in scope["headers"] if name == b"host"), None)
+    server = scope.get("server")
     root = scope.get("app_root_path", scope.get("root_path", ""))
-    key = (scope.get("scheme", "http"), host, scope.get("server"), root)
-    base = _bases.get(key)
-    if base is None:
-        # Worked out as the framework does, once per way of reaching the server: every
-        # link of every poll answer starts with it.
-        base = _bases[key] = str(request.base_url).rstrip("/")
-        if len(_bases) > MAX_BASES:
-            _bases.pop(next(iter(_bases)))
-    return base
+    return _base_url(scope.get("scheme", "http"), host, tuple(server) if server else None, root)
+
+
+@lru_cache(maxsize=256)
+def _base_url(scheme: str, host: bytes | None, server: tuple[str, int] | None, root: str) -> str:
+    """``request.base_url`` without its trailing slash, worked out as the framework does but
+    once per way of reaching the server: every link of every poll answer starts with it."""
+    scope = {
+        "scheme": scheme,
+        "server": server,
+        "path": root if root.endswith("/") else root + "/",
+        "root_path": root,
+        "query_string": b"",
+        "headers": [] if host is None else [(b"host", host)],
+    }
+    return str(URL(scope=scope)).rstrip("/")
 
 
 def route_prefix(request: Request) -> str:

@@ -7,9 +7,14 @@ order, nulls that are sent, keys that are left out, floats and non-ASCII text.
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from starlette.requests import Request
 
 from querybatch.api import batch_shapes, shapes
-from querybatch.api.answer import model_response
+from querybatch.api.answer import model_response, public_base
 from querybatch.api.schemas import DataResponse, QueryBatchResponse, RequestMeta
 from querybatch.domain.batch import BatchSettings
 from querybatch.domain.fields import FieldInfo
@@ -252,3 +257,22 @@ def test_a_successful_sub_query_links_its_results_and_names_excluded_accounts() 
         '{"total_rows":2,"results_url":"http://h/query/results?'
         'schedule_id=qrb_0123456789ab_query_1"},"excluded_accounts":{"ads-0002":"gone"}}'
     )
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        {"headers": [(b"host", b"example.com:8443")], "scheme": "https"},
+        {"headers": [(b"host", b"[::1]:8080")]},
+        {"headers": [], "server": ("::1", 8080)},
+        {"headers": [], "server": ("10.0.0.1", 80)},
+        {"headers": [(b"host", b"bad host:x")], "server": ("127.0.0.1", 8080)},
+        {"headers": [(b"host", b"h")], "root_path": "/prefix"},
+    ],
+)
+def test_the_base_of_links_is_the_frameworks_base_url(scope: dict[str, Any]) -> None:
+    request = Request({"type": "http", "path": "/query/status", "query_string": b"", **scope})
+    services = SimpleNamespace(settings=SimpleNamespace(public_url=None))
+    expected = str(request.base_url).rstrip("/")
+    assert public_base(request, services) == expected  # type: ignore[arg-type]
+    assert public_base(request, services) == expected  # type: ignore[arg-type]
