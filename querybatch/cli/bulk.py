@@ -54,6 +54,12 @@ WaitOption = Annotated[
         "--wait", help="Follow the batch until it ends, showing its progress.", metavar=""
     ),
 ]
+OutputOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--output", "-o", help="With --wait, write the results file here.", show_default=False
+    ),
+]
 
 
 @bulk_app.command("submit")
@@ -65,12 +71,7 @@ def submit(
         ),
     ],
     wait: WaitOption = False,
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output", "-o", help="With --wait, write the results file here.", show_default=False
-        ),
-    ] = None,
+    output: OutputOption = None,
     operation: Annotated[str, typer.Option(help="The operation every line runs.")] = "get_data",
     as_json: JsonOption = False,
     url: UrlOption = None,
@@ -102,12 +103,7 @@ def submit(
 def status(
     batch_id: BatchId,
     wait: WaitOption = False,
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output", "-o", help="With --wait, write the results file here.", show_default=False
-        ),
-    ] = None,
+    output: OutputOption = None,
     as_json: JsonOption = False,
     url: UrlOption = None,
     key: KeyOption = None,

@@ -85,16 +85,21 @@ def test_redaction_takes_linear_time_on_hostile_input() -> None:
         redact_target("/p?" + hostile)
 
 
-def test_the_access_log_record_keeps_its_five_arguments_with_the_target_redacted() -> None:
-    record = logging.LogRecord(
+def access_record(target: str) -> logging.LogRecord:
+    """uvicorn's access record of a GET of ``target`` answered 200."""
+    return logging.LogRecord(
         "uvicorn.access",
         logging.INFO,
         __file__,
         1,
         '%s - "%s %s HTTP/%s" %d',
-        ("127.0.0.1:1", "GET", f"/query/status?api_key={KEY}", "1.1", 200),
+        ("127.0.0.1:1", "GET", target, "1.1", 200),
         None,
     )
+
+
+def test_the_access_log_record_keeps_its_five_arguments_with_the_target_redacted() -> None:
+    record = access_record(f"/query/status?api_key={KEY}")
     RedactSecrets().filter(record)
     assert record.args == ("127.0.0.1:1", "GET", f"/query/status?api_key={REDACTED}", "1.1", 200)
 
@@ -169,15 +174,7 @@ def test_a_traceback_in_a_json_line_is_redacted() -> None:
 
 
 def test_an_access_record_becomes_a_json_line_with_its_request_fields() -> None:
-    record = logging.LogRecord(
-        "uvicorn.access",
-        logging.INFO,
-        __file__,
-        1,
-        '%s - "%s %s HTTP/%s" %d',
-        ("127.0.0.1:1", "GET", f"/query/status?api_key={KEY}", "1.1", 200),
-        None,
-    )
+    record = access_record(f"/query/status?api_key={KEY}")
     RedactSecrets().filter(record)
     line = json_line(record)
     assert line["method"] == "GET" and line["status"] == 200
