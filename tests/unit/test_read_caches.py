@@ -107,3 +107,38 @@ def test_payloads_too_big_for_the_cache_are_not_kept(size: int) -> None:
     cache = ChunkCache(budget=800)
     cache.put("r", 0, [b"x" * size])
     assert cache.get("r", 0, 0) is None
+
+
+async def test_a_fresh_answer_serves_later_reads_until_invalidated() -> None:
+    calls = 0
+
+    async def read() -> int:
+        nonlocal calls
+        calls += 1
+        return calls
+
+    fresh = Coalescer(fresh_for=60)
+    assert [await fresh.read("batch", read) for _ in range(3)] == [1, 1, 1]
+    fresh.invalidate("batch")  # this node cancelled the batch: the next poll reads again
+    assert await fresh.read("batch", read) == 2
+    unkept = Coalescer()
+    assert [await unkept.read("batch", read) for _ in range(2)] == [3, 4]
+
+
+async def test_fresh_answers_expire_and_their_number_is_bounded() -> None:
+    calls = 0
+
+    async def read() -> int:
+        nonlocal calls
+        calls += 1
+        return calls
+
+    brief = Coalescer(fresh_for=0.01)
+    assert await brief.read("k", read) == 1
+    await asyncio.sleep(0.02)
+    assert await brief.read("k", read) == 2
+    small = Coalescer(fresh_for=60, max_kept=2)
+    for key in ("a", "b", "c"):
+        await small.read(key, read)
+    assert await small.read("a", read) == 6  # the oldest was dropped for "c"
+    assert await small.read("c", read) == 5
