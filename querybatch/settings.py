@@ -54,6 +54,12 @@ class Settings(BaseSettings):
         le=5,
         description="seconds a batch's state read for one poll answers every poll of it",
     )
+    poll_share: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="most of the event loop's time polls may take while work runs beside them",
+    )
 
     workers: int = Field(default=256, ge=1, description="sub-queries run at once by this node")
     account_concurrency: int = Field(

@@ -16,6 +16,7 @@ from querybatch.api.docs import install_docs
 from querybatch.api.errors import install_error_handlers
 from querybatch.api.links import Links
 from querybatch.api.middleware import EdgeMiddleware
+from querybatch.api.poll_budget import PollBudget
 from querybatch.api.poll_lane import PollLane
 from querybatch.api.pretty import PrettyJsonMiddleware
 from querybatch.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -91,6 +92,7 @@ def create_app(
             operations=server.operations,
             queries=server.queries,
             query_batches=server.query_batches,
+            poll_budget=PollBudget(settings.poll_share, server.engine.at_work),
         )
         # Everything built so far lives as long as the server: keep it out of the cyclic
         # collector's way, whose full passes over it are the longest pauses a request sees.

@@ -9,7 +9,8 @@ calls the same answer functions as the routes, which remain what ``/openapi.json
 documents. Errors leave through the same :func:`~querybatch.api.errors.error_response`.
 Anything it does not recognise as a plain poll (another method, a malformed page parameter,
 ``pretty`` output, a byte range) goes on to the app unchanged. Polls take turns (one at a
-time) to work their answers out, so that the engine sharing the event loop keeps its pace.
+time) to work their answers out, and while the engine works they take at most their share
+of the event loop (:mod:`querybatch.api.poll_budget`), so that the work keeps its pace.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from starlette.types import Receive, Scope, Send
 from querybatch.api.auth import Principal
 from querybatch.api.deps import authorize
 from querybatch.api.errors import error_response
+from querybatch.api.poll_budget import PollBudget
 from querybatch.api.pretty import wants_pretty
 from querybatch.api.routes.batches import (
     PAGE_LIMIT,
@@ -36,6 +38,7 @@ from querybatch.api.routes.batches import (
 )
 from querybatch.api.routes.status import query_status_answer
 from querybatch.api.services import Services
+from querybatch.cpu_meter import CpuMeter
 from querybatch.errors import QueryBatchError
 
 log = logging.getLogger(__name__)
@@ -80,11 +83,17 @@ class PollLane:
         if self._turns is None:
             self._turns = asyncio.Semaphore(POLLS_AT_ONCE)
         request = Request(scope, receive)
+        budget: PollBudget = self.app.state.services.poll_budget
         # Only working the answer out takes a turn: sending it (a large page of rows streams)
-        # must not hold up the polls behind it.
+        # must not hold up the polls behind it. Both are charged to the polls' share.
+        spent = CpuMeter()
         async with self._turns:
-            response = await self._answer(poll, request)
-        await response(scope, receive, send)
+            await budget.wait_turn()
+            response = await spent.run(self._answer(poll, request))
+        try:
+            await spent.run(response(scope, receive, send))
+        finally:
+            budget.charge(spent.seconds)
 
     async def _answer(self, poll: Poll, request: Request) -> Response:
         services: Services = self.app.state.services

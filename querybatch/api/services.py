@@ -8,6 +8,7 @@ from querybatch.api.auth import KeyCache
 from querybatch.api.batch_shapes import ItemJson
 from querybatch.api.links import Links
 from querybatch.api.poll import AnswerCache
+from querybatch.api.poll_budget import PollBudget
 from querybatch.api.ratelimit import RateLimiter
 from querybatch.engine.access import Access
 from querybatch.engine.bulk_batches import BulkBatches
@@ -34,5 +35,6 @@ class Services:
     operations: Operations
     queries: Queries
     query_batches: QueryBatches
+    poll_budget: PollBudget
     answers: AnswerCache = field(default_factory=AnswerCache)
     items: ItemJson = field(default_factory=ItemJson)

@@ -99,6 +99,11 @@ class Engine:
         leadership = self.scheduler.leadership
         return leadership is None or leadership.leader
 
+    def at_work(self) -> bool:
+        """Whether this node's event loop has work on it: batches to schedule here, or
+        sub-queries running in this process."""
+        return bool(self.scheduler.lanes) or bool(self.executor.running())
+
     def today(self) -> date:
         """Today in the server's time zone (relative dates resolve against it)."""
         return datetime.now(ZoneInfo(self.settings.timezone)).date()

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, create_engine, event, make_url, text, update
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
+from querybatch.cpu_meter import metered
 from querybatch.errors import ConfigurationError, Conflict, StoreUnavailable
 from querybatch.logs import redact
 from querybatch.store.private_files import PRIVATE_FILE, prepare_sqlite_file
@@ -185,7 +186,8 @@ class Database:
     async def read(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a reading store call on a reader thread."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._reader, functools.partial(fn, *args, **kwargs))
+        call = metered(functools.partial(fn, *args, **kwargs))
+        return await loop.run_in_executor(self._reader, call)
 
     async def read_point(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a store call that reads a few rows by key: on SQLite right here, else on a

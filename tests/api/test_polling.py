@@ -3,6 +3,7 @@ answers and errors whichever way a poll is served."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -131,3 +132,43 @@ def test_the_cli_polls_conditionally_and_as_often_as_the_server_says(
             assert again.body is done.body  # answered 304: the body held stands
     finally:
         api.delete(f"/query/batch/{running}")
+
+
+def node_metric(api: httpx.Client, name: str) -> float:
+    for line in api.get("/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no {name} in /metrics")
+
+
+def test_polls_are_held_to_their_share_of_the_loop_while_work_runs_and_only_then(
+    tmp_path: Path,
+) -> None:
+    """At 5% of the loop, flat-out polls of a batch at work soon use up the bucket and are
+    held; once the batch has stopped, the same polls are never held."""
+    server = ServerProcess(tmp_path / "data", env={"QB_POLL_SHARE": "0.05"}).start()
+    try:
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=60
+        ) as api:
+            batch_id = slow_batch(api, latency_ms=120_000)["batch_id"]
+            path = f"/query/batch/{batch_id}"
+            wait_until(lambda: api.get(path).json()["data"]["progress"]["running"] or None)
+            polls_before = node_metric(api, "querybatch_node_polls_total")
+            sent = 0
+            while node_metric(api, "querybatch_node_polls_held_total") == 0:
+                assert sent < 5000, "5,000 polls of a batch at work were never held"
+                assert api.get(path).status_code == 200
+                sent += 1
+            assert node_metric(api, "querybatch_node_poll_held_seconds_total") > 0
+            assert node_metric(api, "querybatch_node_polls_total") >= polls_before + sent
+            assert node_metric(api, "querybatch_node_poll_cpu_seconds_total") > 0
+
+            assert api.delete(path).status_code == 200
+            wait_until(lambda: api.get(path).json()["data"]["status_code"] == "STOPPED" or None)
+            held = node_metric(api, "querybatch_node_polls_held_total")
+            for _ in range(300):
+                assert api.get(path).status_code == 200
+            assert node_metric(api, "querybatch_node_polls_held_total") == held
+    finally:
+        server.stop()

@@ -11,6 +11,7 @@ import pytest
 from starlette.types import Receive, Scope, Send
 
 from querybatch.api.middleware import EdgeMiddleware
+from querybatch.api.poll_budget import PollBudget
 from querybatch.api.poll_lane import PollLane
 from querybatch.api.ratelimit import MemoryRateLimiter
 
@@ -67,7 +68,11 @@ async def test_what_is_not_a_plain_poll_goes_on_to_the_router(
 async def test_a_failure_inside_a_poll_is_the_500_envelope_and_is_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    services = SimpleNamespace(keys=BrokenKeys(), settings=SimpleNamespace(max_body_bytes=1024))
+    services = SimpleNamespace(
+        keys=BrokenKeys(),
+        settings=SimpleNamespace(max_body_bytes=1024),
+        poll_budget=PollBudget(1.0, lambda: True),
+    )
     router = Router(services)
     with caplog.at_level(logging.ERROR, "querybatch.api.poll_lane"):
         async with client(router) as http:

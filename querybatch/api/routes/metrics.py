@@ -76,6 +76,26 @@ async def metrics(services: ServicesDep) -> Response:
         ),
         finished,
         seconds,
+        CounterMetricFamily(
+            "querybatch_node_polls",
+            "Polls this node answered in its poll lane (status, batch and status pages)",
+            value=services.poll_budget.polls,
+        ),
+        CounterMetricFamily(
+            "querybatch_node_poll_cpu_seconds",
+            "CPU seconds this node spent answering polls",
+            value=services.poll_budget.cpu_seconds,
+        ),
+        CounterMetricFamily(
+            "querybatch_node_polls_held",
+            "Polls held back because polls had used their share of the event loop",
+            value=services.poll_budget.held,
+        ),
+        CounterMetricFamily(
+            "querybatch_node_poll_held_seconds",
+            "Seconds polls were held back for the engine's sake",
+            value=services.poll_budget.held_seconds,
+        ),
     ]
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(snapshot))
