@@ -16,15 +16,21 @@ server CPU; the server's own count of the CPU per poll its poll lane answered an
 it held polls back (``/metrics``); and for the single-route phases the server CPU the phase
 used beyond the unpolled run divided by the polls it answered.
 
-Run it as ``python -m bench.polling [--n 20000] [--phases unpolled,status,...]``; figures go
-to ``bench/results/polling.json``.
+With ``--scaled-out`` each phase runs on a scale-out deployment instead: the API node on
+PostgreSQL (a schema of its own) and Redis, and a ``querybatch worker`` with two pool
+processes (``QB_BENCH_POSTGRES_URL``, ``QB_BENCH_REDIS_URL``, as for ``bench.scaleout``).
+
+Run it as ``python -m bench.polling [--n 20000] [--phases unpolled,status,...]
+[--scaled-out]``; figures go to ``bench/results/polling.json`` (``polling_scaleout.json``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.synchronize import Event
 from typing import Any
@@ -34,9 +40,11 @@ import httpx
 from bench._batch import batch_body, epoch, server_env, submit, wait_stopped
 from bench._common import Figures, parser, print_figures, ratio, run
 from bench._server import BenchServer
+from bench.scaleout import deployment_env, worker_pool
 
 NAME = "polling"
 CONCURRENCY, LATENCY_MS, PAGE = 50, 5.0, 100
+WORKER_PROCESSES = 2  # scaled out: one Celery pool process per core
 ROUTES = ("status", "batch", "status_page")
 
 
@@ -105,11 +113,25 @@ def _poll(
     counts.put(("done", ok, failed))
 
 
-def measure_phase(phase: Phase, n: int) -> Figures:
-    """Run the batch on a fresh server with the phase's pollers; its figures."""
+@contextlib.contextmanager
+def deployment(scaled_out: bool) -> Iterator[BenchServer]:
+    """A fresh server on the embedded default, or an API node with its workers scaled out
+    (PostgreSQL, Redis and ``WORKER_PROCESSES`` Celery pool processes)."""
+    if not scaled_out:
+        with BenchServer(server_env(CONCURRENCY, LATENCY_MS)) as server:
+            yield server
+        return
+    with deployment_env() as env:
+        with BenchServer({**server_env(CONCURRENCY, LATENCY_MS), **env}) as server:
+            with worker_pool({**server_env(CONCURRENCY, LATENCY_MS), **env}, WORKER_PROCESSES):
+                yield server
+
+
+def measure_phase(phase: Phase, n: int, scaled_out: bool = False) -> Figures:
+    """Run the batch on a fresh deployment with the phase's pollers; its figures."""
     context = multiprocessing.get_context("spawn")
     jobs, counts, stop = context.Queue(), context.Queue(), context.Event()
-    with BenchServer(server_env(CONCURRENCY, LATENCY_MS)) as server:
+    with deployment(scaled_out) as server:
         pollers = [
             context.Process(
                 target=_poll,
@@ -167,12 +189,17 @@ def _lane_figures(client: httpx.Client) -> dict[str, float]:
     return figures
 
 
-def measure(n: int, phases: list[str]) -> Figures:
+def measure(n: int, phases: list[str], scaled_out: bool = False) -> Figures:
     """Every phase in turn (the unpolled one first); ratios and CPU per poll against it."""
     names = ["unpolled", *[name for name in phases if name != "unpolled"]]
-    figures: Figures = {"n": float(n), "concurrency": CONCURRENCY, "latency_ms": LATENCY_MS}
+    figures: Figures = {
+        "n": float(n),
+        "concurrency": CONCURRENCY,
+        "latency_ms": LATENCY_MS,
+        "scaled_out": float(scaled_out),
+    }
     for name in names:
-        figures.update(measure_phase(PHASES[name], n))
+        figures.update(measure_phase(PHASES[name], n, scaled_out))
     base_makespan, base_cpu = figures["unpolled_makespan_s"], figures["unpolled_server_cpu_s"]
     for name in names[1:]:
         figures[f"{name}_makespan_ratio"] = ratio(figures[f"{name}_makespan_s"], base_makespan)
@@ -220,7 +247,10 @@ def report(figures: Figures) -> None:
                 )
             )
     n = figures["n"]
-    print_figures(f"polling: N={n:.0f} C={CONCURRENCY} L={LATENCY_MS:.0f} ms", rows)
+    where = (
+        f", scaled out ({WORKER_PROCESSES} worker processes)" if figures.get("scaled_out") else ""
+    )
+    print_figures(f"polling: N={n:.0f} C={CONCURRENCY} L={LATENCY_MS:.0f} ms{where}", rows)
 
 
 def main(argv: list[str] | None = None) -> Figures:
@@ -232,12 +262,18 @@ def main(argv: list[str] | None = None) -> Figures:
         default=",".join(PHASES),
         help="comma-separated phases; unpolled always runs first (default %(default)s)",
     )
+    args.add_argument(
+        "--scaled-out",
+        action="store_true",
+        help="PostgreSQL, Redis and Celery workers instead of the embedded default",
+    )
     ns = args.parse_args(argv)
     phases = [name for name in ns.phases.split(",") if name]
     unknown = sorted(set(phases) - set(PHASES))
     if unknown:
         args.error(f"unknown phase(s): {', '.join(unknown)}")
-    return run(NAME, ns.out, lambda: measure(ns.n, phases), report)
+    name = f"{NAME}_scaleout" if ns.scaled_out else NAME
+    return run(name, ns.out, lambda: measure(ns.n, phases, ns.scaled_out), report)
 
 
 if __name__ == "__main__":

@@ -41,48 +41,67 @@ CONCURRENCY = 400
 
 
 @contextlib.contextmanager
-def stack(workers: int) -> Iterator[str]:
-    """A scale-out deployment of one API node and ``workers`` pool processes; its URL."""
+def deployment_env() -> Iterator[dict[str, str]]:
+    """The settings of a scale-out deployment whose state lives in a PostgreSQL schema of its
+    own (dropped after) and whose work goes through a Redis queue of its own."""
     tag = secrets.token_hex(5)
-    schema, port = f"qb_bench_{tag}", free_port()
+    schema = f"qb_bench_{tag}"
     with psycopg.connect(POSTGRES, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     separator = "&" if "?" in POSTGRES else "?"
-    env = {
-        **os.environ,
-        "QB_DATABASE_URL": f"{POSTGRES}{separator}options=-csearch_path%3D{schema}",
-        "QB_EXECUTOR": "celery",
-        "QB_BROKER_URL": REDIS,
-        "QB_CELERY_QUEUE": f"qb-bench-{tag}",
-        "QB_PORT": str(port),
-        "QB_ADMIN_KEY": ADMIN_KEY,
-        "QB_RATE_LIMIT": "1000000000",
-        "QB_MAX_QUERY_CONCURRENCY": str(CONCURRENCY),
-        "QB_ACCOUNT_CONCURRENCY": str(CONCURRENCY),
-        "QB_DATA_DIR": f"/tmp/qb-bench-{tag}",
-    }
-    command = [sys.executable, "-m", "querybatch"]
-    server = subprocess.Popen([*command, "serve", "--log-level", "warning"], env=env)
-    worker = None
     try:
-        url = f"http://127.0.0.1:{port}"
-        _await(lambda: httpx.get(url + "/healthz", timeout=1).status_code == 200)
-        worker = subprocess.Popen(
-            [*command, "worker", "--concurrency", str(workers)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        yield url
+        yield {
+            "QB_DATABASE_URL": f"{POSTGRES}{separator}options=-csearch_path%3D{schema}",
+            "QB_EXECUTOR": "celery",
+            "QB_BROKER_URL": REDIS,
+            "QB_CELERY_QUEUE": f"qb-bench-{tag}",
+        }
     finally:
-        if worker is not None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            worker.wait(60)
-        server.send_signal(signal.SIGTERM)
-        server.wait(60)
         with psycopg.connect(POSTGRES, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@contextlib.contextmanager
+def worker_pool(env: dict[str, str], processes: int) -> Iterator[None]:
+    """``querybatch worker --concurrency processes`` for the deployment of ``env``."""
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "querybatch", "worker", "--concurrency", str(processes)],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        yield
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(60)
+
+
+@contextlib.contextmanager
+def stack(workers: int) -> Iterator[str]:
+    """A scale-out deployment of one API node and ``workers`` pool processes; its URL."""
+    with deployment_env() as deployment:
+        port = free_port()
+        env = {
+            **deployment,
+            "QB_PORT": str(port),
+            "QB_ADMIN_KEY": ADMIN_KEY,
+            "QB_RATE_LIMIT": "1000000000",
+            "QB_MAX_QUERY_CONCURRENCY": str(CONCURRENCY),
+            "QB_ACCOUNT_CONCURRENCY": str(CONCURRENCY),
+            "QB_DATA_DIR": f"/tmp/{deployment['QB_CELERY_QUEUE']}",
+        }
+        command = [sys.executable, "-m", "querybatch", "serve", "--log-level", "warning"]
+        server = subprocess.Popen(command, env={**os.environ, **env})
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _await(lambda: httpx.get(url + "/healthz", timeout=1).status_code == 200)
+            with worker_pool(env, workers):
+                yield url
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(60)
 
 
 def _await(ready: object, timeout: float = 60.0) -> None:
