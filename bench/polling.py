@@ -36,6 +36,7 @@ from multiprocessing.synchronize import Event
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench._batch import batch_body, epoch, server_env, submit, wait_stopped
 from bench._common import Figures, parser, print_figures, ratio, run
@@ -117,14 +118,15 @@ def _poll(
 def deployment(scaled_out: bool) -> Iterator[BenchServer]:
     """A fresh server on the embedded default, or an API node with its workers scaled out
     (PostgreSQL, Redis and ``WORKER_PROCESSES`` Celery pool processes)."""
+    env = server_env(CONCURRENCY, LATENCY_MS)
     if not scaled_out:
-        with BenchServer(server_env(CONCURRENCY, LATENCY_MS)) as server:
+        with BenchServer(env) as server:
             yield server
         return
-    with deployment_env() as env:
-        with BenchServer({**server_env(CONCURRENCY, LATENCY_MS), **env}) as server:
-            with worker_pool({**server_env(CONCURRENCY, LATENCY_MS), **env}, WORKER_PROCESSES):
-                yield server
+    with deployment_env() as deployment_settings:
+        env |= deployment_settings
+        with BenchServer(env) as server, worker_pool(env, WORKER_PROCESSES):
+            yield server
 
 
 def measure_phase(phase: Phase, n: int, scaled_out: bool = False) -> Figures:
@@ -181,12 +183,13 @@ def measure_phase(phase: Phase, n: int, scaled_out: bool = False) -> Figures:
 
 def _lane_figures(client: httpx.Client) -> dict[str, float]:
     """The poll lane's counters in the server's ``/metrics``."""
-    figures = {}
-    for line in client.get("/metrics").text.splitlines():
-        if line.startswith("querybatch_node_poll"):
-            name, value = line.split()
-            figures[name] = float(value)
-    return figures
+    families = text_string_to_metric_families(client.get("/metrics").text)
+    return {
+        sample.name: sample.value
+        for family in families
+        if family.name.startswith("querybatch_node_poll")
+        for sample in family.samples
+    }
 
 
 def measure(n: int, phases: list[str], scaled_out: bool = False) -> Figures:

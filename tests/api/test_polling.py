@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from querybatch.cli.http import ApiClient
 from support import ADMIN_KEY, ServerProcess, assert_error, wait_until
@@ -135,9 +136,10 @@ def test_the_cli_polls_conditionally_and_as_often_as_the_server_says(
 
 
 def node_metric(api: httpx.Client, name: str) -> float:
-    for line in api.get("/metrics").text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
+    for family in text_string_to_metric_families(api.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == name:
+                return float(sample.value)
     raise AssertionError(f"no {name} in /metrics")
 
 

@@ -10,6 +10,17 @@ from querybatch.engine.coalesce import Coalescer
 from querybatch.store.results import ChunkCache
 
 
+class CountingRead:
+    """A store read that answers how many times it has been called."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self) -> int:
+        self.calls += 1
+        return self.calls
+
+
 async def test_reads_of_one_key_in_flight_together_run_once() -> None:
     calls = 0
     gate = asyncio.Event()
@@ -110,13 +121,7 @@ def test_payloads_too_big_for_the_cache_are_not_kept(size: int) -> None:
 
 
 async def test_a_fresh_answer_serves_later_reads_until_invalidated() -> None:
-    calls = 0
-
-    async def read() -> int:
-        nonlocal calls
-        calls += 1
-        return calls
-
+    read = CountingRead()
     fresh = Coalescer(fresh_for=60)
     assert [await fresh.read("batch", read) for _ in range(3)] == [1, 1, 1]
     fresh.invalidate("batch")  # this node cancelled the batch: the next poll reads again
@@ -126,13 +131,7 @@ async def test_a_fresh_answer_serves_later_reads_until_invalidated() -> None:
 
 
 async def test_fresh_answers_expire_and_their_number_is_bounded() -> None:
-    calls = 0
-
-    async def read() -> int:
-        nonlocal calls
-        calls += 1
-        return calls
-
+    read = CountingRead()
     brief = Coalescer(fresh_for=0.01)
     assert await brief.read("k", read) == 1
     await asyncio.sleep(0.02)

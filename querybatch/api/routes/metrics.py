@@ -30,9 +30,13 @@ async def metrics(services: ServicesDep) -> Response:
     """Queue depth, running sub-queries, alive workers, and sub-queries finished per data
     source and status."""
     figures = await services.operations.figures()
+    polls = services.poll_budget
 
     def gauge(name: str, text: str, value: float) -> GaugeMetricFamily:
         return GaugeMetricFamily(name, text, value=value)
+
+    def counter(name: str, text: str, value: float) -> CounterMetricFamily:
+        return CounterMetricFamily(name, text, value=value)
 
     finished = CounterMetricFamily(
         "querybatch_subqueries_finished",
@@ -76,25 +80,25 @@ async def metrics(services: ServicesDep) -> Response:
         ),
         finished,
         seconds,
-        CounterMetricFamily(
+        counter(
             "querybatch_node_polls",
             "Polls this node answered in its poll lane (status, batch and status pages)",
-            value=services.poll_budget.polls,
+            polls.polls,
         ),
-        CounterMetricFamily(
+        counter(
             "querybatch_node_poll_cpu_seconds",
             "CPU seconds this node spent answering polls",
-            value=services.poll_budget.cpu_seconds,
+            polls.cpu_seconds,
         ),
-        CounterMetricFamily(
+        counter(
             "querybatch_node_polls_held",
             "Polls held back because polls had used their share of the event loop",
-            value=services.poll_budget.held,
+            polls.held,
         ),
-        CounterMetricFamily(
+        counter(
             "querybatch_node_poll_held_seconds",
             "Seconds polls were held back for the engine's sake",
-            value=services.poll_budget.held_seconds,
+            polls.held_seconds,
         ),
     ]
     registry = CollectorRegistry(auto_describe=False)
