@@ -72,3 +72,14 @@ def test_an_invalid_setting_is_named_by_its_variable(tmp_path: Path) -> None:
     assert checked.returncode == 2
     assert checked.stderr.startswith("error: QB_PORT: ")
     assert "Traceback" not in checked.stderr
+
+
+@pytest.mark.parametrize("share", ["0", "-0.5", "1.5", "nan"])
+def test_a_poll_share_outside_zero_to_one_stops_the_server_before_it_listens(
+    tmp_path: Path, share: str
+) -> None:
+    env = {"QB_DATA_DIR": str(tmp_path / "data"), "QB_PORT": "0", "QB_POLL_SHARE": share}
+    served = querybatch("serve", **env)
+    assert served.returncode == 2, served.stderr
+    assert served.stderr.startswith("error: QB_POLL_SHARE: ")
+    assert not (tmp_path / "data").exists()
