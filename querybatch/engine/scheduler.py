@@ -240,14 +240,22 @@ class Scheduler:
         lease = self.settings.lease_seconds
         if now - self._last_renewal >= lease / 3:
             self._last_renewal = now
-            held = [
-                *self.executor.running(),
-                *(i for lane in self.lanes.values() for i in lane.buffer),
-            ]
-            await self.store.runs.renew_leases(held, now + lease)
+            await self.store.runs.renew_leases(self.executor.running(), now + lease)
+            # Claimed and not handed over yet: once handed over they may wait in a queue that
+            # nobody renews them in, so they keep the claim's (longer, for a broker) lease.
+            buffered = [i for lane in self.lanes.values() for i in lane.buffer]
+            await self.store.runs.renew_leases(buffered, now + self.settings.claim_lease_seconds)
         if now - self._last_requeue >= lease / 2:
             self._last_requeue = now
-            if await self.store.runs.requeue(now, max_attempts=self.settings.max_attempts):
+            moved = await self.store.runs.requeue(now, max_attempts=self.settings.max_attempts)
+            if moved:
+                logs.event(
+                    log,
+                    "leases_lapsed",
+                    "took back {count} sub-queries whose runs went unheard of; they run again",
+                    level=logging.WARNING,
+                    count=moved,
+                )
                 for lane in self.lanes.values():
                     lane.exhausted = False
 

@@ -126,7 +126,13 @@ def test_two_api_nodes_on_one_database_serve_at_once_without_double_dispatch(
             for batch_id in ids:
                 assert_every_result_stored_once(first, one, batch_id)
             attempts = first.sql("SELECT max(attempt) FROM queries")[0][0]
-            assert attempts == 1  # nothing was handed out twice
+            # Nothing was handed out twice (and if it was, the nodes' logs say why).
+            assert attempts == 1, [
+                line
+                for node in (first, second)
+                for line in node.log().splitlines()
+                if "lease" in line or "leading" in line or "leader" in line
+            ]
             leaders = [
                 "querybatch_node_leader 1.0" in httpx.get(node.url + "/metrics").text
                 for node in (first, second)

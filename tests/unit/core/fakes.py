@@ -350,6 +350,17 @@ class PrefetchingExecutor(FakeExecutor):
     prefetch = True
 
 
+class BrokerExecutor(FakeExecutor):
+    """A fake executor that hands sub-queries to a queue, as the Celery one: what it was handed
+    is not the scheduler's to renew (the workers renew what they run)."""
+
+    in_process = False
+    scale_out = True
+
+    def running(self) -> list[WorkItem]:
+        return []
+
+
 # -- the data source ------------------------------------------------------------------------
 
 FIELDS = (

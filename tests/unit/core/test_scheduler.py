@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from fakes import (
+    BrokerExecutor,
     FakeClock,
     FakeExecutor,
     PrefetchingExecutor,
@@ -68,9 +69,12 @@ async def rig(
     max_attempts: int = 4,
     prefetch: bool = False,
     leadership: Leadership | None = None,
+    executor_class: type[FakeExecutor] | None = None,
+    claim_lease: float = LEASE,
 ) -> Rig:
     """A scheduler on the test's store and clock, handing out to a fake executor."""
-    executor = (PrefetchingExecutor if prefetch else FakeExecutor)(store, clock, slots)
+    chosen = executor_class or (PrefetchingExecutor if prefetch else FakeExecutor)
+    executor = chosen(store, clock, slots)
     stopped: list[str] = []
     scheduler = Scheduler(
         store,
@@ -78,7 +82,7 @@ async def rig(
         SchedulerSettings(
             account_concurrency=account_concurrency,
             lease_seconds=LEASE,
-            claim_lease_seconds=LEASE,
+            claim_lease_seconds=claim_lease,
             max_attempts=max_attempts,
         ),
         stopped.extend,
@@ -276,6 +280,28 @@ async def test_a_claimed_sub_query_waiting_for_a_free_slot_keeps_its_lease(
     r.executor.slots = 2
     await r.tick()
     assert [i.attempt for i in r.executor.submitted] == [1, 1]
+
+
+async def test_a_sub_query_handed_to_a_broker_keeps_the_claim_lease_however_long_it_waited(
+    store: Store, clock: FakeClock
+) -> None:
+    # Nobody renews a sub-query waiting in a broker's queue, so the leader's renewals while it
+    # waited for a slot must not shorten its claim lease to a running sub-query's.
+    r = await rig(store, clock, executor_class=BrokerExecutor, claim_lease=4 * LEASE)
+    await create_batch(store, "qrb_brokered", size=1, now=clock())
+    r.executor.slots = 0
+    for _ in range(4):  # two leases long, renewed on the way
+        await r.tick()
+        clock.advance(LEASE / 2)
+    r.executor.slots = 1
+    await r.tick()
+    [item] = r.executor.submitted
+    for _ in range(6):  # three leases long in the queue, within the claim lease
+        clock.advance(LEASE / 2)
+        await r.tick()
+    [query] = await queries_of(store, "qrb_brokered")
+    assert (query.status, query.attempt) == (QueryStatus.QUEUED, 1)
+    assert r.executor.submitted == [item]
 
 
 async def test_a_sub_query_lost_max_attempts_times_ends_as_abandoned(
