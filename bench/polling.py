@@ -39,7 +39,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench._batch import batch_body, epoch, server_env, submit, wait_stopped
-from bench._common import Figures, parser, print_figures, ratio, run
+from bench._common import Figures, Profiling, parser, print_figures, profiling, ratio, run
 from bench._server import BenchServer
 from bench.scaleout import deployment_env, worker_pool
 
@@ -129,8 +129,11 @@ def deployment(scaled_out: bool) -> Iterator[BenchServer]:
             yield server
 
 
-def measure_phase(phase: Phase, n: int, scaled_out: bool = False) -> Figures:
-    """Run the batch on a fresh deployment with the phase's pollers; its figures."""
+def measure_phase(
+    phase: Phase, n: int, scaled_out: bool = False, profile: Profiling | None = None
+) -> Figures:
+    """Run the batch on a fresh deployment with the phase's pollers; its figures (and, when
+    asked, a profile of the API server while the batch runs)."""
     context = multiprocessing.get_context("spawn")
     jobs, counts, stop = context.Queue(), context.Queue(), context.Event()
     with deployment(scaled_out) as server:
@@ -147,7 +150,7 @@ def measure_phase(phase: Phase, n: int, scaled_out: bool = False) -> Figures:
             poller.start()
         for _ in pollers:
             counts.get(timeout=60)
-        with server.client() as client:
+        with server.client() as client, server.profiled(profile):
             cpu0 = server.cpu_seconds()
             batch_id = submit(client, batch_body(n, CONCURRENCY))
             for _ in pollers:
@@ -192,8 +195,12 @@ def _lane_figures(client: httpx.Client) -> dict[str, float]:
     }
 
 
-def measure(n: int, phases: list[str], scaled_out: bool = False) -> Figures:
-    """Every phase in turn (the unpolled one first); ratios and CPU per poll against it."""
+def measure(
+    n: int, phases: list[str], scaled_out: bool = False, profile: Profiling | None = None
+) -> Figures:
+    """Every phase in turn (the unpolled one first); ratios and CPU per poll against it.
+    With ``profile``, each phase's server is sampled into a file of its own, the phase's name
+    before the suffix (``prof.txt``: ``prof.status.txt``, ...)."""
     names = ["unpolled", *[name for name in phases if name != "unpolled"]]
     figures: Figures = {
         "n": float(n),
@@ -202,7 +209,11 @@ def measure(n: int, phases: list[str], scaled_out: bool = False) -> Figures:
         "scaled_out": float(scaled_out),
     }
     for name in names:
-        figures.update(measure_phase(PHASES[name], n, scaled_out))
+        phase_profile = None
+        if profile is not None:
+            path = profile.path.with_name(f"{profile.path.stem}.{name}{profile.path.suffix}")
+            phase_profile = Profiling(path, profile.gil)
+        figures.update(measure_phase(PHASES[name], n, scaled_out, phase_profile))
     base_makespan, base_cpu = figures["unpolled_makespan_s"], figures["unpolled_server_cpu_s"]
     for name in names[1:]:
         figures[f"{name}_makespan_ratio"] = ratio(figures[f"{name}_makespan_s"], base_makespan)
@@ -276,7 +287,7 @@ def main(argv: list[str] | None = None) -> Figures:
     if unknown:
         args.error(f"unknown phase(s): {', '.join(unknown)}")
     name = f"{NAME}_scaleout" if ns.scaled_out else NAME
-    return run(name, ns.out, lambda: measure(ns.n, phases, ns.scaled_out), report)
+    return run(name, ns.out, lambda: measure(ns.n, phases, ns.scaled_out, profiling(ns)), report)
 
 
 if __name__ == "__main__":

@@ -121,14 +121,16 @@ def status_response(services: Services, request: Request, answer: QueryState) ->
     """The status shape: status code, progress, workflow counters, empty data; built once
     per state of the query (a poll answer), with when to ask again while it runs."""
     query = answer.query
+    hint = None if query.status.is_final else retry_after(query.start_time, None, time.time())
 
     def build() -> PollAnswer:
         meta = shapes.status_meta(PLACEHOLDER, query, answer.workflow)
-        hint = None if query.status.is_final else retry_after(query.start_time, None, time.time())
         return PollAnswer.of(DataResponse(meta=meta, data=[]), hint)
 
     key = ("query", query.account, query.id)
-    return services.answers.answer(key, query, answer.workflow, build).response(request)
+    # All the answer shows of the query: each poll reads it anew, and most find it as it was.
+    shown = (query.status, query.error, query.excluded_accounts)
+    return services.answers.answer(key, shown, (answer.workflow, hint), build).response(request)
 
 
 async def rows_response(

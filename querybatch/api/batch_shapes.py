@@ -93,6 +93,7 @@ def batch_query(query: SubQueryState, base: str) -> BatchQueryItem:
             total_rows=query.total_rows,
             results_url=f"{base}/query/results?" + urlencode({"schedule_id": query.schedule_id}),
         )
+    accounts, start_date, end_date = query.split()
     return BatchQueryItem(
         schedule_id=query.schedule_id,
         status_code=query.status.value,
@@ -100,9 +101,9 @@ def batch_query(query: SubQueryState, base: str) -> BatchQueryItem:
         query_end_time=iso_time(query.end_time),
         split_info=SplitInfo(
             ds_id=query.ds_id,
-            ds_accounts=list(query.accounts),
-            start_date=query.start_date,
-            end_date=query.end_date,
+            ds_accounts=list(accounts),
+            start_date=start_date,
+            end_date=end_date,
         ),
         error_info=error_info,
         result_info=result_info,

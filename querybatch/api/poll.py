@@ -92,8 +92,9 @@ class PollAnswer:
 class AnswerCache:
     """The poll answers built lately, each with the state it was built from.
 
-    The engine hands out the same state object to every poll within its freshness window,
-    so an answer is reused while its key maps to that very object (and equal extras).
+    An answer is reused while its key maps to the same state (and equal extras): the very
+    object, which the engine hands every poll within its freshness window, or an equal one,
+    read again and found unchanged.
     """
 
     def __init__(self, max_kept: int = MAX_KEPT) -> None:
@@ -105,7 +106,7 @@ class AnswerCache:
     ) -> PollAnswer:
         """The answer of ``key`` for ``state`` (and ``extra``), built only if it changed."""
         kept = self._kept.get(key)
-        if kept is not None and kept[0] is state and kept[1] == extra:
+        if kept is not None and (kept[0] is state or kept[0] == state) and kept[1] == extra:
             return kept[2]
         answer = build()
         self._kept[key] = (state, extra, answer)

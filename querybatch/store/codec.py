@@ -44,13 +44,6 @@ def decode_spec(text: str | bytes) -> QuerySpec:
     return QuerySpec.model_validate_json(text)
 
 
-def decode_split(text: str | bytes) -> tuple[tuple[str, ...], str, str]:
-    """The accounts and dates (ISO) of a stored spec, without validating the whole of it
-    (what a batch's status page shows of each sub-query)."""
-    values = orjson.loads(text)
-    return tuple(values["accounts"]), values["start_date"], values["end_date"]
-
-
 def encode_settings(stored: StoredSettings) -> str:
     """A batch's settings and columns as stored text (``{}`` for a data request's batch)."""
     if stored.settings is None:

@@ -5,14 +5,16 @@ Status changes live in runs.py, counters in counters.py, expiry and callbacks in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import RowMapping, Text, and_, bindparam, func, insert, or_, select, type_coerce
 
 from querybatch.domain.batch import BatchSettings, PlannedQuery
 from querybatch.domain.status import BatchStatus, QueryStatus
-from querybatch.store.codec import StoredSettings, decode_split
+from querybatch.store.codec import StoredSettings
 from querybatch.store.database import Database
+from querybatch.store.prepared import PreparedRead
 from querybatch.store.records import (
     BatchRecord,
     Counts,
@@ -45,13 +47,21 @@ _QUERY_BASE = (
     .join(batches, batches.c.id == queries.c.batch_id)
     .outerjoin(results, results.c.id == queries.c.result_id)
 )
-_QUERY_BY_SCHEDULE_ID = _QUERY_BASE.where(
-    queries.c.account == bindparam("account"), queries.c.schedule_id == bindparam("ident")
+_QUERY_BY_SCHEDULE_ID = PreparedRead(
+    _QUERY_BASE.where(
+        queries.c.account == bindparam("account"), queries.c.schedule_id == bindparam("ident")
+    )
 )
-_QUERY_BY_REQUEST_ID = _QUERY_BASE.where(
-    queries.c.account == bindparam("account"), queries.c.request_id == bindparam("ident")
+_QUERY_BY_REQUEST_ID = PreparedRead(
+    _QUERY_BASE.where(
+        queries.c.account == bindparam("account"), queries.c.request_id == bindparam("ident")
+    )
 )
-_BATCH_PAGE = (
+# The sub-queries of a status page read in one go. A poller's page (100, the default) is one
+# read; on SQLite it runs on the event loop as a point read, where it costs less than the
+# hop to a reader thread and back, and this bound keeps each such read short.
+PAGE_ROWS_AT_ONCE = 100
+_BATCH_PAGE = PreparedRead(
     select(
         queries.c.id,
         queries.c.schedule_id,
@@ -260,12 +270,12 @@ class JobStore:
         """
         params = {"account": account, "ident": ident}
         with self.db.point_reading() as conn:
-            row = conn.execute(_QUERY_BY_SCHEDULE_ID, params).mappings().first()
-            if row is None:
-                row = conn.execute(_QUERY_BY_REQUEST_ID, params).mappings().first()
-        if row is None or self._expired(row["batch_end_time"], now):
+            rows = _QUERY_BY_SCHEDULE_ID.mappings(conn, params)
+            if not rows:
+                rows = _QUERY_BY_REQUEST_ID.mappings(conn, params)
+        if not rows or self._expired(rows[0]["batch_end_time"], now):
             return None
-        return self._query_record(row)
+        return self._query_record(rows[0])
 
     @reads
     def batch_queries(self, batch_id: str, offset: int, limit: int) -> list[QueryRecord]:
@@ -281,14 +291,14 @@ class JobStore:
             ).mappings()
             return [self._query_record(row) for row in rows]
 
-    @reads
+    @point_reads
     def batch_page(self, batch_id: str, offset: int, limit: int) -> list[SubQueryState]:
-        """What a status page shows of a batch's sub-queries in order, ``limit`` of them
-        after the first ``offset``."""
-        with self.db.reading() as conn:
-            rows = conn.execute(
-                _BATCH_PAGE, {"b_id": batch_id, "offset": offset, "limit": limit}
-            ).all()
+        """What a status page shows of a batch's sub-queries in order, ``limit`` (at most
+        :data:`PAGE_ROWS_AT_ONCE`) of them after the first ``offset``."""
+        if limit > PAGE_ROWS_AT_ONCE:
+            raise ValueError(f"a page of at most {PAGE_ROWS_AT_ONCE} rows is read at once")
+        with self.db.point_reading() as conn:
+            rows = _BATCH_PAGE.rows(conn, {"b_id": batch_id, "offset": offset, "limit": limit})
         return [_sub_query_state(*row) for row in rows]
 
     @reads
@@ -310,7 +320,7 @@ class JobStore:
     def _expired(self, end_time: float | None, now: float) -> bool:
         return end_time is not None and end_time + self.result_ttl < now
 
-    def _query_record(self, row: RowMapping) -> QueryRecord:
+    def _query_record(self, row: Mapping[Any, Any]) -> QueryRecord:
         result = None
         if row["result_id"] is not None and row["total_rows"] is not None:
             result = ResultRecord(
@@ -366,24 +376,24 @@ def _sub_query_state(
     total_rows: int | None,
 ) -> SubQueryState:
     """A row of ``_BATCH_PAGE`` (its columns in order) as the status page's record."""
-    accounts, start_date, end_date = decode_split(spec_text)
     error = None
     if error_code:
         error = ErrorInfo(error_code, error_message or "", error_description)
     return SubQueryState(
-        id=query_id,
-        schedule_id=schedule_id,
-        status=QueryStatus(status),
-        ds_id=ds_id,
-        accounts=accounts,
-        start_date=start_date,
-        end_date=end_date,
-        start_time=start_time,
-        end_time=end_time,
-        error=error,
-        excluded_accounts=excluded_accounts,
-        total_rows=total_rows,
+        query_id,
+        schedule_id,
+        _STATUSES[status],
+        ds_id,
+        spec_text,
+        start_time,
+        end_time,
+        error,
+        excluded_accounts,
+        total_rows,
     )
+
+
+_STATUSES = {status.value: status for status in QueryStatus}
 
 
 def batch_record(row: RowMapping) -> BatchRecord:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
+
+import orjson
 
 from querybatch.domain.actions import Statement
 from querybatch.domain.batch import BatchSettings
@@ -127,26 +130,30 @@ class QueryRecord:
     cache_time: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class SubQueryState:
+class SubQueryState(NamedTuple):
     """A sub-query as its batch's status page shows it: what it covers and where it stands.
 
-    Read without the whole spec, which a page of sub-queries would otherwise decode and
-    validate a hundred times per poll.
+    Read without decoding the spec: a page of sub-queries is polled again and again, and its
+    items are rebuilt only for the sub-queries whose status or times changed (see the API's
+    item cache), so what a sub-query covers is taken from its spec only then (:meth:`split`).
+    A tuple rather than a frozen dataclass: a page makes a hundred of them per poll.
     """
 
     id: int
     schedule_id: str
     status: QueryStatus
     ds_id: str
-    accounts: tuple[str, ...]
-    start_date: str  # ISO date
-    end_date: str
+    spec_text: str  # the stored spec, as JSON
     start_time: float | None
     end_time: float | None
     error: ErrorInfo | None
     excluded_accounts: dict[str, str] | None
     total_rows: int | None  # when it has a result
+
+    def split(self) -> tuple[tuple[str, ...], str, str]:
+        """The accounts and the first and last date (ISO) it covers."""
+        values = orjson.loads(self.spec_text)
+        return tuple(values["accounts"]), values["start_date"], values["end_date"]
 
 
 @dataclass(frozen=True, slots=True)

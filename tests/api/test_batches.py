@@ -165,6 +165,32 @@ def test_split_policies_make_one_sub_query_per_piece_in_order(
         assert min(r[0] for r in rows) == start and max(r[0] for r in rows) == end
 
 
+def test_status_pages_of_any_size_list_the_sub_queries_in_order(api: httpx.Client) -> None:
+    # 261 sub-queries: more than one read's worth (100), so that large pages are pieced
+    # together from several reads and must still meet end to end.
+    batch = create(
+        api,
+        queries=[query(ds_accounts=["ads-0001"], start_date="2026-01-01", end_date="2026-09-18")],
+        split_dates_policy="day",
+        schedule_time=(date.today() + timedelta(days=30)).isoformat() + "T00:00:00Z",
+    )
+    batch_id = batch["batch_id"]
+    days = [(date(2026, 1, 1) + timedelta(days=n)).isoformat() for n in range(261)]
+
+    def page(offset: int, limit: int) -> list[str]:
+        answer = api.get(
+            f"/query/batch/{batch_id}/status", params={"offset": offset, "limit": limit}
+        ).json()
+        assert answer["meta"]["paginate"]["total"] == 261
+        return [item["split_info"]["start_date"] for item in answer["data"]]
+
+    assert page(0, 1000) == days
+    assert page(37, 150) == days[37:187]
+    assert page(200, 100) == days[200:]
+    assert page(0, 100) + page(100, 100) + page(200, 100) == days
+    assert page(261, 50) == []
+
+
 def test_split_by_month_cuts_at_calendar_months(api: httpx.Client) -> None:
     batch = create(
         api,

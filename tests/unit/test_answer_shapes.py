@@ -20,6 +20,7 @@ from querybatch.domain.batch import BatchSettings
 from querybatch.domain.fields import FieldInfo
 from querybatch.domain.query import QuerySpec
 from querybatch.domain.status import BatchStatus, QueryStatus
+from querybatch.store.codec import encode_spec
 from querybatch.store.records import (
     BatchRecord,
     Counts,
@@ -214,9 +215,7 @@ def page_state(query: QueryRecord) -> SubQueryState:
         schedule_id=query.schedule_id,
         status=query.status,
         ds_id=query.ds_id,
-        accounts=query.spec.accounts,
-        start_date=query.spec.start_date.isoformat(),
-        end_date=query.spec.end_date.isoformat(),
+        spec_text=encode_spec(query.spec),
         start_time=query.start_time,
         end_time=query.end_time,
         error=query.error,

@@ -253,3 +253,68 @@ def test_a_sub_query_claimed_max_attempts_times_is_abandoned_not_requeued(
     )
     batch = store.jobs.get_batch.blocking("acme", "qrb_000000000001", time.time())
     assert batch is not None and batch.status is BatchStatus.STOPPED
+
+
+def test_the_prepared_hot_reads_answer_exactly_as_sqlalchemy_does(store: Store) -> None:
+    from querybatch.store import jobs, results
+
+    batch_id = "qrb_000000000001"
+    make_batch(store, 4)
+    items = claim(store, batch_id, 3)
+    store.runs.record_runs.blocking(
+        [(i, time.time()) for i in items], [], time.time() + 30, time.time()
+    )
+    done = dataclasses.replace(success(items[0], rows=3), excluded_accounts={"ads-9": "gone"})
+    failed = Outcome(
+        items[1].query_id,
+        batch_id,
+        items[1].attempt,
+        QueryStatus.FAILURE,
+        time.time(),
+        error=ErrorInfo("CONNECTOR_ERROR", "boom", "the source said no"),
+    )
+    store.runs.record_runs.blocking([], [done, failed], time.time() + 30, time.time())
+    assert done.result is not None
+    reads = [
+        *(
+            (jobs._QUERY_BY_SCHEDULE_ID, {"account": "acme", "ident": f"{batch_id}_query_{n}"})
+            for n in (1, 2, 3, 4)
+        ),
+        (jobs._BATCH_PAGE, {"b_id": batch_id, "offset": 0, "limit": 100}),
+        (jobs._BATCH_PAGE, {"b_id": batch_id, "offset": 2, "limit": 1}),
+        (results._READ_CHUNKS, {"r_id": done.result.id, "first": 0, "last": 0}),
+    ]
+    with store.db.reading() as conn:
+        for read, params in reads:
+            expected = [tuple(row) for row in conn.execute(read.statement, params)]
+            assert expected, read.statement  # each compares something
+            assert [tuple(row) for row in read.rows(conn, params)] == expected
+    # The statuses, times, error and excluded accounts survive the way through a page too.
+    page = store.jobs.batch_page.blocking(batch_id, 0, 100)
+    assert [q.status for q in page] == [
+        QueryStatus.SUCCESS,
+        QueryStatus.FAILURE,
+        QueryStatus.RUNNING,
+        QueryStatus.SCHEDULED,
+    ]
+    assert page[0].excluded_accounts == {"ads-9": "gone"} and page[0].total_rows == 3
+    assert page[1].error == ErrorInfo("CONNECTOR_ERROR", "boom", "the source said no")
+    assert page[3].split() == (("ads-0001",), "2026-01-01", "2026-01-01")
+
+
+def test_a_driver_error_in_a_prepared_read_is_the_store_s_own_error(store: Store) -> None:
+    from sqlalchemy import literal_column, select
+
+    from querybatch.errors import StoreUnavailable
+    from querybatch.store.prepared import PreparedRead
+    from querybatch.store.tables import queries
+
+    broken = PreparedRead(select(literal_column("no_such_column")).select_from(queries))
+    with pytest.raises(StoreUnavailable), store.db.reading() as conn:
+        broken.rows(conn, {})
+
+
+def test_a_status_page_is_read_at_most_a_hundred_rows_at_a_time(store: Store) -> None:
+    make_batch(store, 3)
+    with pytest.raises(ValueError, match="at most 100"):
+        store.jobs.batch_page.blocking("qrb_000000000001", 0, 101)
