@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from querybatch import logs
 from querybatch.engine.executors.base import Executor
 from querybatch.engine.executors.lifecycle import log_stopped
+from querybatch.engine.expiry import Expiry
 from querybatch.engine.leader import Leadership
 from querybatch.store.records import LaneRecord, WorkItem
 from querybatch.store.store import Store
@@ -43,7 +44,6 @@ class SchedulerSettings:
     claim_lease_seconds: float = 30.0
     tick_seconds: float = 0.25
     sweep_seconds: float = 30.0
-    orphan_grace: float = 7200.0
     max_attempts: int = 4  # claims of one sub-query before a lapsed one is abandoned
 
 
@@ -82,8 +82,10 @@ class Scheduler:
         on_stopped: StoppedCallback,
         leadership: Leadership | None = None,
         clock: Clock = time.time,
+        expiry: Expiry | None = None,
     ) -> None:
         self.leadership = leadership
+        self.expiry = expiry
         # Leases, timeouts and claims all read the time here, so a test can move it by hand.
         self.clock = clock
         self.store = store
@@ -139,9 +141,9 @@ class Scheduler:
         self._count_adopted(adopted)
         await self._stop_timed_out(now)
         await self._maintain_leases(now)
-        if now - self._last_sweep >= self.settings.sweep_seconds:
+        if self.expiry is not None and now - self._last_sweep >= self.settings.sweep_seconds:
             self._last_sweep = now
-            await self.store.upkeep.sweep(now, self.settings.orphan_grace)
+            self.expiry.start()  # in the background, a slice at a time
         self._refill()
         self._pump()
 

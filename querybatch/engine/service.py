@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -13,6 +14,7 @@ from querybatch.domain.callback_policy import CallbackAllow
 from querybatch.engine.callback_targets import CallbackTargets
 from querybatch.engine.callbacks import CallbackSender
 from querybatch.engine.executors.base import Executor
+from querybatch.engine.expiry import ORPHAN_GRACE, Expiry
 from querybatch.engine.leader import Leadership
 from querybatch.engine.planner import Planner
 from querybatch.engine.scheduler import Scheduler, SchedulerSettings
@@ -44,6 +46,11 @@ class Engine:
         self.planner = Planner(sources)
         self.waiters = Waiters()
         self.executor = executor
+        # Runs of an earlier embedded process that left chunks behind cannot finish any more;
+        # scaled out, a worker may still be running them, so they get the whole grace.
+        self.expiry = Expiry(
+            store, ORPHAN_GRACE, orphans_before=time.time() if executor.in_process else 0.0
+        )
         self.scheduler = Scheduler(
             store,
             executor,
@@ -59,6 +66,7 @@ class Engine:
             ),
             self.notify_stopped,
             Leadership(store.db) if executor.scale_out else None,
+            expiry=self.expiry,
         )
         self._loop_task: asyncio.Task[None] | None = None
         self._callback_task: asyncio.Task[None] | None = None
@@ -86,6 +94,7 @@ class Engine:
         self.scheduler.stop()
         if self._loop_task is not None:
             await self._loop_task
+        await self.expiry.stop()
         if self._callback_task is not None:
             self._callback_task.cancel()
             await asyncio.gather(self._callback_task, return_exceptions=True)

@@ -165,6 +165,8 @@ queries = Table(
     Index(None, "status", "lease_expires_at"),
     Index(None, "account", "request_id"),
     Index(None, "fingerprint", "status"),
+    # Deleting a result checks that no sub-query refers to it: without this, a scan per result.
+    Index(None, "result_id"),
 )
 
 # Every request id handed out for a query besides the one that created it (a request that

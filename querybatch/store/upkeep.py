@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select, update
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, delete, func, select, update
 
 from querybatch.domain.status import BatchStatus
 from querybatch.store.database import Database
@@ -72,23 +74,98 @@ class UpkeepStore:
             )
 
     @writes
-    def sweep(self, now: float, orphan_grace: float) -> int:
-        """Delete batches whose results expired, results nobody refers to, and lost chunks."""
+    def expire_slice(self, now: float, limit: int) -> ExpirySlice:
+        """Delete at most ``limit`` sub-queries of batches whose results expired, oldest batch
+        first, with their results and chunks (a result another query still refers to stays),
+        and each batch once none of its sub-queries is left.
+
+        One bounded transaction: a store holding a million expired sub-queries is emptied a
+        slice at a time, while the engine and the API keep writing between slices.
+        """
+        deleted = batches_deleted = 0
         with self.db.writing() as conn:
-            expired = conn.execute(
-                delete(batches).where(
-                    batches.c.status == BatchStatus.STOPPED,
-                    batches.c.end_time < now - self.result_ttl,
-                )
-            ).rowcount
-            referenced = select(queries.c.result_id).where(queries.c.result_id.is_not(None))
-            unreferenced = select(results.c.id).where(results.c.id.not_in(referenced))
-            conn.execute(delete(result_chunks).where(result_chunks.c.result_id.in_(unreferenced)))
-            conn.execute(delete(results).where(results.c.id.not_in(referenced)))
-            conn.execute(
-                delete(result_chunks).where(
-                    result_chunks.c.created_at < now - orphan_grace,
-                    result_chunks.c.result_id.not_in(select(results.c.id)),
-                )
+            while deleted < limit:
+                batch_id = conn.execute(
+                    select(batches.c.id)
+                    .where(
+                        batches.c.status == BatchStatus.STOPPED,
+                        batches.c.end_time < now - self.result_ttl,
+                    )
+                    .order_by(batches.c.end_time)
+                    .limit(1)
+                ).scalar()
+                if batch_id is None:
+                    return ExpirySlice(deleted, batches_deleted, done=True)
+                wanted = limit - deleted
+                rows = conn.execute(
+                    select(queries.c.id, queries.c.result_id)
+                    .where(queries.c.batch_id == batch_id)
+                    .limit(wanted)
+                ).all()
+                if rows:
+                    conn.execute(delete(queries).where(queries.c.id.in_([r.id for r in rows])))
+                    _drop_unreferenced(conn, {r.result_id for r in rows if r.result_id})
+                    deleted += len(rows)
+                if len(rows) < wanted:
+                    conn.execute(delete(batches).where(batches.c.id == batch_id))
+                    batches_deleted += 1
+        return ExpirySlice(deleted, batches_deleted, done=False)
+
+    @writes
+    def orphan_slice(self, before: float, after: str, limit: int) -> tuple[int, str | None]:
+        """Look at the chunks of ``limit`` results (by id, after ``after``) and delete those of
+        runs that never recorded an outcome (no results row) and were written before
+        ``before``; results no query refers to go too. Returns how many results' chunks were
+        deleted and the last id looked at (None once past the end)."""
+        with self.db.writing() as conn:
+            ids = list(
+                conn.execute(
+                    select(result_chunks.c.result_id)
+                    .where(result_chunks.c.result_id > after)
+                    .group_by(result_chunks.c.result_id)
+                    .order_by(result_chunks.c.result_id)
+                    .limit(limit)
+                ).scalars()
             )
-        return expired
+            if not ids:
+                return 0, None
+            _drop_unreferenced(conn, set(ids))
+            recorded = select(results.c.id).where(results.c.id == result_chunks.c.result_id)
+            lost = conn.execute(
+                select(result_chunks.c.result_id)
+                .where(
+                    result_chunks.c.result_id.in_(ids),
+                    result_chunks.c.created_at < before,
+                    ~recorded.exists(),
+                )
+                .distinct()
+            ).scalars()
+            lost_ids = list(lost)
+            if lost_ids:
+                conn.execute(delete(result_chunks).where(result_chunks.c.result_id.in_(lost_ids)))
+        return len(lost_ids), ids[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class ExpirySlice:
+    """What one slice of expiry deleted, and whether nothing expired is left."""
+
+    queries: int
+    batches: int
+    done: bool
+
+
+def _drop_unreferenced(conn: Connection, result_ids: set[str]) -> None:
+    """Delete these results (and their chunks) unless a sub-query still refers to them."""
+    if not result_ids:
+        return
+    referenced = select(queries.c.id).where(queries.c.result_id == results.c.id)
+    gone = list(
+        conn.execute(
+            delete(results)
+            .where(results.c.id.in_(result_ids), ~referenced.exists())
+            .returning(results.c.id)
+        ).scalars()
+    )
+    if gone:
+        conn.execute(delete(result_chunks).where(result_chunks.c.result_id.in_(gone)))

@@ -16,6 +16,7 @@ from querybatch.store.records import BatchRecord, ErrorInfo, NewResult, Outcome,
 from querybatch.store.results import encode_rows
 from querybatch.store.runs import new_result_id
 from querybatch.store.store import Store
+from querybatch.store.upkeep import ExpirySlice
 
 SPEC = {
     "ds_id": "DEMO_ADS",
@@ -202,8 +203,77 @@ def test_expired_batches_are_swept_with_their_rows(store: Store) -> None:
     store.runs.record_runs.blocking([], [outcome], 0, time.time())
     later = time.time() + 3601
     assert store.jobs.get_batch.blocking("acme", "qrb_000000000001", later) is None
-    assert store.upkeep.sweep.blocking(later, 0) == 1
+    assert store.upkeep.expire_slice.blocking(later, 100) == ExpirySlice(1, 1, done=True)
+    assert store.upkeep.expire_slice.blocking(later, 100) == ExpirySlice(0, 0, done=True)
     assert store.results.read_chunks.blocking(outcome.result.id, 0, 10) == []  # type: ignore[union-attr]
+
+
+def finish_all(store: Store, batch_id: str, n: int, end: float) -> list[Outcome]:
+    items = claim(store, batch_id, n)
+    store.runs.record_runs.blocking([(i, end) for i in items], [], end + 30, end)
+    outcomes = [dataclasses.replace(success(i), end_time=end) for i in items]
+    store.runs.record_runs.blocking([], outcomes, end + 30, end)
+    return outcomes
+
+
+def count_rows(store: Store, table: str) -> int:
+    from sqlalchemy import text
+
+    with store.db.reading() as conn:
+        return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def test_expiry_deletes_a_slice_at_a_time_oldest_batch_first(store: Store) -> None:
+    make_batch(store, 5, "qrb_000000000001")
+    make_batch(store, 3, "qrb_000000000002")
+    make_batch(store, 2, "qrb_000000000003")
+    finish_all(store, "qrb_000000000001", 5, 1000.0)
+    finish_all(store, "qrb_000000000002", 3, 1001.0)
+    finish_all(store, "qrb_000000000003", 2, 9000.0)  # not expired yet at 5000
+    now = 1002.0 + 3600 + 1
+    slices = [store.upkeep.expire_slice.blocking(now, 3)]
+    while not slices[-1].done:
+        slices.append(store.upkeep.expire_slice.blocking(now, 3))
+    assert [(d.queries, d.batches) for d in slices] == [(3, 0), (3, 1), (2, 1)]
+    assert count_rows(store, "queries") == 2 and count_rows(store, "batches") == 1
+    assert count_rows(store, "results") == 2 and count_rows(store, "result_chunks") == 2
+
+
+def test_expiry_keeps_a_result_that_a_live_query_still_refers_to(store: Store) -> None:
+    from sqlalchemy import update
+
+    from querybatch.store.tables import queries
+
+    make_batch(store, 1, "qrb_000000000001")
+    make_batch(store, 1, "qrb_000000000002")
+    (old,) = finish_all(store, "qrb_000000000001", 1, 1000.0)
+    finish_all(store, "qrb_000000000002", 1, 9000.0)
+    assert old.result is not None
+    with store.db.writing() as conn:  # the live query was answered from the old one's rows
+        conn.execute(
+            update(queries)
+            .where(queries.c.schedule_id == "qrb_000000000002_query_1")
+            .values(result_id=old.result.id)
+        )
+    store.upkeep.expire_slice.blocking(1000.0 + 3601, 100)
+    assert count_rows(store, "queries") == 1
+    assert store.results.read_chunks.blocking(old.result.id, 0, 0) != []
+
+
+def test_lost_runs_chunks_go_after_their_grace_and_recorded_ones_stay(store: Store) -> None:
+    make_batch(store, 1)
+    (recorded,) = finish_all(store, "qrb_000000000001", 1, 1000.0)
+    for result_id, at in (("lost_old", 1000.0), ("lost_new", 5000.0)):
+        store.results.write_chunk.blocking(result_id, 0, [("2026-01-01",)], at)
+    deleted, after = 0, ""
+    while after is not None:  # one result at a time, to the end
+        dropped, after = store.upkeep.orphan_slice.blocking(2000.0, after, 1)
+        deleted += dropped
+    assert deleted == 1
+    assert store.results.read_chunks.blocking("lost_old", 0, 0) == []
+    assert store.results.read_chunks.blocking("lost_new", 0, 0) != []
+    assert recorded.result is not None
+    assert store.results.read_chunks.blocking(recorded.result.id, 0, 0) != []
 
 
 def test_one_stale_outcome_among_many_leaves_the_others_recorded(store: Store) -> None:

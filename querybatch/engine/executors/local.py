@@ -73,7 +73,6 @@ class LocalExecutor(Executor):
         moved = await store.runs.requeue(time.time(), everything=True, max_attempts=max_attempts)
         if moved:
             log.info("put %d interrupted sub-queries back on the schedule", moved)
-        await store.upkeep.sweep(time.time(), 0.0)
 
     async def start(self, on_done: DoneCallback, on_stopped: StoppedCallback) -> None:
         self._on_done = on_done

@@ -34,5 +34,5 @@ async def test_request_ids_are_removed_with_their_expired_query(store: Store) ->
             .where(batches.c.id == "qrb_000000000002")
             .values(status=BatchStatus.STOPPED, end_time=1002.0)
         )
-    assert await store.upkeep.sweep(1002.0 + RESULT_TTL + 1, 60.0) == 1
+    assert (await store.upkeep.expire_slice(1002.0 + RESULT_TTL + 1, 100)).batches == 1
     assert await store.requests.schedule_id_of("acme", "req-2") is None

@@ -1,0 +1,109 @@
+"""Expiry in the background: what outlived its time is deleted a slice at a time.
+
+Batches whose results expired are deleted with their sub-queries, results and chunks, and
+chunks of runs that never recorded an outcome go once they are older than a grace period.
+Every pass works in bounded transactions (``SLICE_ROWS`` sub-queries, or the chunks of
+``SLICE_RESULTS`` results) with a pause between them, so a store that holds a million
+expired sub-queries neither holds up the start of a server nor, for long, the writes of the
+work that runs meanwhile. One pass runs at a time; the scheduler starts one every
+``QB_SWEEP_SECONDS`` on the node that leads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from querybatch import logs
+from querybatch.store.store import Store
+
+log = logging.getLogger(__name__)
+
+# Chunks without a results row are a run still writing, or a run that died: after this long,
+# the run is given up on (no lease outlives it).
+ORPHAN_GRACE = 7200.0
+SLICE_ROWS = 1000
+SLICE_RESULTS = 500
+# Between two slices the writer is free for the work, for at least this long.
+PAUSE_SECONDS = 0.05
+
+
+class Expiry:
+    """Runs passes of expiry as background tasks, one at a time."""
+
+    def __init__(
+        self,
+        store: Store,
+        orphan_grace: float,
+        *,
+        orphans_before: float = 0.0,
+        slice_rows: int = SLICE_ROWS,
+        slice_results: int = SLICE_RESULTS,
+        pause: float = PAUSE_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.orphan_grace = orphan_grace
+        # Chunks written before this moment whose run recorded nothing are lost at once:
+        # on the embedded default, runs of a previous process cannot finish any more.
+        self.orphans_before = orphans_before
+        self.slice_rows = slice_rows
+        self.slice_results = slice_results
+        self.pause = pause
+        self.clock = clock
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether a pass is under way."""
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        """Start a pass in the background, unless one is under way."""
+        if not self.running:
+            self._task = asyncio.create_task(self._logged_pass(), name="qb-expiry")
+
+    async def stop(self) -> None:
+        """Stop the pass under way (what it deleted stays deleted)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def run_pass(self) -> tuple[int, int, int]:
+        """One pass to the end: (sub-queries, batches, lost runs' chunks) deleted."""
+        queries = batches = 0
+        now = self.clock()
+        while True:
+            done = await self.store.upkeep.expire_slice(now, self.slice_rows)
+            queries, batches = queries + done.queries, batches + done.batches
+            if done.done:
+                break
+            await asyncio.sleep(self.pause)
+        lost = 0
+        before = max(now - self.orphan_grace, self.orphans_before)
+        after: str | None = ""
+        while after is not None:
+            dropped, after = await self.store.upkeep.orphan_slice(before, after, self.slice_results)
+            lost += dropped
+            if after is not None:
+                await asyncio.sleep(self.pause)
+        return queries, batches, lost
+
+    async def _logged_pass(self) -> None:
+        try:
+            queries, batches, lost = await self.run_pass()
+        except Exception:
+            log.exception("expiry pass failed; the next one tries again")
+            return
+        if queries or batches or lost:
+            logs.event(
+                log,
+                "expired",
+                "deleted {batches} expired batches ({queries} sub-queries) and the rows of "
+                "{lost} lost runs",
+                batches=batches,
+                queries=queries,
+                lost=lost,
+            )

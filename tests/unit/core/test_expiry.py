@@ -1,0 +1,68 @@
+"""Expiry in the background: slice after slice to the end, lost runs' chunks after their grace."""
+
+from __future__ import annotations
+
+import asyncio
+
+from conftest import RESULT_TTL
+from fakes import create_batch
+from sqlalchemy import func, select, update
+
+from querybatch.domain.status import BatchStatus
+from querybatch.engine.expiry import Expiry
+from querybatch.store.store import Store
+from querybatch.store.tables import batches, queries, result_chunks
+
+
+def count(store: Store, table: object) -> int:
+    with store.db.reading() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())  # type: ignore[arg-type]
+
+
+async def stopped_batches(store: Store, n: int, size: int, end: float) -> None:
+    for i in range(n):
+        await create_batch(store, f"qrb_{i:012}", size=size, now=end - 10)
+    with store.db.writing() as conn:
+        conn.execute(update(batches).values(status=BatchStatus.STOPPED, end_time=end))
+
+
+async def test_a_pass_deletes_everything_expired_in_many_small_slices(store: Store) -> None:
+    await stopped_batches(store, 4, 7, end=1000.0)
+    await store.results.write_chunk("lost_run", 0, [("2026-01-01",)], 1000.0)
+    expiry = Expiry(
+        store,
+        orphan_grace=60.0,
+        slice_rows=3,
+        slice_results=1,
+        pause=0.0,
+        clock=lambda: 1000.0 + RESULT_TTL + 1,
+    )
+    assert await expiry.run_pass() == (28, 4, 1)
+    assert count(store, queries) == 0 and count(store, batches) == 0
+    assert count(store, result_chunks) == 0
+
+
+async def test_a_run_of_an_earlier_process_is_lost_at_once_a_running_one_is_not(
+    store: Store,
+) -> None:
+    await store.results.write_chunk("earlier_process", 0, [("2026-01-01",)], 990.0)
+    await store.results.write_chunk("this_process", 0, [("2026-01-01",)], 1001.0)
+    expiry = Expiry(store, orphan_grace=7200.0, orphans_before=1000.0, clock=lambda: 1005.0)
+    assert await expiry.run_pass() == (0, 0, 1)
+    assert await store.results.read_chunks("this_process", 0, 0) != []
+
+
+async def test_one_pass_runs_at_a_time_in_the_background_and_stops(store: Store) -> None:
+    await stopped_batches(store, 2, 5, end=1000.0)
+    expiry = Expiry(
+        store, orphan_grace=60.0, slice_rows=1, pause=0.05, clock=lambda: 1000.0 + RESULT_TTL + 1
+    )
+    expiry.start()
+    first = expiry._task
+    expiry.start()
+    assert expiry._task is first and expiry.running
+    await asyncio.sleep(0.2)
+    await expiry.stop()
+    assert not expiry.running
+    left = count(store, queries)
+    assert 0 < left < 10  # it had begun, and stopped before the end
