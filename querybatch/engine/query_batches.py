@@ -20,7 +20,7 @@ from querybatch.engine.executors.lifecycle import log_stopped
 from querybatch.engine.result_rows import Columns, ResultRows, RowChunks
 from querybatch.engine.service import Caller, Engine
 from querybatch.errors import BadRequest, Conflict, NotFound
-from querybatch.store.jobs import PAGE_ROWS_AT_ONCE
+from querybatch.store.jobs import POINT_PAGE_ROWS
 from querybatch.store.records import BatchRecord, Counts, QueryRecord, SubQueryState
 
 log = logging.getLogger(__name__)
@@ -128,13 +128,9 @@ class QueryBatches:
     ) -> BatchStatusPage:
         """The caller's batch and ``limit`` of its sub-queries after the first ``offset``."""
         batch = await self.get(caller, batch_id)
-        queries: list[SubQueryState] = []
-        while len(queries) < limit:
-            wanted = min(limit - len(queries), PAGE_ROWS_AT_ONCE)
-            read = await self.store.jobs.batch_page(batch.id, offset + len(queries), wanted)
-            queries += read
-            if len(read) < wanted:
-                break
+        read = self.store.jobs.batch_page
+        small = limit <= POINT_PAGE_ROWS
+        queries = await (read.point if small else read)(batch.id, offset, limit)
         return BatchStatusPage(batch, queries)
 
     async def cancel(self, caller: Caller, batch_id: str) -> BatchRecord:

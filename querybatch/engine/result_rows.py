@@ -52,12 +52,12 @@ class ResultRows:
         for seq in range(first, last + 1, CHUNKS_PER_READ):
             upto = min(last, seq + CHUNKS_PER_READ - 1)
             # Finished results are often read again (polling): the cache spares a thread hop,
-            # and so does a single chunk's read (a small result, a page within one chunk).
+            # and so does a single chunk's read (a small result, a page within one chunk): at
+            # most CHUNK_ROWS rows, it is a point read.
             payloads = results.cache.get(result_id, seq, upto)
-            if payloads is None and seq == upto:
-                payloads = await results.read_chunk(result_id, seq)
-            elif payloads is None:
-                payloads = await results.read_chunks(result_id, seq, upto)
+            if payloads is None:
+                read = results.read_chunks.point if seq == upto else results.read_chunks
+                payloads = await read(result_id, seq, upto)
             for index, payload in enumerate(payloads):
                 base = (seq + index) * CHUNK_ROWS
                 rows = decode_rows(payload)

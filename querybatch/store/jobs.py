@@ -57,10 +57,10 @@ _QUERY_BY_REQUEST_ID = PreparedRead(
         queries.c.account == bindparam("account"), queries.c.request_id == bindparam("ident")
     )
 )
-# The sub-queries of a status page read in one go. A poller's page (100, the default) is one
-# read; on SQLite it runs on the event loop as a point read, where it costs less than the
-# hop to a reader thread and back, and this bound keeps each such read short.
-PAGE_ROWS_AT_ONCE = 100
+# A status page up to this size (a poller's, 100 by default) is a point read: on SQLite it
+# runs on the event loop, where it costs less than the hop to a reader thread and back, and
+# this bound keeps it short. Larger pages are read on a reader thread.
+POINT_PAGE_ROWS = 100
 _BATCH_PAGE = PreparedRead(
     select(
         queries.c.id,
@@ -291,12 +291,11 @@ class JobStore:
             ).mappings()
             return [self._query_record(row) for row in rows]
 
-    @point_reads
+    @reads
     def batch_page(self, batch_id: str, offset: int, limit: int) -> list[SubQueryState]:
-        """What a status page shows of a batch's sub-queries in order, ``limit`` (at most
-        :data:`PAGE_ROWS_AT_ONCE`) of them after the first ``offset``."""
-        if limit > PAGE_ROWS_AT_ONCE:
-            raise ValueError(f"a page of at most {PAGE_ROWS_AT_ONCE} rows is read at once")
+        """What a status page shows of a batch's sub-queries in order, ``limit`` of them
+        after the first ``offset`` (a poller's page of up to :data:`POINT_PAGE_ROWS` is read
+        with ``batch_page.point``)."""
         with self.db.point_reading() as conn:
             rows = _BATCH_PAGE.rows(conn, {"b_id": batch_id, "offset": offset, "limit": limit})
         return [_sub_query_state(*row) for row in rows]

@@ -70,6 +70,14 @@ class BoundStoreCall(Generic[P, T]):
             return await self._db.read_point(self._fn, *args, **kwargs)
         return await self._db.write(self._fn, *args, **kwargs)
 
+    async def point(self, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a read as a point read this time: the caller knows that what it asks for now
+        is small (a status page of a poller's size, one chunk of rows). The method reads
+        through :meth:`Database.point_reading`, so it is right on either path."""
+        if self._kind == "write":
+            raise TypeError("a write is never a point read")
+        return await self._db.read_point(self._fn, *args, **kwargs)
+
     def blocking(self, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run the call on the calling thread (never from the event loop)."""
         return self._fn(*args, **kwargs)

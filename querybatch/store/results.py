@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, bindparam, delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 
 from querybatch.domain.fields import Row
 from querybatch.store.database import Database
 from querybatch.store.prepared import PreparedRead
-from querybatch.store.repository import point_reads, reads, writes
+from querybatch.store.repository import reads, writes
 from querybatch.store.tables import result_chunks
 
 CHUNK_ROWS = 2000
@@ -100,26 +100,10 @@ class ResultStore:
         cached = self.cache.get(result_id, first_seq, last_seq)
         if cached is not None:
             return cached
-        with self.db.reading() as conn:
-            return self._read(conn, result_id, first_seq, last_seq)
-
-    @point_reads
-    def read_chunk(self, result_id: str, seq: int) -> list[bytes]:
-        """The payload of one chunk of a finished result (none if it has no such chunk).
-
-        One chunk is at most ``CHUNK_ROWS`` rows: on SQLite it is read where the caller runs,
-        as a point read, which costs a poll of a small result less than a thread hop.
-        """
-        cached = self.cache.get(result_id, seq, seq)
-        if cached is not None:
-            return cached
-        with self.db.point_reading() as conn:
-            return self._read(conn, result_id, seq, seq)
-
-    def _read(self, conn: Connection, result_id: str, first: int, last: int) -> list[bytes]:
-        rows = _READ_CHUNKS.rows(conn, {"r_id": result_id, "first": first, "last": last})
-        payloads = [bytes(payload) for (payload,) in rows]
-        self.cache.put(result_id, first, payloads)
+        params = {"r_id": result_id, "first": first_seq, "last": last_seq}
+        with self.db.point_reading() as conn:  # one chunk may be read with read_chunks.point
+            payloads = [bytes(payload) for (payload,) in _READ_CHUNKS.rows(conn, params)]
+        self.cache.put(result_id, first_seq, payloads)
         return payloads
 
     @reads

@@ -384,7 +384,14 @@ def test_a_driver_error_in_a_prepared_read_is_the_store_s_own_error(store: Store
         broken.rows(conn, {})
 
 
-def test_a_status_page_is_read_at_most_a_hundred_rows_at_a_time(store: Store) -> None:
-    make_batch(store, 3)
-    with pytest.raises(ValueError, match="at most 100"):
-        store.jobs.batch_page.blocking("qrb_000000000001", 0, 101)
+async def test_a_read_run_as_a_point_read_answers_the_same_and_a_write_never_is(
+    store: Store,
+) -> None:
+    make_batch(store, 5)
+    page = store.jobs.batch_page
+    assert await page.point("qrb_000000000001", 1, 3) == await page("qrb_000000000001", 1, 3)
+    assert [q.schedule_id for q in await page.point("qrb_000000000001", 1, 3)] == [
+        f"qrb_000000000001_query_{n}" for n in (2, 3, 4)
+    ]
+    with pytest.raises(TypeError, match="never a point read"):
+        await store.runs.renew_leases.point([], 0.0)
