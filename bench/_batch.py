@@ -24,6 +24,7 @@ ACCOUNTS = 25  # accounts of a stock demo source
 FIELDS = ("date", "campaign_id", "impressions", "clicks")
 FIRST_DAY = date(2000, 1, 1)
 STORE_TABLES = ("batches", "queries", "results", "result_chunks")
+MAX_DAYS = 3650  # days one query may span (the API allows 3,660): longer runs take several
 
 
 def _days_per_account(n: int) -> list[int]:
@@ -45,11 +46,12 @@ def batch_body(n: int, concurrency: int, **settings: Any) -> dict[str, Any]:
             "ds_id": DS_ID,
             "ds_accounts": [account_id(i)],
             "fields": list(FIELDS),
-            "start_date": FIRST_DAY.isoformat(),
-            "end_date": (FIRST_DAY + timedelta(days=days - 1)).isoformat(),
+            "start_date": (FIRST_DAY + timedelta(days=first)).isoformat(),
+            "end_date": (FIRST_DAY + timedelta(days=min(first + MAX_DAYS, days) - 1)).isoformat(),
             **({"settings": settings} if settings else {}),
         }
         for i, days in enumerate(_days_per_account(n))
+        for first in range(0, days, MAX_DAYS)
     ]
     return {
         "description": f"bench: {n} sub-queries",

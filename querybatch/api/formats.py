@@ -15,9 +15,9 @@ programs that read the files.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
-import tempfile
 from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
@@ -136,8 +136,41 @@ async def delimited_stream(
         yield buffer.getvalue().encode()
 
 
+PARQUET_GROUP_ROWS = 64 * 1024  # rows of a Parquet row group, gathered across chunks
+
+
+class _TakenBytes(io.RawIOBase):
+    """A sink that keeps what the Parquet writer wrote until it is taken."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._parts: list[bytes] = []
+        self._written = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        part = bytes(data)
+        self._parts.append(part)
+        self._written += len(part)
+        return len(part)
+
+    def tell(self) -> int:
+        return self._written
+
+    def take(self) -> bytes:
+        """What was written since the last take."""
+        taken = b"".join(self._parts)
+        self._parts.clear()
+        return taken
+
+
 async def parquet_stream(columns: Columns, chunks: RowChunks) -> AsyncIterator[bytes]:
-    """A Parquet file, one row group per chunk, spooled to disk beyond 16 MB."""
+    """A Parquet file, sent as it is written: rows gather into row groups of
+    :data:`PARQUET_GROUP_ROWS` whatever the chunks they came in (a batch's many small results
+    make one group, not one each), and each group is built and written on a worker thread,
+    so memory holds one group and the loop never encodes one."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -155,18 +188,28 @@ async def parquet_stream(columns: Columns, chunks: RowChunks) -> AsyncIterator[b
             for i, t in zip(columns.ids, columns.data_types, strict=True)
         ]
     )
-    with tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024) as spool:
-        with pq.ParquetWriter(spool, schema) as writer:
-            async for rows in chunks:
-                if rows:
-                    arrays = [
-                        _arrow_column([row[i] for row in rows], schema.field(i).type)
-                        for i in range(len(columns.ids))
-                    ]
-                    writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
-        spool.seek(0)
-        while block := spool.read(1024 * 1024):
-            yield block
+    sink = _TakenBytes()
+    writer = pq.ParquetWriter(sink, schema)
+
+    def write_group(rows: list[list[Any]]) -> bytes:
+        arrays = [
+            _arrow_column([row[i] for row in rows], field.type) for i, field in enumerate(schema)
+        ]
+        writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+        return sink.take()
+
+    try:
+        group: list[list[Any]] = []
+        async for rows in chunks:
+            group += rows
+            while len(group) >= PARQUET_GROUP_ROWS:
+                full, group = group[:PARQUET_GROUP_ROWS], group[PARQUET_GROUP_ROWS:]
+                yield await asyncio.to_thread(write_group, full)
+        if group:
+            yield await asyncio.to_thread(write_group, group)
+    finally:
+        writer.close()
+    yield sink.take()
 
 
 def _arrow_column(values: list[Any], arrow_type: Any) -> Any:

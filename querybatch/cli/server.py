@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 
 from querybatch import __version__, logs
-from querybatch.cli.common import app, console, settings_with
+from querybatch.cli.common import app, console, fail, settings_with
+from querybatch.errors import ConfigurationError
 
 
 @app.command()
@@ -62,6 +63,23 @@ def serve(
         log_level=log_level,
         log_config=None,
     )
+
+
+@app.command()
+def compact() -> None:
+    """Give the free space of the embedded SQLite store back to the disk (stop the server
+    first). Expiry gives space back by itself, a slice at a time; a large store made by an
+    earlier version needs this once before it can, and it also defragments."""
+    from querybatch.engine.factory import compact_store, store_url
+
+    settings = settings_with()
+    console.print(f"compacting {store_url(settings)}", highlight=False)
+    try:
+        before, after = compact_store(settings)
+    except ConfigurationError as exc:  # the operator's to fix: another store, or stop first
+        detail = f" ({exc.description})" if exc.description else ""
+        raise fail(f"{exc.message}{detail}") from None
+    console.print(f"{before:,} bytes -> {after:,} bytes", highlight=False)
 
 
 @app.command()

@@ -5,8 +5,9 @@ chunks of runs that never recorded an outcome go once they are older than a grac
 Every pass works in bounded transactions (``SLICE_ROWS`` sub-queries, or the chunks of
 ``SLICE_RESULTS`` results) with a pause between them, so a store that holds a million
 expired sub-queries neither holds up the start of a server nor, for long, the writes of the
-work that runs meanwhile. One pass runs at a time; the scheduler starts one every
-``QB_SWEEP_SECONDS`` on the node that leads.
+work that runs meanwhile. The pages freed are then given back to the disk (SQLite's
+incremental vacuum), ``SLICE_PAGES`` at a time. One pass runs at a time; the scheduler starts
+one every ``QB_SWEEP_SECONDS`` on the node that leads.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 ORPHAN_GRACE = 7200.0
 SLICE_ROWS = 1000
 SLICE_RESULTS = 500
+SLICE_PAGES = 2000  # pages (8 MB at most) given back to the disk at a time
 # Between two slices the writer is free for the work, for at least this long.
 PAUSE_SECONDS = 0.05
 
@@ -41,6 +43,7 @@ class Expiry:
         orphans_before: float = 0.0,
         slice_rows: int = SLICE_ROWS,
         slice_results: int = SLICE_RESULTS,
+        slice_pages: int = SLICE_PAGES,
         pause: float = PAUSE_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -51,6 +54,7 @@ class Expiry:
         self.orphans_before = orphans_before
         self.slice_rows = slice_rows
         self.slice_results = slice_results
+        self.slice_pages = slice_pages
         self.pause = pause
         self.clock = clock
         self._task: asyncio.Task[None] | None = None
@@ -89,6 +93,8 @@ class Expiry:
             lost += dropped
             if after is not None:
                 await asyncio.sleep(self.pause)
+        while await self.store.upkeep.return_space(self.slice_pages):
+            await asyncio.sleep(self.pause)
         return queries, batches, lost
 
     async def _logged_pass(self) -> None:

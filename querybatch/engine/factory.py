@@ -160,6 +160,26 @@ def store_exists(settings: Settings) -> bool:
         database.close()
 
 
+def compact_store(settings: Settings) -> tuple[int, int]:
+    """Rewrite the settings' SQLite store without its free space; its size before and after.
+
+    Refused while a server runs on it (the store's node lock), and for a store that does not
+    exist yet (it would be created empty).
+    """
+    if not store_exists(settings):
+        raise NoStore(store_url(settings))
+    database = Database(settings.resolved_database_url)
+    try:
+        if not database.try_lock("node"):
+            raise ConfigurationError(
+                f"A querybatch server runs on {store_url(settings)}",
+                "Stop it first: compacting rewrites the whole store.",
+            )
+        return database.compact()
+    finally:
+        database.close()
+
+
 def open_access(settings: Settings, *, create: bool = False) -> Access:
     """Keys and roles in the server's store, for one CLI command; ``close`` it afterwards.
 

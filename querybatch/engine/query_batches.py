@@ -13,11 +13,12 @@ from querybatch import logs
 from querybatch.domain.batch import BatchSettings, new_batch_id
 from querybatch.domain.callback_policy import CallbackRefused
 from querybatch.domain.query import SpecError
-from querybatch.domain.status import BatchStatus, QueryStatus
+from querybatch.domain.status import BatchStatus
+from querybatch.engine.batch_rows import batch_rows
 from querybatch.engine.batches import plan_batch, request_hash
 from querybatch.engine.coalesce import Coalescer
 from querybatch.engine.executors.lifecycle import log_stopped
-from querybatch.engine.result_rows import Columns, ResultRows, RowChunks
+from querybatch.engine.result_rows import Columns, RowChunks
 from querybatch.engine.service import Caller, Engine
 from querybatch.errors import BadRequest, Conflict, NotFound
 from querybatch.store.jobs import POINT_PAGE_ROWS
@@ -35,8 +36,6 @@ __all__ = [
     "QueryRecord",
     "SubQueryState",
 ]
-
-DOWNLOAD_PAGE = 500  # sub-queries read at a time while downloading a batch's rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +74,6 @@ class QueryBatches:
         self.engine = engine
         self.store = engine.store
         self.settings = engine.settings
-        self.rows = ResultRows(engine.store)
         self._reads = Coalescer(engine.settings.poll_freshness)
 
     # -- what the routes call -----------------------------------------------------------------
@@ -146,7 +144,7 @@ class QueryBatches:
         """Every collected row of the caller's batch (so far, if it still runs)."""
         batch = await self.get(caller, batch_id)
         columns = await self._columns(batch)
-        return BatchDownload(batch, columns, self._rows(batch, columns))
+        return BatchDownload(batch, columns, batch_rows(self.store, batch.id, columns))
 
     # -- what the engine's other parts call ---------------------------------------------------
 
@@ -273,26 +271,3 @@ class QueryBatches:
             names=["schedule_id", *(names.get(i, i) for i in ids)],
             data_types=["string", *(types.get(i, "string") for i in ids)],
         )
-
-    async def _rows(self, batch: BatchRecord, columns: Columns) -> RowChunks:
-        """Every row of every successful sub-query, in batch order, laid out on ``columns``."""
-        position = {field: index for index, field in enumerate(columns.ids)}
-        offset = 0
-        while True:
-            queries = await self.store.jobs.batch_queries(batch.id, offset, DOWNLOAD_PAGE)
-            if not queries:
-                return
-            offset = queries[-1].position
-            for query in queries:
-                if query.status is not QueryStatus.SUCCESS or query.result is None:
-                    continue
-                targets = [position[f] for f in query.spec.fields]
-                async for rows in self.rows.read(query.result.id, 0, query.result.total_rows):
-                    laid_out: list[list[Any]] = []
-                    for row in rows:
-                        wide: list[Any] = [None] * len(columns.ids)
-                        wide[0] = query.schedule_id
-                        for target, value in zip(targets, row, strict=True):
-                            wide[target] = value
-                        laid_out.append(wide)
-                    yield laid_out

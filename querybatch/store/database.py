@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import fcntl
 import functools
+import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,14 +27,26 @@ from sqlalchemy import Connection, create_engine, event, make_url, text, update
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
+from querybatch import logs
 from querybatch.cpu_meter import metered
 from querybatch.errors import ConfigurationError, Conflict, StoreUnavailable
 from querybatch.logs import redact
 from querybatch.store.private_files import PRIVATE_FILE, prepare_sqlite_file
 from querybatch.store.tables import server_state
 
+log = logging.getLogger(__name__)
+
 P = ParamSpec("P")
 T = TypeVar("T")
+
+# SQLite gives the pages of deleted rows back to the file system a slice at a time
+# (UpkeepStore.return_space after expiry) only in this mode; a store made before it is
+# converted at start while it is small, and by `querybatch compact` (a full VACUUM) after.
+INCREMENTAL_VACUUM = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
+CONVERT_AT_START_BYTES = 64 * 1024 * 1024
+# After a checkpoint, the write-ahead log is cut back to this size: a burst of writes (a big
+# batch, a slice of expiry) would otherwise leave the file at its largest for good.
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 # PostgreSQL advisory locks, as (kind, hash of the schema) pairs of 32-bit keys.
 _MIGRATION_LOCK_ID = 0x51BA7C4  # serialises concurrent start-ups
@@ -231,11 +245,81 @@ class Database:
                     )
                 config.attributes["connection"] = conn
                 command.upgrade(config, "head")
+            if self.is_sqlite:
+                self._convert_to_incremental_vacuum()
         except SQLAlchemyError as exc:
             raise StoreUnavailable(
                 f"Cannot prepare the database at {self.url.render_as_string(hide_password=True)}",
                 str(exc).splitlines()[0][:2000],
             ) from exc
+
+    def _convert_to_incremental_vacuum(self) -> None:
+        """Let a SQLite store made before incremental vacuum give space back: converted now
+        when small (a VACUUM takes about a second per 60 MB), otherwise said in the log."""
+        with self._sqlite() as sqlite:
+            if sqlite.execute("PRAGMA auto_vacuum").fetchone()[0] == INCREMENTAL_VACUUM:
+                return
+            path = sqlite_file(self.url)
+            size = path.stat().st_size if path is not None and path.exists() else 0
+            if size > CONVERT_AT_START_BYTES:
+                logs.event(
+                    log,
+                    "store_not_compacting",
+                    "the store ({size} bytes) was made before space of expired results was "
+                    "given back to the disk; stop the server and run `querybatch compact` once",
+                    level=logging.WARNING,
+                    size=size,
+                )
+                return
+            self._vacuum(sqlite)
+
+    def compact(self) -> tuple[int, int]:
+        """Rewrite a SQLite store without its free space (a full VACUUM), in the mode that
+        gives space back from then on; its file's size (bytes) before and after. The caller
+        makes sure no server uses it meanwhile."""
+        if not self.is_sqlite:
+            raise ConfigurationError(
+                "compact is for the embedded SQLite store",
+                "PostgreSQL gives space back by itself (autovacuum; see docs/deploy.md).",
+            )
+        path = sqlite_file(self.url)
+        assert path is not None
+        before = path.stat().st_size
+        with self._sqlite() as sqlite:
+            self._vacuum(sqlite)
+            sqlite.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return before, path.stat().st_size
+
+    @contextlib.contextmanager
+    def _sqlite(self) -> Iterator[sqlite3.Connection]:
+        """A pooled connection's own sqlite3 connection, outside any transaction (VACUUM
+        and its pragmas cannot run in one), its errors the store's."""
+        with self.engine.connect() as conn:
+            sqlite = conn.connection.driver_connection
+            assert isinstance(sqlite, sqlite3.Connection)
+            try:
+                yield sqlite
+            except sqlite3.Error as exc:
+                raise StoreUnavailable("The database is unavailable", str(exc)[:2000]) from exc
+
+    @staticmethod
+    def _vacuum(sqlite: sqlite3.Connection) -> None:
+        sqlite.execute(f"PRAGMA auto_vacuum={INCREMENTAL_VACUUM}")
+        sqlite.execute("VACUUM")
+
+    def return_space(self, pages: int) -> int:
+        """Give up to ``pages`` free pages of a SQLite store back to the file system (its
+        file shrinks at the next checkpoint); how many free pages are left. Run it as a
+        write. PostgreSQL's space is autovacuum's: 0."""
+        if not self.is_sqlite:
+            return 0
+        with self._sqlite() as sqlite:
+            if sqlite.execute("PRAGMA auto_vacuum").fetchone()[0] != INCREMENTAL_VACUUM:
+                return 0
+            # As a script: the pragma frees a page per step, and the driver steps a statement
+            # without result columns only once.
+            sqlite.executescript(f"PRAGMA incremental_vacuum({int(pages)})")
+            return int(sqlite.execute("PRAGMA freelist_count").fetchone()[0])
 
     def hold_exclusive_lock(self) -> None:
         """Make this process the only one running sub-queries in-process on this database.
@@ -407,7 +491,10 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     # start (pysqlite's own implicit BEGIN cannot be IMMEDIATE).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
+    if cursor.execute("PRAGMA page_count").fetchone()[0] == 0:  # a new store: made so
+        cursor.execute(f"PRAGMA auto_vacuum={INCREMENTAL_VACUUM}")
     cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")

@@ -5,16 +5,17 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import Text, and_, bindparam, case, delete, func, insert, select, type_coerce
 
 from querybatch.domain.fields import Row
+from querybatch.domain.status import QueryStatus
 from querybatch.store.database import Database
 from querybatch.store.prepared import PreparedRead
 from querybatch.store.repository import reads, writes
-from querybatch.store.tables import result_chunks
+from querybatch.store.tables import queries, result_chunks, results
 
 CHUNK_ROWS = 2000
 
@@ -33,6 +34,31 @@ def decode_rows(payload: bytes) -> list[list[Any]]:
 def chunk_span(offset: int, end: int) -> tuple[int, int]:
     """The first and last chunk numbers holding rows ``offset`` to ``end - 1``."""
     return offset // CHUNK_ROWS, (end - 1) // CHUNK_ROWS
+
+
+class BatchResult(NamedTuple):
+    """A successful sub-query of a batch, with its first chunk of rows (None if it has none)."""
+
+    position: int
+    schedule_id: str
+    spec_text: str  # the stored spec, undecoded: a download needs only its fields
+    result_id: str
+    total_rows: int
+    first_chunk: bytes | None
+
+    def fields(self) -> list[str]:
+        """The field ids of the sub-query's rows, in row order."""
+        fields: list[str] = orjson.loads(self.spec_text)["fields"]
+        return fields
+
+    def fields_text(self) -> str:
+        """The stored text of :meth:`fields`, equal for sub-queries of equal fields, found
+        without decoding the spec: ``"fields":[`` opens it and ``],"`` closes it (a quote
+        within a field id is escaped, so neither occurs within one)."""
+        text = self.spec_text
+        start = text.find('"fields":[')
+        end = text.find('],"', start)
+        return text[start:end] if 0 <= start < end else text
 
 
 class ChunkCache:
@@ -117,6 +143,15 @@ class ResultStore:
             )
             return {row.result_id: bytes(row.payload) for row in rows}
 
+    @reads
+    def batch_results(self, batch_id: str, after: int, limit: int) -> list[BatchResult]:
+        """The successful sub-queries of a batch after position ``after``, ``limit`` of them in
+        batch order, each with its first chunk: one read for many small results, which a
+        download of a batch of many sub-queries would otherwise make one at a time."""
+        params = {"b_id": batch_id, "after": after, "limit": limit}
+        with self.db.reading() as conn:
+            return [BatchResult(*row) for row in _BATCH_RESULTS.rows(conn, params)]
+
     @writes
     def drop(self, result_id: str) -> None:
         """Delete the chunks of a run that failed or lost its query."""
@@ -132,4 +167,34 @@ _READ_CHUNKS = PreparedRead(
         result_chunks.c.seq <= bindparam("last"),
     )
     .order_by(result_chunks.c.seq)
+)
+# A result's first chunk tells its size when it holds fewer than CHUNK_ROWS rows: only a
+# larger result is looked up in results (a third of the read's cost when results are small).
+_TOTAL_ROWS = case(
+    (
+        result_chunks.c.row_count >= CHUNK_ROWS,
+        select(results.c.total_rows).where(results.c.id == queries.c.result_id).scalar_subquery(),
+    ),
+    else_=func.coalesce(result_chunks.c.row_count, 0),
+)
+_BATCH_RESULTS = PreparedRead(
+    select(
+        queries.c.position,
+        queries.c.schedule_id,
+        type_coerce(queries.c.spec, Text),
+        queries.c.result_id,
+        _TOTAL_ROWS,
+        result_chunks.c.payload,
+    )
+    .outerjoin(
+        result_chunks,
+        and_(result_chunks.c.result_id == queries.c.result_id, result_chunks.c.seq == 0),
+    )
+    .where(
+        queries.c.batch_id == bindparam("b_id"),
+        queries.c.status == QueryStatus.SUCCESS.value,
+        queries.c.position > bindparam("after"),
+    )
+    .order_by(queries.c.position)
+    .limit(bindparam("limit"))
 )

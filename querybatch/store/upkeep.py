@@ -112,6 +112,12 @@ class UpkeepStore:
         return ExpirySlice(deleted, batches_deleted, done=False)
 
     @writes
+    def return_space(self, pages: int) -> int:
+        """Give up to ``pages`` pages that deleted rows freed back to the disk (SQLite; on
+        PostgreSQL, autovacuum's work): how many free pages are left."""
+        return self.db.return_space(pages)
+
+    @writes
     def orphan_slice(self, before: float, after: str, limit: int) -> tuple[int, str | None]:
         """Look at the chunks of ``limit`` results (by id, after ``after``) and delete those of
         runs that never recorded an outcome (no results row) and were written before

@@ -389,6 +389,9 @@ def test_download_holds_every_row_of_the_batch_in_each_format(api: httpx.Client)
     assert [as_text(r) for r in pq.read_table(io.BytesIO(parquet)).to_pylist()] == [
         as_text(e) for e in expected
     ]
+    # Row groups gather the rows of many sub-queries, not one group per result.
+    assert len(statuses(api, batch_id)) > 1
+    assert pq.ParquetFile(io.BytesIO(parquet)).num_row_groups == 1
 
 
 def test_batches_are_listed_newest_first_with_cursor_paging_and_filters(api: httpx.Client) -> None:

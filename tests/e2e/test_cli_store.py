@@ -69,3 +69,46 @@ def test_an_empty_postgresql_schema_is_refused_and_left_empty(pg_schema: tuple[s
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s", (schema,)
         ).fetchone()
     assert tables == (0,)
+
+
+def test_compact_gives_a_stopped_store_s_free_space_back_and_refuses_a_running_one(
+    tmp_path: Path,
+) -> None:
+    import contextlib
+    import fcntl
+    import sqlite3
+
+    database = tmp_path / "querybatch.db"
+    url = f"sqlite:///{database}"
+    assert querybatch("roles", "list", "--init", QB_DATABASE_URL=url).returncode == 0
+    # Rows that came and went, as expiry leaves them.
+    with contextlib.closing(sqlite3.connect(database, isolation_level=None)) as raw:
+        raw.executemany(
+            "INSERT INTO server_state VALUES (?, ?)", [(f"f{n}", "x" * 200) for n in range(20000)]
+        )
+        raw.execute("DELETE FROM server_state WHERE name LIKE 'f%'")
+        raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = database.stat().st_size
+    with open(f"{database}.node.lock", "a") as lock:  # as a running server holds it
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        refused = querybatch("compact", QB_DATABASE_URL=url)
+    assert refused.returncode == 2
+    assert "A querybatch server runs" in refused.stderr and "Stop it first" in refused.stderr
+    assert database.stat().st_size == before
+    compacted = querybatch("compact", QB_DATABASE_URL=url)
+    assert compacted.returncode == 0, compacted.stderr
+    assert database.stat().st_size < before // 4
+    assert f"{before:,} bytes -> {database.stat().st_size:,} bytes" in compacted.stdout
+    assert querybatch("roles", "list", QB_DATABASE_URL=url).returncode == 0
+
+
+def test_compact_refuses_a_missing_store_and_postgresql(
+    tmp_path: Path, pg_schema: tuple[str, str]
+) -> None:
+    missing = querybatch("compact", QB_DATABASE_URL=f"sqlite:///{tmp_path / 'none.db'}")
+    assert missing.returncode == 2 and "No querybatch store" in missing.stderr
+    assert not (tmp_path / "none.db").exists()
+    url = pg_schema[0]
+    assert querybatch("roles", "list", "--init", QB_DATABASE_URL=url).returncode == 0
+    postgres = querybatch("compact", QB_DATABASE_URL=url)
+    assert postgres.returncode == 2 and "autovacuum" in postgres.stderr

@@ -395,3 +395,44 @@ async def test_a_read_run_as_a_point_read_answers_the_same_and_a_write_never_is(
     ]
     with pytest.raises(TypeError, match="never a point read"):
         await store.runs.renew_leases.point([], 0.0)
+
+
+async def test_a_batch_s_rows_come_in_batch_order_across_pages_and_chunks(store: Store) -> None:
+    from querybatch.engine.batch_rows import batch_rows
+    from querybatch.engine.result_rows import Columns
+    from querybatch.store.results import CHUNK_ROWS
+
+    make_batch(store, 6)
+    items = claim(store, "qrb_000000000001", 6)
+    now = time.time()
+    store.runs.record_runs.blocking([(i, now) for i in items], [], now + 30, now)
+    sizes = [3, 0, CHUNK_ROWS + 2, None, 1, 2]  # None: the sub-query fails
+    outcomes = []
+    for item, size in zip(items, sizes, strict=True):
+        if size is None:
+            outcomes.append(
+                dataclasses.replace(
+                    success(item), status=QueryStatus.FAILURE, result=None, error=ErrorInfo("E", "")
+                )
+            )
+            continue
+        rows = [(f"{item.query_id}-{n}",) for n in range(size)]
+        chunks = tuple(
+            (seq, len(part), encode_rows(part))
+            for seq, part in enumerate(
+                rows[start : start + CHUNK_ROWS] for start in range(0, size, CHUNK_ROWS)
+            )
+        )
+        result = NewResult(new_result_id(), size, 1, 0.01, chunks)
+        outcomes.append(dataclasses.replace(success(item), result=result))
+    store.runs.record_runs.blocking([], outcomes, now + 30, now)
+    expected = [
+        [f"qrb_000000000001_query_{position}", None, f"{item.query_id}-{n}"]
+        for position, (item, size) in enumerate(zip(items, sizes, strict=True), 1)
+        for n in range(size or 0)
+    ]
+    # A column the sub-queries do not have comes first: every row is laid out, not copied.
+    columns = Columns(["schedule_id", "other", "date"], ["schedule_id", "other", "date"], [])
+    blocks = [b async for b in batch_rows(store, "qrb_000000000001", columns, page_results=2)]
+    assert [row for block in blocks for row in block] == expected
+    assert all(blocks)

@@ -66,3 +66,27 @@ async def test_one_pass_runs_at_a_time_in_the_background_and_stops(store: Store)
     assert not expiry.running
     left = count(store, queries)
     assert 0 < left < 10  # it had begun, and stopped before the end
+
+
+def checkpointed_size(store: Store) -> int:
+    """The store file's size once the write-ahead log is written back into it."""
+    import sqlite3
+    from pathlib import Path
+
+    path = Path(store.db.url.database or "")
+    with sqlite3.connect(path) as raw:
+        raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path.stat().st_size
+
+
+async def test_the_space_a_pass_freed_goes_back_to_the_disk_a_slice_at_a_time(
+    store: Store,
+) -> None:
+    rows = [("x" * 1000,)] * 50  # about 50 kB a chunk
+    for n in range(300):
+        await store.results.write_chunk(f"lost_{n:04}", 0, rows, 990.0)
+    full = checkpointed_size(store)
+    expiry = Expiry(store, orphan_grace=7200.0, orphans_before=1000.0, slice_pages=200, pause=0.0)
+    assert await expiry.run_pass() == (0, 0, 300)
+    assert full > 10_000_000 and checkpointed_size(store) < full // 10
+    assert await store.upkeep.return_space(200) == 0
