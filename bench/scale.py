@@ -1,4 +1,12 @@
-"""Cost as the work grows: downloads of a batch of many sub-queries against one large result.
+"""Cost as the work grows: batches of 1,000 to 1,000,000 sub-queries, and downloads of many.
+
+Part ``sizes``: for each size N (default 1,000, 10,000, 50,000, 200,000 and 1,000,000), one
+batch of N distinct demo sub-queries (latency 0, ``query_concurrency`` 200) on a fresh
+embedded server: how long the POST took to answer, sub-queries per second over the batch's
+makespan, server CPU per sub-query (the POST's included), and the server's peak RSS
+(sampled every 20 ms from before the POST to the batch's end) and RSS once it ended. The
+baseline is the 10,000 batch of the same run: every other size's per-sub-query figures are
+shown as a ratio to it (flat cost: within 20%).
 
 Part ``downloads``: one batch of N demo sub-queries (default 200,000) of 5 rows each (one
 account and day each, ``demo_rows_per_day`` 5) runs on a fresh embedded server, then its
@@ -10,7 +18,8 @@ small results over one large one: 1.0 means a download costs per row, not per su
 server CPU per 1,000 rows, bytes, and the server's RSS growth (peak sampled every 20 ms
 during the download minus the RSS just before).
 
-Run it as ``python -m bench.scale [--parts downloads] [--download-subqueries 200000]``;
+Run it as ``python -m bench.scale [--parts sizes,downloads] [--sizes 1000,10000,...]
+[--download-subqueries 200000]``;
 figures go to ``bench/results/scale.json``.
 """
 
@@ -22,7 +31,7 @@ from collections.abc import Sequence
 import httpx
 
 from bench import results as results_bench
-from bench._batch import batch_body, submit, wait_stopped
+from bench._batch import batch_body, run_batch, submit, wait_stopped
 from bench._common import Figures, Profiling, parser, print_figures, profiling, ratio, run, target
 from bench._server import BenchServer, RssSampler
 
@@ -31,6 +40,11 @@ FORMATS = ("ndjson", "csv", "parquet")
 ROWS_PER_SUBQUERY = 5
 CONCURRENCY = 200
 TARGET_RATIO, TARGET_RSS_MB = 0.8, 100.0
+SIZES = (1000, 10_000, 50_000, 200_000, 1_000_000)
+BASE_SIZE = 10_000
+TARGET_FLAT = 1.2  # per-sub-query cost within 20% of the 10,000 batch's
+TARGET_POST_S_PER_100K = 1.0
+TARGET_BATCH_RSS_MB = 200.0
 
 
 def _server_env() -> dict[str, str]:
@@ -42,6 +56,33 @@ def _server_env() -> dict[str, str]:
         "QB_MAX_BATCH_QUERIES": "1000000",
         "QB_RESULT_TTL": "86400",
     }
+
+
+def measure_sizes(sizes: Sequence[int]) -> Figures:
+    """One batch of each size on a fresh server; per size, the figures of the table."""
+    figures: Figures = {}
+    for n in sizes:
+        with BenchServer(_server_env(), timeout=120) as server:
+            sampler = RssSampler(server)
+            with sampler.running():
+                run_ = run_batch(server, batch_body(n, CONCURRENCY), n)
+                peak = sampler.peak_mb
+            figures |= {
+                f"n{n}_post_s": run_.post_s,
+                f"n{n}_post_s_per_100k": run_.post_s * 100_000 / n,
+                f"n{n}_subqueries_per_s": ratio(n, run_.makespan_s),
+                f"n{n}_cpu_ms_per_subquery": run_.cpu_s * 1000 / n,
+                f"n{n}_peak_rss_mb": peak,
+                f"n{n}_rss_after_mb": server.rss_mb(),
+                f"n{n}_succeeded": run_.succeeded,
+            }
+    if BASE_SIZE in sizes:
+        base_rate = figures[f"n{BASE_SIZE}_subqueries_per_s"]
+        base_cpu = figures[f"n{BASE_SIZE}_cpu_ms_per_subquery"]
+        for n in sizes:
+            figures[f"n{n}_rate_to_base"] = ratio(figures[f"n{n}_subqueries_per_s"], base_rate)
+            figures[f"n{n}_cpu_to_base"] = ratio(figures[f"n{n}_cpu_ms_per_subquery"], base_cpu)
+    return figures
 
 
 def _download(
@@ -90,6 +131,40 @@ def measure_downloads(subqueries: int, profile: Profiling | None = None) -> Figu
 
 def report(figures: Figures) -> None:
     """Print the figures with the targets of the scale issue."""
+    sizes = sorted(int(k[1:].split("_")[0]) for k in figures if k.endswith("_post_s"))
+    if sizes:
+        table: list[tuple[str, float, str]] = []
+        for n in sizes:
+            post, peak = figures[f"n{n}_post_s"], figures[f"n{n}_peak_rss_mb"]
+            bound = TARGET_POST_S_PER_100K * max(1.0, n / 100_000)
+            table += [
+                (
+                    f"n{n}_post_s",
+                    post,
+                    f"{figures[f'n{n}_post_s_per_100k']:.2f} s per 100k; target <= {bound:.1f} s: "
+                    + target(post <= bound),
+                ),
+                (f"n{n}_subqueries_per_s", figures[f"n{n}_subqueries_per_s"], ""),
+                (f"n{n}_cpu_ms_per_subquery", figures[f"n{n}_cpu_ms_per_subquery"], ""),
+                (
+                    f"n{n}_peak_rss_mb",
+                    peak,
+                    f"target < {TARGET_BATCH_RSS_MB:.0f}: {target(peak < TARGET_BATCH_RSS_MB)}",
+                ),
+                (f"n{n}_rss_after_mb", figures[f"n{n}_rss_after_mb"], ""),
+            ]
+            if f"n{n}_rate_to_base" in figures:
+                rate, cpu = figures[f"n{n}_rate_to_base"], figures[f"n{n}_cpu_to_base"]
+                flat = rate >= 1 / TARGET_FLAT and cpu <= TARGET_FLAT
+                table.append(
+                    (
+                        f"n{n}_rate_to_base",
+                        rate,
+                        f"CPU/sub-query {cpu:.2f} of the 10k batch's; flat within 20%: "
+                        + target(flat),
+                    )
+                )
+        print_figures("scale: batch sizes (latency 0, query_concurrency 200)", table)
     rows: list[tuple[str, float, str]] = []
     if "download_rows" in figures:
         for fmt in FORMATS:
@@ -126,10 +201,26 @@ def main(argv: Sequence[str] | None = None) -> Figures:
         default=200_000,
         help="sub-queries of the downloaded batch (default %(default)s)",
     )
+    args.add_argument(
+        "--parts",
+        default="sizes,downloads",
+        help="what to measure, comma-separated: sizes, downloads (default %(default)s)",
+    )
+    args.add_argument(
+        "--sizes",
+        default=",".join(str(n) for n in SIZES),
+        help="batch sizes of the sizes part (default %(default)s)",
+    )
     ns = args.parse_args(argv)
+    parts = set(ns.parts.split(","))
 
     def measure() -> Figures:
-        return measure_downloads(ns.download_subqueries, profiling(ns))
+        figures: Figures = {}
+        if "sizes" in parts:
+            figures |= measure_sizes([int(n) for n in ns.sizes.split(",")])
+        if "downloads" in parts:
+            figures |= measure_downloads(ns.download_subqueries, profiling(ns))
+        return figures
 
     return run(NAME, ns.out, measure, report)
 
