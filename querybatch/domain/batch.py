@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple, Protocol
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -114,3 +115,12 @@ class PlannedQuery(NamedTuple):
         return cls(
             schedule_id, base, accounts, start_date, end_date, canonical, fingerprint_of(canonical)
         )
+
+
+class PlannedQueries(Protocol):
+    """The numbered sub-queries of a batch, in order, and how many there are: a list, or
+    pieces made as they are read (a batch of a million is never held in memory at once)."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[PlannedQuery]: ...

@@ -7,6 +7,7 @@ single 400 that names it by index and parameter, and nothing is created.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -22,12 +23,48 @@ from querybatch.engine.planner import Planner
 _REQUESTS = TypeAdapter(list[DataRequest])
 
 
+class SubQueries:
+    """The numbered sub-queries of a batch's queries, made as they are read.
+
+    A batch may hold a million: held all at once (a spec's JSON values and fingerprint each),
+    they took about 2 kB apiece; made one at a time, the store writes them a slice at a time
+    in memory that does not grow with the batch.
+    """
+
+    def __init__(
+        self, batch_id: str, specs: list[QuerySpec], settings: BatchSettings, total: int
+    ) -> None:
+        self.batch_id = batch_id
+        self.specs = specs
+        self.settings = settings
+        self.total = total
+
+    def __len__(self) -> int:
+        return self.total
+
+    def __iter__(self) -> Iterator[PlannedQuery]:
+        position = 0
+        for spec in self.specs:
+            base = spec.canonical()
+            pieces = split_query(
+                spec.accounts,
+                spec.start_date,
+                spec.end_date,
+                self.settings.split_accounts_policy,
+                self.settings.split_dates_policy,
+            )
+            for accounts, start, end in pieces:
+                position += 1
+                schedule_id = batch_query_schedule_id(self.batch_id, position)
+                yield PlannedQuery.piece(schedule_id, spec, base, accounts, start, end)
+
+
 @dataclass(frozen=True, slots=True)
 class PlannedBatch:
     """A validated batch: its settings and its numbered sub-queries."""
 
     settings: BatchSettings
-    subqueries: list[PlannedQuery]
+    subqueries: SubQueries
     columns: list[str]  # every field id any sub-query returns, in first-seen order
 
 
@@ -103,8 +140,7 @@ async def plan_batch(
         )
     if total == 0:
         raise SpecError("queries", "The batch holds no sub-query after splitting")
-    numbered = await asyncio.to_thread(_numbered, batch_id, specs, settings)
-    return PlannedBatch(settings, numbered, _columns(specs))
+    return PlannedBatch(settings, SubQueries(batch_id, specs, settings, total), _columns(specs))
 
 
 def _build_specs(
@@ -121,23 +157,6 @@ def _build_specs(
         shapes.setdefault(spec.shape(today).fingerprint(), (index, spec))
         specs.append(spec)
     return specs, list(shapes.values())
-
-
-def _numbered(batch_id: str, specs: list[QuerySpec], settings: BatchSettings) -> list[PlannedQuery]:
-    numbered: list[PlannedQuery] = []
-    for spec in specs:
-        base = spec.canonical()
-        pieces = split_query(
-            spec.accounts,
-            spec.start_date,
-            spec.end_date,
-            settings.split_accounts_policy,
-            settings.split_dates_policy,
-        )
-        for accounts, start, end in pieces:
-            schedule_id = batch_query_schedule_id(batch_id, len(numbered) + 1)
-            numbered.append(PlannedQuery.piece(schedule_id, spec, base, accounts, start, end))
-    return numbered
 
 
 def _columns(specs: list[QuerySpec]) -> list[str]:

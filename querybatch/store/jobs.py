@@ -5,16 +5,28 @@ Status changes live in runs.py, counters in counters.py, expiry and callbacks in
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import RowMapping, Text, and_, bindparam, func, insert, or_, select, type_coerce
+from sqlalchemy import (
+    RowMapping,
+    Text,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    type_coerce,
+)
 
-from querybatch.domain.batch import BatchSettings, PlannedQuery
+from querybatch.domain.batch import BatchSettings, PlannedQueries
 from querybatch.domain.status import BatchStatus, QueryStatus
-from querybatch.store.codec import StoredSettings
+from querybatch.store.codec import StoredSettings, encode_spec
 from querybatch.store.database import Database
-from querybatch.store.prepared import PreparedRead
+from querybatch.store.prepared import PreparedInsert, PreparedRead
 from querybatch.store.records import (
     BatchRecord,
     Counts,
@@ -81,6 +93,29 @@ _BATCH_PAGE = PreparedRead(
     .order_by(queries.c.position)
     .limit(bindparam("limit"))
 )
+# Sub-queries are stored this many at a time (one transaction for the whole batch still).
+INSERT_SLICE = 5000
+_INSERT_QUERIES = PreparedInsert(
+    queries,
+    [
+        "account",
+        "schedule_id",
+        "batch_id",
+        "position",
+        "status",
+        "ds_id",
+        "spec",
+        "fingerprint",
+        "request_id",
+        "created_at",
+        "start_time",
+        "end_time",
+        "attempt",
+        "result_id",
+        "cache_used",
+        "cache_time",
+    ],
+)
 _BATCH_STATUS = select(batches.c.status).where(batches.c.id == bindparam("b_id"))
 _WORKFLOW = select(
     func.coalesce(func.sum(batches.c.n_queued), 0),
@@ -108,7 +143,7 @@ class JobStore:
         query_concurrency: int,
         timeout_seconds: int,
         schedule_time: float,
-        subqueries: Sequence[PlannedQuery],
+        subqueries: PlannedQueries,
         now: float,
         idempotency_key: str | None = None,
         request_hash: str | None = None,
@@ -150,30 +185,35 @@ class JobStore:
                     callback_url=callback_url,
                 )
             )
-            conn.execute(
-                insert(queries),
-                [
-                    {
-                        "account": account,
-                        "schedule_id": planned.schedule_id,
-                        "batch_id": batch_id,
-                        "position": position,
-                        "status": status,
-                        "ds_id": planned.base.ds_id,
-                        "spec": planned.canonical,
-                        "fingerprint": planned.fingerprint,
-                        "request_id": request_id,
-                        "created_at": now,
-                        "start_time": now if cached else None,
-                        "end_time": now if cached else None,
-                        "attempt": 0,
-                        "result_id": cached[0] if cached else None,
-                        "cache_used": cached is not None,
-                        "cache_time": cached[1] if cached else None,
-                    }
-                    for position, planned in enumerate(subqueries, 1)
-                ],
+            cache_values = (now, now, cached[0], True, cached[1]) if cached else (None,) * 5
+            start_time, end_time, result_id, cache_used, cache_time = cache_values
+            rows = (
+                (
+                    account,
+                    planned.schedule_id,
+                    batch_id,
+                    position,
+                    status.value,
+                    planned.base.ds_id,
+                    encode_spec(planned.canonical),
+                    planned.fingerprint,
+                    request_id,
+                    now,
+                    start_time,
+                    end_time,
+                    0,
+                    result_id,
+                    bool(cache_used),
+                    cache_time,
+                )
+                for position, planned in enumerate(subqueries, 1)
             )
+            stored = 0
+            while piece := list(itertools.islice(rows, INSERT_SLICE)):
+                _INSERT_QUERIES.executemany(conn, piece)
+                stored += len(piece)
+            if stored != len(subqueries):
+                raise ValueError(f"{len(subqueries)} sub-queries planned, {stored} made")
             row = conn.execute(select(batches).where(batches.c.id == batch_id)).mappings().one()
         return batch_record(row)
 
@@ -188,7 +228,8 @@ class JobStore:
                 .join(batches, batches.c.id == queries.c.batch_id)
                 .where(
                     queries.c.fingerprint == fingerprint,
-                    queries.c.status == QueryStatus.SUCCESS,
+                    # As the partial index has it: a bound value would not let it be used.
+                    queries.c.status == literal_column(f"'{QueryStatus.SUCCESS.value}'"),
                     queries.c.account == account,
                     queries.c.end_time >= since,
                     queries.c.result_id.is_not(None),

@@ -243,7 +243,12 @@ class RunStore:
         deltas = Deltas()
         moved = 0
         in_flight = [QueryStatus.QUEUED, QueryStatus.RUNNING]
-        lapsed = [] if everything else [queries.c.lease_expires_at < now]
+        # Only a sub-query in flight has a lease: saying so lets the partial index serve.
+        lapsed = [
+            queries.c.lease_expires_at.is_not(None)
+            if everything
+            else queries.c.lease_expires_at < now
+        ]
         with self.db.writing() as conn:
             affected = select(queries.c.batch_id).where(queries.c.status.in_(in_flight), *lapsed)
             lock_batches(conn, [row.batch_id for row in conn.execute(affected.distinct())])
@@ -382,7 +387,10 @@ class RunStore:
                     batches.c.settings,
                 )
                 .join(batches, batches.c.id == queries.c.batch_id)
-                .where(queries.c.status.in_([QueryStatus.QUEUED, QueryStatus.RUNNING]))
+                .where(
+                    queries.c.status.in_([QueryStatus.QUEUED, QueryStatus.RUNNING]),
+                    queries.c.lease_expires_at.is_not(None),  # as the partial index has it
+                )
             )
             return [
                 WorkItem(

@@ -1,0 +1,53 @@
+"""partial indexes on sub-queries
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-11-28 08:20:00.000000
+
+Four indexes of ``queries`` served only a few of its rows (in flight, made by a data request,
+successful, with a result) but took an entry for every row: storing a batch of 100,000
+sub-queries spent about a third of its insert on them. They now hold only the rows their
+queries look for.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+# revision identifiers, used by Alembic.
+revision: str = "0006"
+down_revision: str | Sequence[str] | None = "0005"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+INDEXES = {
+    "ix_queries_status_lease_expires_at": (
+        ["status", "lease_expires_at"],
+        "lease_expires_at IS NOT NULL",
+    ),
+    "ix_queries_account_request_id": (["account", "request_id"], "request_id IS NOT NULL"),
+    "ix_queries_fingerprint_status": (["fingerprint", "status"], "status = 'SUCCESS'"),
+    "ix_queries_result_id": (["result_id"], "result_id IS NOT NULL"),
+}
+
+
+def upgrade() -> None:
+    """Upgrade schema."""
+    for name, (columns, where) in INDEXES.items():
+        op.drop_index(name, table_name="queries")
+        op.create_index(
+            name,
+            "queries",
+            columns,
+            unique=False,
+            sqlite_where=sa.text(where),
+            postgresql_where=sa.text(where),
+        )
+
+
+def downgrade() -> None:
+    """Downgrade schema."""
+    for name, (columns, _) in INDEXES.items():
+        op.drop_index(name, table_name="queries")
+        op.create_index(name, "queries", columns, unique=False)
