@@ -39,15 +39,18 @@ def account_id(index: int) -> str:
     return f"ads-{index + 1:04d}"
 
 
-def batch_body(n: int, concurrency: int, **settings: Any) -> dict[str, Any]:
-    """The ``POST /query/batch`` body of ``n`` distinct one-day, one-account sub-queries."""
+def batch_body(
+    n: int, concurrency: int, first_day: date = FIRST_DAY, **settings: Any
+) -> dict[str, Any]:
+    """The ``POST /query/batch`` body of ``n`` distinct one-day, one-account sub-queries,
+    from ``first_day`` on."""
     queries = [
         {
             "ds_id": DS_ID,
             "ds_accounts": [account_id(i)],
             "fields": list(FIELDS),
-            "start_date": (FIRST_DAY + timedelta(days=first)).isoformat(),
-            "end_date": (FIRST_DAY + timedelta(days=min(first + MAX_DAYS, days) - 1)).isoformat(),
+            "start_date": (first_day + timedelta(days=first)).isoformat(),
+            "end_date": (first_day + timedelta(days=min(first + MAX_DAYS, days) - 1)).isoformat(),
             **({"settings": settings} if settings else {}),
         }
         for i, days in enumerate(_days_per_account(n))

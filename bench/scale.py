@@ -8,6 +8,17 @@ makespan, server CPU per sub-query (the POST's included), and the server's peak 
 baseline is the 10,000 batch of the same run: every other size's per-sub-query figures are
 shown as a ratio to it (flat cost: within 20%).
 
+Part ``restart``: a store holding L live sub-queries (default 1,000,000: one batch scheduled
+for tomorrow, stored through the API) and E expired ones (default 1,000,000, in batches of
+1,000 that stopped ten days ago, each sub-query with a result of 5 rows: written straight
+into the SQLite file while the server is stopped, as a weekend of finished work would leave
+it). Reported: seconds from starting ``querybatch serve`` to ``/healthz`` answering 200 (its
+Python start included; the baseline is the same start on an empty store), seconds until
+background expiry deleted every expired sub-query, and the store file's size before and
+after (write-ahead log included). Then the clean-up's effect on work: a batch of 10,000 runs
+while another E expired sub-queries are being deleted, and again once they are gone; their
+makespans' ratio (target: under 1.05).
+
 Part ``downloads``: one batch of N demo sub-queries (default 200,000) of 5 rows each (one
 account and day each, ``demo_rows_per_day`` 5) runs on a fresh embedded server, then its
 ``GET /query/batch/{id}/download`` is read in each format (ndjson, csv, parquet), counting
@@ -18,15 +29,19 @@ small results over one large one: 1.0 means a download costs per row, not per su
 server CPU per 1,000 rows, bytes, and the server's RSS growth (peak sampled every 20 ms
 during the download minus the RSS just before).
 
-Run it as ``python -m bench.scale [--parts sizes,downloads] [--sizes 1000,10000,...]
-[--download-subqueries 200000]``;
+Run it as ``python -m bench.scale [--parts sizes,restart,downloads] [--sizes 1000,10000,...]
+[--live 1000000] [--expired 1000000] [--download-subqueries 200000]``;
 figures go to ``bench/results/scale.json``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import time
 from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import httpx
 
@@ -45,6 +60,9 @@ BASE_SIZE = 10_000
 TARGET_FLAT = 1.2  # per-sub-query cost within 20% of the 10,000 batch's
 TARGET_POST_S_PER_100K = 1.0
 TARGET_BATCH_RSS_MB = 200.0
+TARGET_RESTART_S, TARGET_CLEANUP_EFFECT = 5.0, 1.05
+EXPIRED_BATCH = 1000  # sub-queries per expired batch
+EFFECT_BATCH = 10_000
 
 
 def _server_env() -> dict[str, str]:
@@ -83,6 +101,110 @@ def measure_sizes(sizes: Sequence[int]) -> Figures:
             figures[f"n{n}_rate_to_base"] = ratio(figures[f"n{n}_subqueries_per_s"], base_rate)
             figures[f"n{n}_cpu_to_base"] = ratio(figures[f"n{n}_cpu_ms_per_subquery"], base_cpu)
     return figures
+
+
+def _expire_into(db_path: Path, template_batch: str, expired: int, tag: str) -> None:
+    """Write ``expired`` sub-queries (copies of the template batch's), in stopped batches of
+    ``EXPIRED_BATCH`` that ended ten days ago, each with a result of five rows."""
+    ended = time.time() - 10 * 86400
+    payload = b'[["2000-01-01","c1",1,2],["2000-01-01","c2",3,4],["2000-01-01","c3",5,6],'
+    payload += b'["2000-01-01","c4",7,8],["2000-01-01","c5",9,10]]'
+    with contextlib.closing(sqlite3.connect(db_path, isolation_level=None)) as db:
+        db.execute("BEGIN")
+        source = f"SELECT * FROM queries WHERE batch_id = '{template_batch}' AND position <= ?"
+        db.execute(
+            "INSERT INTO results (id, total_rows, total_columns, run_seconds, created_at) "
+            f"SELECT '{tag}' || id, 5, 4, 0.01, ? FROM ({source})",
+            (ended, expired),
+        )
+        db.execute(
+            "INSERT INTO result_chunks (result_id, seq, row_count, payload, created_at) "
+            f"SELECT '{tag}' || id, 0, 5, ?, ? FROM ({source})",
+            (payload, ended, expired),
+        )
+        batch_of = f"printf('qrb_{tag}%08d', (position - 1) / {EXPIRED_BATCH})"
+        db.execute(
+            "INSERT INTO batches (id, kind, account, key_id, status, settings, "
+            "query_concurrency, timeout_seconds, created_at, schedule_time, start_time, "
+            "end_time, query_amount, n_queued, n_running, n_success, n_failure, n_stopped) "
+            f"SELECT DISTINCT {batch_of}, 'batch', account, 'bench', 'STOPPED', '{{}}', 50, "
+            f"3600, ?, ?, ?, ?, {EXPIRED_BATCH}, 0, 0, {EXPIRED_BATCH}, 0, 0 FROM ({source})",
+            (ended, ended, ended, ended, expired),
+        )
+        db.execute(
+            "INSERT INTO queries (account, schedule_id, batch_id, position, status, ds_id, "
+            "spec, fingerprint, created_at, start_time, end_time, attempt, result_id, "
+            f"cache_used) SELECT account, '{tag}' || schedule_id, {batch_of}, position, "
+            f"'SUCCESS', ds_id, spec, fingerprint, ?, ?, ?, 1, '{tag}' || id, 0 FROM ({source})",
+            (ended, ended, ended, expired),
+        )
+        db.execute("COMMIT")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _count(db_path: Path, table: str) -> int:
+    with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as db:
+        return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def _timed_start(server: BenchServer) -> float:
+    began = time.perf_counter()
+    server.start()
+    return time.perf_counter() - began
+
+
+def _makespan(server: BenchServer, n: int, first_day: date) -> float:
+    """The makespan of a batch of ``n`` sub-queries from ``first_day`` on (distinct days, so
+    that no result of another batch answers it)."""
+    return run_batch(server, batch_body(n, CONCURRENCY, first_day=first_day), n).makespan_s
+
+
+def measure_restart(live: int, expired: int) -> Figures:
+    """Restart on a store of ``live`` + ``expired`` sub-queries; the clean-up's cost to work."""
+    env = _server_env() | {"QB_RESULT_TTL": "86400", "QB_SWEEP_SECONDS": "5"}
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat().replace("+00:00", "Z")
+    figures: Figures = {"restart_live": live, "restart_expired": expired}
+    with BenchServer(env, timeout=600) as server:
+        figures["restart_empty_s"] = _timed_start_again(server)
+        with server.client(1800) as client:
+            body = batch_body(max(live, expired, EFFECT_BATCH), CONCURRENCY)
+            body["schedule_time"] = tomorrow
+            template = submit(client, body)
+        server.stop()
+        _expire_into(server.db_path, template, expired, "e1")
+        if live < max(live, expired, EFFECT_BATCH):
+            with contextlib.closing(sqlite3.connect(server.db_path, isolation_level=None)) as db:
+                db.execute(
+                    "DELETE FROM queries WHERE batch_id = ? AND position > ?", (template, live)
+                )
+        figures["restart_file_mb_before"] = server.store_file_bytes() / 2**20
+        figures["restart_s"] = _timed_start(server)
+        began = time.perf_counter()
+        while _count(server.db_path, "queries") > live:
+            time.sleep(0.5)
+        figures["restart_cleanup_s"] = time.perf_counter() - began
+        time.sleep(2 * float(env["QB_SWEEP_SECONDS"]))  # the pass that gives pages back
+        figures["restart_file_mb_after"] = server.store_file_bytes() / 2**20
+        # The clean-up beside work: a batch while E expired sub-queries are deleted, then alone.
+        server.stop()
+        _expire_into(server.db_path, template, expired, "e2")
+        server.start()
+        figures["cleanup_busy_makespan_s"] = _makespan(server, EFFECT_BATCH, date(2100, 1, 1))
+        busy_left = _count(server.db_path, "queries") - live - EFFECT_BATCH
+        while _count(server.db_path, "queries") > live + EFFECT_BATCH:
+            time.sleep(0.5)
+        figures["cleanup_quiet_makespan_s"] = _makespan(server, EFFECT_BATCH, date(2150, 1, 1))
+        figures["cleanup_left_after_busy_batch"] = busy_left
+        figures["cleanup_effect"] = ratio(
+            figures["cleanup_busy_makespan_s"], figures["cleanup_quiet_makespan_s"]
+        )
+    return figures
+
+
+def _timed_start_again(server: BenchServer) -> float:
+    """The server's start on its store as it is: stopped, then started and timed."""
+    server.stop()
+    return _timed_start(server)
 
 
 def _download(
@@ -165,6 +287,36 @@ def report(figures: Figures) -> None:
                     )
                 )
         print_figures("scale: batch sizes (latency 0, query_concurrency 200)", table)
+    if "restart_s" in figures:
+        restart, effect = figures["restart_s"], figures["cleanup_effect"]
+        print_figures(
+            f"scale: restart with {figures['restart_live']:,.0f} live and "
+            f"{figures['restart_expired']:,.0f} expired sub-queries",
+            [
+                ("restart_empty_s", figures["restart_empty_s"], "baseline: an empty store"),
+                (
+                    "restart_s",
+                    restart,
+                    f"to /healthz 200; target <= {TARGET_RESTART_S}: "
+                    + target(restart <= TARGET_RESTART_S),
+                ),
+                ("restart_cleanup_s", figures["restart_cleanup_s"], "until every one expired"),
+                ("restart_file_mb_before", figures["restart_file_mb_before"], "file + WAL"),
+                ("restart_file_mb_after", figures["restart_file_mb_after"], "file + WAL"),
+                ("cleanup_busy_makespan_s", figures["cleanup_busy_makespan_s"], "during it"),
+                ("cleanup_quiet_makespan_s", figures["cleanup_quiet_makespan_s"], "after it"),
+                (
+                    "cleanup_effect",
+                    effect,
+                    f"target < {TARGET_CLEANUP_EFFECT}: {target(effect < TARGET_CLEANUP_EFFECT)}",
+                ),
+                (
+                    "cleanup_left_after_busy_batch",
+                    figures["cleanup_left_after_busy_batch"],
+                    "expired sub-queries left when it ended (0: it outlasted the clean-up)",
+                ),
+            ],
+        )
     rows: list[tuple[str, float, str]] = []
     if "download_rows" in figures:
         for fmt in FORMATS:
@@ -203,14 +355,16 @@ def main(argv: Sequence[str] | None = None) -> Figures:
     )
     args.add_argument(
         "--parts",
-        default="sizes,downloads",
-        help="what to measure, comma-separated: sizes, downloads (default %(default)s)",
+        default="sizes,restart,downloads",
+        help="what to measure, comma-separated: sizes, restart, downloads (default %(default)s)",
     )
     args.add_argument(
         "--sizes",
         default=",".join(str(n) for n in SIZES),
         help="batch sizes of the sizes part (default %(default)s)",
     )
+    args.add_argument("--live", type=int, default=1_000_000, help="restart: live sub-queries")
+    args.add_argument("--expired", type=int, default=1_000_000, help="restart: expired ones")
     ns = args.parse_args(argv)
     parts = set(ns.parts.split(","))
 
@@ -218,6 +372,8 @@ def main(argv: Sequence[str] | None = None) -> Figures:
         figures: Figures = {}
         if "sizes" in parts:
             figures |= measure_sizes([int(n) for n in ns.sizes.split(",")])
+        if "restart" in parts:
+            figures |= measure_restart(ns.live, ns.expired)
         if "downloads" in parts:
             figures |= measure_downloads(ns.download_subqueries, profiling(ns))
         return figures

@@ -2,12 +2,13 @@
 
 Batches whose results expired are deleted with their sub-queries, results and chunks, and
 chunks of runs that never recorded an outcome go once they are older than a grace period.
-Every pass works in bounded transactions (``SLICE_ROWS`` sub-queries, or the chunks of
-``SLICE_RESULTS`` results) with a pause between them, so a store that holds a million
-expired sub-queries neither holds up the start of a server nor, for long, the writes of the
-work that runs meanwhile. The pages freed are then given back to the disk (SQLite's
-incremental vacuum), ``SLICE_PAGES`` at a time. One pass runs at a time; the scheduler starts
-one every ``QB_SWEEP_SECONDS`` on the node that leads.
+Every pass works in bounded transactions (``SLICE_ROWS`` sub-queries, or ``SLICE_CHUNKS``
+chunks looked at) with a pause between them, so a store that holds a million expired
+sub-queries neither holds up the start of a server nor, for long, the writes of the work
+that runs meanwhile; chunks are looked at only once (each pass starts where the last one
+ended), so a pass costs what expired, not what the store holds. The pages freed are then
+given back to the disk (SQLite's incremental vacuum), ``SLICE_PAGES`` at a time. One pass
+runs at a time; the scheduler starts one every ``QB_SWEEP_SECONDS`` on the node that leads.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable
 
 from querybatch import logs
 from querybatch.store.store import Store
+from querybatch.store.upkeep import ChunkKey
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,7 @@ log = logging.getLogger(__name__)
 # the run is given up on (no lease outlives it).
 ORPHAN_GRACE = 7200.0
 SLICE_ROWS = 1000
-SLICE_RESULTS = 500
+SLICE_CHUNKS = 500
 SLICE_PAGES = 2000  # pages (8 MB at most) given back to the disk at a time
 # Between two slices the writer is free for the work, for at least this long.
 PAUSE_SECONDS = 0.05
@@ -42,7 +44,7 @@ class Expiry:
         *,
         orphans_before: float = 0.0,
         slice_rows: int = SLICE_ROWS,
-        slice_results: int = SLICE_RESULTS,
+        slice_chunks: int = SLICE_CHUNKS,
         slice_pages: int = SLICE_PAGES,
         pause: float = PAUSE_SECONDS,
         clock: Callable[[], float] = time.time,
@@ -53,7 +55,7 @@ class Expiry:
         # on the embedded default, runs of a previous process cannot finish any more.
         self.orphans_before = orphans_before
         self.slice_rows = slice_rows
-        self.slice_results = slice_results
+        self.slice_chunks = slice_chunks
         self.slice_pages = slice_pages
         self.pause = pause
         self.clock = clock
@@ -87,12 +89,13 @@ class Expiry:
             await asyncio.sleep(self.pause)
         lost = 0
         before = max(now - self.orphan_grace, self.orphans_before)
-        after: str | None = ""
+        after: ChunkKey | None = await self.store.upkeep.orphans_checked()
         while after is not None:
-            dropped, after = await self.store.upkeep.orphan_slice(before, after, self.slice_results)
+            dropped, after = await self.store.upkeep.orphan_slice(before, after, self.slice_chunks)
             lost += dropped
             if after is not None:
                 await asyncio.sleep(self.pause)
+        await self.store.upkeep.mark_orphans_checked(before)
         while await self.store.upkeep.return_space(self.slice_pages):
             await asyncio.sleep(self.pause)
         return queries, batches, lost

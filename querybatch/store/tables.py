@@ -145,6 +145,8 @@ result_chunks = Table(
     Column("row_count", Integer, nullable=False),
     Column("payload", LargeBinary, nullable=False),
     Column("created_at", Double, nullable=False),
+    # Expiry looks for chunks of lost runs among those written since it last looked.
+    Index(None, "created_at", "result_id", "seq"),
 )
 
 queries = Table(

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, delete, func, insert, select, tuple_, update
 
 from querybatch.domain.status import BatchStatus
 from querybatch.store.database import Database
 from querybatch.store.jobs import batch_record
 from querybatch.store.records import BatchRecord
 from querybatch.store.repository import reads, writes
-from querybatch.store.tables import batches, queries, result_chunks, results, source_stats
+from querybatch.store.tables import (
+    batches,
+    queries,
+    result_chunks,
+    results,
+    server_state,
+    source_stats,
+)
+
+ORPHANS_CHECKED = "orphans_checked_before"  # server_state: see UpkeepStore.orphans_checked
 
 
 class UpkeepStore:
@@ -117,39 +127,77 @@ class UpkeepStore:
         PostgreSQL, autovacuum's work): how many free pages are left."""
         return self.db.return_space(pages)
 
+    @reads
+    def orphans_checked(self) -> ChunkKey:
+        """Where the last full look for lost runs' chunks ended (chunks are looked at in the
+        order they were written, so each pass looks only at what was written since)."""
+        with self.db.reading() as conn:
+            value = conn.execute(
+                select(server_state.c.value).where(server_state.c.name == ORPHANS_CHECKED)
+            ).scalar()
+        return ChunkKey(float(value) if value else 0.0, "", -1)
+
     @writes
-    def orphan_slice(self, before: float, after: str, limit: int) -> tuple[int, str | None]:
-        """Look at the chunks of ``limit`` results (by id, after ``after``) and delete those of
-        runs that never recorded an outcome (no results row) and were written before
-        ``before``; results no query refers to go too. Returns how many results' chunks were
-        deleted and the last id looked at (None once past the end)."""
+    def mark_orphans_checked(self, before: float) -> None:
+        """Every chunk written before ``before`` was looked at: the next pass starts there."""
         with self.db.writing() as conn:
-            ids = list(
+            value = conn.execute(
+                select(server_state.c.value).where(server_state.c.name == ORPHANS_CHECKED)
+            ).scalar()
+            if value is None:
+                conn.execute(insert(server_state).values(name=ORPHANS_CHECKED, value=repr(before)))
+            elif float(value) < before:
+                conn.execute(
+                    update(server_state)
+                    .where(server_state.c.name == ORPHANS_CHECKED)
+                    .values(value=repr(before))
+                )
+
+    @writes
+    def orphan_slice(
+        self, before: float, after: ChunkKey, limit: int
+    ) -> tuple[int, ChunkKey | None]:
+        """Look at ``limit`` chunks written before ``before``, in the order they were written,
+        from just after ``after``, and delete the chunks of runs that never recorded an
+        outcome (no results row). Returns how many runs' chunks were deleted and the last
+        chunk looked at (None once none is left before ``before``)."""
+        key = tuple_(result_chunks.c.created_at, result_chunks.c.result_id, result_chunks.c.seq)
+        with self.db.writing() as conn:
+            seen = [
+                ChunkKey(*row)
+                for row in conn.execute(
+                    select(
+                        result_chunks.c.created_at, result_chunks.c.result_id, result_chunks.c.seq
+                    )
+                    .where(key > tuple_(*after), result_chunks.c.created_at < before)
+                    .order_by(*key.clauses)
+                    .limit(limit)
+                )
+            ]
+            if not seen:
+                return 0, None
+            recorded = select(results.c.id).where(results.c.id == result_chunks.c.result_id)
+            lost_ids = list(
                 conn.execute(
                     select(result_chunks.c.result_id)
-                    .where(result_chunks.c.result_id > after)
-                    .group_by(result_chunks.c.result_id)
-                    .order_by(result_chunks.c.result_id)
-                    .limit(limit)
+                    .where(
+                        result_chunks.c.result_id.in_({k.result_id for k in seen}),
+                        ~recorded.exists(),
+                    )
+                    .distinct()
                 ).scalars()
             )
-            if not ids:
-                return 0, None
-            _drop_unreferenced(conn, set(ids))
-            recorded = select(results.c.id).where(results.c.id == result_chunks.c.result_id)
-            lost = conn.execute(
-                select(result_chunks.c.result_id)
-                .where(
-                    result_chunks.c.result_id.in_(ids),
-                    result_chunks.c.created_at < before,
-                    ~recorded.exists(),
-                )
-                .distinct()
-            ).scalars()
-            lost_ids = list(lost)
             if lost_ids:
                 conn.execute(delete(result_chunks).where(result_chunks.c.result_id.in_(lost_ids)))
-        return len(lost_ids), ids[-1]
+        return len(lost_ids), seen[-1]
+
+
+class ChunkKey(NamedTuple):
+    """A chunk's place in the order chunks were written."""
+
+    created_at: float
+    result_id: str
+    seq: int
 
 
 @dataclass(frozen=True, slots=True)

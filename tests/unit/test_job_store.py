@@ -265,8 +265,8 @@ def test_lost_runs_chunks_go_after_their_grace_and_recorded_ones_stay(store: Sto
     (recorded,) = finish_all(store, "qrb_000000000001", 1, 1000.0)
     for result_id, at in (("lost_old", 1000.0), ("lost_new", 5000.0)):
         store.results.write_chunk.blocking(result_id, 0, [("2026-01-01",)], at)
-    deleted, after = 0, ""
-    while after is not None:  # one result at a time, to the end
+    deleted, after = 0, store.upkeep.orphans_checked.blocking()
+    while after is not None:  # one chunk at a time, to the end
         dropped, after = store.upkeep.orphan_slice.blocking(2000.0, after, 1)
         deleted += dropped
     assert deleted == 1

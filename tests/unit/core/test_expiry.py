@@ -33,7 +33,7 @@ async def test_a_pass_deletes_everything_expired_in_many_small_slices(store: Sto
         store,
         orphan_grace=60.0,
         slice_rows=3,
-        slice_results=1,
+        slice_chunks=1,
         pause=0.0,
         clock=lambda: 1000.0 + RESULT_TTL + 1,
     )
@@ -90,3 +90,19 @@ async def test_the_space_a_pass_freed_goes_back_to_the_disk_a_slice_at_a_time(
     assert await expiry.run_pass() == (0, 0, 300)
     assert full > 10_000_000 and checkpointed_size(store) < full // 10
     assert await store.upkeep.return_space(200) == 0
+
+
+async def test_a_pass_looks_only_at_chunks_written_since_the_last_one(store: Store) -> None:
+    await store.results.write_chunk("lost_early", 0, [("2026-01-01",)], 100.0)
+    clock = [1000.0]
+    expiry = Expiry(store, orphan_grace=60.0, slice_chunks=1, pause=0.0, clock=lambda: clock[0])
+    assert await expiry.run_pass() == (0, 0, 1)
+    assert await store.upkeep.orphans_checked() == (940.0, "", -1)
+    # Written (as a clock gone back would) before where the last pass ended: never looked at.
+    await store.results.write_chunk("lost_behind", 0, [("2026-01-01",)], 500.0)
+    await store.results.write_chunk("lost_after", 0, [("2026-01-01",)], 950.0)
+    clock[0] = 2000.0
+    assert await expiry.run_pass() == (0, 0, 1)
+    assert await store.results.read_chunks("lost_behind", 0, 0) != []
+    assert await store.results.read_chunks("lost_after", 0, 0) == []
+    assert await store.upkeep.orphans_checked() == (1940.0, "", -1)

@@ -1,4 +1,4 @@
-"""partial indexes on sub-queries
+"""partial indexes on sub-queries; result chunks in the order they were written
 
 Revision ID: 0006
 Revises: 0005
@@ -8,6 +8,10 @@ Four indexes of ``queries`` served only a few of its rows (in flight, made by a 
 successful, with a result) but took an entry for every row: storing a batch of 100,000
 sub-queries spent about a third of its insert on them. They now hold only the rows their
 queries look for.
+
+Expiry looked at every result chunk on every pass (every 30 s) for chunks of runs that never
+recorded an outcome: a cost that grew with the store. Chunks are now indexed in the order
+they were written, and each pass looks only at those written since the last one.
 """
 
 from collections.abc import Sequence
@@ -34,6 +38,12 @@ INDEXES = {
 
 def upgrade() -> None:
     """Upgrade schema."""
+    op.create_index(
+        "ix_result_chunks_created_at_result_id_seq",
+        "result_chunks",
+        ["created_at", "result_id", "seq"],
+        unique=False,
+    )
     for name, (columns, where) in INDEXES.items():
         op.drop_index(name, table_name="queries")
         op.create_index(
@@ -48,6 +58,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Downgrade schema."""
+    op.drop_index("ix_result_chunks_created_at_result_id_seq", table_name="result_chunks")
     for name, (columns, _) in INDEXES.items():
         op.drop_index(name, table_name="queries")
         op.create_index(name, "queries", columns, unique=False)
