@@ -22,6 +22,7 @@ __all__ = ["BLOCK_ROWS", "PAGE_RESULTS", "batch_rows"]
 
 PAGE_RESULTS = 1000  # sub-queries read at a time, each with its first chunk
 BLOCK_ROWS = 4 * CHUNK_ROWS  # rows handed to the writer at a time
+MAX_LAYOUTS = 1000  # layouts kept for the download of one batch
 
 
 class _Layout:
@@ -70,7 +71,9 @@ async def batch_rows(
                     continue
                 layout = layouts.get(key := result.fields_text())
                 if layout is None:
-                    layout = layouts[key] = _Layout(columns, result.fields())
+                    layout = _Layout(columns, result.fields())
+                    if len(layouts) < MAX_LAYOUTS:  # a batch of a million distinct sets
+                        layouts[key] = layout
                 block += layout.rows(result.schedule_id, decode_rows(result.first_chunk))
                 if result.total_rows > CHUNK_ROWS:
                     async for rows in rest.read(result.result_id, CHUNK_ROWS, result.total_rows):

@@ -103,6 +103,10 @@ class Scheduler:
 
     # -- the loop ---------------------------------------------------------------------------
 
+    def busy(self) -> bool:
+        """Whether sub-queries this node handed out are in flight (work runs)."""
+        return any(self.tenant_in_flight.values())
+
     def wake(self) -> None:
         """Look at the store now rather than at the next tick (a batch was created)."""
         self._wake.set()

@@ -49,7 +49,10 @@ class Engine:
         # Runs of an earlier embedded process that left chunks behind cannot finish any more;
         # scaled out, a worker may still be running them, so they get the whole grace.
         self.expiry = Expiry(
-            store, ORPHAN_GRACE, orphans_before=time.time() if executor.in_process else 0.0
+            store,
+            ORPHAN_GRACE,
+            orphans_before=time.time() if executor.in_process else 0.0,
+            busy=lambda: self.scheduler.busy(),
         )
         self.scheduler = Scheduler(
             store,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from conftest import RESULT_TTL
 from fakes import create_batch
 from sqlalchemy import func, select, update
@@ -106,3 +107,28 @@ async def test_a_pass_looks_only_at_chunks_written_since_the_last_one(store: Sto
     assert await store.results.read_chunks("lost_behind", 0, 0) != []
     assert await store.results.read_chunks("lost_after", 0, 0) == []
     assert await store.upkeep.orphans_checked() == (1940.0, "", -1)
+
+
+def test_while_work_runs_expiry_takes_a_small_share_of_the_time(store: Store) -> None:
+    from querybatch.engine.expiry import BUSY_SHARE
+
+    working = [False]
+    expiry = Expiry(store, orphan_grace=60.0, pause=0.05, busy=lambda: working[0])
+    assert expiry.pause_after(0.2) == 0.05  # nothing runs: as fast as the pause lets it
+    working[0] = True
+    assert expiry.pause_after(0.001) == 0.05
+    pause = expiry.pause_after(0.2)
+    assert 0.2 / (0.2 + pause) == pytest.approx(BUSY_SHARE)
+
+
+async def test_a_pass_beside_work_still_gets_to_the_end(store: Store) -> None:
+    await stopped_batches(store, 2, 3, end=1000.0)
+    expiry = Expiry(
+        store,
+        orphan_grace=60.0,
+        slice_rows=2,
+        pause=0.0,
+        clock=lambda: 1000.0 + RESULT_TTL + 1,
+        busy=lambda: True,
+    )
+    assert await expiry.run_pass() == (6, 2, 0)
