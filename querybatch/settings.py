@@ -69,7 +69,7 @@ class Settings(BaseSettings):
         default=50, ge=1, description="upper bound of a batch's query_concurrency"
     )
     max_batch_queries: int = Field(
-        default=200_000, ge=1, description="sub-queries one batch may hold"
+        default=1_000_000, ge=1, description="sub-queries one batch may hold"
     )
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     upload_ttl: int = Field(

@@ -104,8 +104,8 @@ class Scheduler:
     # -- the loop ---------------------------------------------------------------------------
 
     def busy(self) -> bool:
-        """Whether sub-queries this node handed out are in flight (work runs)."""
-        return any(self.tenant_in_flight.values())
+        """Whether work runs or waits to: a batch with sub-queries to run, or any in flight."""
+        return bool(self.lanes) or any(self.tenant_in_flight.values())
 
     def wake(self) -> None:
         """Look at the store now rather than at the next tick (a batch was created)."""

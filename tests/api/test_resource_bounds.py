@@ -56,8 +56,8 @@ def deep_json(depth: int) -> bytes:
 
 
 def split_beyond_the_limit() -> dict[str, Any]:
-    """A batch of one query that splits into 365300 sub-queries (the limit: 200000)."""
-    accounts = [f"ads-{n:04}" for n in range(1, 101)]
+    """A batch of one query that splits into 1,095,900 sub-queries (the limit: 1,000,000)."""
+    accounts = [f"ads-{n:04}" for n in range(1, 301)]
     return {
         "split_dates_policy": "day",
         "split_accounts_policy": "all",
@@ -180,7 +180,7 @@ def test_a_split_past_max_batch_queries_is_refused_before_it_is_built(
     with responsive(server):
         response = api.post("/query/batch", json=split_beyond_the_limit())
     assert response.status_code == 400, response.text[:500]
-    assert "200000" in response.json()["error"].get("description", ""), response.text[:500]
+    assert "1000000" in response.json()["error"].get("description", ""), response.text[:500]
 
 
 @pytest.mark.parametrize(

@@ -472,3 +472,19 @@ async def test_a_batch_is_not_stopped_before_its_timeout(
     await r.tick()
     assert r.stopped == []
     assert (await batch_of(store, "qrb_timeout")).status == BatchStatus.RUNNING
+
+
+async def test_work_is_busy_from_when_a_batch_is_due_until_it_ends(
+    store: Store, clock: FakeClock
+) -> None:
+    r = await rig(store, clock)
+    await create_batch(store, "qrb_later", size=2, now=clock(), schedule_time=clock() + 3600)
+    await r.tick()
+    assert not r.scheduler.busy()  # expiry may go at full speed
+    await create_batch(store, "qrb_now", size=2, now=clock())
+    await r.tick()
+    assert r.scheduler.busy()
+    await r.finish(r.executor.running())
+    clock.advance(1)
+    await r.tick()
+    assert not r.scheduler.busy()
