@@ -56,12 +56,18 @@ def deep_json(depth: int) -> bytes:
 
 
 def split_beyond_the_limit() -> dict[str, Any]:
-    """A batch of one query that splits into 1,095,900 sub-queries (the limit: 1,000,000)."""
-    accounts = [f"ads-{n:04}" for n in range(1, 301)]
+    """A batch of three queries that split into 1,095,900 sub-queries (the limit: 1,000,000)."""
     return {
         "split_dates_policy": "day",
         "split_accounts_policy": "all",
-        "queries": [query(start_date="2016-01-01", end_date="2025-12-31", ds_accounts=accounts)],
+        "queries": [
+            query(
+                start_date="2016-01-01",
+                end_date="2025-12-31",
+                ds_accounts=[f"ads-{n:04}" for n in range(first, first + 100)],
+            )
+            for first in (1, 101, 201)
+        ],
     }
 
 
