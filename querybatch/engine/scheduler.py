@@ -100,6 +100,10 @@ class Scheduler:
         self._stopping = False
         self._last_renewal = self._last_requeue = self._last_sweep = 0.0
         self._claims: set[asyncio.Task[None]] = set()
+        # Lanes stopped here, by the count of stops when each was: a refresh whose read began
+        # before a stop must not bring that batch's lane back (it read the batch not stopped).
+        self._stops = 0
+        self._stopped_at: dict[str, int] = {}
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -174,6 +178,8 @@ class Scheduler:
 
     async def stop_lane(self, batch_id: str, in_flight: Sequence[int]) -> None:
         """A batch was stopped (cancel, timeout): forget its buffer, stop its runs."""
+        self._stops += 1
+        self._stopped_at[batch_id] = self._stops
         self._forget(batch_id)
         if in_flight:
             await self.executor.cancel(in_flight)
@@ -200,11 +206,14 @@ class Scheduler:
     # -- lanes ------------------------------------------------------------------------------
 
     async def _refresh_lanes(self, now: float) -> None:
+        stops_before = self._stops
         records = await self.store.runs.active_lanes()
         seen = set()
         for record in records:
             if record.schedule_time > now:
                 continue
+            if self._stopped_at.get(record.batch_id, 0) > stops_before:
+                continue  # stopped while this was read
             seen.add(record.batch_id)
             lane = self.lanes.get(record.batch_id)
             if lane is None:
@@ -216,6 +225,8 @@ class Scheduler:
                 lane.record = record
                 if record.queued > len(lane.buffer):
                     lane.exhausted = False
+        # A read that began after a stop saw its batch stopped: that stop needs no memory.
+        self._stopped_at = {b: n for b, n in self._stopped_at.items() if n > stops_before}
         for batch_id in [b for b in self.lanes if b not in seen]:
             # Stopped elsewhere (another node cancelled it) or finished: nothing of it may run.
             running = [i.query_id for i in self.executor.running() if i.batch_id == batch_id]

@@ -488,3 +488,28 @@ async def test_work_is_busy_from_when_a_batch_is_due_until_it_ends(
     clock.advance(1)
     await r.tick()
     assert not r.scheduler.busy()
+
+
+async def test_a_batch_stopped_while_the_lanes_are_read_does_not_come_back(
+    store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    r = await rig(store, clock)
+    await create_batch(store, "qrb_cancelled", size=3, now=clock())
+    await r.tick()
+    assert r.scheduler.busy()
+    read = store.runs.active_lanes
+
+    async def read_then_cancel() -> object:
+        records = await read()  # the batch is not stopped yet when this is read
+        in_flight = await stop_batch(store, "qrb_cancelled", clock(), cancelled=True)
+        await r.scheduler.stop_lane("qrb_cancelled", in_flight)
+        return records
+
+    monkeypatch.setattr(store.runs, "active_lanes", read_then_cancel)
+    clock.advance(1)
+    await r.tick()
+    assert "qrb_cancelled" not in r.scheduler.lanes and not r.scheduler.busy()
+    monkeypatch.setattr(store.runs, "active_lanes", read)
+    clock.advance(1)
+    await r.tick()
+    assert not r.scheduler.lanes and not r.scheduler._stopped_at
