@@ -63,7 +63,7 @@ class Expiry:
         self.slice_pages = slice_pages
         self.pause = pause
         self.clock = clock
-        self.busy = busy  # whether work runs (sub-queries in flight)
+        self.busy = busy  # whether work runs or is due (the engine's at_work)
         self._task: asyncio.Task[None] | None = None
 
     @property

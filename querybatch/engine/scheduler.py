@@ -107,10 +107,6 @@ class Scheduler:
 
     # -- the loop ---------------------------------------------------------------------------
 
-    def busy(self) -> bool:
-        """Whether work runs or waits to: a batch with sub-queries to run, or any in flight."""
-        return bool(self.lanes) or any(self.tenant_in_flight.values())
-
     def wake(self) -> None:
         """Look at the store now rather than at the next tick (a batch was created)."""
         self._wake.set()

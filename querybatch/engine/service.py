@@ -52,7 +52,7 @@ class Engine:
             store,
             ORPHAN_GRACE,
             orphans_before=time.time() if executor.in_process else 0.0,
-            busy=lambda: self.scheduler.busy(),
+            busy=lambda: self.at_work(),
         )
         self.scheduler = Scheduler(
             store,

@@ -132,21 +132,17 @@ class UpkeepStore:
         """Where the last full look for lost runs' chunks ended (chunks are looked at in the
         order they were written, so each pass looks only at what was written since)."""
         with self.db.reading() as conn:
-            value = conn.execute(
-                select(server_state.c.value).where(server_state.c.name == ORPHANS_CHECKED)
-            ).scalar()
-        return ChunkKey(float(value) if value else 0.0, "", -1)
+            checked = _orphans_checked(conn)
+        return ChunkKey(checked or 0.0, "", -1)
 
     @writes
     def mark_orphans_checked(self, before: float) -> None:
         """Every chunk written before ``before`` was looked at: the next pass starts there."""
         with self.db.writing() as conn:
-            value = conn.execute(
-                select(server_state.c.value).where(server_state.c.name == ORPHANS_CHECKED)
-            ).scalar()
-            if value is None:
+            checked = _orphans_checked(conn)
+            if checked is None:
                 conn.execute(insert(server_state).values(name=ORPHANS_CHECKED, value=repr(before)))
-            elif float(value) < before:
+            elif checked < before:
                 conn.execute(
                     update(server_state)
                     .where(server_state.c.name == ORPHANS_CHECKED)
@@ -207,6 +203,14 @@ class ExpirySlice:
     queries: int
     batches: int
     done: bool
+
+
+def _orphans_checked(conn: Connection) -> float | None:
+    """Where the last look for lost runs' chunks ended, if one ever did."""
+    value = conn.execute(
+        select(server_state.c.value).where(server_state.c.name == ORPHANS_CHECKED)
+    ).scalar()
+    return None if value is None else float(value)
 
 
 def _drop_unreferenced(conn: Connection, result_ids: set[str]) -> None:

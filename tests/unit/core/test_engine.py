@@ -135,3 +135,18 @@ async def stored_batch(store: Store, batch: BatchRecord) -> BatchRecord:
     record = await store.jobs.get_batch(batch.account, batch.id, time.time())
     assert record is not None
     return record
+
+
+async def test_expiry_holds_back_exactly_while_the_engine_is_at_work(
+    started: Engine, store: Store, connector: ScriptedConnector
+) -> None:
+    assert not started.expiry.busy() and not started.at_work()
+    hold = Hold()
+    connector.script.append(hold)
+    batch, _ = await QueryBatches(started).submit(CALLER, body())
+    await within(hold.entered.wait())
+    assert started.expiry.busy() and started.at_work()
+    hold.release.set()
+    await wait_stopped(started, store, batch.id)
+    await within(started.scheduler.tick())
+    assert not started.expiry.busy() and not started.at_work()
