@@ -436,3 +436,71 @@ async def test_a_batch_s_rows_come_in_batch_order_across_pages_and_chunks(store:
     blocks = [b async for b in batch_rows(store, "qrb_000000000001", columns, page_results=2)]
     assert [row for block in blocks for row in block] == expected
     assert all(blocks)
+
+
+def test_a_batch_whose_sub_queries_cannot_all_be_stored_stores_nothing(store: Store) -> None:
+    from querybatch.errors import Conflict
+
+    make_batch(store, 2)
+    twice = [
+        PlannedQuery(
+            "qrb_000000000002_query_1",
+            QUERY,
+            QUERY.accounts,
+            QUERY.start_date,
+            QUERY.end_date,
+            SPEC,
+            "fp",
+        ),
+    ] * 2  # the same schedule id twice: the driver's insert refuses the second
+    with pytest.raises(Conflict):
+        store.jobs.create_batch.blocking(
+            batch_id="qrb_000000000002",
+            kind="batch",
+            account="acme",
+            key_id="key_1",
+            settings=BatchSettings(),
+            query_concurrency=5,
+            timeout_seconds=600,
+            schedule_time=time.time(),
+            subqueries=twice,
+            now=time.time(),
+        )
+    assert store.jobs.get_batch.blocking("acme", "qrb_000000000002", time.time()) is None
+    assert count_rows(store, "queries") == 2
+
+
+def test_a_plan_that_makes_fewer_sub_queries_than_it_counted_stores_nothing(
+    store: Store,
+) -> None:
+    class Miscounted(list[PlannedQuery]):
+        def __len__(self) -> int:
+            return 2
+
+    one = Miscounted(
+        [
+            PlannedQuery(
+                "qrb_000000000001_query_1",
+                QUERY,
+                QUERY.accounts,
+                QUERY.start_date,
+                QUERY.end_date,
+                SPEC,
+                "fp",
+            )
+        ]
+    )
+    with pytest.raises(ValueError, match="2 sub-queries planned, 1 made"):
+        store.jobs.create_batch.blocking(
+            batch_id="qrb_000000000001",
+            kind="batch",
+            account="acme",
+            key_id="key_1",
+            settings=BatchSettings(),
+            query_concurrency=5,
+            timeout_seconds=600,
+            schedule_time=time.time(),
+            subqueries=one,
+            now=time.time(),
+        )
+    assert count_rows(store, "batches") == 0 and count_rows(store, "queries") == 0

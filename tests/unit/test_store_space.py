@@ -58,3 +58,21 @@ def test_a_large_store_made_before_is_left_for_compact_and_the_log_says_so(
         assert after < before and auto_vacuum(path) == database.INCREMENTAL_VACUUM
     finally:
         store.close()
+
+
+def test_a_store_that_refuses_to_give_space_back_says_so_as_the_store_s_error(
+    tmp_path: Path,
+) -> None:
+    from querybatch.errors import StoreUnavailable
+
+    path = tmp_path / "qb.db"
+    store = Store.open(f"sqlite:///{path}", result_ttl=60)
+    store.results.write_chunk.blocking("r", 0, [("x" * 4000,)] * 200, 1.0)
+    store.results.drop.blocking("r")
+    store.close()
+    read_only = database.Database(f"sqlite:///file:{path}?mode=ro&uri=true")
+    try:
+        with pytest.raises(StoreUnavailable, match="unavailable"):
+            read_only.return_space(100)
+    finally:
+        read_only.close()
