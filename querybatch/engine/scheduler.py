@@ -31,6 +31,8 @@ from querybatch.store.store import Store
 
 log = logging.getLogger(__name__)
 
+BITE_WAIT_SECONDS = 1.0  # how long a lane with less room than a bite waits before it claims
+
 StoppedCallback = Callable[[list[str]], None]
 Clock = Callable[[], float]
 
@@ -57,6 +59,7 @@ class Lane:
     exhausted: bool = False
     claiming: bool = False
     announced: bool = False  # its "started" line was logged
+    short_since: float | None = None  # since when it has had room, but less than a bite
 
     @property
     def batch_id(self) -> str:
@@ -275,18 +278,27 @@ class Scheduler:
     # -- claiming ---------------------------------------------------------------------------
 
     def _refill(self) -> None:
+        """Claim for every lane with room for a bite: at least half its concurrency, not one
+        by one; or whatever room it has once it has waited BITE_WAIT_SECONDS for more.
+
+        Without the second rule, runs that hang (a stopped worker, a lost message) and hold
+        half a lane's slots until their leases lapse would stop the whole lane meanwhile.
+        """
         if self._stopping:
             return  # runs cancelled at shutdown end here: nothing new is claimed
         depth = 2 if self.executor.prefetch else 1
+        now = self.clock()
         for lane in self.lanes.values():
             wanted = lane.record.query_concurrency * depth - lane.in_flight - len(lane.buffer)
-            # Claim in bites of at least half the concurrency, not one by one.
-            if (
-                lane.exhausted
-                or lane.claiming
-                or wanted < max(1, lane.record.query_concurrency // 2)
-            ):
+            if lane.exhausted or lane.claiming or wanted < 1:
+                lane.short_since = None
                 continue
+            if wanted < max(1, lane.record.query_concurrency // 2):
+                if lane.short_since is None:
+                    lane.short_since = now
+                if now - lane.short_since < BITE_WAIT_SECONDS:
+                    continue
+            lane.short_since = None
             lane.claiming = True
             task = asyncio.create_task(self._claim(lane, wanted))
             self._claims.add(task)

@@ -26,7 +26,7 @@ from fakes import (
 
 from querybatch.domain.status import BatchStatus, QueryStatus
 from querybatch.engine.leader import Leadership
-from querybatch.engine.scheduler import Scheduler, SchedulerSettings
+from querybatch.engine.scheduler import BITE_WAIT_SECONDS, Scheduler, SchedulerSettings
 from querybatch.store.records import WorkItem
 from querybatch.store.store import Store
 
@@ -302,6 +302,29 @@ async def test_a_sub_query_handed_to_a_broker_keeps_the_claim_lease_however_long
     [query] = await queries_of(store, "qrb_brokered")
     assert (query.status, query.attempt) == (QueryStatus.QUEUED, 1)
     assert r.executor.submitted == [item]
+
+
+async def test_runs_that_hang_in_half_a_lanes_slots_do_not_stop_the_rest_of_the_lane(
+    store: Store, clock: FakeClock
+) -> None:
+    # A stopped worker's runs hold their slots until their leases lapse; the lane's other
+    # slots keep working meanwhile, in bites smaller than half the concurrency if need be.
+    r = await rig(store, clock, executor_class=BrokerExecutor)
+    await create_batch(store, "qrb_stuck", size=40, query_concurrency=10, now=clock())
+    began = clock()
+    await r.tick()
+    hanging, alive = r.executor.running_of("qrb_stuck")[:6], r.executor.running_of("qrb_stuck")[6:]
+    for _ in range(5):
+        await r.finish(alive)
+        await r.tick()
+        alive = [i for i in r.executor.running_of("qrb_stuck") if i not in hanging]
+        assert len(alive) in (0, 4)
+        clock.advance(BITE_WAIT_SECONDS)
+        await r.tick()
+        alive = [i for i in r.executor.running_of("qrb_stuck") if i not in hanging]
+        assert len(alive) == 4  # the free slots are filled within a second, leases far off
+    assert clock() - began < LEASE
+    assert len(r.executor.submitted) == 10 + 5 * 4
 
 
 async def test_a_sub_query_lost_max_attempts_times_ends_as_abandoned(
