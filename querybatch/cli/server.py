@@ -87,6 +87,14 @@ def worker(
     concurrency: Annotated[int, typer.Option(help="Worker processes (each runs chunks).")] = 2,
     pool: Annotated[str, typer.Option(help="Celery pool: prefork, threads or solo.")] = "prefork",
     log_level: Annotated[str, typer.Option(help="Celery log level.")] = "warning",
+    supervise: Annotated[
+        bool,
+        typer.Option(
+            help="Start the Celery worker again whenever it ends by itself (a broker restart "
+            "can end it); --no-supervise runs it in this process, for a process manager "
+            "that restarts it itself."
+        ),
+    ] = True,
 ) -> None:
     """Run sub-queries handed out by the servers (QB_EXECUTOR=celery, QB_BROKER_URL)."""
     from querybatch.engine.factory import check_worker
@@ -94,14 +102,21 @@ def worker(
     settings = settings_with()
     logs.install(settings.log_format, log_level)
     check_worker(settings)
+    if supervise:
+        from querybatch.engine.executors.supervisor import Supervisor
+
+        console.print(
+            f"querybatch worker on queue {settings.celery_queue}, {concurrency} {pool} "
+            "processes, supervised",
+            highlight=False,
+        )
+        command = [sys.executable, "-m", "querybatch", "worker", "--no-supervise"]
+        command += [f"--concurrency={concurrency}", f"--pool={pool}", f"--log-level={log_level}"]
+        raise typer.Exit(Supervisor(command).run())
     # Imported once checked: without the celery extra, the check says what to install.
     from querybatch.engine.executors.celery import make_celery
 
     celery = make_celery(settings)
-    console.print(
-        f"querybatch worker on queue {settings.celery_queue}, {concurrency} {pool} processes",
-        highlight=False,
-    )
     celery.worker_main(
         [
             "worker",
