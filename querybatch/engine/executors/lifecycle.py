@@ -66,6 +66,25 @@ def log_failures(outcomes: Iterable[Outcome]) -> None:
         )
 
 
+def log_discarded(outcomes: Sequence[Outcome]) -> None:
+    """One line per batch for outcomes that arrived after their run lost its sub-query (the
+    batch stopped, or the lease lapsed and the sub-query ran again): their rows are dropped,
+    so a result is stored once; the line is how a late original run is traced."""
+    by_batch: dict[str, list[Outcome]] = {}
+    for outcome in outcomes:
+        by_batch.setdefault(outcome.batch_id, []).append(outcome)
+    for batch_id, late in by_batch.items():
+        logs.event(
+            log,
+            "outcomes_discarded",
+            "discarded {count} outcomes of batch {batch_id} that came after their runs lost "
+            "their sub-queries (stopped, or run again): sub-query:attempt {runs}",
+            count=len(late),
+            batch_id=batch_id,
+            runs=" ".join(f"{o.query_id}:{o.attempt}" for o in late[:20]),
+        )
+
+
 def _reason(outcome: Outcome) -> str:
     error = outcome.error
     if error is None:

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from querybatch.engine.executors.lifecycle import log_failures, log_stopped
+from querybatch.engine.executors.lifecycle import log_discarded, log_failures, log_stopped
 from querybatch.store.records import Outcome, WorkItem
 from querybatch.store.store import Store
 
@@ -98,6 +98,7 @@ class Recorder:
                     future.set_exception(exc)
             return
         log_failures(outcome for (outcome, _), ok in zip(ended, applied, strict=True) if ok)
+        log_discarded([outcome for (outcome, _), ok in zip(ended, applied, strict=True) if not ok])
         if stopped:
             self.on_stopped(stopped)
             # Before the futures resolve: a Celery worker's loop stops once they have.

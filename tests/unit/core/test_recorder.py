@@ -8,6 +8,7 @@ sub-queries keep their leases, which lapse and put them back on the schedule.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -107,8 +108,9 @@ async def test_the_start_of_a_run_that_no_longer_owns_its_query_is_refused(
 
 
 async def test_the_outcome_of_a_run_that_lost_its_query_is_not_applied_and_its_rows_go(
-    store: Store, recorder: Recorder
+    store: Store, recorder: Recorder, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="querybatch")
     await create_batch(store, "qrb_stale", size=1, now=time.time())
     [old] = await claim(store, "qrb_stale", 1, time.time())
     assert await within(recorder.started(old))
@@ -121,6 +123,9 @@ async def test_the_outcome_of_a_run_that_lost_its_query_is_not_applied_and_its_r
     [query] = await queries_of(store, "qrb_stale")
     assert (query.status, query.attempt, query.result) == (QueryStatus.QUEUED, 2, None)
     assert await chunks_of(store, late.result.id) == []
+    # The late run leaves a trace with the ids an operator looks for.
+    [line] = [r for r in caplog.records if getattr(r, "event", "") == "outcomes_discarded"]
+    assert (line.batch_id, line.count, line.runs) == ("qrb_stale", 1, f"{old.query_id}:1")
 
 
 async def test_the_recorder_reports_a_batch_once_its_last_outcome_is_written(
