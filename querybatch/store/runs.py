@@ -357,16 +357,17 @@ class RunStore:
         return in_flight, True
 
     @reads
-    def still_owned(self, items: Sequence[tuple[int, int]]) -> set[int]:
-        """Of these (query id, attempt) pairs, the queries that attempt still holds."""
+    def still_owned(self, items: Sequence[tuple[int, int]], *, waiting: bool = False) -> set[int]:
+        """Of these (query id, attempt) pairs, the queries that attempt still holds (only
+        those whose run has not started yet, if ``waiting``)."""
+        statuses = [QueryStatus.QUEUED] if waiting else [QueryStatus.QUEUED, QueryStatus.RUNNING]
         owned: set[int] = set()
         with self.db.reading() as conn:
             for start in range(0, len(items), 500):
                 attempts = dict(items[start : start + 500])
                 rows = conn.execute(
                     select(queries.c.id, queries.c.attempt).where(
-                        queries.c.id.in_(attempts),
-                        queries.c.status.in_([QueryStatus.QUEUED, QueryStatus.RUNNING]),
+                        queries.c.id.in_(attempts), queries.c.status.in_(statuses)
                     )
                 )
                 owned.update(row.id for row in rows if attempts[row.id] == row.attempt)

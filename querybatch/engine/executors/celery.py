@@ -6,9 +6,12 @@ and writes their rows and outcomes to the shared store itself. Tasks are acknowl
 so a killed worker's chunk is delivered again; a redelivered run may take over its own
 attempt, and whichever run records first wins, so rows are stored exactly once.
 
-The leader learns that runs ended from a Redis channel the workers publish to, and, in case
-a notice is lost, by asking the store every second which handed-out sub-queries ended.
-This is the only module that imports Celery.
+The leader learns that runs ended from a Redis channel the workers publish to (as each
+one's outcome is written), and, in case a notice is lost, by asking the store every second
+which handed-out sub-queries ended. A sub-query handed over but never started while the
+broker's queue is empty was lost on the way (RESEND_SECONDS) and is handed over again; a
+worker runs a message only once the store says that attempt is still waiting, so a copy
+delivered late costs nothing. This is the only module that imports Celery.
 """
 
 from __future__ import annotations
@@ -42,6 +45,10 @@ log = logging.getLogger(__name__)
 
 TASK_NAME = "querybatch.run_chunk"
 RECONCILE_SECONDS = 1.0
+# A handed-out sub-query that has not started this long after it was handed over, while
+# nothing waits in the broker's queue, is taken to be lost (a broker restart, a send that
+# failed, a worker killed or stopped while it held the message) and is handed over again.
+RESEND_SECONDS = 5.0
 
 
 def done_channel(settings: Settings) -> str:
@@ -157,20 +164,27 @@ def _run_chunk(task: Task, payload: list[dict[str, Any]]) -> int:
             runtime=runtime,
             loop=loop,
             settings=settings,
-            redis=redis.Redis.from_url(settings.shared_redis_url)
+            redis=redis.Redis.from_url(
+                settings.shared_redis_url, socket_connect_timeout=2, socket_timeout=2
+            )
             if settings.shared_redis_url
             else None,
         )
     redelivered = bool((task.request.delivery_info or {}).get("redelivered"))
     items = [work_item_from_payload(entry, takeover=redelivered) for entry in payload]
-    _worker["loop"].run_until_complete(_worker["runtime"].run(items))
-    notice = orjson.dumps([[item.query_id, item.attempt] for item in items])
-    if _worker["redis"] is not None:
-        try:
-            _worker["redis"].publish(done_channel(_worker["settings"]), notice)
-        except redis.RedisError as exc:  # the leader's reconciliation will notice instead
-            log.warning("could not announce finished sub-queries: %s", exc)
+    _worker["loop"].run_until_complete(_worker["runtime"].run(items, _announce))
     return len(items)
+
+
+def _announce(items: Sequence[WorkItem]) -> None:
+    """Tell the leader these sub-queries ended (their outcomes are written)."""
+    if _worker["redis"] is None:
+        return
+    notice = orjson.dumps([[item.query_id, item.attempt] for item in items])
+    try:
+        _worker["redis"].publish(done_channel(_worker["settings"]), notice)
+    except redis.RedisError as exc:  # the leader's reconciliation will notice instead
+        log.warning("could not announce %d finished sub-queries: %s", len(items), exc)
 
 
 # -- leader side --------------------------------------------------------------------------
@@ -179,7 +193,10 @@ def _run_chunk(task: Task, payload: list[dict[str, Any]]) -> int:
 class CeleryExecutor(Executor):
     """Hands sub-queries to Celery workers and tracks them until they end."""
 
-    prefetch = False
+    # The next sub-queries are claimed ahead and handed out as soon as a worker says one
+    # ended: without them, a lane refilled only in bites, and sub-queries in transit held
+    # a third of its slots (32 of 50 ran at once).
+    prefetch = True
     in_process = False
     scale_out = True
 
@@ -188,11 +205,13 @@ class CeleryExecutor(Executor):
         self.store = store
         self.app = make_celery(settings)
         self._dispatched: dict[int, WorkItem] = {}
+        self._sent_at: dict[int, float] = {}  # when each was (last) handed to the broker
         self._task_ids: dict[str, set[str]] = defaultdict(set)
         self._sender = ThreadPoolExecutor(1, thread_name_prefix="qb-celery-send")
         self._on_done: DoneCallback | None = None
         self._loops: list[asyncio.Task[None]] = []
         self._redis = shared_redis(settings.shared_redis_url) if settings.shared_redis_url else None
+        self._broker = shared_redis(settings.broker_url) if settings.broker_url else None
 
     @classmethod
     def preflight(cls, settings: Settings, store: Store) -> None:
@@ -209,23 +228,31 @@ class CeleryExecutor(Executor):
         return self.settings.celery_max_in_flight - len(self._dispatched)
 
     def submit(self, items: Sequence[WorkItem]) -> None:
-        by_batch: dict[str, list[WorkItem]] = defaultdict(list)
         for item in items:
             self._dispatched[item.query_id] = item
+        self._hand_over(items)
+
+    def _hand_over(self, items: Sequence[WorkItem]) -> None:
+        """Send ``items`` to the broker, a chunk of one batch per task, from the sender thread."""
+        by_batch: dict[str, list[WorkItem]] = defaultdict(list)
+        now = time.monotonic()
+        for item in items:
+            self._sent_at[item.query_id] = now
             by_batch[item.batch_id].append(item)
         loop = asyncio.get_running_loop()
         size = self.settings.celery_chunk
         for batch_id, group in by_batch.items():
             for start in range(0, len(group), size):
-                payload = [work_item_payload(i) for i in group[start : start + size]]
-                loop.run_in_executor(self._sender, self._send, loop, batch_id, payload)
+                chunk = group[start : start + size]
+                loop.run_in_executor(self._sender, self._send, loop, batch_id, chunk)
 
     def _send(
-        self, loop: asyncio.AbstractEventLoop, batch_id: str, payload: list[dict[str, Any]]
+        self, loop: asyncio.AbstractEventLoop, batch_id: str, chunk: Sequence[WorkItem]
     ) -> None:
+        payload = [work_item_payload(item) for item in chunk]
         try:
             sent = self.app.send_task(TASK_NAME, args=[payload], queue=self.settings.celery_queue)
-        except Exception as exc:  # broker down: the claim lease expires and they are re-queued
+        except Exception as exc:  # broker down: handed over again once it is back
             log.error("could not hand %d sub-queries to the broker: %s", len(payload), exc)
             return
         loop.call_soon_threadsafe(self._remember, batch_id, str(sent.id))
@@ -251,11 +278,15 @@ class CeleryExecutor(Executor):
         return []  # workers renew the leases of what they run; a lost message must expire
 
     def adopt(self, items: Sequence[WorkItem]) -> None:
+        # Where the former leader's messages are is unknown: counted as handed over now.
+        now = time.monotonic()
         for item in items:
             self._dispatched[item.query_id] = item
+            self._sent_at[item.query_id] = now
 
     def forget(self) -> None:
         self._dispatched.clear()
+        self._sent_at.clear()
         self._task_ids.clear()
 
     async def healthy(self) -> bool:
@@ -279,8 +310,9 @@ class CeleryExecutor(Executor):
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
         self._sender.shutdown(wait=False, cancel_futures=True)
-        if self._redis is not None:
-            await self._redis.aclose()
+        for client in (self._redis, self._broker):
+            if client is not None:
+                await client.aclose()
 
     def _finish(self, pairs: Collection[tuple[int, int]]) -> None:
         done = []
@@ -288,6 +320,7 @@ class CeleryExecutor(Executor):
             item = self._dispatched.get(query_id)
             if item is not None and item.attempt == attempt:
                 done.append(self._dispatched.pop(query_id))
+                self._sent_at.pop(query_id, None)
         if done and self._on_done is not None:
             self._on_done(done)
 
@@ -299,8 +332,42 @@ class CeleryExecutor(Executor):
                 if pairs:
                     owned = await self.store.runs.still_owned(pairs)
                     self._finish([p for p in pairs if p[0] not in owned])
+                await self._hand_over_lost()
             except Exception:
                 log.exception("reconciling handed-out sub-queries failed; retrying")
+
+    async def _hand_over_lost(self) -> None:
+        """Hand over again what was handed over a while ago, never started, and is not in
+        the broker's queue (the queue is empty): it was lost on the way."""
+        cutoff = time.monotonic() - RESEND_SECONDS
+        overdue = [i for i in self._dispatched.values() if self._sent_at[i.query_id] <= cutoff]
+        if not overdue or not await self._queue_is_empty():
+            return
+        pairs = [(item.query_id, item.attempt) for item in overdue]
+        waiting = await self.store.runs.still_owned(pairs, waiting=True)
+        lost = [item for item in overdue if item.query_id in waiting]
+        if lost:
+            logs.event(
+                log,
+                "handed_over_again",
+                "handed {count} sub-queries over again: not started {seconds:.0f} s after they "
+                "were handed over, with the queue empty (a broker restart, a failed send, or "
+                "a worker stopped while it held them); first ids {query_ids}",
+                level=logging.WARNING,
+                count=len(lost),
+                seconds=RESEND_SECONDS,
+                query_ids=[item.query_id for item in lost[:10]],
+            )
+            self._hand_over(lost)
+
+    async def _queue_is_empty(self) -> bool:
+        """Whether the broker answers and holds no message of this deployment's queue."""
+        if self._broker is None:
+            return False
+        try:
+            return int(await self._broker.llen(self.settings.celery_queue)) == 0
+        except (redis.RedisError, OSError):
+            return False
 
     async def _listen_forever(self) -> None:
         assert self._redis is not None

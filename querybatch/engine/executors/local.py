@@ -21,9 +21,15 @@ log = logging.getLogger(__name__)
 
 
 def build_local_executor(
-    settings: Settings, store: Store, sources: SourceRegistry, slots: int
+    settings: Settings,
+    store: Store,
+    sources: SourceRegistry,
+    slots: int,
+    *,
+    confirm_start: bool = False,
 ) -> LocalExecutor:
-    """An in-process executor whose runs write their chunks and outcomes to ``store``."""
+    """An in-process executor whose runs write their chunks and outcomes to ``store``
+    (see :class:`LocalExecutor` for ``confirm_start``)."""
 
     async def write_chunk(result_id: str, seq: int, rows: Sequence[Row]) -> None:
         await store.results.write_chunk(result_id, seq, rows, time.time())
@@ -38,7 +44,7 @@ def build_local_executor(
         RetryPolicy(retries=settings.retries, backoff=settings.retry_backoff),
         SourceThrottle(),
     )
-    return LocalExecutor(runner, store, settings.lease_seconds, slots)
+    return LocalExecutor(runner, store, settings.lease_seconds, slots, confirm_start=confirm_start)
 
 
 class LocalExecutor(Executor):
@@ -46,14 +52,28 @@ class LocalExecutor(Executor):
 
     Identical sub-queries of one tenant that would run at the same time run once: the later
     ones wait for the first and share its result.
+
+    A run starts at once and its start is recorded meanwhile. With ``confirm_start`` (a
+    Celery worker) it waits until the store says it owns its sub-query: a message the broker
+    delivered twice, or one a stopped worker held while it was handed out again, then costs
+    a look in the store instead of a second call to the data source.
     """
 
     prefetch = True
     in_process = True
     scale_out = False
 
-    def __init__(self, runner: Runner, store: Store, lease_seconds: float, slots: int) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        store: Store,
+        lease_seconds: float,
+        slots: int,
+        *,
+        confirm_start: bool = False,
+    ) -> None:
         self.runner = runner
+        self.confirm_start = confirm_start
         self.recorder = Recorder(store, lease_seconds, self._batches_stopped)
         self.slots = slots
         self._tasks: dict[int, tuple[WorkItem, asyncio.Task[None]]] = {}
@@ -118,6 +138,8 @@ class LocalExecutor(Executor):
     async def _run(self, item: WorkItem) -> None:
         try:
             started = self.recorder.started(item)
+            if self.confirm_start and not await started:
+                return
             key = (item.account, item.fingerprint)
             leader = self._leaders.get(key)
             outcome = await self._follow(item, leader) if leader is not None else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from querybatch.connectors.sources import build_sources
 from querybatch.engine.executors.local import build_local_executor
@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 WATCH_SECONDS = 0.5
 
+Announce = Callable[[Sequence[WorkItem]], None]
+
 
 class WorkerRuntime:
     """Everything one worker process needs to run sub-queries."""
@@ -33,7 +35,9 @@ class WorkerRuntime:
             settings.resolved_database_url, result_ttl=settings.result_ttl, migrate=False
         )
         self.sources = build_sources(settings)
-        self.executor = build_local_executor(settings, self.store, self.sources, slots=1_000_000)
+        self.executor = build_local_executor(
+            settings, self.store, self.sources, slots=1_000_000, confirm_start=True
+        )
         self._done: set[int] = set()
         self._changed = asyncio.Event()
 
@@ -43,12 +47,17 @@ class WorkerRuntime:
         # Batches that stop here are seen by their leader node in the store.
         await self.executor.start(self._on_done, lambda _batch_ids: None)
 
-    async def run(self, items: Sequence[WorkItem]) -> None:
-        """Run these sub-queries to their end, and return once their outcomes are written."""
+    async def run(self, items: Sequence[WorkItem], announce: Announce) -> None:
+        """Run these sub-queries to their end, and return once their outcomes are written.
+
+        Each one that ended is ``announce``d once its outcome is written, without waiting for
+        the rest of the chunk: the leader hands its slot to the next sub-query at once.
+        """
         ids = {item.query_id for item in items}
+        announced: set[int] = set()
         self.executor.submit(items)
         last_renewal = time.monotonic()
-        while not ids <= self._done:
+        while not ids <= announced:
             try:
                 await asyncio.wait_for(self._changed.wait(), WATCH_SECONDS)
             except TimeoutError:
@@ -61,8 +70,12 @@ class WorkerRuntime:
                         time.time() + self.settings.lease_seconds,
                     )
             self._changed.clear()
+            ended = [i for i in items if i.query_id in self._done and i.query_id not in announced]
+            if ended:
+                await self.executor.drain()
+                announced.update(i.query_id for i in ended)
+                announce(ended)
         self._done -= ids
-        await self.executor.drain()
 
     async def _let_go_of_lost(self, pending: Sequence[WorkItem]) -> None:
         owned = await self.store.runs.still_owned([(i.query_id, i.attempt) for i in pending])
