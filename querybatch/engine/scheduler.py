@@ -26,6 +26,7 @@ from querybatch.engine.executors.base import Executor
 from querybatch.engine.executors.lifecycle import log_stopped
 from querybatch.engine.expiry import Expiry
 from querybatch.engine.leader import Leadership
+from querybatch.errors import StoreUnavailable
 from querybatch.store.records import LaneRecord, WorkItem
 from querybatch.store.store import Store
 
@@ -119,6 +120,8 @@ class Scheduler:
         while not self._stopping:
             try:
                 await self.tick()
+            except StoreUnavailable as exc:  # a database outage: one line, not a traceback
+                log.warning("scheduler round failed, retrying: %s", exc)
             except Exception:
                 log.exception("scheduler round failed; retrying")
             try:
@@ -313,6 +316,10 @@ class Scheduler:
                 now,
                 now + self.settings.claim_lease_seconds,
             )
+        except StoreUnavailable as exc:
+            if not self._stopping:
+                log.warning("claiming sub-queries of %s failed: %s", lane.batch_id, exc)
+            items = []
         except Exception:
             if not self._stopping:
                 log.exception("claiming sub-queries of %s failed", lane.batch_id)

@@ -13,6 +13,7 @@ from querybatch.engine.executors.base import DoneCallback, Executor, WorkerCount
 from querybatch.engine.executors.recorder import Recorder, StoppedCallback
 from querybatch.engine.executors.runner import RetryPolicy, Runner
 from querybatch.engine.executors.throttle import SourceThrottle
+from querybatch.errors import StoreUnavailable
 from querybatch.settings import Settings
 from querybatch.store.records import Outcome, WorkItem
 from querybatch.store.store import Store
@@ -149,7 +150,9 @@ class LocalExecutor(Executor):
                 self.recorder.finished(outcome)
         except asyncio.CancelledError:
             pass
-        except Exception:  # the store is down: the lease expires and the query runs again
+        except StoreUnavailable:  # the recorder said so once for the group commit
+            pass  # the lease lapses and the sub-query runs again
+        except Exception:
             log.exception("sub-query %s could not be recorded", item.query_id)
         finally:
             # The slot is handed on now; the outcome goes out with the next group commit.
