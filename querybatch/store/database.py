@@ -13,6 +13,7 @@ import fcntl
 import functools
 import logging
 import os
+import socket
 import sqlite3
 import threading
 import time
@@ -54,6 +55,31 @@ CACHE_KIB = 16 * 1024
 # growing share of each write as the store grew (a tenth of its time at 200,000 sub-queries).
 CHECKPOINT_SECONDS = 1.0
 WRITER_CHECKPOINT_PAGES = 16_384  # 64 MB: the writer's own checkpoint, only as a backstop
+
+SESSION_PREFIX = "querybatch "
+LOCK_PING_SECONDS = 2.0  # how often a held PostgreSQL lock's session is used
+
+
+def session_name() -> str:
+    """This process's PostgreSQL application name: host and process id."""
+    return f"{SESSION_PREFIX}{socket.gethostname()}:{os.getpid()}"[:63]
+
+
+# The session holding an advisory lock of this schema, and how long it has been silent.
+_LOCK_HOLDER = text(
+    "SELECT a.application_name, "
+    "EXTRACT(EPOCH FROM clock_timestamp() - a.state_change)::float AS silent "
+    "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+    "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
+    "AND l.classid::bigint = :id "
+    "AND l.objid::bigint = (hashtext(current_schema())::bigint + 4294967296) % 4294967296 "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND a.state = 'idle'"
+)
+_END_SESSIONS = text(
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+    "WHERE application_name = :name AND pid <> pg_backend_pid()"
+)
 
 # PostgreSQL advisory locks, as (kind, hash of the schema) pairs of 32-bit keys.
 _MIGRATION_LOCK_ID = 0x51BA7C4  # serialises concurrent start-ups
@@ -146,6 +172,8 @@ class Database:
         self._local = threading.local()
         self._point: Connection | None = None
         self._closing = threading.Event()
+        self._lock_guard = threading.Lock()  # a lock's connection is used by one thread at once
+        self._lock_pinger: threading.Thread | None = None
         self._checkpointer: threading.Thread | None = None
         if self.is_sqlite and sqlite_file(self.url) is not None:
             self._checkpointer = threading.Thread(
@@ -156,7 +184,14 @@ class Database:
     def _create_engine(self) -> Engine:
         if not self.is_sqlite:
             try:
-                return create_engine(self.url, pool_size=12, max_overflow=8, pool_pre_ping=True)
+                return create_engine(
+                    self.url,
+                    pool_size=12,
+                    max_overflow=8,
+                    pool_pre_ping=True,
+                    # Which process a session is, so that a frozen one can be fenced off.
+                    connect_args={"application_name": session_name()},
+                )
             except ImportError as exc:  # a driver named in the URL (postgresql+pg8000://...)
                 raise ConfigurationError(
                     f"QB_DATABASE_URL: no driver for {self.url.drivername} is installed ({exc})"
@@ -392,7 +427,41 @@ class Database:
             conn.close()
             return False
         self._locks[name] = conn
+        if self._lock_pinger is None:
+            self._lock_pinger = threading.Thread(
+                target=self._ping_locks_forever, name="qb-store-lock-ping", daemon=True
+            )
+            self._lock_pinger.start()
         return True
+
+    def _ping_locks_forever(self) -> None:
+        """Use every held lock's session every LOCK_PING_SECONDS, from a thread of its own,
+        so that a process that is alive, however busy its event loop, is never taken for a
+        frozen one (:meth:`fence_silent_holder`)."""
+        while not self._closing.wait(LOCK_PING_SECONDS):
+            for name in list(self._locks):
+                self.lock_alive(name)
+
+    def fence_silent_holder(self, name: str, silent_seconds: float) -> str | None:
+        """End every session of the named lock's holder if it has not used its lock session
+        for ``silent_seconds``; the holder's session name then, else None.
+
+        A holder that is alive uses it every few seconds (:meth:`lock_alive`); one that is
+        frozen (SIGSTOP, a hung host) keeps its connection, and with it the lock, for as
+        long as its kernel answers. Only PostgreSQL locks can be fenced; SQLite's are held
+        by one machine.
+        """
+        if self.is_sqlite:
+            return None
+        with translated_errors(), self.engine.connect() as conn:
+            holder = conn.execute(_LOCK_HOLDER, {"id": _LOCK_IDS[name]}).first()
+            if holder is None or holder.silent < silent_seconds:
+                return None
+            if not str(holder.application_name).startswith(SESSION_PREFIX):
+                return None  # not a querybatch process: not ours to end
+            conn.execute(_END_SESSIONS, {"name": holder.application_name})
+            conn.commit()
+        return str(holder.application_name)
 
     def lock_alive(self, name: str) -> bool:
         """Whether this process still holds the named lock (its connection may have died)."""
@@ -400,12 +469,13 @@ class Database:
         if held is None:
             return False
         if isinstance(held, Connection):
-            try:
-                held.execute(text("SELECT 1"))
-                held.commit()
-            except SQLAlchemyError:
-                self.release_lock(name)
-                return False
+            with self._lock_guard:
+                try:
+                    held.execute(text("SELECT 1"))
+                    held.commit()
+                except SQLAlchemyError:
+                    self.release_lock(name)
+                    return False
         return True
 
     def release_lock(self, name: str) -> None:
@@ -496,8 +566,9 @@ class Database:
     def close(self) -> None:
         """Stop the threads, release the lock and close every pooled connection."""
         self._closing.set()
-        if self._checkpointer is not None:
-            self._checkpointer.join()
+        for thread in (self._checkpointer, self._lock_pinger):
+            if thread is not None:
+                thread.join()
         for name in list(self._locks):
             self.release_lock(name)
         self._writer.shutdown(wait=True)
