@@ -45,7 +45,14 @@ def build_local_executor(
         RetryPolicy(retries=settings.retries, backoff=settings.retry_backoff),
         SourceThrottle(),
     )
-    return LocalExecutor(runner, store, settings.lease_seconds, slots, confirm_start=confirm_start)
+    return LocalExecutor(
+        runner,
+        store,
+        settings.lease_seconds,
+        slots,
+        confirm_start=confirm_start,
+        retry_seconds=settings.lease_seconds,
+    )
 
 
 class LocalExecutor(Executor):
@@ -72,10 +79,11 @@ class LocalExecutor(Executor):
         slots: int,
         *,
         confirm_start: bool = False,
+        retry_seconds: float = 0.0,
     ) -> None:
         self.runner = runner
         self.confirm_start = confirm_start
-        self.recorder = Recorder(store, lease_seconds, self._batches_stopped)
+        self.recorder = Recorder(store, lease_seconds, self._batches_stopped, retry_seconds)
         self.slots = slots
         self._tasks: dict[int, tuple[WorkItem, asyncio.Task[None]]] = {}
         self._leaders: dict[tuple[str, str], asyncio.Future[Outcome | None]] = {}

@@ -3,7 +3,9 @@
 Runs hand their start and their outcome to the recorder and get a future back. One flusher
 task writes everything that arrived since its last write in a single transaction, so under
 load the cost of a commit is shared by many sub-queries, and when idle a write goes out at
-once.
+once. While the store is unreachable a group is tried again for up to ``retry_seconds``
+(a worker's lease), so that a short database outage costs no run its work; past that the
+runs waiting on it get the error and their sub-queries run again once their leases lapse.
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ import time
 from collections.abc import Callable
 
 from querybatch.engine.executors.lifecycle import log_discarded, log_failures, log_stopped
+from querybatch.errors import StoreUnavailable
 from querybatch.store.records import Outcome, WorkItem
 from querybatch.store.store import Store
 
 log = logging.getLogger(__name__)
+
+RETRY_FIRST_DELAY = 0.25  # seconds before a group commit the store refused is tried again
+RETRY_MAX_DELAY = 2.0
 
 StoppedCallback = Callable[[list[str]], None]
 
@@ -25,9 +31,16 @@ StoppedCallback = Callable[[list[str]], None]
 class Recorder:
     """Collects run starts and outcomes and writes them in batches."""
 
-    def __init__(self, store: Store, lease_seconds: float, on_stopped: StoppedCallback) -> None:
+    def __init__(
+        self,
+        store: Store,
+        lease_seconds: float,
+        on_stopped: StoppedCallback,
+        retry_seconds: float = 0.0,
+    ) -> None:
         self.store = store
         self.lease_seconds = lease_seconds
+        self.retry_seconds = retry_seconds
         self.on_stopped = on_stopped
         self._started: list[tuple[WorkItem, float, asyncio.Future[bool]]] = []
         self._ended: list[tuple[Outcome, asyncio.Future[bool]]] = []
@@ -77,20 +90,44 @@ class Recorder:
             if self._closing and not (self._started or self._ended):
                 return
 
+    async def _record(
+        self,
+        started: list[tuple[WorkItem, float, asyncio.Future[bool]]],
+        ended: list[tuple[Outcome, asyncio.Future[bool]]],
+    ) -> tuple[list[bool], list[bool], list[str]]:
+        """Write one group, trying again while the store is unreachable for up to
+        ``retry_seconds``: a database that is back within them loses no run's work."""
+        gave_up_at = time.monotonic() + self.retry_seconds
+        delay = RETRY_FIRST_DELAY
+        while True:
+            now = time.time()
+            try:
+                return await self.store.runs.record_runs(
+                    [(item, at) for item, at, _ in started],
+                    [outcome for outcome, _ in ended],
+                    now + self.lease_seconds,
+                    now,
+                )
+            except StoreUnavailable as exc:
+                if self._closing or time.monotonic() + delay > gave_up_at:
+                    raise
+                log.warning(
+                    "could not record %d run events, trying again in %.2f s: %s",
+                    len(started) + len(ended),
+                    delay,
+                    exc,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_DELAY)
+
     async def _flush(self) -> None:
         started, self._started = self._started, []
         ended, self._ended = self._ended, []
         self._flushing = [f for _, _, f in started] + [f for _, f in ended]
-        now = time.time()
         try:
-            began, applied, stopped = await self.store.runs.record_runs(
-                [(item, at) for item, at, _ in started],
-                [outcome for outcome, _ in ended],
-                now + self.lease_seconds,
-                now,
-            )
+            began, applied, stopped = await self._record(started, ended)
         except Exception as exc:
-            # The store is down: fail the futures so runs stop waiting; their sub-queries
+            # The store stayed down: fail the futures so runs stop waiting; their sub-queries
             # keep their leases, which expire and put them back on the schedule.
             log.error("could not record %d run events: %s", len(started) + len(ended), exc)
             for future in self._flushing:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 from querybatch.connectors.sources import build_sources
 from querybatch.engine.executors.local import build_local_executor
+from querybatch.errors import StoreUnavailable
 from querybatch.settings import Settings
 from querybatch.store.records import WorkItem
 from querybatch.store.store import Store
@@ -62,13 +63,18 @@ class WorkerRuntime:
                 await asyncio.wait_for(self._changed.wait(), WATCH_SECONDS)
             except TimeoutError:
                 pending = [i for i in items if i.query_id not in self._done]
-                await self._let_go_of_lost(pending)
-                if time.monotonic() - last_renewal > self.settings.lease_seconds / 3:
-                    last_renewal = time.monotonic()
-                    await self.store.runs.renew_leases(
-                        pending,
-                        time.time() + self.settings.lease_seconds,
-                    )
+                try:
+                    await self._let_go_of_lost(pending)
+                    if time.monotonic() - last_renewal > self.settings.lease_seconds / 3:
+                        await self.store.runs.renew_leases(
+                            pending,
+                            time.time() + self.settings.lease_seconds,
+                        )
+                        last_renewal = time.monotonic()
+                except StoreUnavailable as exc:
+                    # The runs go on; what they could not record is retried by the store's
+                    # return, or their leases lapse and the sub-queries run again.
+                    log.warning("could not check or renew %d runs: %s", len(pending), exc)
             self._changed.clear()
             ended = [i for i in items if i.query_id in self._done and i.query_id not in announced]
             if ended:

@@ -1,8 +1,9 @@
 """The recorder: group commit of run starts and ends, and what happens when a commit fails.
 
-Its written failure policy: when the store cannot take a group commit, every run waiting on
-it gets the error and stops waiting, the recorder goes on with the next one, and the
-sub-queries keep their leases, which lapse and put them back on the schedule.
+Its written failure policy: when the store cannot take a group commit, it is tried again
+for up to ``retry_seconds`` (none by default; a lease on workers and servers); after that
+every run waiting on it gets the error and stops waiting, the recorder goes on with the next
+one, and the sub-queries keep their leases, which lapse and put them back on the schedule.
 """
 
 from __future__ import annotations
@@ -176,6 +177,43 @@ async def test_when_a_group_commit_fails_every_run_waiting_on_it_gets_the_error(
         began = recorder.started(second)
         results = await within(asyncio.gather(ended, began, return_exceptions=True))
     assert [type(r) for r in results] == [StoreUnavailable, StoreUnavailable]
+
+
+async def test_a_group_commit_is_tried_again_while_the_store_is_back_within_the_retry_time(
+    store: Store, stopped: list[str]
+) -> None:
+    # A worker's recorder retries for its lease: a short database outage costs no run its
+    # work, and whatever arrives meanwhile is written after it.
+    patient = Recorder(store, LEASE, stopped.extend, retry_seconds=LEASE)
+    patient.start()
+    try:
+        await create_batch(store, "qrb_blip", size=2, now=time.time())
+        first, second = await claim(store, "qrb_blip", 2, time.time())
+        await record(store, [first], now=time.time())
+        with store_outage(store):
+            ended = patient.finished(outcome(first, QueryStatus.SUCCESS, time.time()))
+            began = patient.started(second)
+            await asyncio.sleep(0.6)  # a few refused attempts
+            assert not ended.done() and not began.done()
+        assert await within(asyncio.gather(ended, began)) == [True, True]
+        statuses = [q.status for q in await queries_of(store, "qrb_blip")]
+        assert statuses == [QueryStatus.SUCCESS, QueryStatus.RUNNING]
+    finally:
+        await within(patient.close())
+
+
+async def test_a_group_commit_gets_the_error_once_the_retry_time_is_over(
+    store: Store, stopped: list[str]
+) -> None:
+    brief = Recorder(store, LEASE, stopped.extend, retry_seconds=0.5)
+    brief.start()
+    try:
+        await create_batch(store, "qrb_gone", size=1, now=time.time())
+        [item] = await claim(store, "qrb_gone", 1, time.time())
+        with store_outage(store), pytest.raises(StoreUnavailable):
+            await within(brief.started(item))
+    finally:
+        await within(brief.close())
 
 
 async def test_the_recorder_writes_again_once_the_store_is_back(
