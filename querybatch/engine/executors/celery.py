@@ -49,6 +49,9 @@ RECONCILE_SECONDS = 1.0
 # nothing waits in the broker's queue, is taken to be lost (a broker restart, a send that
 # failed, a worker killed or stopped while it held the message) and is handed over again.
 RESEND_SECONDS = 5.0
+# What a new leader adopts may never have been handed over (the former leader claims ahead):
+# it is looked at after this long instead.
+ADOPTED_RESEND_SECONDS = 1.0
 
 
 def done_channel(settings: Settings) -> str:
@@ -278,8 +281,9 @@ class CeleryExecutor(Executor):
         return []  # workers renew the leases of what they run; a lost message must expire
 
     def adopt(self, items: Sequence[WorkItem]) -> None:
-        # Where the former leader's messages are is unknown: counted as handed over now.
-        now = time.monotonic()
+        # Where the former leader's messages are is unknown, and some were never sent: what
+        # has not started soon while the queue is empty is handed over again.
+        now = time.monotonic() - RESEND_SECONDS + ADOPTED_RESEND_SECONDS
         for item in items:
             self._dispatched[item.query_id] = item
             self._sent_at[item.query_id] = now
