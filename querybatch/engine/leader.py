@@ -46,7 +46,9 @@ class Leadership:
     async def check(self) -> tuple[bool, bool]:
         """(leads now, just became leader). Cheap between re-checks."""
         now = time.monotonic()
-        if self._leader and now - self._checked < self.recheck_seconds:
+        # A lock the database session lost (the pinger found it dead) is noticed at once.
+        held = self.db.holds_lock("scheduler")
+        if self._leader and held and now - self._checked < self.recheck_seconds:
             return True, False
         self._checked = now
         was = self._leader

@@ -141,7 +141,7 @@ class Scheduler:
         if self.leadership is not None:
             leads, became = await self.leadership.check()
             if not leads:
-                self._step_down()
+                await self._step_down()
                 return
             if became:
                 adopted = await self.store.runs.in_flight_items()
@@ -196,14 +196,21 @@ class Scheduler:
             if lane is not None:
                 lane.in_flight += 1
 
-    def _step_down(self) -> None:
-        """Not leading (any more): forget everything; the leader tracks it now."""
+    async def _step_down(self) -> None:
+        """Not leading (any more): give back what was claimed and never handed out (the new
+        leader cannot know of it), and forget everything; the leader tracks it now."""
         if self.lanes or self.tenant_in_flight:
+            claimed = [item for lane in self.lanes.values() for item in lane.buffer]
             self.lanes.clear()
             self.tenant_in_flight.clear()
             self._tenant_lanes.clear()
             self._tenant_turns.clear()
             self.executor.forget()
+            if claimed:
+                try:
+                    await self.store.runs.release_claims(claimed, self.clock())
+                except Exception as exc:  # the store is down: their claim leases lapse
+                    log.warning("could not give back %d claimed sub-queries: %s", len(claimed), exc)
 
     # -- lanes ------------------------------------------------------------------------------
 

@@ -463,6 +463,10 @@ class Database:
             conn.commit()
         return str(holder.application_name)
 
+    def holds_lock(self, name: str) -> bool:
+        """Whether this process held the named lock when it last looked (no round trip)."""
+        return name in self._locks
+
     def lock_alive(self, name: str) -> bool:
         """Whether this process still holds the named lock (its connection may have died)."""
         held = self._locks.get(name)

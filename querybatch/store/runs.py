@@ -230,6 +230,33 @@ class RunStore:
         return changed == 1
 
     @writes
+    def release_claims(self, items: Sequence[WorkItem], now: float) -> int:
+        """Put claimed sub-queries that were never handed to a run back on the schedule, as
+        if never claimed (their attempt is given back: no run of it exists); how many."""
+        deltas = Deltas()
+        released = 0
+        with self.db.writing() as conn:
+            lock_batches(conn, [item.batch_id for item in items])
+            for item in sorted(items, key=lambda i: (i.batch_id, i.query_id)):
+                changed = conn.execute(
+                    update(queries)
+                    .where(
+                        queries.c.id == item.query_id,
+                        queries.c.attempt == item.attempt,
+                        queries.c.status == QueryStatus.QUEUED,
+                    )
+                    .values(
+                        status=QueryStatus.SCHEDULED,
+                        attempt=queries.c.attempt - 1,
+                        lease_expires_at=None,
+                    )
+                ).rowcount
+                deltas.move(item.batch_id, QueryStatus.QUEUED, QueryStatus.SCHEDULED, changed)
+                released += changed
+            deltas.apply(conn, now)
+        return released
+
+    @writes
     def requeue(
         self, now: float, *, everything: bool = False, max_attempts: int | None = None
     ) -> int:

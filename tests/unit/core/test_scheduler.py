@@ -385,6 +385,36 @@ async def test_a_node_that_does_not_lead_hands_out_nothing(store: Store, clock: 
     ] * 3
 
 
+async def test_a_leader_that_steps_down_gives_back_what_it_claimed_and_never_handed_out(
+    store: Store, clock: FakeClock
+) -> None:
+    # The next leader cannot know of sub-queries claimed ahead here; given back, they are
+    # claimed again at once rather than when their claim leases lapse.
+    class SteppingDown(Leadership):
+        leads = True
+
+        async def check(self) -> tuple[bool, bool]:
+            return self.leads, False
+
+    leadership = SteppingDown(store.db)
+    r = await rig(store, clock, leadership=leadership, prefetch=True, slots=2)
+    await create_batch(store, "qrb_handed", size=6, query_concurrency=2, now=clock())
+    await r.tick()
+    handed_out = r.executor.running_of("qrb_handed")
+    assert len(handed_out) == 2
+    leadership.leads = False
+    await r.tick()
+    queries = await queries_of(store, "qrb_handed")
+    assert [(q.status, q.attempt) for q in queries] == [(QueryStatus.QUEUED, 1)] * 2 + [
+        (QueryStatus.SCHEDULED, 0)
+    ] * 4
+    batch = await batch_of(store, "qrb_handed")
+    assert (batch.counts.queued, batch.counts.running) == (6, 0)
+    # Claimed again by whoever leads next, under a new claim.
+    again = await claim(store, "qrb_handed", 4, clock())
+    assert [(i.query_id, i.attempt) for i in again] == [(q.id, 1) for q in queries[2:]]
+
+
 # -- cancel and timeout ---------------------------------------------------------------------
 
 
