@@ -16,6 +16,7 @@ import pytest
 
 from support import (
     DEPLOYMENT,
+    PrivateRedis,
     ServerProcess,
     client,
     drop_scaleout_schemas,
@@ -159,38 +160,6 @@ def test_when_the_leading_node_dies_another_takes_over_the_batch(tmp_path: Path)
     finally:
         second.stop()
         first.stop()
-
-
-class PrivateRedis:
-    """A Redis of one test's own, which the test may stop and start again."""
-
-    def __init__(self, binary: str) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.command = [
-            binary,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ]
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        time.sleep(0.3)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(5)
-            self.process = None
 
 
 @pytest.fixture
