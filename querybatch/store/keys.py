@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 
 from querybatch.domain.actions import BUILTIN_ROLES, Statement
+from querybatch.errors import Conflict
 from querybatch.store.database import Database
 from querybatch.store.records import KeyRecord, RoleRecord
 from querybatch.store.repository import reads, writes
@@ -31,6 +33,27 @@ def new_key_secret() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+P = ParamSpec("P")
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _settled_at_start(
+    method: Callable[Concatenate[R, P], T],
+) -> Callable[Concatenate[R, P], T]:
+    """Nodes that start at once on a new store race to create the same rows (the secret, the
+    built-in roles, QB_ADMIN_KEY): the one that loses sees the winner's rows on a second try."""
+
+    @functools.wraps(method)
+    def settled(self: R, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except Conflict:
+            return method(self, *args, **kwargs)
+
+    return settled
+
+
 class KeyStore:
     """The repository of API keys and roles."""
 
@@ -40,6 +63,7 @@ class KeyStore:
     # -- the server's signing secret -------------------------------------------------------
 
     @writes
+    @_settled_at_start
     def server_secret(self, configured: str | None) -> bytes:
         """The secret that signs links and callbacks: ``configured`` (QB_SECRET) if given,
         else the one generated on the first start and kept in the store for every node."""
@@ -57,6 +81,7 @@ class KeyStore:
     # -- roles ------------------------------------------------------------------------------
 
     @writes
+    @_settled_at_start
     def ensure_builtin_roles(self, now: float) -> None:
         """Create (or restore) the admin, analyst and viewer roles."""
         with self.db.writing() as conn:
@@ -190,6 +215,7 @@ class KeyStore:
         return record, secret
 
     @writes
+    @_settled_at_start
     def ensure_key(self, secret: str, name: str, role: str, account: str, now: float) -> KeyRecord:
         """Make this exact key exist, active, with this role (``QB_ADMIN_KEY``)."""
         with self.db.writing() as conn:
