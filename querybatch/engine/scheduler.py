@@ -206,11 +206,15 @@ class Scheduler:
             self._tenant_lanes.clear()
             self._tenant_turns.clear()
             self.executor.forget()
-            if claimed:
-                try:
-                    await self.store.runs.release_claims(claimed, self.clock())
-                except Exception as exc:  # the store is down: their claim leases lapse
-                    log.warning("could not give back %d claimed sub-queries: %s", len(claimed), exc)
+            await self._give_back(claimed)
+
+    async def _give_back(self, claimed: list[WorkItem]) -> None:
+        """Put sub-queries claimed here, and never handed out, back on the schedule."""
+        if claimed:
+            try:
+                await self.store.runs.release_claims(claimed, self.clock())
+            except Exception as exc:  # the store is down: their claim leases lapse
+                log.warning("could not give back %d claimed sub-queries: %s", len(claimed), exc)
 
     # -- lanes ------------------------------------------------------------------------------
 
@@ -347,6 +351,8 @@ class Scheduler:
         if self.lanes.get(lane.batch_id) is lane:
             lane.buffer.extend(items)
             self._pump()
+        else:  # stepped down (or the batch stopped) while claiming: nobody would hand them out
+            await self._give_back(items)
 
     # -- dispatching ------------------------------------------------------------------------
 

@@ -231,8 +231,9 @@ class RunStore:
 
     @writes
     def release_claims(self, items: Sequence[WorkItem], now: float) -> int:
-        """Put claimed sub-queries that were never handed to a run back on the schedule, as
-        if never claimed (their attempt is given back: no run of it exists); how many."""
+        """Put claimed sub-queries that were never handed to a run back on the schedule; how
+        many. Their attempt stays used: another node may have adopted the claim meanwhile and
+        handed it out, and a message of that attempt must never pass for the next claim."""
         deltas = Deltas()
         released = 0
         with self.db.writing() as conn:
@@ -245,11 +246,7 @@ class RunStore:
                         queries.c.attempt == item.attempt,
                         queries.c.status == QueryStatus.QUEUED,
                     )
-                    .values(
-                        status=QueryStatus.SCHEDULED,
-                        attempt=queries.c.attempt - 1,
-                        lease_expires_at=None,
-                    )
+                    .values(status=QueryStatus.SCHEDULED, lease_expires_at=None)
                 ).rowcount
                 deltas.move(item.batch_id, QueryStatus.QUEUED, QueryStatus.SCHEDULED, changed)
                 released += changed

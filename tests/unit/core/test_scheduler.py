@@ -405,14 +405,16 @@ async def test_a_leader_that_steps_down_gives_back_what_it_claimed_and_never_han
     leadership.leads = False
     await r.tick()
     queries = await queries_of(store, "qrb_handed")
+    # Two handed out, two claimed ahead and given back (their attempt stays used), two
+    # never claimed.
     assert [(q.status, q.attempt) for q in queries] == [(QueryStatus.QUEUED, 1)] * 2 + [
-        (QueryStatus.SCHEDULED, 0)
-    ] * 4
+        (QueryStatus.SCHEDULED, 1)
+    ] * 2 + [(QueryStatus.SCHEDULED, 0)] * 2
     batch = await batch_of(store, "qrb_handed")
     assert (batch.counts.queued, batch.counts.running) == (6, 0)
     # Claimed again by whoever leads next, under a new claim.
     again = await claim(store, "qrb_handed", 4, clock())
-    assert [(i.query_id, i.attempt) for i in again] == [(q.id, 1) for q in queries[2:]]
+    assert [(i.query_id, i.attempt) for i in again] == [(q.id, q.attempt + 1) for q in queries[2:]]
 
 
 # -- cancel and timeout ---------------------------------------------------------------------
