@@ -19,7 +19,7 @@ from querybatch.engine.leader import Leadership
 from querybatch.engine.planner import Planner
 from querybatch.engine.scheduler import Scheduler, SchedulerSettings
 from querybatch.engine.waiters import Waiters
-from querybatch.errors import ConfigurationError
+from querybatch.errors import ConfigurationError, StoreUnavailable
 from querybatch.settings import Settings
 from querybatch.store.store import Store
 
@@ -138,5 +138,7 @@ class Engine:
             self._batches_stopped.clear()
             try:
                 await self.callbacks.send_pending()
+            except StoreUnavailable as exc:  # a database outage: one line, not a traceback
+                log.warning("sending batch callbacks failed, retrying: %s", exc)
             except Exception:
                 log.exception("sending batch callbacks failed; retrying")
