@@ -277,6 +277,10 @@ class Scheduler:
             await self.store.runs.renew_leases(buffered, now + self.settings.claim_lease_seconds)
         if now - self._last_requeue >= lease / 2:
             self._last_requeue = now
+            if not await self.executor.healthy():
+                # The broker is down: nothing handed out can start, and taking it back would
+                # only use up attempts (a long outage would abandon sub-queries that never ran).
+                return
             moved = await self.store.runs.requeue(now, max_attempts=self.settings.max_attempts)
             if moved:
                 logs.event(

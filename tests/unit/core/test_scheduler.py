@@ -351,6 +351,34 @@ async def test_a_sub_query_lost_max_attempts_times_ends_as_abandoned(
     assert len(r.executor.submitted) == 3
 
 
+async def test_nothing_is_taken_back_or_abandoned_while_the_broker_is_down(
+    store: Store, clock: FakeClock
+) -> None:
+    # Handed to a broker that is gone, nothing can start: lapsing leases must not use up
+    # attempts until the sub-query is abandoned without ever having run.
+    class BrokerDown(BrokerExecutor):
+        up = False
+
+        async def healthy(self) -> bool:
+            return self.up
+
+    r = await rig(store, clock, max_attempts=2, executor_class=BrokerDown)
+    await create_batch(store, "qrb_outage", size=1, now=clock())
+    await r.tick()
+    for _ in range(5):
+        clock.advance(LEASE + 1)
+        await r.tick()
+    [query] = await queries_of(store, "qrb_outage")
+    assert (query.status, query.attempt) == (QueryStatus.QUEUED, 1)
+    assert isinstance(r.executor, BrokerDown)
+    r.executor.up = True  # back: what lapsed meanwhile is taken back as usual
+    r.executor.lose(r.executor.running_of("qrb_outage"))
+    clock.advance(LEASE + 1)
+    await r.tick()
+    [query] = await queries_of(store, "qrb_outage")
+    assert query.attempt == 2
+
+
 async def test_a_new_leader_counts_what_the_old_one_handed_out_against_the_limits(
     store: Store, clock: FakeClock
 ) -> None:
