@@ -90,6 +90,7 @@ class ServerProcess:
     env: Mapping[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     workers: int | None = None
+    worker_processes_each: int = 2  # --concurrency of each worker started with the server
     process: subprocess.Popen[bytes] | None = None
     worker_processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     log_path: Path | None = None
@@ -130,7 +131,7 @@ class ServerProcess:
         self._await_health(timeout)
         count = self.workers if self.workers is not None else (1 if scaleout() else 0)
         for _ in range(count):
-            self.start_worker()
+            self.start_worker(self.worker_processes_each)
         return self
 
     def start_worker(self, concurrency: int = 2) -> subprocess.Popen[bytes]:

@@ -82,25 +82,32 @@ def test_a_batch_that_outlives_its_timeout_stops_and_keeps_its_results(data_dir:
 
 
 def test_a_small_batch_of_another_tenant_is_not_starved_by_a_huge_one(data_dir: Path) -> None:
-    with (
-        running_server(data_dir, QB_WORKERS="4", QB_CELERY_MAX_IN_FLIGHT="4") as server,
-        client(server) as big,
-    ):
-        small_key = tenant_key(server, "small-tenant")
-        huge = {"queries": [slow_query(200)] * 100, "query_concurrency": 20}
-        huge_id = big.post("/query/batch", json=huge).json()["data"]["batch_id"]
-        wait_until(lambda: batch_of(big, huge_id)["progress"]["running"] == 4)
-        with client(server, small_key) as small:
-            tiny = {
-                "queries": [slow_query(200, ds_accounts=["ads-0002"])] * 8,
-                "query_concurrency": 4,
-            }
-            small_id = small.post("/query/batch", json=tiny).json()["data"]["batch_id"]
-            wait_until(lambda: batch_of(small, small_id)["status_code"] == "STOPPED", timeout=30)
-            assert batch_of(small, small_id)["progress"]["success"] == 8
-        # The huge batch has had no more than its fair half of the four slots meanwhile.
-        assert batch_of(big, huge_id)["progress"]["success"] < 40
-        big.delete(f"/query/batch/{huge_id}")
+    # Four slots: four in-process workers, or (scaled out) four handed out at once to a worker
+    # of four processes (each runs one chunk at a time, and chunks shrink to what just ended).
+    server = ServerProcess(
+        data_dir, {"QB_WORKERS": "4", "QB_CELERY_MAX_IN_FLIGHT": "4"}, worker_processes_each=4
+    ).start()
+    try:
+        with client(server) as big:
+            small_key = tenant_key(server, "small-tenant")
+            huge = {"queries": [slow_query(200)] * 100, "query_concurrency": 20}
+            huge_id = big.post("/query/batch", json=huge).json()["data"]["batch_id"]
+            wait_until(lambda: batch_of(big, huge_id)["progress"]["running"] == 4)
+            with client(server, small_key) as small:
+                tiny = {
+                    "queries": [slow_query(200, ds_accounts=["ads-0002"])] * 8,
+                    "query_concurrency": 4,
+                }
+                small_id = small.post("/query/batch", json=tiny).json()["data"]["batch_id"]
+                wait_until(
+                    lambda: batch_of(small, small_id)["status_code"] == "STOPPED", timeout=30
+                )
+                assert batch_of(small, small_id)["progress"]["success"] == 8
+            # The huge batch has had no more than its fair half of the four slots meanwhile.
+            assert batch_of(big, huge_id)["progress"]["success"] < 40
+            big.delete(f"/query/batch/{huge_id}")
+    finally:
+        server.stop()
 
 
 def test_the_tenant_limit_holds_over_all_its_batches(data_dir: Path) -> None:
