@@ -212,9 +212,18 @@ class Scheduler:
         """Put sub-queries claimed here, and never handed out, back on the schedule."""
         if claimed:
             try:
-                await self.store.runs.release_claims(claimed, self.clock())
+                released = await self.store.runs.release_claims(claimed, self.clock())
             except Exception as exc:  # the store is down: their claim leases lapse
                 log.warning("could not give back %d claimed sub-queries: %s", len(claimed), exc)
+                return
+            if released:
+                logs.event(
+                    log,
+                    "claims_given_back",
+                    "gave back {count} claimed sub-queries that were never handed out "
+                    "(this node stepped down, or their batch stopped while claiming)",
+                    count=released,
+                )
 
     # -- lanes ------------------------------------------------------------------------------
 

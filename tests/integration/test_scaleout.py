@@ -132,7 +132,7 @@ def test_two_api_nodes_on_one_database_serve_at_once_without_double_dispatch(
                 line
                 for node in (first, second)
                 for line in node.log().splitlines()
-                if "lease" in line or "leading" in line or "leader" in line
+                if "WARNING" in line or "leading" in line or "leader" in line or "back" in line
             ]
             leaders = [
                 "querybatch_node_leader 1.0" in httpx.get(node.url + "/metrics").text
