@@ -19,19 +19,10 @@ from support import (
     PrivateRedis,
     ServerProcess,
     client,
-    drop_scaleout_schemas,
     free_port,
     kill_worker,
     wait_until,
 )
-
-
-@pytest.fixture(autouse=True)
-def scaleout_only(postgres_url: str, redis_url: str) -> Iterator[None]:
-    DEPLOYMENT.update(mode="scaleout", postgres=postgres_url, redis=redis_url)
-    yield
-    DEPLOYMENT["mode"] = "embedded"
-    drop_scaleout_schemas()
 
 
 def day_batch(days: int, latency_ms: int, concurrency: int) -> dict[str, Any]:

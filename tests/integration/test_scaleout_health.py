@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from support import DEPLOYMENT, ServerProcess, client, drop_scaleout_schemas, wait_until
+from support import ServerProcess, client, wait_until
 
 BATCH = {
     "queries": [
@@ -25,14 +23,6 @@ BATCH = {
     ],
     "split_dates_policy": "day",
 }
-
-
-@pytest.fixture(autouse=True)
-def scaleout_only(postgres_url: str, redis_url: str) -> Iterator[None]:
-    DEPLOYMENT.update(mode="scaleout", postgres=postgres_url, redis=redis_url)
-    yield
-    DEPLOYMENT["mode"] = "embedded"
-    drop_scaleout_schemas()
 
 
 def health(server: ServerProcess) -> dict[str, Any]:

@@ -6,21 +6,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
-import pytest
 
-from support import DEPLOYMENT, ServerProcess, client, drop_scaleout_schemas, wait_until
-
-
-@pytest.fixture(autouse=True)
-def scaleout_only(postgres_url: str, redis_url: str) -> Iterator[None]:
-    DEPLOYMENT.update(mode="scaleout", postgres=postgres_url, redis=redis_url)
-    yield
-    DEPLOYMENT["mode"] = "embedded"
-    drop_scaleout_schemas()
+from support import ServerProcess, client, wait_until
 
 
 def celery_of(worker: subprocess.Popen[bytes]) -> psutil.Process | None:
