@@ -23,6 +23,8 @@ from urllib.parse import quote, unquote_plus
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
+from querybatch.errors import StoreUnavailable
+
 REDACTED = "[REDACTED]"
 ACCESS_LOGGER = "uvicorn.access"
 LOG_FORMATS = ("text", "json")
@@ -226,3 +228,12 @@ def event(
     which a JSON line also carries as fields of their own (ids, counts, reasons)."""
     if logger.isEnabledFor(level):
         logger.log(level, template.format(**fields), extra={"event": name, **fields})
+
+
+def retrying(logger: logging.Logger, what: str, exc: BaseException) -> None:
+    """Log that ``what`` failed and will be tried again: one line when the store is
+    unreachable (an outage repeats every round), a traceback for anything else (a bug)."""
+    if isinstance(exc, StoreUnavailable):
+        logger.warning("%s, retrying: %s", what, exc)
+    else:
+        logger.error("%s; retrying", what, exc_info=exc)

@@ -27,7 +27,7 @@ from querybatch.engine.bulk_io import copy_file, drop_files, new_file
 from querybatch.engine.bulk_results import write_results
 from querybatch.engine.query_batches import QueryBatches
 from querybatch.engine.service import Caller, Engine
-from querybatch.errors import Conflict, StoreUnavailable
+from querybatch.errors import Conflict
 from querybatch.store.bulk import BulkRecord
 from querybatch.store.records import BatchRecord
 
@@ -306,10 +306,8 @@ class BulkRunner:
                 if now >= next_sweep:
                     await self.store.files.sweep(now, UPLOAD_GRACE)
                     next_sweep = now + self.settings.sweep_seconds
-            except StoreUnavailable as exc:  # a database outage: one line, not a traceback
-                log.warning("bulk housekeeping failed, retrying: %s", exc)
-            except Exception:
-                log.exception("bulk housekeeping failed; retrying")
+            except Exception as exc:
+                logs.retrying(log, "bulk housekeeping failed", exc)
 
 
 def _idempotency_key(record: BulkRecord) -> str:

@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 
 from querybatch import logs
-from querybatch.errors import StoreUnavailable
 from querybatch.store.store import Store
 from querybatch.store.upkeep import ChunkKey
 
@@ -124,11 +123,8 @@ class Expiry:
     async def _logged_pass(self) -> None:
         try:
             queries, batches, lost = await self.run_pass()
-        except StoreUnavailable as exc:  # a database outage: one line, not a traceback
-            log.warning("expiry pass failed, the next one tries again: %s", exc)
-            return
-        except Exception:
-            log.exception("expiry pass failed; the next one tries again")
+        except Exception as exc:
+            logs.retrying(log, "expiry pass failed", exc)
             return
         if queries or batches or lost:
             logs.event(

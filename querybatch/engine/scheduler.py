@@ -26,7 +26,6 @@ from querybatch.engine.executors.base import Executor
 from querybatch.engine.executors.lifecycle import log_stopped
 from querybatch.engine.expiry import Expiry
 from querybatch.engine.leader import Leadership
-from querybatch.errors import StoreUnavailable
 from querybatch.store.records import LaneRecord, WorkItem
 from querybatch.store.store import Store
 
@@ -120,10 +119,8 @@ class Scheduler:
         while not self._stopping:
             try:
                 await self.tick()
-            except StoreUnavailable as exc:  # a database outage: one line, not a traceback
-                log.warning("scheduler round failed, retrying: %s", exc)
-            except Exception:
-                log.exception("scheduler round failed; retrying")
+            except Exception as exc:
+                logs.retrying(log, "scheduler round failed", exc)
             try:
                 await asyncio.wait_for(self._wake.wait(), self.settings.tick_seconds)
             except TimeoutError:
@@ -340,13 +337,9 @@ class Scheduler:
                 now,
                 now + self.settings.claim_lease_seconds,
             )
-        except StoreUnavailable as exc:
+        except Exception as exc:
             if not self._stopping:
-                log.warning("claiming sub-queries of %s failed: %s", lane.batch_id, exc)
-            items = []
-        except Exception:
-            if not self._stopping:
-                log.exception("claiming sub-queries of %s failed", lane.batch_id)
+                logs.retrying(log, f"claiming sub-queries of {lane.batch_id} failed", exc)
             items = []
         finally:
             lane.claiming = False

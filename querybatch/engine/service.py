@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from querybatch import logs
 from querybatch.connectors.registry import SourceRegistry
 from querybatch.domain.callback_policy import CallbackAllow
 from querybatch.engine.callback_targets import CallbackTargets
@@ -19,7 +20,7 @@ from querybatch.engine.leader import Leadership
 from querybatch.engine.planner import Planner
 from querybatch.engine.scheduler import Scheduler, SchedulerSettings
 from querybatch.engine.waiters import Waiters
-from querybatch.errors import ConfigurationError, StoreUnavailable
+from querybatch.errors import ConfigurationError
 from querybatch.settings import Settings
 from querybatch.store.store import Store
 
@@ -138,7 +139,5 @@ class Engine:
             self._batches_stopped.clear()
             try:
                 await self.callbacks.send_pending()
-            except StoreUnavailable as exc:  # a database outage: one line, not a traceback
-                log.warning("sending batch callbacks failed, retrying: %s", exc)
-            except Exception:
-                log.exception("sending batch callbacks failed; retrying")
+            except Exception as exc:
+                logs.retrying(log, "sending batch callbacks failed", exc)

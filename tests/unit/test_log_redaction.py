@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from querybatch.errors import StoreUnavailable
 from querybatch.logs import (
     REDACTED,
     JsonLines,
@@ -17,6 +18,7 @@ from querybatch.logs import (
     install_redaction,
     redact,
     redact_target,
+    retrying,
 )
 
 KEY = "qb_Abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
@@ -197,3 +199,23 @@ def test_an_event_is_one_readable_line_and_carries_its_fields(
 def test_an_unknown_log_format_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="text, json"):
         check_format("xml")
+
+
+def test_a_round_that_failed_on_a_store_outage_is_one_line_and_a_bug_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    logger = logging.getLogger("querybatch.test_retrying")
+    caplog.set_level(logging.INFO, logger="querybatch")
+    retrying(logger, "expiry pass failed", StoreUnavailable("The database is unavailable"))
+    try:
+        raise KeyError("bug")
+    except KeyError as exc:
+        retrying(logger, "expiry pass failed", exc)
+    outage, bug = caplog.records
+    assert (outage.levelno, outage.getMessage(), outage.exc_info) == (
+        logging.WARNING,
+        "expiry pass failed, retrying: The database is unavailable",
+        None,
+    )
+    assert (bug.levelno, bug.getMessage()) == (logging.ERROR, "expiry pass failed; retrying")
+    assert bug.exc_info is not None and bug.exc_info[0] is KeyError

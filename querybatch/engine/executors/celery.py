@@ -35,7 +35,7 @@ from querybatch import logs
 from querybatch.engine.executors.base import DoneCallback, Executor, WorkerCount
 from querybatch.engine.executors.heartbeat import Heartbeat, read_workers, worker_name
 from querybatch.engine.executors.recorder import StoppedCallback
-from querybatch.errors import ConfigurationError, ServiceUnavailable, StoreUnavailable
+from querybatch.errors import ConfigurationError, ServiceUnavailable
 from querybatch.settings import Settings
 from querybatch.store.codec import work_item_from_payload, work_item_payload
 from querybatch.store.records import WorkItem
@@ -337,10 +337,8 @@ class CeleryExecutor(Executor):
                     owned = await self.store.runs.still_owned(pairs)
                     self._finish([p for p in pairs if p[0] not in owned])
                 await self._hand_over_lost()
-            except StoreUnavailable as exc:
-                log.warning("reconciling handed-out sub-queries failed, retrying: %s", exc)
-            except Exception:
-                log.exception("reconciling handed-out sub-queries failed; retrying")
+            except Exception as exc:
+                logs.retrying(log, "reconciling handed-out sub-queries failed", exc)
 
     async def _hand_over_lost(self) -> None:
         """Hand over again what was handed over a while ago, never started, and is not in
