@@ -181,6 +181,11 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
 
+    def worker_log(self) -> str:
+        """What the workers started with this server logged (they share one file)."""
+        path = self.data_dir / "workers.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
     def stop(self) -> None:
         """Stop the server and its workers as an operator would (SIGTERM)."""
         for worker in self.worker_processes:

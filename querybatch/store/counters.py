@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from querybatch.domain.status import BatchStatus, QueryStatus, can_move, progress_key
 from querybatch.store.records import Outcome
@@ -108,18 +109,24 @@ def count_finished(conn: Connection, outcomes: Sequence[Outcome]) -> None:
         total = totals[(outcome.ds_id, outcome.status.value)]
         total[0] += 1
         total[1] += outcome.result.run_seconds if outcome.result else 0.0
-    for (ds_id, status), (finished, seconds) in sorted(totals.items()):
-        changed = conn.execute(
-            update(source_stats)
-            .where(source_stats.c.ds_id == ds_id, source_stats.c.status == status)
-            .values(
-                finished=source_stats.c.finished + int(finished),
-                run_seconds=source_stats.c.run_seconds + seconds,
-            )
-        ).rowcount
-        if not changed:
-            conn.execute(
-                insert(source_stats).values(
-                    ds_id=ds_id, status=status, finished=int(finished), run_seconds=seconds
-                )
-            )
+    if not totals:
+        return
+    # One upsert: an update, then an insert where it changed nothing, lets two writers that
+    # both found no row (two workers' first outcomes of a source) insert it twice, and the
+    # loser's whole group of outcomes fail.
+    upsert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
+        source_stats
+    )
+    conn.execute(
+        upsert.on_conflict_do_update(
+            index_elements=[source_stats.c.ds_id, source_stats.c.status],
+            set_={
+                "finished": source_stats.c.finished + upsert.excluded.finished,
+                "run_seconds": source_stats.c.run_seconds + upsert.excluded.run_seconds,
+            },
+        ),
+        [
+            {"ds_id": ds_id, "status": status, "finished": int(finished), "run_seconds": seconds}
+            for (ds_id, status), (finished, seconds) in sorted(totals.items())
+        ],
+    )

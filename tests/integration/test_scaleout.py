@@ -121,9 +121,9 @@ def test_two_api_nodes_on_one_database_serve_at_once_without_double_dispatch(
             # Nothing was handed out twice (and if it was, the nodes' logs say why).
             assert attempts == 1, [
                 line
-                for node in (first, second)
-                for line in node.log().splitlines()
-                if "WARNING" in line or "leading" in line or "leader" in line or "back" in line
+                for log in (first.log(), second.log(), first.worker_log())
+                for line in log.splitlines()
+                if "WARNING" in line or "ERROR" in line or "leader" in line or "back" in line
             ]
             leaders = [
                 "querybatch_node_leader 1.0" in httpx.get(node.url + "/metrics").text

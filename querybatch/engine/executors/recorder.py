@@ -129,7 +129,13 @@ class Recorder:
         except Exception as exc:
             # The store stayed down: fail the futures so runs stop waiting; their sub-queries
             # keep their leases, which expire and put them back on the schedule.
-            log.error("could not record %d run events: %s", len(started) + len(ended), exc)
+            detail = getattr(exc, "description", None)
+            log.error(
+                "could not record %d run events: %s%s",
+                len(started) + len(ended),
+                exc,
+                f" ({detail})" if detail else "",
+            )
             for future in self._flushing:
                 if not future.done():
                     future.set_exception(exc)
