@@ -28,6 +28,7 @@ import orjson
 import redis
 import redis.asyncio as aioredis
 from celery import Celery, Task, signals
+from kombu.exceptions import VersionMismatch
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 
@@ -108,6 +109,16 @@ def check_broker(settings: Settings) -> None:
     except (redis.RedisError, OSError) as exc:
         raise ServiceUnavailable(
             f"Cannot reach the broker at {logs.redact(url)}", str(exc)
+        ) from exc
+    try:
+        # Celery's own transport checks more than a ping (the version of redis-py among
+        # them); without this a node would start and fail every hand-over.
+        with make_celery(settings).connection_for_write() as connection:
+            connection.default_channel.client.ping()
+    except VersionMismatch as exc:
+        raise ConfigurationError(
+            "Celery cannot use the installed Redis client",
+            f"{exc}; pip install 'querybatch[celery]'",
         ) from exc
 
 
