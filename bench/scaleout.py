@@ -62,7 +62,7 @@ def deployment_env() -> Iterator[dict[str, str]]:
 
 
 @contextlib.contextmanager
-def worker_pool(env: dict[str, str], processes: int) -> Iterator[None]:
+def worker_pool(env: dict[str, str], processes: int) -> Iterator[subprocess.Popen[bytes]]:
     """``querybatch worker --concurrency processes`` for the deployment of ``env``."""
     worker = subprocess.Popen(
         [sys.executable, "-m", "querybatch", "worker", "--concurrency", str(processes)],
@@ -72,7 +72,7 @@ def worker_pool(env: dict[str, str], processes: int) -> Iterator[None]:
         start_new_session=True,
     )
     try:
-        yield
+        yield worker
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(60)
