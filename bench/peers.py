@@ -143,8 +143,9 @@ def postgres_pid() -> int:
     """The process id of the PostgreSQL server (the postmaster: its backends are children)."""
     with psycopg.connect(POSTGRES) as conn:
         backend = conn.execute("SELECT pg_backend_pid()").fetchone()
-    assert backend is not None
-    return int(psutil.Process(int(backend[0])).ppid())
+        assert backend is not None
+        # While the connection is open: its backend ends with it.
+        return int(psutil.Process(int(backend[0])).ppid())
 
 
 class Meter:
