@@ -51,6 +51,15 @@ def parser(name: str, description: str | None) -> argparse.ArgumentParser:
     return result
 
 
+def chosen(args: argparse.ArgumentParser, value: str, known: Sequence[str], what: str) -> list[str]:
+    """The names of a comma-separated option, each one of ``known`` (else a usage error)."""
+    names = [name for name in value.split(",") if name]
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        args.error(f"unknown {what}: {', '.join(unknown)} (known: {', '.join(known)})")
+    return names
+
+
 @dataclass(frozen=True, slots=True)
 class Profiling:
     """Where to write a py-spy profile of the server, and whether only GIL holders count."""

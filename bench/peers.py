@@ -58,7 +58,7 @@ import psycopg
 import redis
 
 from bench._batch import ACCOUNTS, FIRST_DAY, batch_body, epoch, server_env, submit, wait_stopped
-from bench._common import Figures, describe_machine, parser, ratio, run
+from bench._common import Figures, chosen, describe_machine, parser, ratio, run
 from bench._server import MB, BenchServer
 from bench.scaleout import POSTGRES, REDIS, deployment_env, worker_pool
 
@@ -644,10 +644,7 @@ def main(argv: list[str] | None = None) -> Figures:
         help="start at once, not once the machine is quiet (a smoke test: figures mean little)",
     )
     ns = args.parse_args(argv)
-    systems = [s for s in ns.systems.split(",") if s]
-    unknown = sorted(set(systems) - set(SYSTEMS))
-    if unknown:
-        args.error(f"unknown systems: {', '.join(unknown)} (known: {', '.join(SYSTEMS)})")
+    systems = chosen(args, ns.systems, SYSTEMS, "systems")
     work = Workload(ns.n, ns.latency_ms, ns.concurrency, ns.workers)
     return run(NAME, ns.out, lambda: measure(work, systems), report, wait_for_quiet=not ns.no_wait)
 

@@ -39,7 +39,16 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench._batch import batch_body, epoch, server_env, submit, wait_stopped
-from bench._common import Figures, Profiling, parser, print_figures, profiling, ratio, run
+from bench._common import (
+    Figures,
+    Profiling,
+    chosen,
+    parser,
+    print_figures,
+    profiling,
+    ratio,
+    run,
+)
 from bench._server import BenchServer
 from bench.scaleout import deployment_env, worker_pool
 
@@ -282,10 +291,7 @@ def main(argv: list[str] | None = None) -> Figures:
         help="PostgreSQL, Redis and Celery workers instead of the embedded default",
     )
     ns = args.parse_args(argv)
-    phases = [name for name in ns.phases.split(",") if name]
-    unknown = sorted(set(phases) - set(PHASES))
-    if unknown:
-        args.error(f"unknown phase(s): {', '.join(unknown)}")
+    phases = chosen(args, ns.phases, list(PHASES), "phases")
     name = f"{NAME}_scaleout" if ns.scaled_out else NAME
     return run(name, ns.out, lambda: measure(ns.n, phases, ns.scaled_out, profiling(ns)), report)
 
