@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -84,17 +85,30 @@ def compact() -> None:
 
 @app.command()
 def worker(
-    concurrency: Annotated[int, typer.Option(help="Worker processes (each runs chunks).")] = 2,
-    pool: Annotated[str, typer.Option(help="Celery pool: prefork, threads or solo.")] = "prefork",
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency",
+            "--processes",
+            min=1,
+            max=256,
+            help="Worker processes; each runs many chunks at once on one event loop [default: 2].",
+        ),
+    ] = None,
+    chunks: Annotated[
+        int,
+        typer.Option(min=1, max=1000, help="Chunks of sub-queries each process runs at once."),
+    ] = 100,
     log_level: Annotated[str, typer.Option(help="Celery log level.")] = "warning",
     supervise: Annotated[
         bool,
         typer.Option(
-            help="Start the Celery worker again whenever it ends by itself (a broker restart "
-            "can end it); --no-supervise runs it in this process, for a process manager "
-            "that restarts it itself."
+            help="Start each worker process again whenever it ends by itself (a broker "
+            "restart can end it); --no-supervise runs one worker process in this process, for "
+            "a process manager that restarts it itself."
         ),
     ] = True,
+    node: Annotated[str | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Run sub-queries handed out by the servers (QB_EXECUTOR=celery, QB_BROKER_URL)."""
     from querybatch.engine.factory import check_worker
@@ -105,26 +119,38 @@ def worker(
     if supervise:
         from querybatch.engine.executors.supervisor import Supervisor
 
+        concurrency = concurrency or 2
         console.print(
-            f"querybatch worker on queue {settings.celery_queue}, {concurrency} {pool} "
-            "processes, supervised",
+            f"querybatch worker on queue {settings.celery_queue}, {concurrency} processes of "
+            f"{chunks} chunks each, supervised",
             highlight=False,
         )
-        command = [sys.executable, "-m", "querybatch", "worker", "--no-supervise"]
-        command += [f"--concurrency={concurrency}", f"--pool={pool}", f"--log-level={log_level}"]
-        raise typer.Exit(Supervisor(command).run())
+        # Node names of their own: Celery tells its workers apart by them.
+        commands = [
+            [
+                *(sys.executable, "-m", "querybatch", "worker", "--no-supervise"),
+                *(f"--chunks={chunks}", f"--log-level={log_level}"),
+                f"--node=querybatch-{os.getpid()}-{number}@%h",
+            ]
+            for number in range(1, concurrency + 1)
+        ]
+        raise typer.Exit(Supervisor(commands).run())
+    if concurrency not in (None, 1):
+        raise fail(
+            "--no-supervise runs one worker process: leave out --concurrency, and start one "
+            "such command per process you want"
+        )
     # Imported once checked: without the celery extra, the check says what to install.
     from querybatch.engine.executors.celery import make_celery
 
     celery = make_celery(settings)
-    celery.worker_main(
-        [
-            "worker",
-            f"--concurrency={concurrency}",
-            f"--pool={pool}",
-            f"--queues={settings.celery_queue}",
-            f"--loglevel={log_level}",
-            "--without-gossip",
-            "--without-mingle",
-        ]
-    )
+    arguments = [
+        "worker",
+        f"--concurrency={chunks}",
+        "--pool=threads",
+        f"--queues={settings.celery_queue}",
+        f"--loglevel={log_level}",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    celery.worker_main(arguments + ([f"--hostname={node}"] if node else []))

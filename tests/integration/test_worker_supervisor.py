@@ -1,5 +1,5 @@
-"""``querybatch worker`` keeps its Celery worker running: whatever ends it (a broker restart
-ends a busy one inside kombu), it is started again, and a stop signal stops both."""
+"""``querybatch worker`` keeps its Celery workers running: whatever ends one (a broker restart
+ends a busy one inside kombu), it is started again, and a stop signal stops them all."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import psutil
 from support import ServerProcess, client, wait_until
 
 
-def celery_of(worker: subprocess.Popen[bytes]) -> psutil.Process | None:
-    """The Celery worker that the ``querybatch worker`` process supervises (None until it
-    has started one)."""
+def celery_workers(worker: subprocess.Popen[bytes], processes: int) -> list[psutil.Process]:
+    """The Celery worker processes that the ``querybatch worker`` process supervises (empty
+    until it has started all ``processes`` of them)."""
     children = psutil.Process(worker.pid).children()
-    return children[0] if len(children) == 1 else None
+    return children if len(children) == processes else []
 
 
 def test_a_celery_worker_that_ends_by_itself_is_started_again_and_work_goes_on(
@@ -26,15 +26,23 @@ def test_a_celery_worker_that_ends_by_itself_is_started_again_and_work_goes_on(
     server = ServerProcess(tmp_path / "node", workers=1).start()
     try:
         [worker] = server.worker_processes
-        first = wait_until(lambda: celery_of(worker))
-        wait_until(lambda: "joined queue" in (tmp_path / "node" / "workers.log").read_text())
+        processes = server.worker_processes_each
+        first, *others = wait_until(lambda: celery_workers(worker, processes))
+        log_path = tmp_path / "node" / "workers.log"
+        wait_until(lambda: log_path.read_text().count("joined queue") == processes)
         first.kill()  # as when kombu gives up after a broker restart: gone without a stop
-        second = wait_until(
-            lambda: (child := celery_of(worker)) is not None and child.pid != first.pid and child,
+        [second] = wait_until(
+            lambda: [
+                child
+                for child in celery_workers(worker, processes)
+                if child.pid not in {first.pid, *(other.pid for other in others)}
+            ],
             timeout=30,
         )
+        assert all(other.is_running() for other in others)  # the others ran on meanwhile
+        wait_until(lambda: log_path.read_text().count("joined queue") == processes + 1)
         assert worker.poll() is None
-        log = (tmp_path / "node" / "workers.log").read_text()
+        log = log_path.read_text()
         assert "the Celery worker ended by itself (exit code -9" in log
         with client(server) as api:
             made = api.post(
@@ -62,9 +70,10 @@ def test_a_celery_worker_that_ends_by_itself_is_started_again_and_work_goes_on(
                 timeout=60,
             )
             assert done["progress"]["success"] == 6
-        # A stop signal to the supervisor stops the Celery worker too, and nothing restarts.
+        # A stop signal to the supervisor stops every Celery worker too, and nothing restarts.
         os.kill(worker.pid, signal.SIGTERM)
         assert worker.wait(30) == 0
-        assert not second.is_running() or second.status() == psutil.STATUS_ZOMBIE
+        for child in (second, *others):
+            assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
     finally:
         server.stop()

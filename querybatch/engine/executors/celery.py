@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Collection, Sequence
@@ -36,6 +37,7 @@ from querybatch import logs
 from querybatch.engine.executors.base import DoneCallback, Executor, WorkerCount
 from querybatch.engine.executors.heartbeat import Heartbeat, read_workers, worker_name
 from querybatch.engine.executors.recorder import StoppedCallback
+from querybatch.engine.executors.runtime import Announce, WorkerRuntime
 from querybatch.errors import ConfigurationError, ServiceUnavailable
 from querybatch.settings import Settings
 from querybatch.store.codec import work_item_from_payload, work_item_payload
@@ -125,6 +127,7 @@ def check_broker(settings: Settings) -> None:
 # -- worker side --------------------------------------------------------------------------
 
 _worker: dict[str, Any] = {}
+_worker_lock = threading.Lock()
 _heartbeats: list[Heartbeat] = []
 
 
@@ -133,10 +136,10 @@ def _setup_logging(loglevel: int | None = None, **_: Any) -> None:
     logs.install(Settings().log_format, loglevel or logging.WARNING)
 
 
-def _worker_ready(sender: Any = None, **_: Any) -> None:
+def _worker_ready(**_: Any) -> None:
     """A worker came up: start its heartbeat, so the servers count it as alive."""
     settings = Settings()
-    processes = int(getattr(getattr(sender, "controller", None), "concurrency", 1) or 1)
+    processes = 1  # a worker process runs its chunks on threads of its own
     name = worker_name()
     if settings.shared_redis_url:
         heartbeat = Heartbeat(settings.shared_redis_url, settings.celery_queue, name, processes)
@@ -166,39 +169,60 @@ signals.worker_shutdown.connect(_worker_shutdown, dispatch_uid="querybatch-worke
 
 
 def _run_chunk(task: Task, payload: list[dict[str, Any]]) -> int:
-    """Run one chunk of sub-queries in this worker process; returns how many ran."""
-    from querybatch.engine.executors.runtime import WorkerRuntime
+    """Run one chunk of sub-queries in this worker process; returns how many ran.
 
-    if "runtime" not in _worker:
-        settings = Settings()
-        loop = asyncio.new_event_loop()
-        runtime = WorkerRuntime(settings)
-        loop.run_until_complete(runtime.open())
-        _worker.update(
-            runtime=runtime,
-            loop=loop,
-            settings=settings,
-            redis=redis.Redis.from_url(
-                settings.shared_redis_url, socket_connect_timeout=2, socket_timeout=2
-            )
-            if settings.shared_redis_url
-            else None,
-        )
+    Celery's threads hand chunks in at once; they all run on this process's one event loop,
+    and each thread returns (and its message is acknowledged) when its chunk has ended.
+    """
     redelivered = bool((task.request.delivery_info or {}).get("redelivered"))
     items = [work_item_from_payload(entry, takeover=redelivered) for entry in payload]
-    _worker["loop"].run_until_complete(_worker["runtime"].run(items, _announce))
+    runtime, loop = _worker_runtime()
+    asyncio.run_coroutine_threadsafe(runtime.run(items), loop).result()
     return len(items)
 
 
-def _announce(items: Sequence[WorkItem]) -> None:
-    """Tell the leader these sub-queries ended (their outcomes are written)."""
-    if _worker["redis"] is None:
-        return
-    notice = orjson.dumps([[item.query_id, item.attempt] for item in items])
-    try:
-        _worker["redis"].publish(done_channel(_worker["settings"]), notice)
-    except redis.RedisError as exc:  # the leader's reconciliation will notice instead
-        log.warning("could not announce %d finished sub-queries: %s", len(items), exc)
+def _worker_runtime() -> tuple[WorkerRuntime, asyncio.AbstractEventLoop]:
+    """This process's runtime and the event loop it runs on (in a thread of its own),
+    made by the first chunk to arrive."""
+    with _worker_lock:
+        if "runtime" not in _worker:
+            settings = Settings()
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="qb-worker-loop", daemon=True).start()
+            client = (
+                redis.Redis.from_url(
+                    settings.shared_redis_url, socket_connect_timeout=2, socket_timeout=2
+                )
+                if settings.shared_redis_url
+                else None
+            )
+            runtime = asyncio.run_coroutine_threadsafe(
+                _open_runtime(settings, _announcer(settings, client)), loop
+            ).result()
+            _worker.update(runtime=runtime, loop=loop)
+        return _worker["runtime"], _worker["loop"]
+
+
+async def _open_runtime(settings: Settings, announce: Announce) -> WorkerRuntime:
+    runtime = WorkerRuntime(settings, announce)
+    await runtime.open()
+    return runtime
+
+
+def _announcer(settings: Settings, client: redis.Redis | None) -> Announce:
+    """What tells the leader that sub-queries ended (their outcomes are written)."""
+    channel = done_channel(settings)
+
+    def announce(items: Sequence[WorkItem]) -> None:
+        if client is None or not items:
+            return
+        notice = orjson.dumps([[item.query_id, item.attempt] for item in items])
+        try:
+            client.publish(channel, notice)
+        except redis.RedisError as exc:  # the leader's reconciliation will notice instead
+            log.warning("could not announce %d finished sub-queries: %s", len(items), exc)
+
+    return announce
 
 
 # -- leader side --------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Keeps a Celery worker running: ``querybatch worker`` starts it as a child and starts it
-again whenever it ends without being asked to.
+"""Keeps Celery workers running: ``querybatch worker`` starts them as children and starts
+each again whenever it ends without being asked to.
 
 Celery and kombu have exits of their own that no setting prevents: a Redis restart while
 tasks run ends a busy worker with "Unrecoverable error" (an AttributeError inside kombu's
@@ -42,28 +42,50 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child, before 
 
 
 class Supervisor:
-    """Runs ``command`` until a stop signal arrives, restarting it after unasked exits."""
+    """Runs each of ``commands`` until a stop signal arrives, restarting each after its
+    unasked exits."""
 
-    def __init__(self, command: Sequence[str], name: str = "Celery worker") -> None:
-        self.command = list(command)
+    def __init__(self, commands: Sequence[Sequence[str]], name: str = "Celery worker") -> None:
+        self.commands = [list(command) for command in commands]
         self.name = name
         self.restarts = 0
         self._stopping = threading.Event()
-        self._child: subprocess.Popen[bytes] | None = None
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
 
     def run(self) -> int:
-        """Supervise until stopped; the exit code of the last child."""
+        """Supervise until stopped; the worst exit code of the children's last runs."""
         for signum in FORWARDED:
             signal.signal(signum, self._forward)
+        codes = [0] * len(self.commands)
+        keepers = [
+            threading.Thread(
+                target=self._keep_running, args=(number, codes), name=f"qb-supervise-{number}"
+            )
+            for number in range(len(self.commands))
+        ]
+        for keeper in keepers:
+            keeper.start()
+        for keeper in keepers:
+            while keeper.is_alive():  # joined in steps: signals are handled between them
+                keeper.join(0.5)
+        return max(codes, key=abs)
+
+    def _keep_running(self, number: int, codes: list[int]) -> None:
         delay = FIRST_DELAY
         while True:
             began = time.monotonic()
-            code = self._run_child()
+            codes[number] = code = self._run_child(number)
             if self._stopping.is_set():
-                return code
+                # A child still starting up has no handler yet: the stop signal ends it.
+                if -code in FORWARDED:
+                    codes[number] = 0
+                return
             ran = time.monotonic() - began
             delay = FIRST_DELAY if ran >= STEADY_SECONDS else delay
-            self.restarts += 1
+            with self._lock:
+                self.restarts += 1
+                restarts = self.restarts
             logs.event(
                 log,
                 "worker_restarted",
@@ -74,28 +96,31 @@ class Supervisor:
                 code=code,
                 ran=ran,
                 delay=delay,
-                restarts=self.restarts,
+                restarts=restarts,
             )
             if self._stopping.wait(delay):
-                return code
+                return
             delay = min(delay * 2, MAX_DELAY)
 
-    def _run_child(self) -> int:
+    def _run_child(self, number: int) -> int:
         preexec = _die_with_parent if sys.platform.startswith("linux") else None
-        self._child = subprocess.Popen(self.command, preexec_fn=preexec)
-        if self._stopping.is_set():  # a stop signal came while it was being started
-            self._child.send_signal(signal.SIGTERM)
-        return self._child.wait()
+        with self._lock:
+            if self._stopping.is_set():
+                return 0
+            child = subprocess.Popen(self.commands[number], preexec_fn=preexec)
+            self._children[number] = child
+        return child.wait()
 
     def _forward(self, signum: int, _frame: FrameType | None) -> None:
-        """A stop signal: pass it to the child, and end once the child has."""
+        """A stop signal: pass it to the children, and end once they have."""
         self._stopping.set()
-        child = self._child
-        if child is None or child.poll() is not None:
-            return
         if signum == signal.SIGINT and _in_foreground():
             return  # Ctrl-C reached the whole group; a second SIGINT would make Celery cold-stop
-        child.send_signal(signum)
+        with self._lock:
+            children = list(self._children.values())
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
 
 
 def _in_foreground() -> bool:
