@@ -69,7 +69,8 @@ def test_a_running_worker_is_counted_alive_by_healthz_and_metrics(tmp_path: Path
     server = ServerProcess(tmp_path / "node", workers=0).start()
     try:
         server.start_worker(concurrency=2)
-        body = wait_until(lambda: (b := health(server))["workers"]["alive"] >= 1 and b, 60)
+        # Its two processes join one after the other.
+        body = wait_until(lambda: (b := health(server))["workers"]["alive"] >= 2 and b, 60)
         gauge = workers_gauge(server)
     finally:
         server.stop()

@@ -4,6 +4,7 @@ as a clean stop even for a child that had not set up its handlers yet."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -16,12 +17,14 @@ SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]  # no handler: 
 
 
 def supervise(children: int) -> subprocess.Popen[bytes]:
-    program = (
-        "import sys\n"
-        "from querybatch.engine.executors.supervisor import Supervisor\n"
-        f"sys.exit(Supervisor([{SLEEPER!r}] * {children}, name='sleeper').run())\n"
+    """The supervisor program ``querybatch worker`` becomes, watching ``children`` sleepers."""
+    return subprocess.Popen(
+        [
+            *(sys.executable, "-m", "querybatch.engine.executors.supervisor"),
+            *("text", "info", json.dumps([SLEEPER] * children)),
+        ],
+        stderr=subprocess.PIPE,
     )
-    return subprocess.Popen([sys.executable, "-c", program], stderr=subprocess.PIPE)
 
 
 def children_of(process: subprocess.Popen[bytes], count: int) -> list[psutil.Process]:
@@ -48,7 +51,7 @@ def test_a_child_that_ends_is_started_again_alone_and_a_stop_ends_them_all_clean
         for child in (replacement, *others):
             assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
         _, errors = supervisor.communicate()
-        assert b"the sleeper ended by itself (exit code -9" in errors
+        assert b"the Celery worker ended by itself (exit code -9" in errors
     finally:
         if supervisor.poll() is None:
             supervisor.kill()

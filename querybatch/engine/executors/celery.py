@@ -126,6 +126,22 @@ def check_broker(settings: Settings) -> None:
 
 # -- worker side --------------------------------------------------------------------------
 
+
+def run_worker(settings: Settings, chunks: int, log_level: str, node: str | None) -> None:
+    """Run one worker process: a Celery worker whose threads pool hands up to ``chunks``
+    chunks at once to this process's event loop."""
+    arguments = [
+        "worker",
+        f"--concurrency={chunks}",
+        "--pool=threads",
+        f"--queues={settings.celery_queue}",
+        f"--loglevel={log_level}",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    make_celery(settings).worker_main(arguments + ([f"--hostname={node}"] if node else []))
+
+
 _worker: dict[str, Any] = {}
 _worker_lock = threading.Lock()
 _heartbeats: list[Heartbeat] = []

@@ -12,6 +12,7 @@ also told to stop if the supervisor alone is killed.
 from __future__ import annotations
 
 import ctypes
+import json
 import logging
 import os
 import signal
@@ -129,3 +130,20 @@ def _in_foreground() -> bool:
         return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
     except (OSError, ValueError, AttributeError):
         return False
+
+
+def main(argv: Sequence[str]) -> int:
+    """``python -m querybatch.engine.executors.supervisor LOG_FORMAT LOG_LEVEL COMMANDS``:
+    supervise the commands (a JSON list of argument lists) with nothing else imported.
+
+    ``querybatch worker`` checks its settings, then becomes this program (``exec``, same
+    process id), so that the process that only watches the workers does not keep the whole
+    server in memory.
+    """
+    log_format, log_level, commands = argv
+    logs.install(log_format, log_level)
+    return Supervisor(json.loads(commands)).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
