@@ -33,7 +33,7 @@ class Settings(BaseSettings):
         default=None, description="shared rate limits across nodes (default: the broker, if Redis)"
     )
     celery_queue: str = Field(default="querybatch", pattern=r"^[A-Za-z0-9_.:-]+$")
-    celery_chunk: int = Field(default=16, ge=1, description="sub-queries handed over per task")
+    celery_chunk: int = Field(default=64, ge=1, description="sub-queries handed over per task")
     celery_max_in_flight: int = Field(
         default=2000, ge=1, description="sub-queries handed to the broker and not yet finished"
     )
