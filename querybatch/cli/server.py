@@ -109,7 +109,13 @@ def worker(
             "a process manager that restarts it itself."
         ),
     ] = True,
-    node: Annotated[str | None, typer.Option(hidden=True)] = None,
+    node: Annotated[
+        str | None,
+        typer.Option(
+            help="Celery node name of the one process --no-supervise runs (default celery@"
+            "host); give each on one host its own, e.g. 'qb1@%h'."
+        ),
+    ] = None,
 ) -> None:
     """Run sub-queries handed out by the servers (QB_EXECUTOR=celery, QB_BROKER_URL)."""
     from querybatch.engine.factory import check_worker
