@@ -6,7 +6,8 @@ one handler and the CLI maps them to exit codes in one place::
 
     QueryBatchError
      ├── BadRequest              400 BAD_REQUEST
-     │    └── PayloadTooLarge    413 PAYLOAD_TOO_LARGE
+     │    ├── PayloadTooLarge    413 PAYLOAD_TOO_LARGE
+     │    └── DestinationHostRefused  400 DESTINATION_HOST_NOT_ALLOWED (outbound policy)
      ├── Unauthorized            401 UNAUTHORIZED
      ├── PermissionDenied        403 PERMISSION_ERROR
      │    └── LinkInvalid        403 LINK_INVALID (a signed link was altered or is malformed)
@@ -24,14 +25,17 @@ one handler and the CLI maps them to exit codes in one place::
      │    └── StoreUnavailable   503 SERVICE_UNAVAILABLE (the database cannot be reached)
      ├── ConfigurationError      500 CONFIGURATION_ERROR (a bad setting or sources file)
      │    └── MissingDependency  (a setting needs an optional extra that is not installed)
-     └── ConnectorError          502 CONNECTOR_ERROR (a data source failed a query)
-          ├── TransientConnectorError      (worth retrying with backoff)
-          │    └── UpstreamRateLimited     (retry after the upstream's Retry-After)
-          └── AccountErrors                (named accounts failed; the others may be fine)
+     ├── ConnectorError          502 CONNECTOR_ERROR (a data source failed a query)
+     │    ├── TransientConnectorError      (worth retrying with backoff)
+     │    │    └── UpstreamRateLimited     (retry after the upstream's Retry-After)
+     │    └── AccountErrors                (named accounts failed; the others may be fine)
+     └── DestinationError        502 DESTINATION_ERROR (a warehouse or file store failed a load)
+          ├── DestinationUnreachable       (could not connect or authenticate; retry later)
+          └── LoadRejected                 (the rows or their columns do not fit the target)
 
-Connector errors are normally not HTTP errors: they are recorded on the failed query and
-reported in its status. They carry a status and code only for the metadata routes (fields,
-accounts) where a data source is asked directly.
+Connector and destination errors are normally not HTTP errors: they are recorded on the
+failed query (or load) and reported in its status. They carry a status and code only for
+the metadata routes (fields, accounts) and connection tests, where they are asked directly.
 """
 
 from __future__ import annotations
@@ -225,3 +229,28 @@ class AccountErrors(ConnectorError):
         names = ", ".join(sorted(failures))
         super().__init__(f"Data source failed for account(s): {names}")
         self.failures = dict(failures)
+
+
+class DestinationError(QueryBatchError):
+    """A destination (warehouse or file store) failed to connect or to load."""
+
+    code = "DESTINATION_ERROR"
+    status = 502
+
+
+class DestinationUnreachable(DestinationError):
+    """The destination could not be reached or refused the credentials; a later try may work."""
+
+    code = "DESTINATION_UNREACHABLE"
+
+
+class LoadRejected(DestinationError):
+    """The destination refused the rows: a column, a value or a table that does not fit."""
+
+    code = "LOAD_REJECTED"
+
+
+class DestinationHostRefused(BadRequest):
+    """A destination names a host the operator's outbound policy does not let it reach."""
+
+    code = "DESTINATION_HOST_NOT_ALLOWED"

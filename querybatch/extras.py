@@ -18,6 +18,8 @@ EXTRA_OF = {
     "redis": "celery",
     "duckdb": "files",
     "duckdb_engine": "files",
+    "fsspec": "warehouse",
+    "s3fs": "warehouse",
 }
 
 

@@ -43,6 +43,13 @@ class Settings(BaseSettings):
 
     admin_key: str | None = None
     secret: str | None = None
+    destinations_dir: Path | None = Field(
+        default=None,
+        description="where DWH_DUCKDB and local DWH_FILES destinations live, a directory per "
+        "team (default: <data_dir>/destinations)",
+    )
+    max_destinations: int = Field(default=100, ge=1, description="destinations per tenant")
+    max_transfers: int = Field(default=100, ge=1, description="transfers per tenant")
 
     result_ttl: int = Field(
         default=3600, ge=1, description="seconds results live after a query ends"
@@ -112,12 +119,20 @@ class Settings(BaseSettings):
         default_factory=list,
         description="callback targets allowed although internal: CIDRs and host names",
     )
+    destination_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="destination hosts allowed although internal: CIDRs and host names",
+    )
+    destination_allow_internal: bool = Field(
+        default=False,
+        description="let destinations reach any address, internal networks and loopback too",
+    )
     csv_escape_formulas: bool = Field(
         default=True,
         description="prefix csv/tsv cells that a spreadsheet would run as a formula with '",
     )
 
-    @field_validator("demo_fail_accounts", "callback_allow", mode="before")
+    @field_validator("demo_fail_accounts", "callback_allow", "destination_allow", mode="before")
     @classmethod
     def _split_accounts(cls, value: object) -> object:
         if isinstance(value, str):

@@ -26,6 +26,7 @@ from querybatch.api.routes import (
     bulk,
     cache,
     data,
+    destinations,
     health,
     history,
     metrics,
@@ -33,8 +34,10 @@ from querybatch.api.routes import (
     sdk,
     sources,
     status,
+    transfers,
 )
 from querybatch.api.services import Services
+from querybatch.console import CONSOLE_PATH, console_app
 from querybatch.engine.factory import Announce, SourceRegistry, start_server
 from querybatch.settings import Settings
 
@@ -52,6 +55,8 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     sources.router,
     cache.router,
     admin.router,
+    destinations.router,
+    transfers.router,
     # Before sdk: /ds/login/links is not the login 'links' of /ds/login/{login_id}.
     not_offered.router,
     sdk.router,
@@ -93,6 +98,8 @@ def create_app(
             queries=server.queries,
             query_batches=server.query_batches,
             poll_budget=PollBudget(settings.poll_share, server.engine.at_work),
+            destinations=server.destinations,
+            transfers=server.transfers,
         )
         # Everything built so far lives as long as the server: keep it out of the cyclic
         # collector's way, whose full passes over it are the longest pauses a request sees.
@@ -122,6 +129,7 @@ def create_app(
         for router in API_ROUTERS:
             app.include_router(router, prefix=prefix, include_in_schema=False)
     install_docs(app)
+    app.mount(CONSOLE_PATH, console_app(), name="console")
     return app
 
 

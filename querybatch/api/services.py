@@ -13,9 +13,11 @@ from querybatch.api.ratelimit import RateLimiter
 from querybatch.engine.access import Access
 from querybatch.engine.bulk_batches import BulkBatches
 from querybatch.engine.catalog import Catalog
+from querybatch.engine.destinations import Destinations
 from querybatch.engine.operations import Operations
 from querybatch.engine.queries import Queries
 from querybatch.engine.query_batches import QueryBatches
+from querybatch.engine.transfers import Transfers
 from querybatch.engine.uploads import Uploads
 from querybatch.settings import Settings
 
@@ -36,5 +38,7 @@ class Services:
     queries: Queries
     query_batches: QueryBatches
     poll_budget: PollBudget
+    destinations: Destinations
+    transfers: Transfers
     answers: AnswerCache = field(default_factory=AnswerCache)
     items: ItemJson = field(default_factory=ItemJson)

@@ -32,6 +32,12 @@ ACTIONS: dict[str, str] = {
     "who_am_i": "say which account, key and role the key is (/whoami)",
     "manage_keys": "create, list and revoke the account's keys, within its own role",
     "manage_roles": "create, list, change and delete the account's roles, within its own role",
+    "list_destinations": "list the team's destinations (warehouses, file stores)",
+    "get_destination": "read a destination and which transfers use it (never its secrets)",
+    "manage_destinations": "create, change, test and delete destinations",
+    "list_transfers": "list the team's transfers and what a transfer may use (sources, options)",
+    "get_transfer": "read a transfer's configuration",
+    "manage_transfers": "create, validate, change, pause, resume and delete transfers",
 }
 
 # The viewer watches: statuses, batches, sources' metadata; it reads no rows (no get_data),
@@ -48,6 +54,10 @@ VIEWER_ACTIONS = (
     "get_query_batch_status",
     "get_batches",
     "get_batch",
+    "list_destinations",
+    "get_destination",
+    "list_transfers",
+    "get_transfer",
 )
 
 Effect = Literal["allow", "deny"]

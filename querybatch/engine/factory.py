@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,13 +27,16 @@ from querybatch.store.store import Store
 # The key commands open only the store: the rest of a server node is imported when one is
 # built, so that ``querybatch keys ...`` starts as fast as the store allows.
 if TYPE_CHECKING:
+    from querybatch.destinations.base import Destination
     from querybatch.engine.bulk import BulkRunner
     from querybatch.engine.bulk_batches import BulkBatches
     from querybatch.engine.catalog import Catalog
+    from querybatch.engine.destinations import Destinations
     from querybatch.engine.operations import Operations
     from querybatch.engine.queries import Queries
     from querybatch.engine.query_batches import QueryBatches
     from querybatch.engine.service import Engine
+    from querybatch.engine.transfers import Transfers
     from querybatch.engine.uploads import Uploads
 
 Announce = Callable[[str], None]
@@ -57,6 +60,8 @@ class Server:
     uploads: Uploads
     queries: Queries
     query_batches: QueryBatches
+    destinations: Destinations
+    transfers: Transfers
 
     async def close(self) -> None:
         """Stop the bulk pipelines and the engine, then close the data sources and the store."""
@@ -76,6 +81,7 @@ async def start_server(
     ``announce`` is told the secret of an admin key created on the first start.
     """
     from querybatch.connectors.sources import build_sources
+    from querybatch.destinations.registry import destination_types
     from querybatch.engine.bulk import BulkRunner
     from querybatch.engine.bulk_batches import BulkBatches
     from querybatch.engine.catalog import Catalog
@@ -83,12 +89,14 @@ async def start_server(
     from querybatch.engine.queries import Queries
     from querybatch.engine.query_batches import QueryBatches
     from querybatch.engine.service import Engine
+    from querybatch.engine.transfers import Transfers
     from querybatch.engine.uploads import Uploads
 
     store = open_store(settings)
     registry = sources or build_sources(settings)
     try:
         bootstrap_keys(store, settings, announce)
+        destination_kinds = destination_types()  # a broken plugin stops the start here
         await registry.open()
         engine = Engine(settings, store, registry, build_executor(settings, store, registry))
         await engine.start()
@@ -107,6 +115,8 @@ async def start_server(
         store=logs.redact(settings.resolved_database_url),
         executor=settings.executor,
     )
+    catalog = Catalog(registry)
+    destinations = build_destinations(settings, store, secret, destination_kinds)
     return Server(
         settings,
         store,
@@ -115,12 +125,35 @@ async def start_server(
         bulk,
         secret,
         access=Access(store),
-        catalog=Catalog(registry),
+        catalog=catalog,
         operations=Operations(store, engine),
         bulk_batches=BulkBatches(store, bulk),
         uploads=Uploads(store, settings),
         queries=queries,
         query_batches=query_batches,
+        destinations=destinations,
+        transfers=Transfers(store, catalog, destinations, limit=settings.max_transfers),
+    )
+
+
+def build_destinations(
+    settings: Settings, store: Store, secret: bytes, kinds: Mapping[str, type[Destination]]
+) -> Destinations:
+    """The destinations service: the installed ``kinds``, secrets sealed with the server secret."""
+    from querybatch.engine.destination_targets import DestinationTargets, parse_allow
+    from querybatch.engine.destinations import Destinations
+    from querybatch.engine.secret_box import SecretBox
+
+    targets = DestinationTargets(
+        parse_allow(settings.destination_allow), settings.destination_allow_internal
+    )
+    return Destinations(
+        store,
+        kinds,
+        SecretBox(secret),
+        settings.destinations_dir or settings.data_dir / "destinations",
+        limit=settings.max_destinations,
+        targets=targets,
     )
 
 

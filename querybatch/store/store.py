@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from querybatch.store.bulk import BulkStore
 from querybatch.store.bulk_files import FileStore
 from querybatch.store.database import Database
+from querybatch.store.destinations import DestinationStore
 from querybatch.store.history import HistoryStore
 from querybatch.store.jobs import JobStore
 from querybatch.store.keys import KeyStore
 from querybatch.store.requests import RequestStore
 from querybatch.store.results import ResultStore
 from querybatch.store.runs import RunStore
+from querybatch.store.transfers import TransferStore
 from querybatch.store.upkeep import UpkeepStore
 
 
@@ -30,6 +32,8 @@ class Store:
     files: FileStore
     requests: RequestStore
     history: HistoryStore
+    destinations: DestinationStore
+    transfers: TransferStore
 
     @classmethod
     def open(cls, url: str, *, result_ttl: float, migrate: bool = True) -> Store:
@@ -48,6 +52,8 @@ class Store:
             files=FileStore(db),
             requests=RequestStore(db),
             history=HistoryStore(db, result_ttl),
+            destinations=DestinationStore(db),
+            transfers=TransferStore(db),
         )
 
     def close(self) -> None:

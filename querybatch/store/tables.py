@@ -260,3 +260,42 @@ bulk_batches = Table(
     Index(None, "status"),
     Index(None, "upload_id"),
 )
+
+# Where a tenant's transfers load (issue 18): the type's fields, secrets kept apart and
+# encrypted by the engine (never readable from this table alone).
+destinations = Table(
+    "destinations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account", String(64), nullable=False),
+    Column("type", String(50), nullable=False),
+    Column("display_name", String(255), nullable=False),
+    Column("auth_method", String(100)),
+    Column("settings", JSONText, nullable=False),
+    Column("secrets", String),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Index(None, "account", "id"),
+)
+
+# A tenant's transfers (issue 18): a data source's schema loaded into a destination on a
+# schedule. ``config`` holds the accounts, schedule and settings the API was given;
+# ``next_run_at`` is when the schedule is next due (the run scheduler's index).
+transfers = Table(
+    "transfers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account", String(64), nullable=False),
+    Column("display_name", String(255), nullable=False),
+    Column("data_source_id", String(64), nullable=False),
+    Column("schema_id", Integer, nullable=False),
+    Column("destination_id", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("config", JSONText, nullable=False),
+    Column("next_run_at", Double),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Index(None, "account", "id"),
+    Index(None, "account", "destination_id"),
+    Index(None, "state", "next_run_at"),
+)

@@ -35,6 +35,10 @@ VIEWER = {
     "get_query_batch_status",
     "get_batches",
     "get_batch",
+    "list_destinations",
+    "get_destination",
+    "list_transfers",
+    "get_transfer",
 }
 EXPECTED = {
     "admin": set(ACTIONS),
@@ -64,6 +68,8 @@ PATH_VALUES = {
     "data_source_id": "DEMO_ADS",
     "link_id": "link_unknown",
     "rest": "anything",
+    "destination_id": "1",
+    "transfer_id": "1",
 }
 
 

@@ -1,0 +1,1 @@
+"""Warehouses and file stores that transfers load into, behind one contract (``base.py``)."""

@@ -1,0 +1,208 @@
+"""``DWH_DUCKDB``: a table per transfer schema in a local DuckDB database file.
+
+The file lives under the server's destinations directory (``QB_DESTINATIONS_DIR``, one
+directory per team). A load is one transaction, as for PostgreSQL: create or widen the
+table, delete the slice, insert the new rows chunk by chunk (as Arrow), commit. Every call
+on the database runs on one thread of the load's own, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, TypeVar
+
+from pydantic import Field, StringConstraints
+
+from querybatch.destinations.arrow import chunk_table, schema_of
+from querybatch.destinations.base import (
+    ACCOUNT_COLUMN,
+    DATE_COLUMN,
+    TRANSFER_COLUMN,
+    Column,
+    ColumnType,
+    Destination,
+    DestinationConfig,
+    LoadResult,
+    RowChunk,
+    Setting,
+    Slice,
+    check_chunk,
+    check_identifier,
+    check_load,
+)
+from querybatch.destinations.paths import PATH_PATTERN, inside
+from querybatch.destinations.sql_model import all_columns, plan_changes
+from querybatch.errors import DestinationUnreachable, LoadRejected
+from querybatch.extras import require
+
+DUCK_TYPES: dict[ColumnType, str] = {
+    "string": "VARCHAR",
+    "integer": "BIGINT",
+    "float": "DOUBLE",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP WITH TIME ZONE",
+}
+KNOWN_TYPES: dict[str, ColumnType] = {name: kind for kind, name in DUCK_TYPES.items()}
+T = TypeVar("T")
+
+
+class DuckDBFields(DestinationConfig):
+    """The fields of a ``DWH_DUCKDB`` destination."""
+
+    path: Annotated[str, StringConstraints(pattern=PATH_PATTERN)] = "warehouse.duckdb"
+    schema_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")] = (
+        Field(default="main", alias="schema")
+    )
+
+
+class DuckDBDestination(Destination):
+    """A DuckDB database file on the server."""
+
+    type_name: ClassVar[str] = "DWH_DUCKDB"
+    title: ClassVar[str] = "DuckDB"
+    config_model = DuckDBFields
+    settings: ClassVar[tuple[Setting, ...]] = (
+        Setting(
+            "path",
+            "Database file",
+            required=False,
+            help_text="Relative to the server's destinations directory for your team",
+        ),
+        Setting("schema", "Schema", required=False, help_text="main unless told"),
+    )
+    config: DuckDBFields
+
+    @property
+    def file(self) -> Path:
+        """The database file (checked to stay inside the team's directory)."""
+        return inside(self.context.local_root, self.config.path)
+
+    def _connect(self) -> Any:
+        require("a DWH_DUCKDB destination", "duckdb")
+        import duckdb
+
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return duckdb.connect(str(self.file))
+        except duckdb.Error as exc:
+            raise DestinationUnreachable(
+                f"Could not open the DuckDB file {self.config.path!r}", str(exc)[:500]
+            ) from None
+
+    async def test_connection(self) -> None:
+        """Open (or create) the database file and run a statement."""
+
+        def check() -> None:
+            conn = self._connect()
+            try:
+                conn.execute("SELECT 1").fetchall()
+            finally:
+                conn.close()
+
+        await asyncio.to_thread(check)
+
+    async def load(
+        self,
+        table: str,
+        part: Slice,
+        columns: Sequence[Column],
+        chunks: AsyncIterable[RowChunk],
+    ) -> LoadResult:
+        """Replace the slice's rows in one transaction (see the module's docstring)."""
+        import duckdb
+
+        check_load(table, part, columns)
+        table = check_identifier(table, "table").lower()
+        columns = [Column(c.name.lower(), c.type) for c in columns]
+        schema = self.config.schema_name.lower()
+        arrow_schema = schema_of(columns, with_date=True)
+        accounts = frozenset(part.accounts)
+        loaded_at = datetime.now(UTC)
+        pool = ThreadPoolExecutor(1, thread_name_prefix="qb-duckdb")
+        loop = asyncio.get_running_loop()
+
+        async def run(fn: Callable[..., T], *args: Any) -> T:
+            return await loop.run_in_executor(pool, fn, *args)
+
+        conn: Any = None
+        rows = 0
+        try:
+            conn = await run(self._connect)
+            await run(self._begin, conn, schema, table, columns, part)
+            async for chunk in chunks:
+                check_chunk(chunk, accounts, len(columns))
+                if chunk.rows:
+                    batch = chunk_table(
+                        arrow_schema, columns, chunk, part.transfer_id, part.data_date, loaded_at
+                    )
+                    await run(_insert, conn, schema, table, batch)
+                    rows += len(chunk.rows)
+            await run(conn.execute, "COMMIT")
+        except BaseException as exc:
+            if conn is not None:
+                await run(_rollback, conn)
+            if isinstance(exc, duckdb.Error):
+                raise LoadRejected("DuckDB refused the load", str(exc)[:500]) from None
+            raise
+        finally:
+            if conn is not None:
+                await run(conn.close)
+            pool.shutdown(wait=False)
+        return LoadResult(rows, f"{self.config.path}:{schema}.{table}")
+
+    def _begin(
+        self, conn: Any, schema: str, table: str, columns: Sequence[Column], part: Slice
+    ) -> None:
+        conn.execute("BEGIN TRANSACTION")
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(schema)}")
+        found = conn.execute(
+            "SELECT column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = ? AND table_name = ?",
+            [schema, table],
+        ).fetchall()
+        target = f"{_q(schema)}.{_q(table)}"
+        if not found:
+            definitions = ", ".join(
+                f"{_q(c.name)} {DUCK_TYPES[c.type]}"
+                + (" NOT NULL" if c.name.startswith("_qb_") else "")
+                for c in all_columns(columns)
+            )
+            conn.execute(f"CREATE TABLE {target} ({definitions})")
+        else:
+            existing = {str(n).lower(): KNOWN_TYPES.get(str(k)) for n, k in found}
+            for change in plan_changes(existing, columns):
+                name, kind = _q(change.column.name), DUCK_TYPES[change.column.type]
+                if change.kind == "add":
+                    conn.execute(f"ALTER TABLE {target} ADD COLUMN IF NOT EXISTS {name} {kind}")
+                else:
+                    conn.execute(f"ALTER TABLE {target} ALTER {name} TYPE {kind}")
+        conn.execute(
+            f"DELETE FROM {target} WHERE {_q(TRANSFER_COLUMN)} = ? AND {_q(DATE_COLUMN)} = ?"
+            f" AND list_contains(?, {_q(ACCOUNT_COLUMN)})",
+            [part.transfer_id, part.data_date, list(part.accounts)],
+        )
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _insert(conn: Any, schema: str, table: str, batch: Any) -> None:
+    names = ", ".join(_q(n) for n in batch.schema.names)
+    conn.register("qb_chunk", batch)
+    try:
+        conn.execute(f"INSERT INTO {_q(schema)}.{_q(table)} ({names}) SELECT {names} FROM qb_chunk")
+    finally:
+        conn.unregister("qb_chunk")
+
+
+def _rollback(conn: Any) -> None:
+    try:
+        conn.execute("ROLLBACK")
+    except Exception:  # no transaction was open yet: nothing to undo
+        return

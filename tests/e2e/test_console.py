@@ -1,0 +1,507 @@
+"""The web console in a real browser cut off from every host but this machine (issue 17).
+
+Debian's Chromium, headless, driven by Selenium through Debian's chromedriver, as in
+``test_docs_offline``: names other than loopback do not resolve and everything else goes to
+a proxy that is not there. One server and one browser serve the whole module. Besides what
+each test checks, every page must make no request beyond loopback, put no key in any URL,
+and log no error (a Content-Security-Policy violation is one). Screenshots go to
+``QB_CONSOLE_SCREENSHOTS`` when set (``docs/console/`` holds the committed ones), else to
+the test's temporary directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.chrome.webdriver import WebDriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.select import Select
+from selenium.webdriver.support.wait import WebDriverWait
+
+from support import ADMIN_KEY, ServerProcess, assert_error, client, run_cli
+
+DEPLOYMENTS = ("embedded",)
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+DEAD_PROXY = "127.0.0.1:9"  # nothing listens there
+AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
+XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+
+
+@pytest.fixture(scope="module")
+def server(deployment: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The module's server; it logs requests, so that a test can look for keys in them."""
+    started = ServerProcess(tmp_path_factory.mktemp("console"), log_level="info").start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture(scope="module")
+def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the browser saves files."""
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def browser(downloads: Path) -> Iterator[WebDriver]:
+    """Headless Chromium that can reach loopback only, logging requests and console errors."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        message = "the browser tests need chromium and chromium-driver (apt-get install)"
+        if os.environ.get("QB_CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,1400",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+        f"--proxy-server=http://{DEAD_PROXY}",
+    ):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
+    options.add_experimental_option(
+        "prefs",
+        {"download.default_directory": str(downloads), "download.prompt_for_download": False},
+    )
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def keys(server: ServerProcess) -> dict[str, str]:
+    """Keys of the module: admin, a viewer of the same account, an admin of another one."""
+    with client(server) as admin:
+        made = admin.post("/keys", json={"name": "console viewer", "role": "viewer"})
+        assert made.status_code == 201, made.text
+        viewer = made.json()["secret"]
+    other = run_cli(server, "keys", "create", "--name", "other", "--account", "other", "-q")
+    assert other.returncode == 0, other.stderr
+    return {"admin": ADMIN_KEY, "viewer": viewer, "other": other.stdout.strip()}
+
+
+@pytest.fixture
+def api(server: ServerProcess) -> Iterator[httpx.Client]:
+    with client(server) as http:
+        yield http
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go."""
+    chosen = os.environ.get("QB_CONSOLE_SCREENSHOTS")
+    directory = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+@pytest.fixture(autouse=True)
+def clean_browser(
+    request: pytest.FixtureRequest, keys: dict[str, str], server: ServerProcess
+) -> Iterator[None]:
+    """After each test: no request beyond loopback, no key in a URL, no error logged."""
+    if "browser" not in request.fixturenames:
+        yield
+        return
+    driver: WebDriver = request.getfixturevalue("browser")
+    drain(driver)
+    yield
+    urls, errors = drain(driver)
+    hosts = {urlsplit(url).hostname for url in urls if url.startswith(("http", "ws"))}
+    assert hosts <= {"127.0.0.1"}, hosts
+    for url in urls:
+        assert not any(key in url for key in keys.values()), url
+    assert not errors, errors
+    assert not any(key in server.log() for key in keys.values())
+
+
+def drain(driver: WebDriver) -> tuple[list[str], list[str]]:
+    """The URLs requested and the errors logged since the last call."""
+    urls = []
+    for entry in driver.get_log("performance"):  # type: ignore[no-untyped-call]
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    errors = [
+        entry["message"]
+        for entry in driver.get_log("browser")  # type: ignore[no-untyped-call]
+        # A page of the API answering 404 or 403 is logged by the browser; it is expected.
+        if entry["level"] == "SEVERE"
+        and "the server responded with a status of" not in entry["message"]
+    ]
+    return urls, errors
+
+
+def wait(driver: WebDriver, condition: Any, timeout: float = 30) -> Any:
+    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
+
+
+def shown(driver: WebDriver, css: str, timeout: float = 30) -> WebElement:
+    """The element ``css`` once it is displayed."""
+
+    def found(d: WebDriver) -> WebElement | bool:
+        elements = d.find_elements(By.CSS_SELECTOR, css)
+        return elements[0] if elements and elements[0].is_displayed() else False
+
+    element: WebElement = wait(driver, found, timeout)
+    return element
+
+
+def sign_in(driver: WebDriver, server: ServerProcess, key: str) -> None:
+    driver.get(f"{server.url}/console/sign-in")
+    field = shown(driver, "#key")
+    assert driver.switch_to.active_element == field  # the page starts in the key's field
+    field.clear()
+    field.send_keys(key, Keys.ENTER)
+    wait(driver, lambda d: urlsplit(d.current_url).path == "/console/")
+    shown(driver, "#who")
+
+
+def batch_body(**overrides: Any) -> dict[str, Any]:
+    """A batch of ``accounts`` x ``days`` sub-queries, each waiting ``latency`` ms."""
+    accounts = overrides.pop("accounts", 10)
+    days = overrides.pop("days", 30)
+    latency = overrides.pop("latency", 50)
+    return {
+        "queries": [
+            {
+                "ds_id": "DEMO_ADS",
+                "ds_accounts": [f"ads-{n:04d}" for n in range(1, accounts + 1)],
+                "fields": "date,clicks",
+                "start_date": "2026-01-01",
+                "end_date": f"2026-01-{days:02d}",
+                "settings": {"demo_latency_ms": latency},
+            }
+        ],
+        "split_accounts_policy": "all",
+        "split_dates_policy": "day",
+        **overrides,
+    }
+
+
+def create_batch(api: httpx.Client, **overrides: Any) -> str:
+    made = api.post("/query/batch", json=batch_body(**overrides))
+    assert made.status_code == 201, made.text
+    batch_id: str = made.json()["data"]["batch_id"]
+    return batch_id
+
+
+def progress_of(driver: WebDriver) -> tuple[int, int]:
+    """(value, max) of the batch page's progress bar."""
+    bar = driver.find_element(By.ID, "progress")
+    return int(float(bar.get_attribute("value") or 0)), int(float(bar.get_attribute("max") or 0))
+
+
+def counts_of(driver: WebDriver) -> dict[str, int]:
+    names = ("queued", "running", "success", "failure", "stopped")
+    return {
+        name: int(driver.find_element(By.ID, f"count-{name}").text.replace(",", ""))
+        for name in names
+    }
+
+
+def no_alert(driver: WebDriver) -> bool:
+    try:
+        driver.switch_to.alert.text  # noqa: B018  # raises when there is none
+    except NoAlertPresentException:
+        return True
+    return False
+
+
+def axe_violations(driver: WebDriver) -> list[dict[str, Any]]:
+    """What axe-core (run from the tests' copy, never the page's) finds at WCAG 2 AA."""
+    driver.execute_script(AXE.read_text())
+    found: dict[str, Any] = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'best-practice']})"
+        ".then(r => done(r), e => done({violations: [{id: String(e), nodes: []}]}));"
+    )
+    return [
+        {"id": v["id"], "nodes": [n.get("target") for n in v["nodes"]][:3]}
+        for v in found["violations"]
+    ]
+
+
+def test_a_wrong_key_is_refused_and_a_good_one_signs_in_until_sign_out(
+    browser: WebDriver, server: ServerProcess, shots: Path
+) -> None:
+    browser.get(f"{server.url}/console/")
+    wait(browser, lambda d: urlsplit(d.current_url).path == "/console/sign-in")
+    shown(browser, "#key").send_keys("qb_not_a_key_of_this_server_0123456789")
+    browser.find_element(By.CSS_SELECTOR, "#sign-in button[type=submit]").click()
+    error = shown(browser, "#sign-in-error")
+    assert "not accepted" in error.text
+    assert browser.execute_script("return sessionStorage.length") == 0
+    browser.save_screenshot(str(shots / "sign-in-refused.png"))
+
+    sign_in(browser, server, ADMIN_KEY)
+    assert "admin" in browser.find_element(By.ID, "who").text
+    assert browser.execute_script("return Object.values(sessionStorage)") == [ADMIN_KEY]
+    assert browser.execute_script("return document.cookie") == ""
+    browser.find_element(By.ID, "sign-out").click()
+    wait(browser, lambda d: urlsplit(d.current_url).path == "/console/sign-in")
+    assert browser.execute_script("return sessionStorage.length") == 0
+
+
+def test_a_key_revoked_while_a_page_is_open_signs_the_page_out(
+    browser: WebDriver, server: ServerProcess, api: httpx.Client
+) -> None:
+    made = api.post("/keys", json={"name": "revoked soon", "role": "analyst"}).json()
+    sign_in(browser, server, made["secret"])
+    assert api.delete(f"/keys/{made['id']}").status_code == 200
+    wait(browser, lambda d: urlsplit(d.current_url).path == "/console/sign-in", timeout=10)
+    assert browser.execute_script("return sessionStorage.length") == 0
+
+
+def test_a_batch_page_follows_progress_to_100_percent_without_reloading(
+    browser: WebDriver, server: ServerProcess, api: httpx.Client, shots: Path
+) -> None:
+    sign_in(browser, server, ADMIN_KEY)
+    batch_id = create_batch(
+        api, description="Daily clicks, ten accounts", latency=100, query_concurrency=4
+    )
+    browser.get(f"{server.url}/console/batches/{batch_id}")
+    browser.execute_script("window.sameDocument = true")
+    shown(browser, "#found")
+    done, total = wait(browser, lambda d: (p := progress_of(d))[1] == 300 and p)
+    assert done < total
+    started = time.monotonic()
+    wait(browser, lambda d: 0 < progress_of(d)[0] < 300, timeout=20)
+    browser.save_screenshot(str(shots / "batch-running.png"))
+    wait(browser, lambda d: progress_of(d)[0] == 300, timeout=60)
+    watched = time.monotonic() - started
+    assert browser.execute_script("return window.sameDocument") is True
+    wait(browser, lambda d: d.find_element(By.ID, "status").text == "STOPPED", timeout=5)
+    assert counts_of(browser) == {
+        "queued": 0,
+        "running": 0,
+        "success": 300,
+        "failure": 0,
+        "stopped": 0,
+    }
+    assert "100%" in browser.find_element(By.ID, "progress-text").text
+    polls = browser.execute_script(
+        "return performance.getEntriesByType('resource')"
+        ".filter(e => new URL(e.name).pathname === arguments[0]).length",
+        f"/query/batch/{batch_id}",
+    )
+    assert 2 <= polls <= watched / 2 + 3, (polls, watched)  # one every 2 s, no more
+    rows = browser.find_elements(By.CSS_SELECTOR, "#queries tbody tr")
+    assert len(rows) == 100
+    assert "1\u2013100 of 300" in browser.find_element(By.ID, "page-info").text
+    browser.find_element(By.ID, "next").click()
+    wait(browser, lambda d: "101\u2013200 of 300" in d.find_element(By.ID, "page-info").text)
+    browser.save_screenshot(str(shots / "batch-done.png"))
+
+    browser.find_element(By.CSS_SELECTOR, "a[href='/console/']").click()
+    row = shown(browser, f"#recent tr[data-batch-id='{batch_id}']")
+    assert "300 / 300 (100%)" in row.text
+
+
+def test_cancel_asks_first_then_freezes_the_counts_and_keeps_collected_results(
+    browser: WebDriver, server: ServerProcess, api: httpx.Client, shots: Path, downloads: Path
+) -> None:
+    sign_in(browser, server, ADMIN_KEY)
+    batch_id = create_batch(
+        api,
+        description="Five accounts, slowly",
+        latency=400,
+        query_concurrency=2,
+        accounts=5,
+        days=20,
+    )
+    browser.get(f"{server.url}/console/")
+    running = shown(browser, f"#running tr[data-batch-id='{batch_id}']")
+    figure = running.find_element(By.CSS_SELECTOR, ".figure")
+    wait(browser, lambda d: figure.text.split(" / ")[0] not in ("", "0"))  # live, no reload
+    browser.save_screenshot(str(shots / "overview.png"))
+    running.find_element(By.TAG_NAME, "a").click()
+    wait(browser, lambda d: d.find_element(By.ID, "count-success").text not in ("", "0"))
+    shown(browser, "#cancel").click()
+    dialog = shown(browser, "#confirm-cancel")
+    browser.save_screenshot(str(shots / "cancel-confirm.png"))
+    assert browser.switch_to.active_element.get_attribute("value") == "keep"
+    browser.switch_to.active_element.send_keys(Keys.ESCAPE)  # the keyboard says no
+    wait(browser, lambda d: not dialog.is_displayed())
+    time.sleep(0.3)
+    assert api.get(f"/query/batch/{batch_id}").json()["data"]["cancel_time"] is None
+
+    shown(browser, "#cancel").click()
+    shown(browser, "#confirm").click()
+    wait(browser, lambda d: d.find_element(By.ID, "status").text == "STOPPED", timeout=15)
+    frozen = counts_of(browser)
+    assert frozen["success"] > 0 and frozen["stopped"] > 0
+    assert frozen["queued"] == frozen["running"] == 0
+    assert not browser.find_element(By.ID, "cancel").is_displayed()
+    assert "results collected so far are kept" in browser.find_element(By.ID, "action-message").text
+    time.sleep(2.5)
+    assert counts_of(browser) == frozen
+    batch = api.get(f"/query/batch/{batch_id}").json()["data"]
+    assert batch["cancel_time"] is not None
+    assert batch["progress"]["success"] == frozen["success"]
+    rows = api.get(f"/query/batch/{batch_id}/download", params={"format": "ndjson"})
+    assert rows.status_code == 200 and rows.text.count("\n") >= frozen["success"]
+    browser.find_element(By.CSS_SELECTOR, "#downloads button[data-format=ndjson]").click()
+    saved = downloads / f"{batch_id}.ndjson"
+    wait(browser, lambda d: saved.exists() and saved.read_text() == rows.text)
+    assert "Saved" in browser.find_element(By.ID, "action-message").text
+
+    Select(browser.find_element(By.ID, "status-filter")).select_by_value("SUCCESS")
+    wait(
+        browser,
+        lambda d: d.find_element(By.ID, "page-info").text.startswith(
+            f"{frozen['success']} sub-quer{'y' if frozen['success'] == 1 else 'ies'} (SUCCESS)"
+        ),
+    )
+    buttons = browser.find_elements(By.CSS_SELECTOR, "#queries tbody button[data-schedule-id]")
+    assert len(buttons) == frozen["success"]
+    schedule_id = buttons[0].get_attribute("data-schedule-id")
+    buttons[0].click()
+    one = downloads / f"{schedule_id}.json"
+    wait(browser, lambda d: one.exists() and json.loads(one.read_text())["data"][1])
+    browser.save_screenshot(str(shots / "batch-cancelled.png"))
+
+
+def test_failures_are_grouped_by_code_and_message_with_their_accounts_and_dates(
+    browser: WebDriver, server: ServerProcess, api: httpx.Client, shots: Path
+) -> None:
+    failing = {"demo_latency_ms": 0, "demo_fail_accounts": ["ads-0002", "ads-0003"]}
+    body = batch_body(accounts=3, days=3, description="Two accounts fail")
+    body["queries"][0]["settings"] = failing
+    batch_id = api.post("/query/batch", json=body).json()["data"]["batch_id"]
+    sign_in(browser, server, ADMIN_KEY)
+    browser.get(f"{server.url}/console/batches/{batch_id}")
+    wait(browser, lambda d: d.find_element(By.ID, "status").text == "STOPPED")
+    groups = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#failures tbody tr"))
+    cells = [[c.text for c in g.find_elements(By.TAG_NAME, "td")] for g in groups]
+    assert cells == [
+        [
+            "ACCOUNT_ERROR",
+            f"Data source failed for account(s): {account}",
+            "3",
+            account,
+            "2026-01-01 \u2013 2026-01-03",
+        ]
+        for account in ("ads-0002", "ads-0003")
+    ]
+    assert "6 failed sub-queries" in browser.find_element(By.ID, "failures-note").text
+    Select(browser.find_element(By.ID, "status-filter")).select_by_value("FAILURE")
+    wait(browser, lambda d: d.find_element(By.ID, "page-info").text.startswith("6 sub-queries"))
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#queries tbody tr")) == 6
+    browser.find_element(By.ID, "account-filter").send_keys("ads-0002", Keys.ENTER)
+    wait(
+        browser,
+        lambda d: d.find_element(By.ID, "page-info").text.startswith(
+            "3 sub-queries (FAILURE, account ads-0002) among 1\u20139 of 9"
+        ),
+    )
+    assert {
+        row.find_elements(By.TAG_NAME, "td")[2].text
+        for row in browser.find_elements(By.CSS_SELECTOR, "#queries tbody tr")
+    } == {"ads-0002"}
+    browser.save_screenshot(str(shots / "batch-failures.png"))
+
+
+def test_a_viewer_sees_no_cancel_button_and_the_api_refuses_its_cancel(
+    browser: WebDriver, server: ServerProcess, api: httpx.Client, keys: dict[str, str]
+) -> None:
+    batch_id = create_batch(api, latency=300, query_concurrency=1, accounts=2, days=10)
+    try:
+        sign_in(browser, server, keys["viewer"])
+        assert "viewer" in browser.find_element(By.ID, "who").text
+        browser.get(f"{server.url}/console/batches/{batch_id}")
+        shown(browser, "#found")
+        wait(browser, lambda d: d.find_element(By.ID, "status").text in ("QUEUED", "RUNNING"))
+        assert not browser.find_element(By.ID, "cancel").is_displayed()
+        assert not browser.find_element(By.ID, "downloads").is_displayed()
+        with client(server, keys["viewer"]) as viewer:
+            assert_error(viewer.delete(f"/query/batch/{batch_id}"), 403, "PERMISSION_ERROR")
+    finally:
+        api.delete(f"/query/batch/{batch_id}")
+
+
+def test_a_description_holding_markup_is_shown_as_text(
+    browser: WebDriver, server: ServerProcess, api: httpx.Client
+) -> None:
+    sign_in(browser, server, ADMIN_KEY)
+    batch_id = create_batch(api, description=XSS, latency=0, accounts=1, days=2)
+    browser.get(f"{server.url}/console/batches/{batch_id}")
+    assert shown(browser, "#description").text == XSS
+    assert browser.find_elements(By.CSS_SELECTOR, "#main script, #main img") == []
+    browser.get(f"{server.url}/console/")
+    row = shown(browser, f"tr[data-batch-id='{batch_id}']")
+    assert XSS in row.text
+    time.sleep(0.3)
+    assert no_alert(browser)
+
+
+def test_another_tenants_batch_is_not_found(
+    browser: WebDriver, server: ServerProcess, api: httpx.Client, keys: dict[str, str]
+) -> None:
+    batch_id = create_batch(api, latency=0, accounts=1, days=1)
+    sign_in(browser, server, keys["other"])
+    browser.get(f"{server.url}/console/batches/{batch_id}")
+    assert "Not found" in shown(browser, "#not-found").text
+    assert not browser.find_element(By.ID, "found").is_displayed()
+    browser.get(f"{server.url}/console/")
+    shown(browser, "#running-empty")
+    assert browser.find_elements(By.CSS_SELECTOR, f"tr[data-batch-id='{batch_id}']") == []
+
+
+def test_every_page_passes_axe_core_at_wcag_2_aa(
+    browser: WebDriver, server: ServerProcess, api: httpx.Client
+) -> None:
+    batch_id = create_batch(api, latency=0, accounts=2, days=3, description="Accessible")
+    sign_in(browser, server, ADMIN_KEY)
+    found: dict[str, list[dict[str, Any]]] = {"overview": axe_violations(browser)}
+    browser.get(f"{server.url}/console/batches/{batch_id}")
+    wait(browser, lambda d: d.find_element(By.ID, "status").text == "STOPPED")
+    found["batch"] = axe_violations(browser)
+    browser.get(f"{server.url}/console/sign-in")
+    shown(browser, "#key")
+    found["sign-in"] = axe_violations(browser)
+    assert found == {"overview": [], "batch": [], "sign-in": []}
+
+
+def test_console_answers_carry_a_strict_content_security_policy(
+    api: httpx.Client,
+) -> None:
+    for path in ("/console/", "/console/sign-in", "/console/batches/qrb_0", "/console/nope"):
+        answer = api.get(path)
+        assert answer.status_code == (404 if path.endswith("nope") else 200)
+        policy = answer.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "unsafe" not in policy
+        assert "frame-ancestors 'none'" in policy
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["cache-control"] == "no-store"
+    script = api.get("/console/static/console.js?v=1")
+    assert script.headers["content-security-policy"]
+    assert "immutable" in script.headers["cache-control"]
+    assert api.get("/console", follow_redirects=False).headers["location"].endswith("/console/")
