@@ -2,8 +2,7 @@
 
 Every transaction that changes query statuses collects the changes in :class:`Deltas` and
 applies them once, after locking the batch rows it touches (always in id order, so that
-concurrent writers queue instead of deadlocking). Most take those locks first; the run
-recorder takes them last (``store/runs.py`` says why).
+concurrent writers queue instead of deadlocking).
 """
 
 from __future__ import annotations

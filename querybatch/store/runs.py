@@ -149,20 +149,14 @@ class RunStore:
         began = [False] * len(started)
         # A fixed row order keeps concurrent writers (PostgreSQL) from deadlocking.
         ordered = sorted(enumerate(outcomes), key=lambda pair: (pair[1].batch_id, pair[1].query_id))
-        batch_ids = [o.batch_id for o in outcomes] + [i.batch_id for i, _ in started]
-        # The batch rows are locked last, just to move their counters: every worker's group
-        # commit of a batch queues on them, so they are held for one statement and the commit
-        # instead of the whole transaction (a group commit took half as long with two
-        # workers). A stop of the batch, which locks them first, may now deadlock with a
-        # group commit; the database picks one, and the store runs it again.
         with self.db.writing() as conn:
+            lock_batches(conn, [o.batch_id for o in outcomes] + [i.batch_id for i, _ in started])
             if self._record_all(conn, started, outcomes, lease_until):
                 for outcome in outcomes:
                     deltas.move(outcome.batch_id, QueryStatus.RUNNING, outcome.status)
                 for item, _ in started:
                     deltas.move(item.batch_id, QueryStatus.QUEUED, QueryStatus.RUNNING)
                 count_finished(conn, outcomes)
-                lock_batches(conn, batch_ids)
                 return [True] * len(started), [True] * len(outcomes), deltas.apply(conn, now)
             for index, outcome in ordered:
                 ended[index] = self._apply_outcome(conn, outcome, deltas)
@@ -179,7 +173,6 @@ class RunStore:
                     changed = conn.execute(_TAKE_OVER, params).rowcount
                 began[index] = changed == 1
             count_finished(conn, [o for o, ok in zip(outcomes, ended, strict=True) if ok])
-            lock_batches(conn, batch_ids)
             stopped = deltas.apply(conn, now)
         return began, ended, stopped
 
