@@ -58,7 +58,7 @@ class PinnedTarget:
         headers = {"Host": self.url.netloc.decode("ascii")}
         extensions: dict[str, Any] = {}
         host = self.url.raw_host.decode("ascii")
-        if self.url.scheme == "https" and not _is_ip(host):
+        if self.url.scheme == "https" and not is_ip(host):
             # Certificates are checked against the name, not against the address.
             extensions["sni_hostname"] = host
         return self.url.copy_with(host=address), headers, extensions
@@ -92,9 +92,7 @@ class CallbackTargets:
         host = parsed.raw_host.decode("ascii")
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         # "a.b." is "a.b" to DNS; without the root's dot, "127.0.0.1." is an address again.
-        addresses = await self._addresses(host.removesuffix("."), port)
-        if not addresses:
-            raise ResolutionFailed(f"{host} has no address")
+        addresses = await host_addresses(host.removesuffix("."), port, self._resolve)
         for address in addresses:
             refusal = address_refusal(host, address, self.allow)
             if refusal is not None:
@@ -111,18 +109,26 @@ class CallbackTargets:
         except ResolutionFailed:
             pass
 
-    async def _addresses(self, host: str, port: int) -> list[str]:
-        if _is_ip(host):
-            return [host]
-        if is_local_name(host):
-            return list(_LOCAL_ADDRESSES)
-        try:
-            return await asyncio.wait_for(self._resolve(host, port), RESOLVE_TIMEOUT)
-        except (OSError, TimeoutError, UnicodeError) as exc:
-            raise ResolutionFailed(f"{host} does not resolve: {exc}") from exc
+
+async def host_addresses(host: str, port: int, resolver: Resolver) -> list[str]:
+    """The addresses ``host`` stands for: itself when it is one, loopback for this machine's
+    own names, else what ``resolver`` answers within RESOLVE_TIMEOUT; ResolutionFailed when
+    it does not resolve or has no address."""
+    if is_ip(host):
+        return [host]
+    if is_local_name(host):
+        return list(_LOCAL_ADDRESSES)
+    try:
+        addresses = await asyncio.wait_for(resolver(host, port), RESOLVE_TIMEOUT)
+    except (OSError, TimeoutError, UnicodeError) as exc:
+        raise ResolutionFailed(f"{host} does not resolve: {exc}") from exc
+    if not addresses:
+        raise ResolutionFailed(f"{host} has no address")
+    return addresses
 
 
-def _is_ip(host: str) -> bool:
+def is_ip(host: str) -> bool:
+    """Whether ``host`` is an IP address (rather than a name)."""
     try:
         ipaddress.ip_address(host)
     except ValueError:

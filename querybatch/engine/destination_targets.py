@@ -12,8 +12,6 @@ test, load); a destination that supports it is then pinned to the checked addres
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
 from dataclasses import dataclass, field
 
 from querybatch.destinations.base import Destination
@@ -22,12 +20,14 @@ from querybatch.domain.callback_policy import (
     CallbackRefused,
     address_refusal,
     check_callback_url,
-    is_local_name,
 )
-from querybatch.engine.callback_targets import RESOLVE_TIMEOUT, Resolver, system_resolver
+from querybatch.engine.callback_targets import (
+    ResolutionFailed,
+    Resolver,
+    host_addresses,
+    system_resolver,
+)
 from querybatch.errors import ConfigurationError, DestinationHostRefused, DestinationUnreachable
-
-_LOCAL_ADDRESSES = ("127.0.0.1", "::1")
 
 
 def parse_allow(entries: list[str], setting: str = "QB_DESTINATION_ALLOW") -> CallbackAllow:
@@ -70,22 +70,12 @@ class DestinationTargets:
 
     async def _addresses(self, host: str, port: int, *, unresolved_ok: bool) -> list[str]:
         _check_form(host, port)
-        name = host.removesuffix(".")
-        if _is_ip(name):
-            addresses = [name]
-        elif is_local_name(name):
-            addresses = list(_LOCAL_ADDRESSES)
-        else:
-            try:
-                addresses = await asyncio.wait_for(self.resolver(name, port), RESOLVE_TIMEOUT)
-            except (OSError, TimeoutError, UnicodeError):
-                if unresolved_ok:
-                    return []
-                raise DestinationUnreachable(f"The host {host[:100]!r} does not resolve") from None
-            if not addresses:
-                if unresolved_ok:
-                    return []
-                raise DestinationUnreachable(f"The host {host[:100]!r} has no address")
+        try:
+            addresses = await host_addresses(host.removesuffix("."), port, self.resolver)
+        except ResolutionFailed:
+            if unresolved_ok:
+                return []
+            raise DestinationUnreachable(f"The host {host[:100]!r} does not resolve") from None
         if self.allow_internal:
             return addresses
         for address in addresses:
@@ -109,11 +99,3 @@ def _check_form(host: str, port: int) -> None:
             "The destination's host is not allowed",
             f"{host[:100]!r} is not one host name or IP address.",
         ) from None
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
