@@ -18,7 +18,7 @@ from querybatch.api.errors import request_id_of
 from querybatch.api.formats import MEDIA_TYPES, rows_stream
 from querybatch.api.poll import PLACEHOLDER, PollAnswer
 from querybatch.api.ranges import bytes_response, generated_response, strong_etag
-from querybatch.api.schemas import DataResponse
+from querybatch.api.schemas import DataResponse, RequestMeta
 from querybatch.api.services import Services
 from querybatch.domain.poll_hint import retry_after
 from querybatch.engine.queries import QueryAnswer, QueryRows, QueryState
@@ -66,6 +66,11 @@ def model_response(
     """
     body = answer.model_dump_json(by_alias=True, exclude_unset=exclude_unset)
     return Response(body, status_code=status, media_type="application/json")
+
+
+def request_meta(request: Request) -> RequestMeta:
+    """The ``meta`` every answer carries: the request's id."""
+    return RequestMeta(request_id=request_id_of(request))
 
 
 def public_base(request: Request, services: Services) -> str:

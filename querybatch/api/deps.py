@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 import orjson
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from starlette.types import Scope
 
 from querybatch.api.auth import Principal, key_of_authorization, require
@@ -105,3 +105,6 @@ async def authorized_principal(request: Request) -> Principal:
 
 
 PrincipalDep = Annotated[Principal, Depends(authorized_principal)]
+
+# A team's id in a path (``/teams/{team_id}/...``): the tenant's numeric id.
+TeamId = Annotated[int, Path(ge=0, le=2**63 - 1)]

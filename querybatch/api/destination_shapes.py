@@ -7,9 +7,9 @@ secret's ``value`` is always null: its ``note`` says whether one is stored.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from querybatch.api.schemas import RequestMeta
 from querybatch.engine.destinations import (
@@ -19,7 +19,6 @@ from querybatch.engine.destinations import (
     ShownSetting,
     Usage,
 )
-from querybatch.errors import BadRequest
 
 ICON_URL = "about:blank"  # the hosted service's icons are not ours to link to
 FieldName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
@@ -58,17 +57,6 @@ class ConnectionBody(UpdateBody):
     """The body of ``POST /teams/{team_id}/destinations/test-connection``."""
 
     destination_id: DestinationId | None = None
-
-
-def parse_body(model: type[M], body: dict[str, Any]) -> M:
-    """Validate a body; the first bad field becomes BAD_REQUEST, without its value (it may
-    be a secret)."""
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = ".".join(str(part) for part in first["loc"]) or "body"
-        raise BadRequest(f"Invalid value for parameter '{name}'", first["msg"]) from None
 
 
 class WithMeta(BaseModel):

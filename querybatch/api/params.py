@@ -154,11 +154,14 @@ _SHOWN = reprlib.Repr()
 _SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlong = 3, 200, 200, 60
 
 
-def bad_parameter(exc: ValidationError, prefix: str = "") -> BadRequest:
-    """A pydantic error as a BAD_REQUEST that names the parameter and what is wrong."""
+def bad_parameter(
+    exc: ValidationError, prefix: str = "", *, whole: str = "request", show_value: bool = True
+) -> BadRequest:
+    """A pydantic error as a BAD_REQUEST that names the parameter and what is wrong (and the
+    value given, unless ``show_value`` is false: a body may carry secrets)."""
     first = exc.errors()[0]
-    name = ".".join(str(part) for part in first["loc"]) or "request"
-    value = first.get("input")
+    name = ".".join(str(part) for part in first["loc"]) or whole
+    value = first.get("input") if show_value else None
     shown = _SHOWN.repr(value) if value is not None and not isinstance(value, dict) else ""
     return BadRequest(
         f"{prefix}Invalid value for parameter '{name}'",
@@ -172,6 +175,16 @@ def parse_params(model: type[M], params: dict[str, Any]) -> M:
         return model.model_validate(params)
     except ValidationError as exc:
         raise bad_parameter(exc) from exc
+
+
+async def json_model(request: Request, limit: int, model: type[M]) -> M:
+    """A JSON object body validated with ``model``; its first bad field becomes a BAD_REQUEST
+    that never repeats the value given (bodies such as a destination's carry secrets)."""
+    body = await json_body(request, limit)
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise bad_parameter(exc, whole="body", show_value=False) from None
 
 
 def documented(model: type[BaseModel]) -> dict[str, Any]:

@@ -194,6 +194,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (429, "Too many requests"),
     )
 }
+# The same, with 409 for a request that conflicts with what is stored.
+CONFLICT_RESPONSES = ERROR_RESPONSES | {409: ERROR_RESPONSES[400] | {"description": "Conflict"}}
 
 
 class BatchProgress(BaseModel):

@@ -30,21 +30,20 @@ from querybatch.api.access_shapes import (
     role_list,
     who_am_i,
 )
-from querybatch.api.answer import model_response
+from querybatch.api.answer import model_response, request_meta
 from querybatch.api.deps import PrincipalDep, ServicesDep
-from querybatch.api.errors import request_id_of
 from querybatch.api.params import json_body, parse_params
 from querybatch.api.routing import action_route
-from querybatch.api.schemas import ERROR_RESPONSES, RequestMeta, body_doc, json_body_schema
+from querybatch.api.schemas import (
+    CONFLICT_RESPONSES,
+    ERROR_RESPONSES,
+    body_doc,
+    json_body_schema,
+)
 
 router = APIRouter(tags=["Access"])
 
 RoleName = Annotated[str, Path(max_length=64)]
-CONFLICTS = ERROR_RESPONSES | {409: ERROR_RESPONSES[400] | {"description": "Conflict"}}
-
-
-def _meta(request: Request) -> RequestMeta:
-    return RequestMeta(request_id=request_id_of(request))
 
 
 @action_route(
@@ -52,7 +51,7 @@ def _meta(request: Request) -> RequestMeta:
 )
 async def whoami(request: Request, services: ServicesDep, principal: PrincipalDep) -> Response:
     """Who the key is: its account (and team id), its id and name, its role and statement."""
-    return model_response(who_am_i(_meta(request), services.access.who_am_i(principal)))
+    return model_response(who_am_i(request_meta(request), services.access.who_am_i(principal)))
 
 
 @action_route(
@@ -67,7 +66,7 @@ async def whoami(request: Request, services: ServicesDep, principal: PrincipalDe
 async def list_keys(request: Request, services: ServicesDep, principal: PrincipalDep) -> Response:
     """The keys of the caller's account, oldest first, revoked ones included."""
     keys = await services.access.list_keys(principal.manager)
-    return model_response(key_list(_meta(request), keys))
+    return model_response(key_list(request_meta(request), keys))
 
 
 @action_route(
@@ -88,7 +87,7 @@ async def create_key(request: Request, services: ServicesDep, principal: Princip
     record, secret = await services.access.create_key(
         principal.manager, new.name, new.role, new.account
     )
-    return model_response(created_key(_meta(request), record, secret), 201)
+    return model_response(created_key(request_meta(request), record, secret), 201)
 
 
 @action_route(
@@ -108,7 +107,7 @@ async def revoke_key(
 ) -> Response:
     """Revoke an active key of the caller's account; requests with it fail from now on."""
     record = await services.access.revoke_key(principal.manager, key_id)
-    return model_response(key_answer(_meta(request), record))
+    return model_response(key_answer(request_meta(request), record))
 
 
 @action_route(
@@ -123,7 +122,7 @@ async def revoke_key(
 async def list_roles(request: Request, services: ServicesDep, principal: PrincipalDep) -> Response:
     """The roles of the caller's account and the built-in ones (first), with statements."""
     roles = await services.access.list_roles(principal.manager)
-    return model_response(role_list(_meta(request), roles))
+    return model_response(role_list(request_meta(request), roles))
 
 
 @action_route(
@@ -134,7 +133,7 @@ async def list_roles(request: Request, services: ServicesDep, principal: Princip
     name="create_role",
     status_code=201,
     response_model=RoleAnswer,
-    responses=CONFLICTS,
+    responses=CONFLICT_RESPONSES,
     openapi_extra=body_doc(json_body_schema(NewRole)),
 )
 async def create_role(request: Request, services: ServicesDep, principal: PrincipalDep) -> Response:
@@ -142,7 +141,7 @@ async def create_role(request: Request, services: ServicesDep, principal: Princi
     body = await json_body(request, services.settings.max_body_bytes)
     new = parse_params(NewRole, body)
     role = await services.access.create_role(principal.manager, new.name, new.effect, new.actions)
-    return model_response(role_answer(_meta(request), role), 201)
+    return model_response(role_answer(request_meta(request), role), 201)
 
 
 @action_route(
@@ -152,7 +151,7 @@ async def create_role(request: Request, services: ServicesDep, principal: Princi
     "manage_roles",
     name="save_role",
     response_model=RoleAnswer,
-    responses=CONFLICTS,
+    responses=CONFLICT_RESPONSES,
     openapi_extra=body_doc(json_body_schema(RoleBody)),
 )
 async def save_role(
@@ -165,7 +164,7 @@ async def save_role(
     role = await services.access.replace_role(
         principal.manager, name, statement.effect, statement.actions
     )
-    return model_response(role_answer(_meta(request), role))
+    return model_response(role_answer(request_meta(request), role))
 
 
 @action_route(
@@ -175,12 +174,12 @@ async def save_role(
     "manage_roles",
     name="delete_role",
     response_model=DeletedRole,
-    responses=CONFLICTS,
+    responses=CONFLICT_RESPONSES,
 )
 async def delete_role(
     name: RoleName, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> Response:
     """Delete a custom role of the caller's account that no key uses."""
     await services.access.delete_role(principal.manager, name)
-    answer = DeletedRole(meta=_meta(request), name=name, deleted=True)
+    answer = DeletedRole(meta=request_meta(request), name=name, deleted=True)
     return model_response(answer)

@@ -64,11 +64,6 @@ def base_of(request: Request, services: Services) -> str:
     return public_base(request, services) + route_prefix(request)
 
 
-def request_meta(request: Request) -> RequestMeta:
-    """The ``meta`` every answer carries: the request's id."""
-    return RequestMeta(request_id=request_id_of(request))
-
-
 def batch_response(
     request: Request, services: Services, batch: BatchRecord, status: int = 200
 ) -> Response:

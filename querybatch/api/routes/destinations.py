@@ -11,8 +11,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
-from querybatch.api.answer import model_response
-from querybatch.api.deps import PrincipalDep, ServicesDep
+from querybatch.api.answer import model_response, request_meta
+from querybatch.api.deps import PrincipalDep, ServicesDep, TeamId
 from querybatch.api.destination_shapes import (
     ConnectionAnswer,
     ConnectionBody,
@@ -24,25 +24,22 @@ from querybatch.api.destination_shapes import (
     connection_answer,
     destination_answer,
     destination_list,
-    parse_body,
     usage_answer,
 )
-from querybatch.api.errors import request_id_of
-from querybatch.api.params import json_body
+from querybatch.api.params import json_model
 from querybatch.api.routing import action_route
-from querybatch.api.schemas import ERROR_RESPONSES, RequestMeta, body_doc, json_body_schema
+from querybatch.api.schemas import (
+    CONFLICT_RESPONSES,
+    ERROR_RESPONSES,
+    body_doc,
+    json_body_schema,
+)
 
 router = APIRouter(tags=["Destinations"])
 
-TeamId = Annotated[int, Path(ge=0, le=2**63 - 1)]
 DestinationId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 COLLECTION = "/teams/{team_id}/destinations"
 ITEM = COLLECTION + "/{destination_id}"
-CONFLICTS = ERROR_RESPONSES | {409: ERROR_RESPONSES[400] | {"description": "Conflict"}}
-
-
-def _meta(request: Request) -> RequestMeta:
-    return RequestMeta(request_id=request_id_of(request))
 
 
 @action_route(
@@ -59,7 +56,7 @@ async def list_destinations(
 ) -> Response:
     """The team's destinations, oldest first."""
     views = await services.destinations.list_all(principal.caller, team_id)
-    return model_response(destination_list(_meta(request), views))
+    return model_response(destination_list(request_meta(request), views))
 
 
 @action_route(
@@ -71,16 +68,16 @@ async def list_destinations(
     operation_id="createDestination",
     status_code=201,
     response_model=DestinationAnswer,
-    responses=CONFLICTS,
+    responses=CONFLICT_RESPONSES,
     openapi_extra=body_doc(json_body_schema(DestinationBody)),
 )
 async def create_destination(
     team_id: TeamId, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> Response:
     """Create a destination; its secrets are stored encrypted and never shown again."""
-    body = parse_body(DestinationBody, await json_body(request, services.settings.max_body_bytes))
+    body = await json_model(request, services.settings.max_body_bytes, DestinationBody)
     view = await services.destinations.create(principal.caller, team_id, body.given())
-    answer = model_response(destination_answer(_meta(request), view), 201)
+    answer = model_response(destination_answer(request_meta(request), view), 201)
     answer.headers["Location"] = f"/teams/{team_id}/destinations/{view.id}"
     return answer
 
@@ -100,11 +97,11 @@ async def test_connection(
     team_id: TeamId, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> Response:
     """Try a destination's fields without storing them (a failed try is a 200 too)."""
-    body = parse_body(ConnectionBody, await json_body(request, services.settings.max_body_bytes))
+    body = await json_model(request, services.settings.max_body_bytes, ConnectionBody)
     check = await services.destinations.test_connection(
         principal.caller, team_id, body.given(), body.destination_id
     )
-    return model_response(connection_answer(_meta(request), check))
+    return model_response(connection_answer(request_meta(request), check))
 
 
 @action_route(
@@ -125,7 +122,7 @@ async def get_destination(
 ) -> Response:
     """A destination and its fields (secrets shown as set or not, never their value)."""
     view = await services.destinations.get(principal.caller, team_id, destination_id)
-    return model_response(destination_answer(_meta(request), view))
+    return model_response(destination_answer(request_meta(request), view))
 
 
 @action_route(
@@ -148,11 +145,11 @@ async def update_destination(
 ) -> Response:
     """Replace a destination's name and fields; secrets left out are kept, ``new_password``
     rotates the password."""
-    body = parse_body(UpdateBody, await json_body(request, services.settings.max_body_bytes))
+    body = await json_model(request, services.settings.max_body_bytes, UpdateBody)
     view = await services.destinations.update(
         principal.caller, team_id, destination_id, body.given()
     )
-    return model_response(destination_answer(_meta(request), view))
+    return model_response(destination_answer(request_meta(request), view))
 
 
 @action_route(
@@ -164,7 +161,7 @@ async def update_destination(
     operation_id="deleteDestination",
     status_code=204,
     response_class=Response,
-    responses=CONFLICTS,
+    responses=CONFLICT_RESPONSES,
 )
 async def delete_destination(
     team_id: TeamId,
@@ -196,4 +193,4 @@ async def get_destination_usage(
 ) -> Response:
     """The transfers that load into a destination."""
     usage = await services.destinations.usage(principal.caller, team_id, destination_id)
-    return model_response(usage_answer(_meta(request), usage))
+    return model_response(usage_answer(request_meta(request), usage))

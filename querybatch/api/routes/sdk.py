@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
 from querybatch.api.answer import model_response
-from querybatch.api.deps import PrincipalDep, ServicesDep
+from querybatch.api.deps import PrincipalDep, ServicesDep, TeamId
 from querybatch.api.errors import request_id_of
 from querybatch.api.routing import action_route
 from querybatch.api.schemas import ERROR_RESPONSES
@@ -34,7 +34,6 @@ from querybatch.api.sdk_shapes import (
 router = APIRouter(tags=["Logins, data sources and teams"])
 
 LoginId = Annotated[str, Path(max_length=64)]
-TeamId = Annotated[int, Path(ge=0, le=2**63 - 1)]
 
 
 @action_route(

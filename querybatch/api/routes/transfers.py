@@ -12,13 +12,16 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
-from querybatch.api.answer import model_response
-from querybatch.api.deps import PrincipalDep, ServicesDep
-from querybatch.api.destination_shapes import parse_body
-from querybatch.api.errors import request_id_of
-from querybatch.api.params import json_body
+from querybatch.api.answer import model_response, request_meta
+from querybatch.api.deps import PrincipalDep, ServicesDep, TeamId
+from querybatch.api.params import json_model
 from querybatch.api.routing import action_route
-from querybatch.api.schemas import ERROR_RESPONSES, RequestMeta, body_doc, json_body_schema
+from querybatch.api.schemas import (
+    CONFLICT_RESPONSES,
+    ERROR_RESPONSES,
+    body_doc,
+    json_body_schema,
+)
 from querybatch.api.transfer_shapes import (
     OptionsAnswer,
     SourcesAnswer,
@@ -41,19 +44,13 @@ from querybatch.api.transfer_shapes import (
 
 router = APIRouter(tags=["Transfers"])
 
-TeamId = Annotated[int, Path(ge=0, le=2**63 - 1)]
 TransferId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 COLLECTION = "/teams/{team_id}/transfers"
 ITEM = COLLECTION + "/{transfer_id}"
-CONFLICTS = ERROR_RESPONSES | {409: ERROR_RESPONSES[400] | {"description": "Conflict"}}
-
-
-def _meta(request: Request) -> RequestMeta:
-    return RequestMeta(request_id=request_id_of(request))
 
 
 async def _body(request: Request, services: ServicesDep) -> TransferBody:
-    return parse_body(TransferBody, await json_body(request, services.settings.max_body_bytes))
+    return await json_model(request, services.settings.max_body_bytes, TransferBody)
 
 
 @action_route(
@@ -70,7 +67,7 @@ async def list_transfers(
 ) -> Response:
     """The team's transfers, oldest first."""
     views = await services.transfers.list_all(principal.caller, team_id)
-    return model_response(transfer_list(_meta(request), views))
+    return model_response(transfer_list(request_meta(request), views))
 
 
 @action_route(
@@ -82,7 +79,7 @@ async def list_transfers(
     operation_id="createTransfer",
     status_code=201,
     response_model=TransferCreated,
-    responses=CONFLICTS,
+    responses=CONFLICT_RESPONSES,
     openapi_extra=body_doc(json_body_schema(TransferBody)),
 )
 async def create_transfer(
@@ -91,7 +88,9 @@ async def create_transfer(
     """Create a transfer (validated first: 400 names the first problem); it starts active."""
     body = await _body(request, services)
     view = await services.transfers.create(principal.caller, team_id, body.given())
-    answer = model_response(TransferCreated(meta=_meta(request), data=transfer_name(view)), 201)
+    answer = model_response(
+        TransferCreated(meta=request_meta(request), data=transfer_name(view)), 201
+    )
     answer.headers["Location"] = f"/teams/{team_id}/transfers/{view.id}"
     return answer
 
@@ -242,7 +241,7 @@ async def change_transfer_state(
     principal: PrincipalDep,
 ) -> Response:
     """Pause a transfer (no new runs) or resume it (from its next scheduled time)."""
-    body = parse_body(StateBody, await json_body(request, services.settings.max_body_bytes))
+    body = await json_model(request, services.settings.max_body_bytes, StateBody)
     view = await services.transfers.set_state(
         principal.caller, team_id, transfer_id, body.transfer_state
     )
