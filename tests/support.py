@@ -90,7 +90,9 @@ class ServerProcess:
     env: Mapping[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     workers: int | None = None
-    worker_processes_each: int = 2  # --concurrency of each worker started with the server
+    # --concurrency of each worker started with the server: one process runs every chunk it
+    # holds at once, and each more process costs the suite its start (about 2 s of CPU).
+    worker_processes_each: int = 1
     process: subprocess.Popen[bytes] | None = None
     worker_processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     log_path: Path | None = None
@@ -134,7 +136,7 @@ class ServerProcess:
             self.start_worker(self.worker_processes_each)
         return self
 
-    def start_worker(self, concurrency: int = 2) -> subprocess.Popen[bytes]:
+    def start_worker(self, concurrency: int = 1) -> subprocess.Popen[bytes]:
         """Start one more ``querybatch worker`` on this server's store and broker."""
         assert self.log_path is not None
         with (self.data_dir / "workers.log").open("ab") as log:

@@ -108,7 +108,31 @@ def spreadsheet_safe(value: Any) -> Any:
 
 
 def _safe_rows(rows: list[list[Any]]) -> list[list[Any]]:
-    return [[spreadsheet_safe(value) for value in row] for row in rows]
+    # spreadsheet_safe inlined: a call less per cell.
+    starts = FORMULA_STARTS
+    return [
+        [
+            "'" + value if isinstance(value, str) and value.startswith(starts) else value
+            for value in row
+        ]
+        for row in rows
+    ]
+
+
+# Rows of a chunk that are written out on a thread rather than on the event loop: a full
+# chunk takes milliseconds to write, and three downloads at once would make every other
+# request wait for theirs at each of its awaits.
+THREAD_WRITE_ROWS = 256
+
+
+def _write_rows(
+    writer: Any, buffer: io.StringIO, rows: list[list[Any]], escape_formulas: bool
+) -> bytes:
+    writer.writerows(_safe_rows(rows) if escape_formulas else rows)
+    written = buffer.getvalue().encode()
+    buffer.seek(0)
+    buffer.truncate()
+    return written
 
 
 async def delimited_stream(
@@ -128,10 +152,10 @@ async def delimited_stream(
     if header:
         writer.writerow(_safe_rows([columns.names])[0] if escape_formulas else columns.names)
     async for rows in chunks:
-        writer.writerows(_safe_rows(rows) if escape_formulas else rows)
-        yield buffer.getvalue().encode()
-        buffer.seek(0)
-        buffer.truncate()
+        if len(rows) >= THREAD_WRITE_ROWS:
+            yield await asyncio.to_thread(_write_rows, writer, buffer, rows, escape_formulas)
+        else:
+            yield _write_rows(writer, buffer, rows, escape_formulas)
     if buffer.tell():
         yield buffer.getvalue().encode()
 

@@ -14,6 +14,9 @@ from querybatch.store.store import Store
 __all__ = ["CHUNK_ROWS", "Columns", "ResultRows", "RowChunks", "no_rows"]
 
 CHUNKS_PER_READ = 8
+# A chunk larger than this is decoded on a thread: a full chunk takes a few milliseconds,
+# and downloads side by side would make every other request wait that long at each await.
+THREAD_DECODE_BYTES = 32 * 1024
 
 RowChunks = AsyncIterator[list[list[Any]]]
 
@@ -60,7 +63,10 @@ class ResultRows:
                 payloads = await read(result_id, seq, upto)
             for index, payload in enumerate(payloads):
                 base = (seq + index) * CHUNK_ROWS
-                rows = decode_rows(payload)
+                if len(payload) > THREAD_DECODE_BYTES:
+                    rows = await asyncio.to_thread(decode_rows, payload)
+                else:
+                    rows = decode_rows(payload)
                 yield rows[max(offset - base, 0) : max(min(end - base, len(rows)), 0)]
                 # Nothing else need suspend this stream (cached chunks, a client that reads as
                 # fast as it is sent): hand the loop to other requests after every chunk, so

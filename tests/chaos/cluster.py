@@ -1,6 +1,6 @@
 """A scale-out cluster of one test's own, every part of which the test may break.
 
-Two API nodes on one PostgreSQL schema, two ``querybatch worker --concurrency 4``, and a
+Two API nodes on one PostgreSQL schema, two ``querybatch worker --concurrency 1``, and a
 Redis of the cluster's own as the broker. Every process reaches PostgreSQL through a
 ``TcpProxy``, so that the test can refuse or drop their connections; the test itself reads
 the database directly.
@@ -26,7 +26,7 @@ from support import PrivateRedis, ServerProcess, _scaleout_env, kill_worker, wai
 LEASE_SECONDS = 5.0
 QUEUED_LEASE_SECONDS = 10.0
 WORKERS = 2
-WORKER_CONCURRENCY = 4
+WORKER_CONCURRENCY = 1  # one process runs every chunk it holds at once
 LEADER_GAUGE = re.compile(r"^querybatch_node_leader (\S+)$", re.MULTILINE)
 
 

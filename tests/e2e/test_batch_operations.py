@@ -83,10 +83,8 @@ def test_a_batch_that_outlives_its_timeout_stops_and_keeps_its_results(data_dir:
 
 def test_a_small_batch_of_another_tenant_is_not_starved_by_a_huge_one(data_dir: Path) -> None:
     # Four slots: four in-process workers, or (scaled out) four handed out at once to a worker
-    # of four processes (each runs one chunk at a time, and chunks shrink to what just ended).
-    server = ServerProcess(
-        data_dir, {"QB_WORKERS": "4", "QB_CELERY_MAX_IN_FLIGHT": "4"}, worker_processes_each=4
-    ).start()
+    # process, which runs every chunk it holds at once.
+    server = ServerProcess(data_dir, {"QB_WORKERS": "4", "QB_CELERY_MAX_IN_FLIGHT": "4"}).start()
     try:
         with client(server) as big:
             small_key = tenant_key(server, "small-tenant")

@@ -24,8 +24,11 @@ KILLS = 4
 DAYS = 300  # sub-queries of the query batch, and lines of the bulk file
 FIRST_DAY = date(2025, 1, 1)
 FIELDS = ["date", "campaign_name", "impressions", "clicks"]
-# Few sub-queries at once, each a little slow: the work spans every kill.
-ENV = {"QB_MAX_QUERY_CONCURRENCY": "5"}
+# Few sub-queries at once, each a little slow: the work spans every kill. A run lost to a
+# kill uses up an attempt, and those lost are the first taken again: on a slow machine the
+# same few can be running at every kill, so each may be attempted once more than there are
+# kills (abandoning a query killed on every attempt is tested in test_poison_query.py).
+ENV = {"QB_MAX_QUERY_CONCURRENCY": "5", "QB_RETRIES": str(KILLS)}
 QUERY = {
     "ds_id": "DEMO_ADS",
     "ds_accounts": ["ads-0001"],

@@ -23,7 +23,7 @@ def celery_workers(worker: subprocess.Popen[bytes], processes: int) -> list[psut
 def test_a_celery_worker_that_ends_by_itself_is_started_again_and_work_goes_on(
     tmp_path: Path,
 ) -> None:
-    server = ServerProcess(tmp_path / "node", workers=1).start()
+    server = ServerProcess(tmp_path / "node", workers=1, worker_processes_each=2).start()
     try:
         [worker] = server.worker_processes
         processes = server.worker_processes_each
