@@ -14,6 +14,7 @@ from querybatch.store.keys import KeyStore
 from querybatch.store.requests import RequestStore
 from querybatch.store.results import ResultStore
 from querybatch.store.runs import RunStore
+from querybatch.store.transfer_runs import TransferRunStore
 from querybatch.store.transfers import TransferStore
 from querybatch.store.upkeep import UpkeepStore
 
@@ -34,6 +35,7 @@ class Store:
     history: HistoryStore
     destinations: DestinationStore
     transfers: TransferStore
+    transfer_runs: TransferRunStore
 
     @classmethod
     def open(cls, url: str, *, result_ttl: float, migrate: bool = True) -> Store:
@@ -54,6 +56,7 @@ class Store:
             history=HistoryStore(db, result_ttl),
             destinations=DestinationStore(db),
             transfers=TransferStore(db),
+            transfer_runs=TransferRunStore(db),
         )
 
     def close(self) -> None:
