@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from querybatch.engine.queries import Queries
     from querybatch.engine.query_batches import QueryBatches
     from querybatch.engine.service import Engine
+    from querybatch.engine.transfer_runs import TransferRuns
     from querybatch.engine.transfers import Transfers
     from querybatch.engine.uploads import Uploads
 
@@ -62,6 +63,7 @@ class Server:
     query_batches: QueryBatches
     destinations: Destinations
     transfers: Transfers
+    transfer_runs: TransferRuns
 
     async def close(self) -> None:
         """Stop the bulk pipelines and the engine, then close the data sources and the store."""
@@ -89,6 +91,8 @@ async def start_server(
     from querybatch.engine.queries import Queries
     from querybatch.engine.query_batches import QueryBatches
     from querybatch.engine.service import Engine
+    from querybatch.engine.transfer_runner import TransferRunner
+    from querybatch.engine.transfer_runs import TransferRuns
     from querybatch.engine.transfers import Transfers
     from querybatch.engine.uploads import Uploads
 
@@ -117,6 +121,8 @@ async def start_server(
     )
     catalog = Catalog(registry)
     destinations = build_destinations(settings, store, secret, destination_kinds)
+    transfers = Transfers(store, catalog, destinations, limit=settings.max_transfers)
+    engine.use_transfer_runs(TransferRunner(store, query_batches, transfers, destinations))
     return Server(
         settings,
         store,
@@ -132,7 +138,8 @@ async def start_server(
         queries=queries,
         query_batches=query_batches,
         destinations=destinations,
-        transfers=Transfers(store, catalog, destinations, limit=settings.max_transfers),
+        transfers=transfers,
+        transfer_runs=TransferRuns(store, transfers),
     )
 
 
