@@ -17,6 +17,7 @@ from querybatch.engine.destinations import Destinations
 from querybatch.engine.operations import Operations
 from querybatch.engine.queries import Queries
 from querybatch.engine.query_batches import QueryBatches
+from querybatch.engine.transfer_runs import TransferRuns
 from querybatch.engine.transfers import Transfers
 from querybatch.engine.uploads import Uploads
 from querybatch.settings import Settings
@@ -40,5 +41,6 @@ class Services:
     poll_budget: PollBudget
     destinations: Destinations
     transfers: Transfers
+    transfer_runs: TransferRuns
     answers: AnswerCache = field(default_factory=AnswerCache)
     items: ItemJson = field(default_factory=ItemJson)

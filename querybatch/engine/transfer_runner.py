@@ -23,6 +23,7 @@ import asyncio
 import logging
 import re
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime
 from typing import Any
@@ -78,6 +79,10 @@ class TransferRunner:
         self._load_slots = asyncio.Semaphore(loads)
         self._pass: asyncio.Task[None] | None = None
         self._loads: dict[int, asyncio.Task[None]] = {}
+        # A lock lives while a load holds or awaits it: as many as loads under way.
+        self._locks: weakref.WeakValueDictionary[tuple[str, int], asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
         self._last_pass = float("-inf")
         self._recovered = False
 
@@ -178,8 +183,12 @@ class TransferRunner:
 
     async def _load(self, run: TransferRunRecord, batch: BatchRecord) -> None:
         try:
-            async with self._load_slots:
-                rows = await asyncio.wait_for(self._load_rows(run, batch), LOAD_TIMEOUT)
+            # Loads into one destination take turns (DuckDB has one writer; two creates of
+            # one table conflict), and wait for their turn without holding a load slot.
+            transfer = await self._transfer(run)
+            async with self._destination_lock(transfer), self._load_slots:
+                load = self._load_rows(run, transfer, batch)
+                rows = await asyncio.wait_for(load, LOAD_TIMEOUT)
             await self._finish(run, rows, None)
         except asyncio.CancelledError:
             raise  # the node stops: the run stays LOADING and is taken again
@@ -188,12 +197,20 @@ class TransferRunner:
         finally:
             self._loads.pop(run.id, None)
 
-    async def _load_rows(self, run: TransferRunRecord, batch: BatchRecord) -> int:
+    def _destination_lock(self, transfer: TransferRecord) -> asyncio.Lock:
+        key = (transfer.account, transfer.destination_id)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    async def _load_rows(
+        self, run: TransferRunRecord, transfer: TransferRecord, batch: BatchRecord
+    ) -> int:
         """Load the run's batch into the destination; the rows loaded."""
         problem = await self._batch_problem(batch)
         if problem is not None:
             raise QueryBatchError(problem)
-        transfer = await self._transfer(run)
         schema = await self.transfers.schema(transfer.data_source_id)
         infos = {f.field_id: f for f in schema.fields}
         columns = [
