@@ -22,6 +22,7 @@ from querybatch.api.pretty import PrettyJsonMiddleware
 from querybatch.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from querybatch.api.routes import (
     admin,
+    backfills,
     batches,
     bulk,
     cache,
@@ -59,6 +60,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     destinations.router,
     transfers.router,
     transfer_runs.router,
+    backfills.router,
     # Before sdk: /ds/login/links is not the login 'links' of /ds/login/{login_id}.
     not_offered.router,
     sdk.router,
@@ -103,6 +105,7 @@ def create_app(
             destinations=server.destinations,
             transfers=server.transfers,
             transfer_runs=server.transfer_runs,
+            backfills=server.backfills,
         )
         # Everything built so far lives as long as the server: keep it out of the cyclic
         # collector's way, whose full passes over it are the longest pauses a request sees.

@@ -11,6 +11,7 @@ from querybatch.api.poll import AnswerCache
 from querybatch.api.poll_budget import PollBudget
 from querybatch.api.ratelimit import RateLimiter
 from querybatch.engine.access import Access
+from querybatch.engine.backfills import Backfills
 from querybatch.engine.bulk_batches import BulkBatches
 from querybatch.engine.catalog import Catalog
 from querybatch.engine.destinations import Destinations
@@ -42,5 +43,6 @@ class Services:
     destinations: Destinations
     transfers: Transfers
     transfer_runs: TransferRuns
+    backfills: Backfills
     answers: AnswerCache = field(default_factory=AnswerCache)
     items: ItemJson = field(default_factory=ItemJson)

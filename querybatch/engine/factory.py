@@ -28,6 +28,7 @@ from querybatch.store.store import Store
 # built, so that ``querybatch keys ...`` starts as fast as the store allows.
 if TYPE_CHECKING:
     from querybatch.destinations.base import Destination
+    from querybatch.engine.backfills import Backfills
     from querybatch.engine.bulk import BulkRunner
     from querybatch.engine.bulk_batches import BulkBatches
     from querybatch.engine.catalog import Catalog
@@ -64,6 +65,7 @@ class Server:
     destinations: Destinations
     transfers: Transfers
     transfer_runs: TransferRuns
+    backfills: Backfills
 
     async def close(self) -> None:
         """Stop the bulk pipelines and the engine, then close the data sources and the store."""
@@ -84,6 +86,7 @@ async def start_server(
     """
     from querybatch.connectors.sources import build_sources
     from querybatch.destinations.registry import destination_types
+    from querybatch.engine.backfills import Backfills
     from querybatch.engine.bulk import BulkRunner
     from querybatch.engine.bulk_batches import BulkBatches
     from querybatch.engine.catalog import Catalog
@@ -140,6 +143,7 @@ async def start_server(
         destinations=destinations,
         transfers=transfers,
         transfer_runs=TransferRuns(store, transfers),
+        backfills=Backfills(store),
     )
 
 

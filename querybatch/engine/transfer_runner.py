@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 PASS_LIMIT = 100
 LOADS = 4
+BACKFILL_RUNS_AT_ONCE = 4  # runs of one backfill under way at once
 LOAD_TIMEOUT = 3600.0
 MAX_FIELDS = 100  # the most fields one query asks for
 _COLUMN_CHARS = re.compile(r"[^A-Za-z0-9_]+")
@@ -152,7 +153,8 @@ class TransferRunner:
                 )
 
     async def _start_created(self) -> None:
-        for run in await self.store.transfer_runs.in_state("CREATED", PASS_LIMIT):
+        startable = self.store.transfer_runs.startable
+        for run in await startable(PASS_LIMIT, BACKFILL_RUNS_AT_ONCE):
             try:
                 await self._start(run)
             except Exception as exc:  # this run's failure, never the pass's

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from querybatch.store.backfills import BackfillStore
 from querybatch.store.bulk import BulkStore
 from querybatch.store.bulk_files import FileStore
 from querybatch.store.database import Database
@@ -36,6 +37,7 @@ class Store:
     destinations: DestinationStore
     transfers: TransferStore
     transfer_runs: TransferRunStore
+    backfills: BackfillStore
 
     @classmethod
     def open(cls, url: str, *, result_ttl: float, migrate: bool = True) -> Store:
@@ -57,6 +59,7 @@ class Store:
             destinations=DestinationStore(db),
             transfers=TransferStore(db),
             transfer_runs=TransferRunStore(db),
+            backfills=BackfillStore(db),
         )
 
     def close(self) -> None:

@@ -323,3 +323,16 @@ transfer_runs = Table(
     Index(None, "account", "transfer_id", "data_date"),
     Index(None, "status", "id"),
 )
+
+backfills = Table(
+    "backfills",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account", String(64), nullable=False),
+    Column("transfer_id", Integer, nullable=False),
+    Column("range_start", String(10), nullable=False),  # ISO dates, both included
+    Column("range_end", String(10), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("cancelled_at", Double),
+    Index(None, "account", "transfer_id", "id"),
+)

@@ -14,17 +14,18 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from querybatch.store.database import Database
 from querybatch.store.repository import reads, writes
-from querybatch.store.tables import transfer_runs, transfers
+from querybatch.store.tables import backfills, transfer_runs, transfers
 
 RunStatus = Literal["CREATED", "RUNNING", "LOADING", "COMPLETED", "FAILED", "CANCELLED"]
 RunType = Literal["Recurring", "Backfill"]
 SortField = Literal["created_time", "data_date", "ended_time"]
 ERROR_CHARS = 2000
+BACKFILL_LOOKAHEAD = 1000  # CREATED backfill runs a pass looks at
 _SORT_COLUMNS = {
     "created_time": transfer_runs.c.created_at,
     "data_date": transfer_runs.c.data_date,
@@ -143,6 +144,42 @@ class TransferRunStore:
                 .limit(limit)
             ).mappings()
             return [_record(row) for row in rows]
+
+    @reads
+    def startable(self, limit: int, per_backfill: int) -> list[TransferRunRecord]:
+        """CREATED runs to start now, oldest first: every Recurring one (up to ``limit``),
+        then of each backfill as many as keep ``per_backfill`` of its runs under way, so a
+        long backfill never holds back the recurring runs nor floods the limits."""
+        runs = transfer_runs.c
+        with self.db.reading() as conn:
+            recurring = conn.execute(
+                select(transfer_runs)
+                .where(runs.status == "CREATED", runs.backfill_id.is_(None))
+                .order_by(runs.id)
+                .limit(limit)
+            ).mappings()
+            chosen = [_record(row) for row in recurring]
+            busy: dict[int, int] = {
+                backfill_id: count
+                for backfill_id, count in conn.execute(
+                    select(runs.backfill_id, func.count())
+                    .where(runs.status.in_(("RUNNING", "LOADING")), runs.backfill_id.is_not(None))
+                    .group_by(runs.backfill_id)
+                )
+            }
+            waiting = conn.execute(
+                select(transfer_runs)
+                .where(runs.status == "CREATED", runs.backfill_id.is_not(None))
+                .order_by(runs.id)
+                .limit(BACKFILL_LOOKAHEAD)
+            ).mappings()
+            for row in waiting:
+                if len(chosen) >= limit:
+                    break
+                if busy.get(row["backfill_id"], 0) < per_backfill:
+                    busy[row["backfill_id"]] = busy.get(row["backfill_id"], 0) + 1
+                    chosen.append(_record(row))
+        return chosen
 
     @writes
     def mark_started(self, run_id: int, batch_id: str, now: float) -> bool:
@@ -294,7 +331,12 @@ def _insert_runs(
 
 
 def delete_runs_of(conn: Connection, account: str, transfer_id: int) -> None:
-    """Remove a transfer's runs (within the transaction that removes the transfer)."""
+    """Remove a transfer's runs and backfills (in the transaction that removes it)."""
+    conn.execute(
+        delete(backfills).where(
+            backfills.c.account == account, backfills.c.transfer_id == transfer_id
+        )
+    )
     conn.execute(
         delete(transfer_runs).where(
             transfer_runs.c.account == account, transfer_runs.c.transfer_id == transfer_id

@@ -17,6 +17,7 @@ from fakes import WAIT, FakeClock, within
 from querybatch.connectors.sources import build_sources
 from querybatch.destinations import registry
 from querybatch.domain.teams import team_id_of
+from querybatch.engine.backfills import Backfills
 from querybatch.engine.catalog import Catalog
 from querybatch.engine.destination_targets import DestinationTargets
 from querybatch.engine.destinations import DestinationInput, Destinations
@@ -26,6 +27,7 @@ from querybatch.engine.secret_box import SecretBox
 from querybatch.engine.service import Caller, Engine
 from querybatch.engine.transfer_runner import TransferRunner
 from querybatch.engine.transfers import TransferAccountInput, TransferInput, Transfers
+from querybatch.errors import BadRequest, Conflict, NotFound
 from querybatch.settings import Settings
 from querybatch.store.store import Store
 from querybatch.store.transfer_runs import RunsQuery, TransferRunRecord
@@ -106,7 +108,7 @@ async def run_to_the_end(rig: Rig, transfer_id: int) -> list[TransferRunRecord]:
             await rig.runner.run_pass()
             await rig.runner.settle()
             runs = await runs_of(rig, transfer_id)
-            if all(r.status in ("COMPLETED", "FAILED") for r in runs):
+            if all(r.status in ("COMPLETED", "FAILED", "CANCELLED") for r in runs):
                 return runs
             await asyncio.sleep(0.02)
 
@@ -186,3 +188,73 @@ async def test_two_nodes_seeing_the_same_due_transfer_make_its_runs_once(rig: Ri
     second = await rig.store.transfer_runs.create_due(transfer_id, due_at, START + 60, days, START)
     assert len(first) == 1 and second == []
     assert await rig.store.transfer_runs.due_transfers(START, 10) == []
+
+
+async def test_a_backfill_runs_each_date_a_few_at_a_time_after_the_recurring_runs(
+    rig: Rig,
+) -> None:
+    backfills = Backfills(rig.store, clock=rig.clock)
+    transfer_id = await make_transfer(rig, DestinationInput("DWH_DUCKDB", "wh", {"path": "d.db"}))
+    made = await backfills.create(ACME, TEAM, transfer_id, date(2026, 10, 1), date(2026, 10, 6))
+    assert (made.status, made.total) == ("CREATED", 6)
+    await rig.runner.run_pass()
+    runs = await runs_of(rig, transfer_id)
+    started = [r for r in runs if r.status != "CREATED"]
+    assert sorted(r.run_type for r in started) == ["Backfill"] * 4 + ["Recurring"] * 2
+    runs = await run_to_the_end(rig, transfer_id)
+    assert len(runs) == 8 and {r.status for r in runs} == {"COMPLETED"}
+    done = await backfills.get(ACME, TEAM, made.id)
+    assert (done.status, done.counts, done.errors) == ("COMPLETED", {"COMPLETED": 6}, ())
+    assert done.started_at is not None and done.ended_at is not None
+    assert await backfills.incomplete(ACME, TEAM) == []
+    loaded = duckdb_rows(rig.root / str(TEAM) / "d.db")
+    assert {row[0] for row in loaded} >= {f"2026-10-0{n}" for n in range(1, 7)}
+    # A backfill over dates already loaded replaces them: each row is still there once.
+    again = await backfills.create(ACME, TEAM, transfer_id, date(2026, 10, 5), date(2026, 10, 6))
+    await run_to_the_end(rig, transfer_id)
+    assert (await backfills.latest(ACME, TEAM, transfer_id)).id == again.id
+    assert sorted(duckdb_rows(rig.root / str(TEAM) / "d.db")) == sorted(loaded)
+
+
+async def test_a_cancelled_backfill_starts_nothing_more_and_keeps_what_it_loaded(
+    rig: Rig,
+) -> None:
+    backfills = Backfills(rig.store, clock=rig.clock)
+    transfer_id = await make_transfer(rig, DestinationInput("DWH_DUCKDB", "wh", {"path": "e.db"}))
+    await run_to_the_end(rig, transfer_id)  # the first recurring runs
+    made = await backfills.create(ACME, TEAM, transfer_id, date(2026, 9, 1), date(2026, 9, 10))
+    with pytest.raises(Conflict):
+        await backfills.create(ACME, TEAM, transfer_id, date(2026, 8, 1), date(2026, 8, 2))
+    await rig.runner.run_pass()
+    cancelled = await backfills.cancel(ACME, TEAM, made.id)
+    assert cancelled.status == "CANCELLED" and cancelled.counts["CANCELLED"] == 6
+    assert await backfills.incomplete(ACME, TEAM) == []
+    runs = [r for r in await run_to_the_end(rig, transfer_id) if r.backfill_id == made.id]
+    assert sorted(r.status for r in runs) == ["CANCELLED"] * 6 + ["COMPLETED"] * 4
+    loaded = {row[0] for row in duckdb_rows(rig.root / str(TEAM) / "e.db")}
+    assert {r.data_date.isoformat() for r in runs if r.status == "COMPLETED"} <= loaded
+    # Ended, it may be followed by another; a cancel of an ended backfill changes nothing.
+    await backfills.create(ACME, TEAM, transfer_id, date(2026, 8, 1), date(2026, 8, 1))
+    assert (await backfills.cancel(ACME, TEAM, made.id)).status == "CANCELLED"
+
+
+@pytest.mark.parametrize(
+    ("first", "last"),
+    [
+        (date(2026, 11, 2), date(2026, 11, 1)),  # backwards
+        (date(2026, 11, 19), date(2026, 11, 20)),  # today (UTC) has not ended
+        (date(2016, 11, 1), date(2026, 11, 10)),  # 3,662 days: more than 3,660
+    ],
+)
+async def test_a_backfill_of_a_bad_range_is_refused_and_makes_nothing(
+    rig: Rig, first: date, last: date
+) -> None:
+    backfills = Backfills(rig.store, clock=rig.clock)
+    transfer_id = await make_transfer(rig, DestinationInput("DWH_DUCKDB", "wh", {"path": "f.db"}))
+    with pytest.raises(BadRequest):
+        await backfills.create(ACME, TEAM, transfer_id, first, last)
+    with pytest.raises(NotFound):
+        await backfills.create(ACME, TEAM, transfer_id + 1, date(2026, 1, 1), date(2026, 1, 1))
+    with pytest.raises(NotFound):
+        await backfills.latest(ACME, TEAM, transfer_id)
+    assert await backfills.incomplete(ACME, TEAM) == []
