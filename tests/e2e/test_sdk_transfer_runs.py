@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -162,3 +162,97 @@ def test_runs_are_the_tenants_own_and_bad_ranges_are_refused(
         assert_error(api.get(runs, params=garbled), 400, "BAD_REQUEST")
         limit = {"start_date": "2026-01-01", "end_date": "2026-01-02", "limit": "10001"}
         assert_error(api.get(runs, params=limit), 400, "BAD_REQUEST")
+
+
+def test_a_backfill_through_the_sdk_loads_each_date_once_and_a_cancel_keeps_what_loaded(
+    server: ServerProcess, sdk: SupermetricsClient, team_id: int
+) -> None:
+    destination = sdk.destinations.create(
+        team_id=team_id, type="DWH_DUCKDB", display_name="Fill", fields={"path": "fill.duckdb"}
+    )
+    transfer_id = sdk.transfers.create(
+        team_id=team_id,
+        data_source_id="DEMO_ADS",
+        schema_id=1,
+        destination_id=int(destination.id),
+        display_name="Ads history",
+        schedule=[TransferSchedule(run_interval="daily", run_hour=4, refresh_window=1)],
+        accounts=[
+            TransferAccount(account_id=a, data_source_username="ads.team@demo.example")
+            for a in ACCOUNTS
+        ],
+    ).transfer_id
+    first, last = date(2026, 3, 1), date(2026, 3, 5)
+    made = sdk.backfills.create(
+        team_id=team_id, transfer_id=transfer_id, range_start=first, range_end=last
+    )
+    assert (made.transfer_id, made.range_start_date, made.range_end_date) == (
+        transfer_id,
+        first,
+        last,
+    )
+    assert made.transfer_runs_total == 5 and made.status in ("CREATED", "RUNNING")
+    assert made.transfer_backfill_id in [
+        b.transfer_backfill_id for b in sdk.backfills.list_incomplete(team_id=team_id)
+    ]
+    runs = finished_runs(sdk, team_id, transfer_id)
+    assert sorted((r.type_, r.status) for r in runs) == [("Backfill", "COMPLETED")] * 5 + [
+        ("Recurring", "COMPLETED")
+    ]
+    done = sdk.backfills.get(team_id=team_id, backfill_id=made.transfer_backfill_id)
+    assert (done.status, done.transfer_runs_completed, done.transfer_runs_failed) == (
+        "COMPLETED",
+        5,
+        0,
+    )
+    assert done.error_report == []
+    latest = sdk.backfills.get_latest(team_id=team_id, transfer_id=transfer_id)
+    assert latest.transfer_backfill_id == made.transfer_backfill_id
+
+    import duckdb
+
+    path = server.data_dir / "destinations" / str(team_id) / "fill.duckdb"
+    with duckdb.connect(str(path), read_only=True) as conn:
+        loaded = conn.execute(
+            "SELECT CAST(_qb_data_date AS VARCHAR), account_id, campaign_id, impressions,"
+            " clicks, cost FROM main.demo_ads WHERE _qb_data_date <= DATE '2026-03-31'"
+        ).fetchall()
+    as_text = {(day, *(str(v) for v in rest)) for day, *rest in loaded}
+    assert len(loaded) == len(as_text)
+    days = [date(2026, 3, n).isoformat() for n in range(1, 6)]
+    assert as_text == set().union(*(direct_rows(server, d) for d in days))
+
+    # A long one, cancelled at once: what has not started never does.
+    long = sdk.backfills.create(
+        team_id=team_id,
+        transfer_id=transfer_id,
+        range_start=date(2020, 1, 1),
+        range_end=date(2020, 12, 31),
+    )
+    cancelled = sdk.backfills.cancel(team_id=team_id, backfill_id=long.transfer_backfill_id)
+    assert cancelled.status == "CANCELLED" and cancelled.removed_time is not None
+    assert cancelled.transfer_runs_total == 366
+    assert long.transfer_backfill_id not in [
+        b.transfer_backfill_id for b in sdk.backfills.list_incomplete(team_id=team_id)
+    ]
+    sdk.transfers.delete(team_id=team_id, transfer_id=transfer_id)
+
+
+def test_backfills_refuse_bad_ranges_and_other_tenants(
+    server: ServerProcess, sdk: SupermetricsClient, team_id: int
+) -> None:
+    with client(server) as api:
+        path = f"/teams/{team_id}/transfers/999999/backfills"
+        future = {"range_start": "2020-01-01", "range_end": "2999-01-01"}
+        assert_error(api.post(path, json=future), 400, "BAD_REQUEST")
+        assert_error(api.post(path, json={"range_start": "x"}), 400, "BAD_REQUEST")
+        fine = {"range_start": "2020-01-01", "range_end": "2020-01-02"}
+        assert_error(api.post(path, json=fine), 404, "NOT_FOUND")
+        assert_error(api.get(f"/teams/{team_id}/backfills/999999"), 404, "NOT_FOUND")
+        assert_error(
+            api.patch(f"/teams/{team_id}/backfills/1", json={"status": "RUNNING"}),
+            400,
+            "BAD_REQUEST",
+        )
+    with pytest.raises(SupermetricsNotFoundError):
+        sdk.backfills.get(team_id=team_id + 1, backfill_id=1)
