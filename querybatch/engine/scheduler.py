@@ -44,6 +44,9 @@ class Background(Protocol):
     def start(self) -> None:
         """Start a pass unless one runs or one is not due yet."""
 
+    def poke(self) -> None:
+        """Have the next ``start`` begin a pass at once (batches stopped)."""
+
     async def stop(self) -> None:
         """Stop what runs; the node stops."""
 

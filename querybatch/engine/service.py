@@ -131,6 +131,8 @@ class Engine:
         """These batches stopped: wake whoever waits for them, and send their callbacks."""
         self.waiters.notify(batch_ids)
         self._batches_stopped.set()
+        if self.scheduler.transfer_runs is not None:
+            self.scheduler.transfer_runs.poke()  # a transfer run's batch may be among them
 
     # -- internals --------------------------------------------------------------------------
 

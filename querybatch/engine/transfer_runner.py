@@ -8,7 +8,8 @@ RUNNING  --its batch stopped--> LOADING --slice load--> COMPLETED | FAILED
 ```
 
 The scheduler starts a pass (``start``) on each of its ticks on the leading node, at most
-one every ``every`` seconds; a pass is three short steps, each bounded to ``PASS_LIMIT``
+one every ``every`` seconds, or at the next tick when a batch stopped or a load ended
+(``poke``); a pass is three short steps, each bounded to ``PASS_LIMIT``
 transfers or runs. Loads run as tasks of their own, ``LOADS`` at a time, so a destination
 that is slow or down holds up only its own runs: its load fails with its message and the
 next scheduled run tries again. A batch with a failed or stopped sub-query fails its run
@@ -85,16 +86,25 @@ class TransferRunner:
             weakref.WeakValueDictionary()
         )
         self._last_pass = float("-inf")
+        self._poked = False
         self._recovered = False
 
     # -- life cycle ---------------------------------------------------------------------------
 
+    def poke(self) -> None:
+        """Something a pass acts on happened (a batch stopped, a load ended): the next
+        ``start`` begins a pass without waiting out ``every``."""
+        self._poked = True
+
     def start(self) -> None:
-        """Start a pass in the background, unless one runs or the last began too recently."""
+        """Start a pass in the background, unless one runs or the last began too recently
+        (and nothing poked the runner since)."""
         now = self.clock()
-        if (self._pass is not None and not self._pass.done()) or now - self._last_pass < self.every:
+        if self._pass is not None and not self._pass.done():
             return
-        self._last_pass = now
+        if not self._poked and now - self._last_pass < self.every:
+            return
+        self._last_pass, self._poked = now, False
         self._pass = asyncio.create_task(self._logged_pass(), name="qb-transfer-runs")
 
     async def stop(self) -> None:
@@ -198,6 +208,7 @@ class TransferRunner:
             await self._fail(run, exc)
         finally:
             self._loads.pop(run.id, None)
+            self.poke()  # a slot is free: the next run of a backfill may start
 
     def _destination_lock(self, transfer: TransferRecord) -> asyncio.Lock:
         key = (transfer.account, transfer.destination_id)
