@@ -144,14 +144,11 @@ class TransferRunner:
         for transfer_id, account, due_at in await self.store.transfer_runs.due_transfers(
             now, PASS_LIMIT
         ):
-            record = await self.store.transfers.get(account, transfer_id)
-            if record is None:
+            try:
+                made = await self._create_runs(transfer_id, account, due_at, now)
+            except Exception as exc:  # one transfer's trouble never holds up the others
+                logs.retrying(log, f"making the runs of transfer {transfer_id} failed", exc)
                 continue
-            schedules = [schedule_of(s) for s in record.config.get("schedule", [])]
-            dates = due_dates(schedules, datetime.fromtimestamp(due_at, UTC))
-            made = await self.store.transfer_runs.create_due(
-                transfer_id, due_at, next_due_at(schedules, max(now, due_at)), dates, now
-            )
             if made:
                 logs.event(
                     log,
@@ -161,6 +158,18 @@ class TransferRunner:
                     tenant=account,
                     runs=len(made),
                 )
+
+    async def _create_runs(
+        self, transfer_id: int, account: str, due_at: float, now: float
+    ) -> list[TransferRunRecord]:
+        record = await self.store.transfers.get(account, transfer_id)
+        if record is None:
+            return []
+        schedules = [schedule_of(s) for s in record.config.get("schedule", [])]
+        dates = due_dates(schedules, datetime.fromtimestamp(due_at, UTC))
+        return await self.store.transfer_runs.create_due(
+            transfer_id, due_at, next_due_at(schedules, max(now, due_at)), dates, now
+        )
 
     async def _start_created(self) -> None:
         startable = self.store.transfer_runs.startable
