@@ -22,6 +22,7 @@ from querybatch.api.pretty import PrettyJsonMiddleware
 from querybatch.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from querybatch.api.routes import (
     admin,
+    backfills,
     batches,
     bulk,
     cache,
@@ -34,6 +35,7 @@ from querybatch.api.routes import (
     sdk,
     sources,
     status,
+    transfer_runs,
     transfers,
 )
 from querybatch.api.services import Services
@@ -57,6 +59,8 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     admin.router,
     destinations.router,
     transfers.router,
+    transfer_runs.router,
+    backfills.router,
     # Before sdk: /ds/login/links is not the login 'links' of /ds/login/{login_id}.
     not_offered.router,
     sdk.router,
@@ -100,6 +104,8 @@ def create_app(
             poll_budget=PollBudget(settings.poll_share, server.engine.at_work),
             destinations=server.destinations,
             transfers=server.transfers,
+            transfer_runs=server.transfer_runs,
+            backfills=server.backfills,
         )
         # Everything built so far lives as long as the server: keep it out of the cyclic
         # collector's way, whose full passes over it are the longest pauses a request sees.

@@ -11,12 +11,14 @@ from querybatch.api.poll import AnswerCache
 from querybatch.api.poll_budget import PollBudget
 from querybatch.api.ratelimit import RateLimiter
 from querybatch.engine.access import Access
+from querybatch.engine.backfills import Backfills
 from querybatch.engine.bulk_batches import BulkBatches
 from querybatch.engine.catalog import Catalog
 from querybatch.engine.destinations import Destinations
 from querybatch.engine.operations import Operations
 from querybatch.engine.queries import Queries
 from querybatch.engine.query_batches import QueryBatches
+from querybatch.engine.transfer_runs import TransferRuns
 from querybatch.engine.transfers import Transfers
 from querybatch.engine.uploads import Uploads
 from querybatch.settings import Settings
@@ -40,5 +42,7 @@ class Services:
     poll_budget: PollBudget
     destinations: Destinations
     transfers: Transfers
+    transfer_runs: TransferRuns
+    backfills: Backfills
     answers: AnswerCache = field(default_factory=AnswerCache)
     items: ItemJson = field(default_factory=ItemJson)

@@ -36,7 +36,7 @@ ACTIONS: dict[str, str] = {
     "get_destination": "read a destination and which transfers use it (never its secrets)",
     "manage_destinations": "create, change, test and delete destinations",
     "list_transfers": "list the team's transfers and what a transfer may use (sources, options)",
-    "get_transfer": "read a transfer's configuration",
+    "get_transfer": "read a transfer's configuration and its runs",
     "manage_transfers": "create, validate, change, pause, resume and delete transfers",
 }
 

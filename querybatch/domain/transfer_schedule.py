@@ -11,6 +11,7 @@ top of an hour.
 from __future__ import annotations
 
 import calendar
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
@@ -101,3 +102,16 @@ def data_dates(schedule: Schedule, run_at: datetime) -> list[date]:
     """The data dates a run at ``run_at`` loads: ``refresh_window`` days up to yesterday."""
     yesterday = run_at.astimezone(UTC).date() - timedelta(days=1)
     return [yesterday - timedelta(days=n) for n in range(schedule.refresh_window - 1, -1, -1)]
+
+
+def next_due(schedules: Sequence[Schedule], after: datetime) -> datetime | None:
+    """The first time strictly after ``after`` any of the schedules is due (None: none)."""
+    return min((next_run(s, after) for s in schedules), default=None)
+
+
+def due_dates(schedules: Sequence[Schedule], due_at: datetime) -> list[date]:
+    """The data dates of the run due at ``due_at``, oldest first: those of every schedule
+    due then; of them all when none is (a transfer's first run, due when it was made)."""
+    just_before = due_at - timedelta(microseconds=1)
+    due = [s for s in schedules if next_run(s, just_before) == due_at] or list(schedules)
+    return sorted({d for s in due for d in data_dates(s, due_at)})

@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from querybatch.destinations.base import Destination, DestinationContext
+from querybatch.destinations.base import (
+    Column,
+    Destination,
+    DestinationContext,
+    LoadResult,
+    RowChunk,
+    Slice,
+)
 from querybatch.domain.teams import team_id_of
 from querybatch.engine.catalog import check_team
 from querybatch.engine.destination_targets import DestinationTargets
@@ -34,6 +41,7 @@ from querybatch.engine.service import Caller
 from querybatch.errors import (
     BadRequest,
     Conflict,
+    DestinationError,
     DestinationUnreachable,
     NotFound,
     QueryBatchError,
@@ -207,6 +215,28 @@ class Destinations:
         destination = kind.from_fields(fields, self._context(account))
         await self.targets.pin(destination)  # checked again at connect time, then pinned
         return destination
+
+    async def load(
+        self,
+        account: str,
+        destination_id: int,
+        table: str,
+        part: Slice,
+        columns: Sequence[Column],
+        chunks: AsyncIterable[RowChunk],
+    ) -> LoadResult:
+        """Replace ``part`` in the destination by the rows of ``chunks`` (a transfer run's
+        load). Any failure is a DestinationError whose message names no secret."""
+        secrets = self._secrets(await self._record(account, destination_id))
+        destination = await self.destination_for(account, destination_id)
+        try:
+            return await destination.load(table, part, columns, chunks)
+        except DestinationError as exc:
+            raise type(exc)(_hidden(exc.message, secrets.values()), exc.description) from None
+        except Exception as exc:  # a driver's own error: its text may quote a field
+            raise DestinationError(_hidden(_message(exc), secrets.values())) from None
+        finally:
+            await destination.close()
 
     # -- helpers ----------------------------------------------------------------------------
 

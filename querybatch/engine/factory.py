@@ -28,6 +28,7 @@ from querybatch.store.store import Store
 # built, so that ``querybatch keys ...`` starts as fast as the store allows.
 if TYPE_CHECKING:
     from querybatch.destinations.base import Destination
+    from querybatch.engine.backfills import Backfills
     from querybatch.engine.bulk import BulkRunner
     from querybatch.engine.bulk_batches import BulkBatches
     from querybatch.engine.catalog import Catalog
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from querybatch.engine.queries import Queries
     from querybatch.engine.query_batches import QueryBatches
     from querybatch.engine.service import Engine
+    from querybatch.engine.transfer_runs import TransferRuns
     from querybatch.engine.transfers import Transfers
     from querybatch.engine.uploads import Uploads
 
@@ -62,6 +64,8 @@ class Server:
     query_batches: QueryBatches
     destinations: Destinations
     transfers: Transfers
+    transfer_runs: TransferRuns
+    backfills: Backfills
 
     async def close(self) -> None:
         """Stop the bulk pipelines and the engine, then close the data sources and the store."""
@@ -82,6 +86,7 @@ async def start_server(
     """
     from querybatch.connectors.sources import build_sources
     from querybatch.destinations.registry import destination_types
+    from querybatch.engine.backfills import Backfills
     from querybatch.engine.bulk import BulkRunner
     from querybatch.engine.bulk_batches import BulkBatches
     from querybatch.engine.catalog import Catalog
@@ -89,6 +94,8 @@ async def start_server(
     from querybatch.engine.queries import Queries
     from querybatch.engine.query_batches import QueryBatches
     from querybatch.engine.service import Engine
+    from querybatch.engine.transfer_runner import TransferRunner
+    from querybatch.engine.transfer_runs import TransferRuns
     from querybatch.engine.transfers import Transfers
     from querybatch.engine.uploads import Uploads
 
@@ -117,6 +124,8 @@ async def start_server(
     )
     catalog = Catalog(registry)
     destinations = build_destinations(settings, store, secret, destination_kinds)
+    transfers = Transfers(store, catalog, destinations, limit=settings.max_transfers)
+    engine.use_transfer_runs(TransferRunner(store, query_batches, transfers, destinations))
     return Server(
         settings,
         store,
@@ -132,7 +141,9 @@ async def start_server(
         queries=queries,
         query_batches=query_batches,
         destinations=destinations,
-        transfers=Transfers(store, catalog, destinations, limit=settings.max_transfers),
+        transfers=transfers,
+        transfer_runs=TransferRuns(store, transfers),
+        backfills=Backfills(store),
     )
 
 

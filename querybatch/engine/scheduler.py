@@ -20,6 +20,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from querybatch import logs
 from querybatch.engine.executors.base import Executor
@@ -35,6 +36,19 @@ BITE_WAIT_SECONDS = 1.0  # how long a lane with less room than a bite waits befo
 
 StoppedCallback = Callable[[list[str]], None]
 Clock = Callable[[], float]
+
+
+class Background(Protocol):
+    """Work the leading node starts on its ticks, in the background (the transfer runs)."""
+
+    def start(self) -> None:
+        """Start a pass unless one runs or one is not due yet."""
+
+    def poke(self) -> None:
+        """Have the next ``start`` begin a pass at once (batches stopped)."""
+
+    async def stop(self) -> None:
+        """Stop what runs; the node stops."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +103,7 @@ class Scheduler:
     ) -> None:
         self.leadership = leadership
         self.expiry = expiry
+        self.transfer_runs: Background | None = None  # set once the transfers service exists
         # Leases, timeouts and claims all read the time here, so a test can move it by hand.
         self.clock = clock
         self.store = store
@@ -151,6 +166,8 @@ class Scheduler:
         if self.expiry is not None and now - self._last_sweep >= self.settings.sweep_seconds:
             self._last_sweep = now
             self.expiry.start()  # in the background, a slice at a time
+        if self.transfer_runs is not None:
+            self.transfer_runs.start()  # paced by itself; only the leader gets this far
         self._refill()
         self._pump()
 

@@ -18,7 +18,7 @@ from querybatch.engine.executors.base import Executor
 from querybatch.engine.expiry import ORPHAN_GRACE, Expiry
 from querybatch.engine.leader import Leadership
 from querybatch.engine.planner import Planner
-from querybatch.engine.scheduler import Scheduler, SchedulerSettings
+from querybatch.engine.scheduler import Background, Scheduler, SchedulerSettings
 from querybatch.engine.waiters import Waiters
 from querybatch.errors import ConfigurationError
 from querybatch.settings import Settings
@@ -98,6 +98,8 @@ class Engine:
         self.scheduler.stop()
         if self._loop_task is not None:
             await self._loop_task
+        if self.scheduler.transfer_runs is not None:
+            await self.scheduler.transfer_runs.stop()
         await self.expiry.stop()
         if self._callback_task is not None:
             self._callback_task.cancel()
@@ -106,6 +108,10 @@ class Engine:
             await self.callbacks.close()
         await self.executor.stop()
         await self.scheduler.settle()  # claims under way land before the store closes
+
+    def use_transfer_runs(self, runner: Background) -> None:
+        """Have the scheduler start ``runner``'s passes on its ticks while this node leads."""
+        self.scheduler.transfer_runs = runner
 
     def leads(self) -> bool:
         """Whether this node schedules (always, on the embedded default)."""
@@ -125,6 +131,8 @@ class Engine:
         """These batches stopped: wake whoever waits for them, and send their callbacks."""
         self.waiters.notify(batch_ids)
         self._batches_stopped.set()
+        if self.scheduler.transfer_runs is not None:
+            self.scheduler.transfer_runs.poke()  # a transfer run's batch may be among them
 
     # -- internals --------------------------------------------------------------------------
 

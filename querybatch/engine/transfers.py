@@ -1,8 +1,9 @@
 """Transfers: a data source's schema loaded into a destination on a schedule (issue 18).
 
 This service keeps the transfers (create, validate, read, update, pause, delete) and tells
-the destinations service which transfers use a destination. Runs, the scheduler that starts
-them and backfills come later: ``next_run_at`` is stored for that scheduler.
+the destinations service which transfers use a destination. ``next_run_at`` is when the
+next run is due (at once for a new transfer); the transfer runner
+(``engine/transfer_runner.py``) starts the runs on the leading node.
 
 A data source offers one **schema** (``schema_id`` 1): every field it has, one row per data
 date and account, loaded into a table named after the data source. Team-scoped paths name
@@ -14,7 +15,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -24,7 +25,7 @@ from querybatch.domain.transfer_schedule import (
     MAX_REFRESH_WINDOW,
     InvalidSchedule,
     Schedule,
-    next_run,
+    next_due,
 )
 from querybatch.engine.catalog import Catalog, check_team
 from querybatch.engine.destination_views import TransferUse
@@ -300,9 +301,13 @@ class Transfers:
     # -- changes ------------------------------------------------------------------------------
 
     async def create(self, caller: Caller, team_id: int, given: TransferInput) -> TransferView:
-        """Store a new, active transfer after validating it (400 naming the first issue)."""
+        """Store a new, active transfer after validating it (400 naming the first issue);
+        its first run is due at once."""
         check_team(caller, team_id)
         values = await self._values(caller.account, given, active=True)
+        # The first run is due at once: a new transfer loads its refresh window now, not
+        # only at its first scheduled hour; the schedule takes over from that run.
+        values = replace(values, next_run_at=self._clock())
         record = await self.store.transfers.create(
             caller.account, values, self._clock(), self.limit
         )
@@ -339,7 +344,7 @@ class Transfers:
         state: State = "paused" if action == "pause" else "active"
         due = None
         if state == "active":
-            due = _next_due([schedule_of(s) for s in record.config["schedule"]], self._clock())
+            due = next_due_at([schedule_of(s) for s in record.config["schedule"]], self._clock())
         updated = await self.store.transfers.set_state(
             caller.account, transfer_id, state, due, self._clock()
         )
@@ -348,7 +353,7 @@ class Transfers:
         return await self.get(caller, team_id, transfer_id)
 
     async def delete(self, caller: Caller, team_id: int, transfer_id: int) -> None:
-        """Remove a transfer (runs and backfills, once they exist, go with it)."""
+        """Remove a transfer; its runs go with it (loaded rows stay in the destination)."""
         check_team(caller, team_id)
         if not await self.store.transfers.delete(caller.account, transfer_id):
             raise NotFound(f"No transfer {transfer_id}")
@@ -375,7 +380,7 @@ class Transfers:
             "notification_recipients": list(given.notification_recipients),
             "transfer_type": given.transfer_type,
         }
-        due = _next_due(checked.schedules, self._clock()) if active else None
+        due = next_due_at(checked.schedules, self._clock()) if active else None
         return TransferValues(
             display_name=given.display_name.strip(),
             data_source_id=given.data_source_id,
@@ -460,11 +465,10 @@ def _schedule_dict(schedule: Schedule) -> dict[str, Any]:
     return found
 
 
-def _next_due(schedules: Sequence[Schedule], now: float) -> float | None:
-    if not schedules:
-        return None
-    at = datetime.fromtimestamp(now, UTC)
-    return min(next_run(s, at) for s in schedules).timestamp()
+def next_due_at(schedules: Sequence[Schedule], now: float) -> float | None:
+    """The first time after ``now`` (Unix seconds) any of the schedules is due."""
+    due = next_due(schedules, datetime.fromtimestamp(now, UTC))
+    return None if due is None else due.timestamp()
 
 
 def _refusal(issue: Issue) -> BadRequest:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from querybatch.store.backfills import BackfillStore
 from querybatch.store.bulk import BulkStore
 from querybatch.store.bulk_files import FileStore
 from querybatch.store.database import Database
@@ -14,6 +15,7 @@ from querybatch.store.keys import KeyStore
 from querybatch.store.requests import RequestStore
 from querybatch.store.results import ResultStore
 from querybatch.store.runs import RunStore
+from querybatch.store.transfer_runs import TransferRunStore
 from querybatch.store.transfers import TransferStore
 from querybatch.store.upkeep import UpkeepStore
 
@@ -34,6 +36,8 @@ class Store:
     history: HistoryStore
     destinations: DestinationStore
     transfers: TransferStore
+    transfer_runs: TransferRunStore
+    backfills: BackfillStore
 
     @classmethod
     def open(cls, url: str, *, result_ttl: float, migrate: bool = True) -> Store:
@@ -54,6 +58,8 @@ class Store:
             history=HistoryStore(db, result_ttl),
             destinations=DestinationStore(db),
             transfers=TransferStore(db),
+            transfer_runs=TransferRunStore(db),
+            backfills=BackfillStore(db),
         )
 
     def close(self) -> None:

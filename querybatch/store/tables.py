@@ -299,3 +299,40 @@ transfers = Table(
     Index(None, "account", "destination_id"),
     Index(None, "state", "next_run_at"),
 )
+
+transfer_runs = Table(
+    "transfer_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account", String(64), nullable=False),
+    Column("transfer_id", Integer, nullable=False),
+    Column("data_date", String(10), nullable=False),  # ISO: sorts and compares as a date
+    Column("run_type", String(16), nullable=False),  # Recurring | Backfill
+    # Which occasion made the run: ``recurring:<due time>`` or ``backfill:<id>``; with the
+    # transfer and data date it is unique, so each occasion makes its runs once on any node.
+    Column("run_key", String(40), nullable=False),
+    Column("backfill_id", Integer),
+    Column("status", String(16), nullable=False),
+    Column("batch_id", String(32)),
+    Column("rows_loaded", BigInteger),
+    Column("created_at", Double, nullable=False),
+    Column("started_at", Double),
+    Column("ended_at", Double),
+    Column("error_message", String(2000)),
+    UniqueConstraint("transfer_id", "data_date", "run_key"),
+    Index(None, "account", "transfer_id", "data_date"),
+    Index(None, "status", "id"),
+)
+
+backfills = Table(
+    "backfills",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account", String(64), nullable=False),
+    Column("transfer_id", Integer, nullable=False),
+    Column("range_start", String(10), nullable=False),  # ISO dates, both included
+    Column("range_end", String(10), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("cancelled_at", Double),
+    Index(None, "account", "transfer_id", "id"),
+)

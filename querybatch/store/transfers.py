@@ -11,6 +11,7 @@ from sqlalchemy.engine import RowMapping
 from querybatch.store.database import Database
 from querybatch.store.repository import reads, writes
 from querybatch.store.tables import destinations, transfers
+from querybatch.store.transfer_runs import delete_runs_of
 
 Refusal = Literal["limit", "destination"]
 
@@ -191,6 +192,7 @@ class TransferStore:
     def delete(self, account: str, transfer_id: int) -> bool:
         """Remove a transfer; whether there was one."""
         with self.db.writing() as conn:
+            delete_runs_of(conn, account, transfer_id)
             result = conn.execute(
                 delete(transfers).where(
                     transfers.c.account == account, transfers.c.id == transfer_id

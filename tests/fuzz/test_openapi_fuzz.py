@@ -58,6 +58,7 @@ SNAPSHOT = {
     "uploads": "SELECT id, state FROM bulk_files WHERE kind = 'upload' ORDER BY id",
     "destinations": "SELECT id, settings, secrets, updated_at FROM destinations ORDER BY id",
     "transfers": "SELECT id, state, config, updated_at FROM transfers ORDER BY id",
+    "backfills": "SELECT id, cancelled_at FROM backfills ORDER BY id",
 }
 
 Snapshot = dict[str, list[tuple[Any, ...]]]
@@ -92,8 +93,8 @@ PROBES: list[StateProbe] = []
 def state_unchanged_on_client_error(
     ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case
 ) -> bool | None:
-    """A request answered 4xx left keys, roles, batches, queries, uploads, destinations and
-    transfers as they were."""
+    """A request answered 4xx left keys, roles, batches, queries, uploads, destinations,
+    transfers and backfills as they were."""
     probe = PROBES[-1] if PROBES else None
     if probe is None or probe.before is None or not 400 <= response.status_code < 500:
         return None

@@ -67,7 +67,9 @@ async def test_a_transfer_is_created_read_updated_paused_and_deleted(
     dest = await warehouse(transfers)
     view = await transfers.create(ACME, TEAM, config(dest))
     assert view.state == "active" and view.destination_name == "wh"
-    assert view.next_run_at == 1_790_046_000.0  # the next 03:00 UTC
+    assert view.next_run_at == NOW  # the first run is due at once
+    same = await transfers.update(ACME, TEAM, view.id, config(dest))
+    assert same.next_run_at == 1_790_046_000.0  # then the schedule: the next 03:00 UTC
     weekly = [{"run_interval": "weekly", "run_hour": 5, "run_weekday": 1, "refresh_window": 7}]
     updated = await transfers.update(ACME, TEAM, view.id, config(dest, schedule=weekly))
     assert updated.schedules[0].run_weekday == 1

@@ -1,8 +1,8 @@
 """The official SDK's transfers: ``/teams/{team_id}/transfers[...]`` (issue 18).
 
-Configuration only for now: create, validate, read, update, pause and resume, delete, and
-what a transfer may use. Runs, their scheduler and backfills are not built yet (their
-routes answer 404). Another team's id, and another tenant's transfer, are 404.
+The configuration: create, validate, read, update, pause and resume, delete, and
+what a transfer may use (runs: ``transfer_runs.py``, backfills: ``backfills.py``).
+Another team's id, and another tenant's transfer, are 404.
 """
 
 from __future__ import annotations

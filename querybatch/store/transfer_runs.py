@@ -1,0 +1,344 @@
+"""Transfer runs: one data date of a transfer, its query batch, and the load that follows.
+
+A run goes CREATED -> RUNNING (its batch made) -> LOADING (the batch stopped, its rows on
+their way to the destination) -> COMPLETED | FAILED; each step is a conditional update, so a
+step taken twice (two nodes, a retried write) is taken once. Runs are made together with
+the transfer's next due time, in one transaction that only the first node to see the old
+due time wins; the unique (transfer, data date, run key) constraint backs that up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Literal
+
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Connection, RowMapping
+
+from querybatch.store.database import Database
+from querybatch.store.repository import reads, writes
+from querybatch.store.tables import backfills, transfer_runs, transfers
+
+RunStatus = Literal["CREATED", "RUNNING", "LOADING", "COMPLETED", "FAILED", "CANCELLED"]
+RunType = Literal["Recurring", "Backfill"]
+SortField = Literal["created_time", "data_date", "ended_time"]
+ERROR_CHARS = 2000
+BACKFILL_LOOKAHEAD = 1000  # CREATED backfill runs a pass looks at
+_SORT_COLUMNS = {
+    "created_time": transfer_runs.c.created_at,
+    "data_date": transfer_runs.c.data_date,
+    "ended_time": transfer_runs.c.ended_at,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRunRecord:
+    """A stored transfer run."""
+
+    id: int
+    account: str
+    transfer_id: int
+    data_date: date
+    run_type: RunType
+    run_key: str
+    backfill_id: int | None
+    status: RunStatus
+    batch_id: str | None
+    rows_loaded: int | None
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+    error_message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunsQuery:
+    """Which of a transfer's runs a list shows, in which order, and which page of them."""
+
+    first_date: date
+    last_date: date
+    issues_only: bool = False
+    sort_field: SortField = "created_time"
+    descending: bool = True
+    limit: int = 100
+    offset: int = 0
+
+
+def _record(row: RowMapping) -> TransferRunRecord:
+    return TransferRunRecord(
+        id=row["id"],
+        account=row["account"],
+        transfer_id=row["transfer_id"],
+        data_date=date.fromisoformat(row["data_date"]),
+        run_type=row["run_type"],
+        run_key=row["run_key"],
+        backfill_id=row["backfill_id"],
+        status=row["status"],
+        batch_id=row["batch_id"],
+        rows_loaded=row["rows_loaded"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        error_message=row["error_message"],
+    )
+
+
+class TransferRunStore:
+    """The repository of transfer runs."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- the scheduler's steps ----------------------------------------------------------------
+
+    @reads
+    def due_transfers(self, now: float, limit: int) -> list[tuple[int, str, float]]:
+        """(id, account, due time) of active transfers due at ``now``, the most overdue first."""
+        with self.db.reading() as conn:
+            rows = conn.execute(
+                select(transfers.c.id, transfers.c.account, transfers.c.next_run_at)
+                .where(transfers.c.state == "active", transfers.c.next_run_at <= now)
+                .order_by(transfers.c.next_run_at, transfers.c.id)
+                .limit(limit)
+            ).all()
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    @writes
+    def create_due(
+        self,
+        transfer_id: int,
+        due_at: float,
+        next_run_at: float | None,
+        data_dates: Sequence[date],
+        now: float,
+    ) -> list[TransferRunRecord]:
+        """Make the Recurring runs of the transfer's run due at ``due_at`` and move its due
+        time on to ``next_run_at``; none when another node (or an update, a pause) moved it
+        first."""
+        with self.db.writing() as conn:
+            moved = conn.execute(
+                update(transfers)
+                .where(
+                    transfers.c.id == transfer_id,
+                    transfers.c.state == "active",
+                    transfers.c.next_run_at == due_at,
+                )
+                .values(next_run_at=next_run_at)
+                .returning(transfers.c.account)
+            ).one_or_none()
+            if moved is None:
+                return []
+            key = f"recurring:{int(due_at)}"
+            return _insert_runs(conn, moved[0], transfer_id, data_dates, "Recurring", key, now)
+
+    @reads
+    def in_state(self, status: RunStatus, limit: int) -> list[TransferRunRecord]:
+        """Runs in ``status``, oldest first: CREATED to start, RUNNING to look at."""
+        with self.db.reading() as conn:
+            rows = conn.execute(
+                select(transfer_runs)
+                .where(transfer_runs.c.status == status)
+                .order_by(transfer_runs.c.id)
+                .limit(limit)
+            ).mappings()
+            return [_record(row) for row in rows]
+
+    @reads
+    def startable(self, limit: int, per_backfill: int) -> list[TransferRunRecord]:
+        """CREATED runs to start now, oldest first: every Recurring one (up to ``limit``),
+        then of each backfill as many as keep ``per_backfill`` of its runs under way, so a
+        long backfill never holds back the recurring runs nor floods the limits."""
+        runs = transfer_runs.c
+        with self.db.reading() as conn:
+            recurring = conn.execute(
+                select(transfer_runs)
+                .where(runs.status == "CREATED", runs.backfill_id.is_(None))
+                .order_by(runs.id)
+                .limit(limit)
+            ).mappings()
+            chosen = [_record(row) for row in recurring]
+            busy: dict[int, int] = {
+                backfill_id: count
+                for backfill_id, count in conn.execute(
+                    select(runs.backfill_id, func.count())
+                    .where(runs.status.in_(("RUNNING", "LOADING")), runs.backfill_id.is_not(None))
+                    .group_by(runs.backfill_id)
+                )
+            }
+            waiting = conn.execute(
+                select(transfer_runs)
+                .where(runs.status == "CREATED", runs.backfill_id.is_not(None))
+                .order_by(runs.id)
+                .limit(BACKFILL_LOOKAHEAD)
+            ).mappings()
+            for row in waiting:
+                if len(chosen) >= limit:
+                    break
+                if busy.get(row["backfill_id"], 0) < per_backfill:
+                    busy[row["backfill_id"]] = busy.get(row["backfill_id"], 0) + 1
+                    chosen.append(_record(row))
+        return chosen
+
+    @writes
+    def mark_started(self, run_id: int, batch_id: str, now: float) -> bool:
+        """CREATED -> RUNNING with the run's batch; whether this call took the step."""
+        return self._step(run_id, "CREATED", "RUNNING", batch_id=batch_id, started_at=now)
+
+    @writes
+    def mark_loading(self, run_id: int) -> bool:
+        """RUNNING -> LOADING (its batch stopped); whether this call took the step."""
+        return self._step(run_id, "RUNNING", "LOADING")
+
+    @writes
+    def finish(
+        self, run_id: int, status: RunStatus, rows: int | None, error: str | None, now: float
+    ) -> bool:
+        """CREATED, RUNNING or LOADING -> COMPLETED or FAILED, with the rows loaded and
+        the error; whether this call took the step."""
+        with self.db.writing() as conn:
+            result = conn.execute(
+                update(transfer_runs)
+                .where(
+                    transfer_runs.c.id == run_id,
+                    transfer_runs.c.status.in_(("CREATED", "RUNNING", "LOADING")),
+                )
+                .values(
+                    status=status,
+                    rows_loaded=rows,
+                    error_message=None if error is None else error[:ERROR_CHARS],
+                    ended_at=now,
+                )
+            )
+        return bool(result.rowcount)
+
+    @writes
+    def requeue_loads(self) -> int:
+        """LOADING -> RUNNING for every run: loads a former leader (or this process before a
+        restart) left unfinished are taken again (a load replaces its slice: safe twice)."""
+        with self.db.writing() as conn:
+            result = conn.execute(
+                update(transfer_runs)
+                .where(transfer_runs.c.status == "LOADING")
+                .values(status="RUNNING")
+            )
+        return int(result.rowcount)
+
+    def _step(self, run_id: int, before: RunStatus, after: RunStatus, **values: Any) -> bool:
+        with self.db.writing() as conn:
+            result = conn.execute(
+                update(transfer_runs)
+                .where(transfer_runs.c.id == run_id, transfer_runs.c.status == before)
+                .values(status=after, **values)
+            )
+        return bool(result.rowcount)
+
+    # -- what the API reads -------------------------------------------------------------------
+
+    @reads
+    def list_for(self, account: str, transfer_id: int, query: RunsQuery) -> list[TransferRunRecord]:
+        """A page of the account's runs of one transfer whose data dates are in range."""
+        column = _SORT_COLUMNS[query.sort_field]
+        order = (
+            (column.desc(), transfer_runs.c.id.desc())
+            if query.descending
+            else (column, transfer_runs.c.id)
+        )
+        conditions = [
+            transfer_runs.c.account == account,
+            transfer_runs.c.transfer_id == transfer_id,
+            transfer_runs.c.data_date >= query.first_date.isoformat(),
+            transfer_runs.c.data_date <= query.last_date.isoformat(),
+        ]
+        if query.issues_only:
+            conditions.append(transfer_runs.c.status == "FAILED")
+        with self.db.reading() as conn:
+            rows = conn.execute(
+                select(transfer_runs)
+                .where(and_(*conditions))
+                .order_by(*order)
+                .limit(query.limit)
+                .offset(query.offset)
+            ).mappings()
+            return [_record(row) for row in rows]
+
+    @reads
+    def get(self, account: str, run_id: int) -> TransferRunRecord | None:
+        """One of the account's runs, or None (another account's is None too)."""
+        with self.db.reading() as conn:
+            row = (
+                conn.execute(
+                    select(transfer_runs).where(
+                        transfer_runs.c.account == account, transfer_runs.c.id == run_id
+                    )
+                )
+                .mappings()
+                .one_or_none()
+            )
+        return None if row is None else _record(row)
+
+
+def _insert_runs(
+    conn: Connection,
+    account: str,
+    transfer_id: int,
+    data_dates: Sequence[date],
+    run_type: RunType,
+    key: str,
+    now: float,
+    backfill_id: int | None = None,
+) -> list[TransferRunRecord]:
+    """Insert the runs not made yet for these data dates and ``key``; the ones made now."""
+    texts = [d.isoformat() for d in data_dates]
+    existing = (
+        set(
+            conn.execute(
+                select(transfer_runs.c.data_date).where(
+                    transfer_runs.c.transfer_id == transfer_id,
+                    transfer_runs.c.run_key == key,
+                    or_(*(transfer_runs.c.data_date == t for t in texts)),
+                )
+            ).scalars()
+        )
+        if texts
+        else set()
+    )
+    made = []
+    for text in texts:
+        if text in existing:
+            continue
+        row = (
+            conn.execute(
+                insert(transfer_runs)
+                .values(
+                    account=account,
+                    transfer_id=transfer_id,
+                    data_date=text,
+                    run_type=run_type,
+                    run_key=key,
+                    backfill_id=backfill_id,
+                    status="CREATED",
+                    created_at=now,
+                )
+                .returning(*transfer_runs.c)
+            )
+            .mappings()
+            .one()
+        )
+        made.append(_record(row))
+    return made
+
+
+def delete_runs_of(conn: Connection, account: str, transfer_id: int) -> None:
+    """Remove a transfer's runs and backfills (in the transaction that removes it)."""
+    conn.execute(
+        delete(backfills).where(
+            backfills.c.account == account, backfills.c.transfer_id == transfer_id
+        )
+    )
+    conn.execute(
+        delete(transfer_runs).where(
+            transfer_runs.c.account == account, transfer_runs.c.transfer_id == transfer_id
+        )
+    )

@@ -1,0 +1,260 @@
+"""The transfer runner against a real engine, store and DuckDB file, with a clock the test
+moves: due transfers make their runs once, each run's batch is loaded, and a destination
+that is down fails only its own runs. Passes are driven by hand; nothing waits for hours."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes import WAIT, FakeClock, within
+
+from querybatch.connectors.sources import build_sources
+from querybatch.destinations import registry
+from querybatch.domain.teams import team_id_of
+from querybatch.engine.backfills import Backfills
+from querybatch.engine.catalog import Catalog
+from querybatch.engine.destination_targets import DestinationTargets
+from querybatch.engine.destinations import DestinationInput, Destinations
+from querybatch.engine.factory import build_executor
+from querybatch.engine.query_batches import QueryBatches
+from querybatch.engine.secret_box import SecretBox
+from querybatch.engine.service import Caller, Engine
+from querybatch.engine.transfer_runner import TransferRunner
+from querybatch.engine.transfers import TransferAccountInput, TransferInput, Transfers
+from querybatch.errors import BadRequest, Conflict, NotFound
+from querybatch.settings import Settings
+from querybatch.store.store import Store
+from querybatch.store.transfer_runs import RunsQuery, TransferRunRecord
+
+ACME = Caller("acme", "key_1")
+TEAM = team_id_of("acme")
+START = datetime(2026, 11, 20, 10, 30, tzinfo=UTC).timestamp()
+ACCOUNTS = ("ads-0001", "ads-0002")
+
+
+@dataclass
+class Rig:
+    """A started engine and the services a transfer run goes through."""
+
+    store: Store
+    engine: Engine
+    transfers: Transfers
+    destinations: Destinations
+    runner: TransferRunner
+    clock: FakeClock
+    root: Path
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, store: Store) -> AsyncIterator[Rig]:
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url="sqlite:///" + str(tmp_path / "qb.db"),
+        executor="local",
+        workers=8,
+        retries=0,
+        retry_backoff=0,
+    )
+    sources = build_sources(settings)
+    await sources.open()
+    engine = Engine(settings, store, sources, build_executor(settings, store, sources))
+    await engine.start()
+    clock = FakeClock(START)
+    root = tmp_path / "destinations"
+    destinations = Destinations(
+        store,
+        registry.destination_types(),
+        SecretBox(b"s"),
+        root,
+        targets=DestinationTargets(allow_internal=True),
+    )
+    transfers = Transfers(store, Catalog(sources), destinations, clock=clock)
+    runner = TransferRunner(store, QueryBatches(engine), transfers, destinations, clock=clock)
+    yield Rig(store, engine, transfers, destinations, runner, clock, root)
+    await within(runner.stop())
+    await within(engine.stop())
+    await sources.close()
+
+
+async def make_transfer(rig: Rig, destination: DestinationInput, refresh_window: int = 2) -> int:
+    dest = await rig.destinations.create(ACME, TEAM, destination)
+    given = TransferInput(
+        data_source_id="DEMO_ADS",
+        schema_id=1,
+        destination_id=dest.id,
+        display_name="Ads daily",
+        schedule=[{"run_interval": "daily", "run_hour": 4, "refresh_window": refresh_window}],
+        accounts=[TransferAccountInput(a) for a in ACCOUNTS],
+    )
+    return (await rig.transfers.create(ACME, TEAM, given)).id
+
+
+async def runs_of(rig: Rig, transfer_id: int) -> list[TransferRunRecord]:
+    query = RunsQuery(date(2000, 1, 1), date(2100, 1, 1), sort_field="data_date", descending=False)
+    return await rig.store.transfer_runs.list_for("acme", transfer_id, query)
+
+
+async def run_to_the_end(rig: Rig, transfer_id: int) -> list[TransferRunRecord]:
+    """Passes until no run of the transfer is CREATED, RUNNING or LOADING any more."""
+
+    async def ended() -> list[TransferRunRecord]:
+        while True:
+            await rig.runner.run_pass()
+            await rig.runner.settle()
+            runs = await runs_of(rig, transfer_id)
+            if all(r.status in ("COMPLETED", "FAILED", "CANCELLED") for r in runs):
+                return runs
+            await asyncio.sleep(0.02)
+
+    return await asyncio.wait_for(ended(), WAIT)
+
+
+def duckdb_rows(path: Path) -> list[tuple[Any, ...]]:
+    import duckdb
+
+    with duckdb.connect(str(path), read_only=True) as conn:
+        return conn.execute(
+            "SELECT CAST(_qb_data_date AS VARCHAR), _qb_account, campaign_id, clicks"
+            " FROM main.demo_ads ORDER BY 1, 2, 3"
+        ).fetchall()
+
+
+async def test_a_new_transfer_runs_its_refresh_window_at_once_and_loads_each_date(
+    rig: Rig,
+) -> None:
+    transfer_id = await make_transfer(rig, DestinationInput("DWH_DUCKDB", "wh", {"path": "a.db"}))
+    runs = await run_to_the_end(rig, transfer_id)
+    assert [(r.data_date.isoformat(), r.run_type, r.status) for r in runs] == [
+        ("2026-11-18", "Recurring", "COMPLETED"),
+        ("2026-11-19", "Recurring", "COMPLETED"),
+    ]
+    loaded = duckdb_rows(rig.root / str(TEAM) / "a.db")
+    assert sum(r.rows_loaded or 0 for r in runs) == len(loaded) > 0
+    assert {row[1] for row in loaded} == set(ACCOUNTS)
+    assert {row[0] for row in loaded} == {"2026-11-18", "2026-11-19"}
+
+    # Nothing more is due until the next 04:00 UTC, however many passes run.
+    await rig.runner.run_pass()
+    assert len(await runs_of(rig, transfer_id)) == 2
+    transfer = await rig.store.transfers.get("acme", transfer_id)
+    assert transfer is not None
+    assert transfer.next_run_at == datetime(2026, 11, 21, 4, tzinfo=UTC).timestamp()
+
+    # At 04:00 the window moves on a day: one new date, one reloaded, each row still once.
+    rig.clock.now = datetime(2026, 11, 21, 4, 0, 1, tzinfo=UTC).timestamp()
+    runs = await run_to_the_end(rig, transfer_id)
+    assert [r.data_date.isoformat() for r in runs] == [
+        "2026-11-18",
+        "2026-11-19",
+        "2026-11-19",
+        "2026-11-20",
+    ]
+    assert all(r.status == "COMPLETED" for r in runs)
+    again = duckdb_rows(rig.root / str(TEAM) / "a.db")
+    assert len(again) == len(set(again))
+    assert [r for r in again if r[0] == "2026-11-19"] == [r for r in loaded if r[0] == "2026-11-19"]
+
+
+async def test_a_destination_that_is_down_fails_its_runs_and_never_blocks_another_transfer(
+    rig: Rig,
+) -> None:
+    down = DestinationInput(
+        "DWH_POSTGRESQL",
+        "down",
+        {"host": "127.0.0.1", "port": 9, "database_name": "dw", "username": "u", "password": "pw"},
+    )
+    failing = await make_transfer(rig, down, refresh_window=1)
+    working = await make_transfer(
+        rig, DestinationInput("DWH_DUCKDB", "wh", {"path": "b.db"}), refresh_window=1
+    )
+    (failed,) = await run_to_the_end(rig, failing)
+    (completed,) = await run_to_the_end(rig, working)
+    assert failed.status == "FAILED" and failed.error_message
+    assert "pw" not in failed.error_message
+    assert completed.status == "COMPLETED" and completed.rows_loaded
+
+
+async def test_two_nodes_seeing_the_same_due_transfer_make_its_runs_once(rig: Rig) -> None:
+    transfer_id = await make_transfer(rig, DestinationInput("DWH_DUCKDB", "wh", {"path": "c.db"}))
+    ((_, _, due_at),) = await rig.store.transfer_runs.due_transfers(START, 10)
+    days = [date(2026, 11, 19)]
+    first = await rig.store.transfer_runs.create_due(transfer_id, due_at, START + 60, days, START)
+    second = await rig.store.transfer_runs.create_due(transfer_id, due_at, START + 60, days, START)
+    assert len(first) == 1 and second == []
+    assert await rig.store.transfer_runs.due_transfers(START, 10) == []
+
+
+async def test_a_backfill_runs_each_date_a_few_at_a_time_after_the_recurring_runs(
+    rig: Rig,
+) -> None:
+    backfills = Backfills(rig.store, clock=rig.clock)
+    transfer_id = await make_transfer(rig, DestinationInput("DWH_DUCKDB", "wh", {"path": "d.db"}))
+    made = await backfills.create(ACME, TEAM, transfer_id, date(2026, 10, 1), date(2026, 10, 6))
+    assert (made.status, made.total) == ("CREATED", 6)
+    await rig.runner.run_pass()
+    runs = await runs_of(rig, transfer_id)
+    started = [r for r in runs if r.status != "CREATED"]
+    assert sorted(r.run_type for r in started) == ["Backfill"] * 4 + ["Recurring"] * 2
+    runs = await run_to_the_end(rig, transfer_id)
+    assert len(runs) == 8 and {r.status for r in runs} == {"COMPLETED"}
+    done = await backfills.get(ACME, TEAM, made.id)
+    assert (done.status, done.counts, done.errors) == ("COMPLETED", {"COMPLETED": 6}, ())
+    assert done.started_at is not None and done.ended_at is not None
+    assert await backfills.incomplete(ACME, TEAM) == []
+    loaded = duckdb_rows(rig.root / str(TEAM) / "d.db")
+    assert {row[0] for row in loaded} >= {f"2026-10-0{n}" for n in range(1, 7)}
+    # A backfill over dates already loaded replaces them: each row is still there once.
+    again = await backfills.create(ACME, TEAM, transfer_id, date(2026, 10, 5), date(2026, 10, 6))
+    await run_to_the_end(rig, transfer_id)
+    assert (await backfills.latest(ACME, TEAM, transfer_id)).id == again.id
+    assert sorted(duckdb_rows(rig.root / str(TEAM) / "d.db")) == sorted(loaded)
+
+
+async def test_a_cancelled_backfill_starts_nothing_more_and_keeps_what_it_loaded(
+    rig: Rig,
+) -> None:
+    backfills = Backfills(rig.store, clock=rig.clock)
+    transfer_id = await make_transfer(rig, DestinationInput("DWH_DUCKDB", "wh", {"path": "e.db"}))
+    await run_to_the_end(rig, transfer_id)  # the first recurring runs
+    made = await backfills.create(ACME, TEAM, transfer_id, date(2026, 9, 1), date(2026, 9, 10))
+    with pytest.raises(Conflict):
+        await backfills.create(ACME, TEAM, transfer_id, date(2026, 8, 1), date(2026, 8, 2))
+    await rig.runner.run_pass()
+    cancelled = await backfills.cancel(ACME, TEAM, made.id)
+    assert cancelled.status == "CANCELLED" and cancelled.counts["CANCELLED"] == 6
+    assert await backfills.incomplete(ACME, TEAM) == []
+    runs = [r for r in await run_to_the_end(rig, transfer_id) if r.backfill_id == made.id]
+    assert sorted(r.status for r in runs) == ["CANCELLED"] * 6 + ["COMPLETED"] * 4
+    loaded = {row[0] for row in duckdb_rows(rig.root / str(TEAM) / "e.db")}
+    assert {r.data_date.isoformat() for r in runs if r.status == "COMPLETED"} <= loaded
+    # Ended, it may be followed by another; a cancel of an ended backfill changes nothing.
+    await backfills.create(ACME, TEAM, transfer_id, date(2026, 8, 1), date(2026, 8, 1))
+    assert (await backfills.cancel(ACME, TEAM, made.id)).status == "CANCELLED"
+
+
+@pytest.mark.parametrize(
+    ("first", "last"),
+    [
+        (date(2026, 11, 2), date(2026, 11, 1)),  # backwards
+        (date(2026, 11, 19), date(2026, 11, 20)),  # today (UTC) has not ended
+        (date(2016, 11, 1), date(2026, 11, 10)),  # 3,662 days: more than 3,660
+    ],
+)
+async def test_a_backfill_of_a_bad_range_is_refused_and_makes_nothing(
+    rig: Rig, first: date, last: date
+) -> None:
+    backfills = Backfills(rig.store, clock=rig.clock)
+    transfer_id = await make_transfer(rig, DestinationInput("DWH_DUCKDB", "wh", {"path": "f.db"}))
+    with pytest.raises(BadRequest):
+        await backfills.create(ACME, TEAM, transfer_id, first, last)
+    with pytest.raises(NotFound):
+        await backfills.create(ACME, TEAM, transfer_id + 1, date(2026, 1, 1), date(2026, 1, 1))
+    with pytest.raises(NotFound):
+        await backfills.latest(ACME, TEAM, transfer_id)
+    assert await backfills.incomplete(ACME, TEAM) == []
