@@ -70,6 +70,8 @@ PATH_VALUES = {
     "rest": "anything",
     "destination_id": "1",
     "transfer_id": "1",
+    "transfer_run_id": "1",
+    "backfill_id": "1",
 }
 
 
