@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from supermetrics import SupermetricsClient
@@ -16,13 +15,7 @@ from supermetrics.exceptions import (
     SupermetricsValidationError,
 )
 
-from support import ADMIN_KEY, ServerProcess
-
-
-@pytest.fixture
-def sdk(server: ServerProcess) -> Iterator[SupermetricsClient]:
-    with SupermetricsClient(api_key=ADMIN_KEY, base_url=server.url) as client:
-        yield client
+from support import ServerProcess
 
 
 def test_execute_returns_rows(sdk: SupermetricsClient) -> None:

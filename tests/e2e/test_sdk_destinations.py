@@ -44,19 +44,6 @@ def server(deployment: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield started
 
 
-@pytest.fixture
-def sdk(server: ServerProcess) -> Iterator[SupermetricsClient]:
-    with SupermetricsClient(api_key=ADMIN_KEY, base_url=server.url) as sdk_client:
-        yield sdk_client
-
-
-@pytest.fixture(scope="module")
-def team_id(server: ServerProcess) -> int:
-    with client(server) as api:
-        found: int = api.get("/whoami").json()["team_id"]
-    return found
-
-
 @pytest.fixture(scope="module")
 def stranger_key(server: ServerProcess) -> str:
     """An admin key of another tenant."""

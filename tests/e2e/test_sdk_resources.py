@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -19,12 +18,6 @@ from supermetrics.exceptions import SupermetricsAPIError, SupermetricsNotFoundEr
 from support import ADMIN_KEY, ServerProcess, assert_error, client, run_cli
 
 DEPLOYMENTS = ("embedded",)
-
-
-@pytest.fixture
-def sdk(server: ServerProcess) -> Iterator[SupermetricsClient]:
-    with SupermetricsClient(api_key=ADMIN_KEY, base_url=server.url) as sdk_client:
-        yield sdk_client
 
 
 def unique_dates() -> tuple[str, str]:

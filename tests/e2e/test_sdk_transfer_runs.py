@@ -6,7 +6,6 @@ queries give when run directly, and the runs are read with ``transfers.list_runs
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
 
@@ -15,24 +14,11 @@ import pytest
 from supermetrics import SupermetricsClient, TransferAccount, TransferSchedule
 from supermetrics.exceptions import SupermetricsNotFoundError
 
-from support import ADMIN_KEY, ServerProcess, assert_error, client, run_cli
+from support import ServerProcess, assert_error, client, run_cli
 
 ACCOUNTS = ("ads-0001", "ads-0003")
 FIELDS = ["date", "account_id", "campaign_id", "impressions", "clicks", "cost"]
 FROM, TO = datetime(2000, 1, 1), datetime(2100, 1, 1)
-
-
-@pytest.fixture
-def sdk(server: ServerProcess) -> Iterator[SupermetricsClient]:
-    with SupermetricsClient(api_key=ADMIN_KEY, base_url=server.url) as sdk_client:
-        yield sdk_client
-
-
-@pytest.fixture(scope="module")
-def team_id(server: ServerProcess) -> int:
-    with client(server) as api:
-        found: int = api.get("/whoami").json()["team_id"]
-    return found
 
 
 def finished_runs(sdk: SupermetricsClient, team_id: int, transfer_id: int) -> list[Any]:

@@ -3,8 +3,6 @@ sync and async; tenants and roles; bad input; a used destination that cannot be 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 from supermetrics import (
@@ -26,19 +24,6 @@ from support import ADMIN_KEY, ServerProcess, assert_error, client, run_cli
 DEPLOYMENTS = ("embedded",)
 DAILY = [TransferSchedule(run_interval="daily", run_hour=4, refresh_window=3)]
 ACCOUNTS = [TransferAccount(account_id="ads-0001", data_source_username="ads.team@demo.example")]
-
-
-@pytest.fixture
-def sdk(server: ServerProcess) -> Iterator[SupermetricsClient]:
-    with SupermetricsClient(api_key=ADMIN_KEY, base_url=server.url) as sdk_client:
-        yield sdk_client
-
-
-@pytest.fixture(scope="module")
-def team_id(server: ServerProcess) -> int:
-    with client(server) as api:
-        found: int = api.get("/whoami").json()["team_id"]
-    return found
 
 
 @pytest.fixture(scope="module")
