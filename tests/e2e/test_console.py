@@ -21,24 +21,17 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.select import Select
-from selenium.webdriver.support.wait import WebDriverWait
 
+from browser import assert_clean, axe_violations, chromium, drain, shown, sign_in, wait
 from support import ADMIN_KEY, ServerProcess, assert_error, client, run_cli
 
 DEPLOYMENTS = ("embedded",)
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-DEAD_PROXY = "127.0.0.1:9"  # nothing listens there
-AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
 XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 
 
@@ -60,39 +53,8 @@ def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(downloads: Path) -> Iterator[WebDriver]:
-    """Headless Chromium that can reach loopback only, logging requests and console errors."""
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        message = "the browser tests need chromium and chromium-driver (apt-get install)"
-        if os.environ.get("QB_CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1280,1400",
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
-        f"--proxy-server=http://{DEAD_PROXY}",
-    ):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-    options.add_experimental_option(
-        "prefs",
-        {"download.default_directory": str(downloads), "download.prompt_for_download": False},
-    )
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
-    driver.set_page_load_timeout(60)
-    try:
+    with chromium(downloads) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture(scope="module")
@@ -133,55 +95,7 @@ def clean_browser(
     driver: WebDriver = request.getfixturevalue("browser")
     drain(driver)
     yield
-    urls, errors = drain(driver)
-    hosts = {urlsplit(url).hostname for url in urls if url.startswith(("http", "ws"))}
-    assert hosts <= {"127.0.0.1"}, hosts
-    for url in urls:
-        assert not any(key in url for key in keys.values()), url
-    assert not errors, errors
-    assert not any(key in server.log() for key in keys.values())
-
-
-def drain(driver: WebDriver) -> tuple[list[str], list[str]]:
-    """The URLs requested and the errors logged since the last call."""
-    urls = []
-    for entry in driver.get_log("performance"):  # type: ignore[no-untyped-call]
-        message = json.loads(entry["message"])["message"]
-        if message["method"] == "Network.requestWillBeSent":
-            urls.append(message["params"]["request"]["url"])
-    errors = [
-        entry["message"]
-        for entry in driver.get_log("browser")  # type: ignore[no-untyped-call]
-        # A page of the API answering 404 or 403 is logged by the browser; it is expected.
-        if entry["level"] == "SEVERE"
-        and "the server responded with a status of" not in entry["message"]
-    ]
-    return urls, errors
-
-
-def wait(driver: WebDriver, condition: Any, timeout: float = 30) -> Any:
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
-
-
-def shown(driver: WebDriver, css: str, timeout: float = 30) -> WebElement:
-    """The element ``css`` once it is displayed."""
-
-    def found(d: WebDriver) -> WebElement | bool:
-        elements = d.find_elements(By.CSS_SELECTOR, css)
-        return elements[0] if elements and elements[0].is_displayed() else False
-
-    element: WebElement = wait(driver, found, timeout)
-    return element
-
-
-def sign_in(driver: WebDriver, server: ServerProcess, key: str) -> None:
-    driver.get(f"{server.url}/console/sign-in")
-    field = shown(driver, "#key")
-    assert driver.switch_to.active_element == field  # the page starts in the key's field
-    field.clear()
-    field.send_keys(key, Keys.ENTER)
-    wait(driver, lambda d: urlsplit(d.current_url).path == "/console/")
-    shown(driver, "#who")
+    assert_clean(driver, list(keys.values()), server)
 
 
 def batch_body(**overrides: Any) -> dict[str, Any]:
@@ -233,20 +147,6 @@ def no_alert(driver: WebDriver) -> bool:
     except NoAlertPresentException:
         return True
     return False
-
-
-def axe_violations(driver: WebDriver) -> list[dict[str, Any]]:
-    """What axe-core (run from the tests' copy, never the page's) finds at WCAG 2 AA."""
-    driver.execute_script(AXE.read_text())
-    found: dict[str, Any] = driver.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'best-practice']})"
-        ".then(r => done(r), e => done({violations: [{id: String(e), nodes: []}]}));"
-    )
-    return [
-        {"id": v["id"], "nodes": [n.get("target") for n in v["nodes"]][:3]}
-        for v in found["violations"]
-    ]
 
 
 def test_a_wrong_key_is_refused_and_a_good_one_signs_in_until_sign_out(

@@ -9,63 +9,26 @@ the browser's network log must show no request to any other host.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.wait import WebDriverWait
 
+from browser import chromium
 from support import ADMIN_KEY, ServerProcess
 
 DEPLOYMENTS = ("embedded",)
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-# Nothing listens there: any request the proxy would carry fails at once.
-DEAD_PROXY = "127.0.0.1:9"
-
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[WebDriver]:
-    """Headless Chromium that can reach loopback only, logging every request it makes."""
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        message = "the browser tests need chromium and chromium-driver (apt-get install)"
-        if os.environ.get("QB_CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1280,2000",
-        # Names other than loopback do not resolve, and what still goes out (an address
-        # written as such) is sent to a proxy that is not there; loopback bypasses proxies.
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
-        f"--proxy-server=http://{DEAD_PROXY}",
-    ):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
-    driver.set_page_load_timeout(60)
-    try:
+    with chromium(height=2000) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def requested_hosts(driver: WebDriver) -> set[str]:
