@@ -1,5 +1,5 @@
-"""What a data source offers, as clients see it: the answers of /query/accounts, /query/fields
-and /query/segments.
+"""What a data source offers, as clients see it: the answers of /query/sources,
+/query/accounts, /query/fields and /query/segments.
 
 These models are what /openapi.json documents and what the routes send (``answer.model_response``).
 """
@@ -9,10 +9,24 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from querybatch.api.schemas import RequestMeta
-from querybatch.engine.catalog import FieldInfo, Login
+from querybatch.engine.catalog import ConfiguredSource, FieldInfo, Login
+
+
+class SourceItem(BaseModel):
+    """A configured data source."""
+
+    ds_id: str
+    connector: str = Field(description="The connector type serving it: demo, sql, files, http...")
+
+
+class SourcesResponse(BaseModel):
+    """The configured data sources."""
+
+    meta: RequestMeta
+    data: list[SourceItem]
 
 
 class AccountItem(BaseModel):
@@ -87,6 +101,14 @@ class SegmentsResponse(BaseModel):
 
     meta: RequestMeta
     data: list[LoginSegments]
+
+
+def sources_response(request_id: str, sources: Iterable[ConfiguredSource]) -> SourcesResponse:
+    """The answer of ``/query/sources``."""
+    return SourcesResponse(
+        meta=RequestMeta(request_id=request_id),
+        data=[SourceItem(ds_id=s.ds_id, connector=s.kind) for s in sources],
+    )
 
 
 def accounts_response(

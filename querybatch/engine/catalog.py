@@ -14,7 +14,15 @@ from querybatch.domain.teams import team_id_of
 from querybatch.engine.service import Caller
 from querybatch.errors import BadRequest, ConnectorError, NotFound
 
-__all__ = ["Catalog", "Connector", "FieldInfo", "Login", "SourceDetails", "SourceLogin"]
+__all__ = [
+    "Catalog",
+    "ConfiguredSource",
+    "Connector",
+    "FieldInfo",
+    "Login",
+    "SourceDetails",
+    "SourceLogin",
+]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +47,19 @@ class SourceDetails:
     pushdown: frozenset[str]
 
 
+@dataclass(frozen=True, slots=True)
+class ConfiguredSource:
+    """A configured data source: its id and the connector type that serves it."""
+
+    ds_id: str
+    kind: str
+
+
+def kind_of(connector: Connector) -> str:
+    """The connector type of a data source, as named in QB_SOURCES (``demo``, ``sql``...)."""
+    return type(connector).__name__.removesuffix("Connector").lower()
+
+
 def login_id_of(ds_id: str, ds_user: str) -> str:
     """The stable id of a data source's login (the same on every node, after restarts)."""
     digest = hashlib.sha256(f"{ds_id}\0{ds_user}".encode()).hexdigest()
@@ -61,6 +82,12 @@ class Catalog:
                 f"Unknown data source {ds_id!r} (known: {known})",
             )
         return connector
+
+    def configured(self) -> list[ConfiguredSource]:
+        """Every configured data source, by id (the same for every tenant: see ``logins``)."""
+        return [
+            ConfiguredSource(ds_id, kind_of(self.sources[ds_id])) for ds_id in sorted(self.sources)
+        ]
 
     async def accounts(self, ds_id: str, ds_users: Sequence[str] = ()) -> Sequence[Login]:
         """The data source's logins (those named, or all) and the accounts each can read."""
@@ -114,7 +141,7 @@ class Catalog:
             raise NotFound(f"No data source '{ds_id[:64]}'")
         return SourceDetails(
             ds_id=ds_id,
-            kind=type(connector).__name__.removesuffix("Connector").lower(),
+            kind=kind_of(connector),
             fields=await self.fields(ds_id),
             settings=dict(connector.query_settings),
             pushdown=connector.pushdown,

@@ -123,6 +123,20 @@ def data(api: httpx.Client, **params: Any) -> list[list[str]]:
     return rows
 
 
+def test_sources_lists_every_configured_source_with_its_connector_type(
+    api: httpx.Client,
+) -> None:
+    body = api.get("/query/sources").json()
+    assert body["meta"]["request_id"]
+    listed = {s["ds_id"]: s["connector"] for s in body["data"]}
+    assert {k: v for k, v in listed.items() if k in ("SHOP", "FILES", "STATS")} == {
+        "SHOP": "sql",
+        "FILES": "files",
+        "STATS": "http",
+    }
+    assert list(listed) == sorted(listed)
+
+
 def test_fields_list_each_sources_dimensions_and_metrics(api: httpx.Client) -> None:
     body = api.get("/query/fields", params={"ds_id": "SHOP"}).json()
     fields = {f["field_id"]: f for f in body["data"]}

@@ -1,4 +1,5 @@
-"""``/query/accounts``, ``/query/fields`` and ``/query/segments``: what a data source offers."""
+"""``/query/sources``, ``/query/accounts``, ``/query/fields`` and ``/query/segments``: which data
+sources the server has and what each offers."""
 
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ from querybatch.api.source_shapes import (
     AccountsResponse,
     FieldsResponse,
     SegmentsResponse,
+    SourcesResponse,
     accounts_response,
     fields_response,
     segments_response,
+    sources_response,
 )
 from querybatch.domain.query import _split_list
 
@@ -48,6 +51,22 @@ async def source_params(services: Services, request: Request) -> SourceParams:
     return parse_params(
         SourceParams, await request_params(request, services.settings.max_body_bytes)
     )
+
+
+@action_route(
+    router,
+    "GET",
+    "/query/sources",
+    "get_fields",
+    name="list_sources",
+    response_model=SourcesResponse,
+    responses=ERROR_RESPONSES,
+)
+async def list_sources(
+    request: Request, services: ServicesDep, principal: PrincipalDep
+) -> Response:
+    """The configured data sources and their connector types (every tenant reads the same)."""
+    return model_response(sources_response(request_id_of(request), services.catalog.configured()))
 
 
 @action_route(
