@@ -100,6 +100,14 @@ class Pages:
             return self.render(request, "not_found.html", status=404)
         return self.render(request, "batch.html", batch_id=batch_id)
 
+    async def keys(self, request: Request) -> Response:
+        """The account's keys and roles (the role must allow managing them)."""
+        return self.render(request, "keys.html")
+
+    async def sources(self, request: Request) -> Response:
+        """The configured data sources, and a chosen one's fields and accounts."""
+        return self.render(request, "sources.html")
+
     async def not_found(self, request: Request, exc: Exception) -> Response:
         """The page of a console path that names no page."""
         return self.render(request, "not_found.html", status=404)
@@ -118,6 +126,8 @@ def console_app() -> ASGIApp:
         Route("/sign-in", pages.sign_in, methods=["GET"], name="sign_in"),
         Route("/batches", pages.to_overview, methods=["GET"]),
         Route("/batches/{batch_id}", pages.batch, methods=["GET"], name="batch"),
+        Route("/keys", pages.keys, methods=["GET"], name="keys"),
+        Route("/sources", pages.sources, methods=["GET"], name="sources"),
         Mount("/static", VersionedStaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, exception_handlers={404: pages.not_found})

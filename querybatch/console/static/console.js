@@ -35,15 +35,21 @@ export class ApiError extends Error {
   }
 }
 
-/** Call the public API at ``path`` with the key in the header; the JSON, or the response. */
-export async function api(path, { method = "GET", key = storedKey(), raw = false } = {}) {
+/**
+ * Call the public API at ``path`` with the key in the header, sending ``body`` (if any) as
+ * JSON; the answer's JSON, or the response itself with ``raw``.
+ */
+export async function api(path, { method = "GET", key = storedKey(), raw = false, body } = {}) {
+  const headers = { Authorization: `Bearer ${key}`, Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(apiBase + path, {
     method,
     cache: "no-cache",
     credentials: "omit",
     redirect: "error",
     referrerPolicy: "no-referrer",
-    headers: { Authorization: `Bearer ${key}`, Accept: "application/json" },
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (!response.ok) {
     let error = {};
@@ -70,6 +76,20 @@ export function permits(identity, action) {
   return statement.effect === "allow" ? listed : !listed;
 }
 
+/** Whether the role allows any of ``actions`` (a space-separated list). */
+export function permitsAny(identity, actions) {
+  return actions.split(" ").some((action) => permits(identity, action));
+}
+
+/** Show the nav links the role allows (``data-needs``: any of these actions) and mark the
+ * current page's. */
+function showNav(identity) {
+  for (const link of document.querySelectorAll("nav[aria-label=Main] a")) {
+    if (link.dataset.needs) link.hidden = !permitsAny(identity, link.dataset.needs);
+    if (link.pathname === location.pathname) link.setAttribute("aria-current", "page");
+  }
+}
+
 /** Start a page that needs a key: the identity from /whoami, or null (gone to sign in). */
 export async function startPage() {
   if (!storedKey()) {
@@ -82,6 +102,7 @@ export async function startPage() {
     const identity = await api("/whoami");
     const who = document.getElementById("who");
     who.textContent = `${identity.key.name || identity.user} · ${identity.account} · ${identity.role}`;
+    showNav(identity);
     return identity;
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) {
