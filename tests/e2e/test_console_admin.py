@@ -7,9 +7,11 @@ no key (a new key's secret included) in a URL or the server's log, and no error 
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -76,6 +78,15 @@ def keys(server: ServerProcess) -> dict[str, str]:
 def api(server: ServerProcess) -> Iterator[httpx.Client]:
     with client(server) as http:
         yield http
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go (``QB_CONSOLE_SCREENSHOTS`` if set, as in ``test_console``)."""
+    chosen = os.environ.get("QB_CONSOLE_SCREENSHOTS")
+    directory = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
 
 
 @pytest.fixture(autouse=True)
@@ -197,7 +208,7 @@ def test_an_admin_creates_a_key_whose_secret_is_shown_once_and_works(
 
 
 def test_revoke_asks_first_and_the_revoked_key_is_refused(
-    browser: WebDriver, server: ServerProcess, api: httpx.Client
+    browser: WebDriver, server: ServerProcess, api: httpx.Client, shots: Path
 ) -> None:
     made = api.post("/keys", json={"name": "to revoke", "role": "viewer"}).json()
     SECRETS.append(made["secret"])
@@ -208,6 +219,7 @@ def test_revoke_asks_first_and_the_revoked_key_is_refused(
     row["button"].click()
     dialog = shown(browser, "#confirm-revoke")
     assert "to revoke" in dialog.text
+    browser.save_screenshot(str(shots / "keys-revoke-confirm.png"))
     assert browser.switch_to.active_element.get_attribute("value") == "keep"
     browser.switch_to.active_element.send_keys(Keys.ESCAPE)  # the keyboard says no
     wait(browser, lambda d: not dialog.is_displayed())
@@ -303,7 +315,7 @@ def test_a_key_name_holding_markup_is_shown_as_text(
 
 
 def test_the_sources_page_lists_the_demo_sources_with_fields_and_accounts(
-    browser: WebDriver, server: ServerProcess, keys: dict[str, str]
+    browser: WebDriver, server: ServerProcess, keys: dict[str, str], shots: Path
 ) -> None:
     sign_in(browser, server, keys["viewer"])  # a viewer may read what the sources offer
     browser.find_element(By.CSS_SELECTOR, "nav a[href='/console/sources']").click()
@@ -334,6 +346,7 @@ def test_the_sources_page_lists_the_demo_sources_with_fields_and_accounts(
     assert accounts == {a["account_id"] for g in logins for a in g["accounts"]}
     assert "ads-0001" in accounts
     assert f"{len(accounts)} accounts" in browser.find_element(By.ID, "accounts-note").text
+    browser.save_screenshot(str(shots / "sources.png"))
 
     browser.get(f"{server.url}/console/sources?ds=NO_SUCH_SOURCE")
     assert "No configured data source" in shown(browser, "#source-missing").text
