@@ -1,7 +1,7 @@
 // Keys and roles: the account's keys (create, with the secret shown once; revoke, after a
 // confirmation) and its roles (list; create and delete custom ones). What the role does not
 // allow is not offered, and the API refuses it anyway.
-import { ApiError, api, h, permits, showError, startPage, when } from "./console.js";
+import { ApiError, api, h, permits, showError, signOut, startPage, when } from "./console.js";
 
 const DEFAULT_ROLE = "viewer"; // a new key gets the least unless chosen otherwise
 
@@ -9,8 +9,10 @@ function byId(id) {
   return document.getElementById(id);
 }
 
-/** Say ``text`` in the status line ``id`` (an error of the API with its code). */
+/** Say ``text`` in the status line ``id`` (an error of the API with its code); a 401 means
+ * the signed-in key was revoked meanwhile, which signs the tab out. */
 function say(id, text) {
+  if (text instanceof ApiError && text.status === 401) signOut();
   byId(id).textContent = text instanceof ApiError ? `${text.message} (${text.code})` : text;
 }
 
@@ -225,6 +227,7 @@ async function start(identity) {
       await loadRoles(identity);
     }
   } catch (error) {
+    if (error instanceof ApiError && error.status === 401) signOut();
     showError(error);
   }
 }

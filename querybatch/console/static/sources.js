@@ -1,6 +1,15 @@
 // Data sources: the configured ones with their connector types; for the one chosen
 // (``?ds=`` in the address), its dimensions and metrics apart, and its accounts.
-import { ApiError, api, consolePath, h, permits, showError, startPage } from "./console.js";
+import {
+  ApiError,
+  api,
+  consolePath,
+  h,
+  permits,
+  showError,
+  signOut,
+  startPage,
+} from "./console.js";
 
 const ACCOUNTS_SHOWN = 1000; // a source may have 10,000 accounts: a page shows this many
 const DS_ID = /^[A-Za-z0-9_-]{1,50}$/;
@@ -99,6 +108,7 @@ async function start(identity) {
     byId("sources-section").hidden = false;
     if (DS_ID.test(chosen)) await showSource(chosen, sources, identity);
   } catch (error) {
+    if (error instanceof ApiError && error.status === 401) signOut();
     if (error instanceof ApiError && error.status === 403) byId("refused").hidden = false;
     showError(error);
   }
