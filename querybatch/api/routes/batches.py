@@ -299,6 +299,7 @@ async def download_query_batch(
     "GET",
     "/query/activity",
     "get_query_batch_status",
+    name="get_query_activity",
     response_model=ActivityResponse,
     responses=ERROR_RESPONSES,
 )
