@@ -19,7 +19,9 @@ ACTIONS: dict[str, str] = {
     "create_query_batch": "create a query batch (needs get_data)",
     "list_query_batches": "list the tenant's query batches",
     "get_query_batch": "read a query batch",
-    "get_query_batch_status": "read the per-query status of a query batch",
+    "get_query_batch_status": (
+        "read the per-query status of a query batch, and the tenant's activity (/query/activity)"
+    ),
     "cancel_query_batch": "cancel a query batch",
     "download_query_batch": "download all results of a query batch as one file (needs get_data)",
     "create_upload_url": "get a signed upload URL for a bulk batch file",

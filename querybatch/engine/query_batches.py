@@ -14,6 +14,7 @@ from querybatch.domain.batch import BatchSettings, new_batch_id
 from querybatch.domain.callback_policy import CallbackRefused
 from querybatch.domain.query import SpecError
 from querybatch.domain.status import BatchStatus
+from querybatch.engine.activity import MAX_MINUTES, Activity, read_activity, window_minutes
 from querybatch.engine.batch_rows import batch_rows
 from querybatch.engine.batches import plan_batch, request_hash
 from querybatch.engine.coalesce import Coalescer
@@ -27,6 +28,8 @@ from querybatch.store.records import BatchRecord, Counts, QueryRecord, SubQueryS
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "MAX_MINUTES",
+    "Activity",
     "BatchDownload",
     "BatchPage",
     "BatchRecord",
@@ -145,6 +148,15 @@ class QueryBatches:
         batch = await self.get(caller, batch_id)
         columns = await self._columns(batch)
         return BatchDownload(batch, columns, batch_rows(self.store, batch.id, columns))
+
+    async def activity(self, caller: Caller, minutes: int) -> Activity:
+        """The tenant's sub-queries finished per minute and failures by reason over the last
+        ``minutes`` (1..1440); the consoles of one tenant polling together read it once."""
+        account, window = caller.account, window_minutes(minutes)
+        return await self._reads.read(
+            ("activity", account, window),
+            lambda: read_activity(self.store, account, window, time.time()),
+        )
 
     # -- what the engine's other parts call ---------------------------------------------------
 

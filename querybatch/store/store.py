@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from querybatch.store.activity import ActivityStore
 from querybatch.store.backfills import BackfillStore
 from querybatch.store.bulk import BulkStore
 from querybatch.store.bulk_files import FileStore
@@ -38,6 +39,7 @@ class Store:
     transfers: TransferStore
     transfer_runs: TransferRunStore
     backfills: BackfillStore
+    activity: ActivityStore
 
     @classmethod
     def open(cls, url: str, *, result_ttl: float, migrate: bool = True) -> Store:
@@ -60,6 +62,7 @@ class Store:
             transfers=TransferStore(db),
             transfer_runs=TransferRunStore(db),
             backfills=BackfillStore(db),
+            activity=ActivityStore(db),
         )
 
     def close(self) -> None:

@@ -28,7 +28,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.select import Select
 
 from browser import assert_clean, axe_violations, chromium, drain, shown, sign_in, wait
-from support import ADMIN_KEY, ServerProcess, assert_error, client, run_cli
+from support import ADMIN_KEY, ServerProcess, assert_error, client, run_cli, wait_until
 
 DEPLOYMENTS = ("embedded",)
 
@@ -327,6 +327,46 @@ def test_failures_are_grouped_by_code_and_message_with_their_accounts_and_dates(
         for row in browser.find_elements(By.CSS_SELECTOR, "#queries tbody tr")
     } == {"ads-0002"}
     browser.save_screenshot(str(shots / "batch-failures.png"))
+
+
+def test_the_overview_charts_the_last_hour_lists_failures_by_reason_and_bulk_batches(
+    browser: WebDriver, server: ServerProcess, api: httpx.Client, shots: Path
+) -> None:
+    body = batch_body(accounts=7, days=2, description="One account of seven fails")
+    body["queries"][0]["settings"] = {"demo_latency_ms": 0, "demo_fail_accounts": ["ads-0007"]}
+    batch_id = api.post("/query/batch", json=body).json()["data"]["batch_id"]
+    upload = api.post("/cache").json()
+    line = {"ds_id": "DEMO_ADS", "ds_accounts": "ads-0001", "fields": "date,clicks"}
+    line |= {"start_date": "2026-01-01", "end_date": "2026-01-02"}
+    assert httpx.put(upload["url"], content=json.dumps(line) + "\n").status_code == 200
+    made = api.post("/batches", json={"handler": upload["handler"], "operation": "get_data"})
+    assert made.status_code == 201, made.text
+    bulk_id = made.json()["batch"]
+    wait_until(lambda: api.get(f"/query/batch/{batch_id}").json()["data"]["end_time"])
+    sign_in(browser, server, ADMIN_KEY)
+    chart = shown(browser, "#activity-chart canvas")
+    assert (
+        int(
+            browser.find_element(By.ID, "activity-chart").get_attribute(
+                "data-minutes-with-activity"
+            )
+            or 0
+        )
+        >= 1
+    )
+    assert chart.size["width"] > 0
+    assert "failed" in browser.find_element(By.ID, "activity-note").text
+    reasons = [
+        [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
+        for row in browser.find_elements(By.CSS_SELECTOR, "#reasons tbody tr")
+    ]
+    assert ["ACCOUNT_ERROR", "Data source failed for account(s): ads-0007", "2", "1"] in reasons
+    row = shown(browser, f"#bulk tr[data-bulk-id='{bulk_id}']")
+    link = row.find_element(By.TAG_NAME, "a").get_attribute("href")
+    assert urlsplit(link).path == f"/console/bulk/{bulk_id}"
+    wait(browser, lambda d: row.find_element(By.CLASS_NAME, "status").text == "completed")
+    assert "1 / 1 (100%)" in row.text
+    browser.save_screenshot(str(shots / "overview-activity.png"))
 
 
 def test_a_viewer_sees_no_cancel_button_and_the_api_refuses_its_cancel(

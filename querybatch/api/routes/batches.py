@@ -1,4 +1,5 @@
-"""Query batches (seeds supermetrics-create/get/cancel-batch): create, read, list, cancel."""
+"""Query batches (seeds supermetrics-create/get/cancel-batch): create, read, list, cancel;
+and the tenant's recent activity over all of them."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
+from querybatch.api.activity_shapes import ActivityResponse, activity_response
 from querybatch.api.answer import model_response, public_base, route_prefix
 from querybatch.api.auth import Principal, require
 from querybatch.api.batch_shapes import progress, query_batch
@@ -38,7 +40,7 @@ from querybatch.api.services import Services
 from querybatch.domain.dates import epoch_seconds
 from querybatch.domain.poll_hint import retry_after
 from querybatch.domain.status import BatchStatus
-from querybatch.engine.query_batches import BatchRecord
+from querybatch.engine.query_batches import MAX_MINUTES, BatchRecord
 from querybatch.errors import BadRequest
 
 router = APIRouter(tags=["Query batches"])
@@ -290,3 +292,26 @@ async def download_query_batch(
     return await generated_response(
         request, etag, body, MEDIA_TYPES[format], headers, services.settings.range_spool_bytes
     )
+
+
+@action_route(
+    router,
+    "GET",
+    "/query/activity",
+    "get_query_batch_status",
+    name="get_query_activity",
+    response_model=ActivityResponse,
+    responses=ERROR_RESPONSES,
+)
+async def get_query_activity(
+    request: Request,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    minutes: Annotated[int, Query(ge=1, le=MAX_MINUTES)] = 60,
+) -> Response:
+    """The tenant's sub-queries finished per minute (success, failure, stopped) over the
+    last ``minutes`` (1..1440, the current minute included), and the failures of that window
+    grouped by error code and message (the 100 most frequent), with how many batches each
+    hit. Statuses, not rows: the role needs ``get_query_batch_status``."""
+    activity = await services.query_batches.activity(principal.caller, minutes)
+    return model_response(activity_response(request_id_of(request), minutes, activity))
