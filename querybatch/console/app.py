@@ -100,6 +100,10 @@ class Pages:
             return self.render(request, "not_found.html", status=404)
         return self.render(request, "batch.html", batch_id=batch_id)
 
+    async def explore(self, request: Request) -> Response:
+        """The query explorer: build a query, run it, copy it as a script."""
+        return self.render(request, "explore.html")
+
     async def not_found(self, request: Request, exc: Exception) -> Response:
         """The page of a console path that names no page."""
         return self.render(request, "not_found.html", status=404)
@@ -116,6 +120,7 @@ def console_app() -> ASGIApp:
     routes = [
         Route("/", pages.overview, methods=["GET"], name="overview"),
         Route("/sign-in", pages.sign_in, methods=["GET"], name="sign_in"),
+        Route("/explore", pages.explore, methods=["GET"], name="explore"),
         Route("/batches", pages.to_overview, methods=["GET"]),
         Route("/batches/{batch_id}", pages.batch, methods=["GET"], name="batch"),
         Mount("/static", VersionedStaticFiles(directory=STATIC), name="static"),
