@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import shlex
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -21,6 +23,7 @@ import httpx
 import pytest
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.select import Select
 
 from browser import assert_clean, axe_violations, chromium, drain, shown, sign_in, wait
@@ -54,6 +57,15 @@ def api(server: ServerProcess) -> Iterator[httpx.Client]:
         yield http
 
 
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go (``QB_CONSOLE_SCREENSHOTS``, as in ``test_console``)."""
+    chosen = os.environ.get("QB_CONSOLE_SCREENSHOTS")
+    directory = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
 @pytest.fixture(autouse=True)
 def clean_browser(browser: WebDriver, server: ServerProcess) -> Iterator[None]:
     """After each test: no request beyond loopback, no key in a URL, no error logged."""
@@ -79,6 +91,7 @@ def fill(
     fields: tuple[str, ...] = ("date", "clicks"),
     filter_text: str = "",
     range_type: str = "custom",
+    dates: tuple[str, str] = (START, END),
 ) -> None:
     """Choose DEMO_ADS, ``ACCOUNTS`` (found through the account filter), ``fields``, the
     dates and the filter."""
@@ -91,7 +104,7 @@ def fill(
         box = driver.find_element(By.CSS_SELECTOR, f"#accounts input[value='{account}']")
         if not box.is_selected():
             box.click()
-    search.clear()
+    search.send_keys(Keys.BACKSPACE * len(ACCOUNTS[-1]))  # typed, so the list shows all again
     for field in fields:
         box = driver.find_element(By.CSS_SELECTOR, f".choices input[value='{field}']")
         if not box.is_selected():
@@ -102,8 +115,7 @@ def fill(
         "for (const [id, value] of [['start-date', arguments[0]], ['end-date', arguments[1]]]) {"
         "  const input = document.getElementById(id); input.value = value;"
         "  input.dispatchEvent(new Event('change')); }",
-        START,
-        END,
+        *dates,
     )
     filter_input = driver.find_element(By.ID, "filter")
     filter_input.clear()
@@ -148,7 +160,7 @@ def texts(driver: WebDriver) -> dict[str, str]:
 
 
 def test_a_query_shows_the_apis_rows_and_a_chart_of_its_metric_by_date(
-    explorer: WebDriver, server: ServerProcess, api: httpx.Client
+    explorer: WebDriver, server: ServerProcess, api: httpx.Client, shots: Path
 ) -> None:
     open_explorer(explorer, server)
     fill(explorer)
@@ -178,7 +190,30 @@ def test_a_query_shows_the_apis_rows_and_a_chart_of_its_metric_by_date(
         ".map(e => e.textContent)"
     )
     assert "Clicks" in legend
+    explorer.save_screenshot(str(shots / "explore.png"))
     assert axe_violations(explorer) == []
+
+
+def test_the_table_shows_the_first_1000_rows_and_says_how_many_there_are(
+    explorer: WebDriver, server: ServerProcess, api: httpx.Client
+) -> None:
+    open_explorer(explorer, server)
+    fill(explorer, fields=("date", "account_id", "clicks"), dates=("2024-06-01", END))
+    run(explorer)
+    params = {
+        "ds_id": "DEMO_ADS",
+        "ds_accounts": ",".join(ACCOUNTS),
+        "fields": "date,account_id,clicks",
+        "start_date": "2024-06-01",
+        "end_date": END,
+        "max_rows": "10000",
+    }
+    total = int(api.get("/query/data/json", params=params).headers["X-Total-Rows"])
+    assert total > 1000
+    rows = table_rows(explorer)
+    assert len(rows) == 1000 and rows == api_rows(api, params)
+    note = explorer.find_element(By.ID, "result-note").text
+    assert note == f"{total:,} rows; the first 1,000 are shown."
 
 
 def test_the_copied_curl_sdk_call_and_batch_body_are_the_same_query(
@@ -192,6 +227,9 @@ def test_the_copied_curl_sdk_call_and_batch_body_are_the_same_query(
     copied = texts(explorer)
     for text in copied.values():
         assert ADMIN_KEY not in text
+    # Headless Chromium may refuse the clipboard; then the text is selected instead.
+    explorer.find_element(By.CSS_SELECTOR, "[data-copy=copy-curl]").click()
+    wait(explorer, lambda d: d.find_element(By.ID, "copy-message").text)
 
     # curl: the key comes from the shell; the URL is this query, and answers these rows.
     words = shlex.split(copied["curl"].replace("\\\n", " "))
