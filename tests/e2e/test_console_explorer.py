@@ -15,6 +15,7 @@ import json
 import os
 import shlex
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -306,6 +307,67 @@ def test_a_relative_date_range_is_the_apis_named_range_in_every_copy(
     assert body["queries"][0]["date_range_type"] == "last_7_days"
     created = api.post("/query/batch", json=body)
     assert created.status_code == 201, created.text
+
+
+# Wraps the page's fetch: a new query (no schedule id) carries ``settings`` (set before it).
+ADD_SETTINGS = (
+    "const fetched = window.fetch;"
+    "window.fetch = (url, options) => fetched("
+    "  String(url).includes('/query/data/json?') && !String(url).includes('schedule_id=')"
+    "    ? `${url}&settings=${encodeURIComponent(settings)}` : url, options);"
+)
+
+
+@contextmanager
+def query_settings(driver: WebDriver, settings: dict[str, Any]) -> Iterator[None]:
+    """Pages opened meanwhile add ``settings`` (the demo source's knobs, which the form does
+    not offer) to each new query they run; polls by schedule id are left as they are."""
+    script = f"const settings = {json.dumps(json.dumps(settings))};" + ADD_SETTINGS
+    added = driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": script})
+    try:
+        yield
+    finally:
+        driver.execute_cdp_cmd(
+            "Page.removeScriptToEvaluateOnNewDocument", {"identifier": added["identifier"]}
+        )
+
+
+def test_a_query_outliving_the_first_wait_is_polled_until_its_rows_come(
+    explorer: WebDriver, server: ServerProcess, api: httpx.Client
+) -> None:
+    with query_settings(explorer, {"demo_latency_ms": 7000}):
+        open_explorer(explorer, server)
+        fill(explorer)
+        explorer.find_element(By.ID, "run").click()
+        wait(explorer, lambda d: "asking again" in d.find_element(By.ID, "run-status").text)
+        run_finished = wait(
+            explorer, lambda d: d.find_element(By.ID, "run-status").text.startswith("Done")
+        )
+        assert run_finished
+    urls, _ = drain(explorer)
+    asked = [urlsplit(u) for u in urls if "/query/data/json?" in u]
+    polls = [dict(parse_qsl(u.query)) for u in asked if "schedule_id=" in u.query]
+    assert polls and set(polls[0]) == {"schedule_id", "sync_timeout", "offset_start", "offset_end"}
+    expected = api_rows(
+        api,
+        {
+            "ds_id": "DEMO_ADS",
+            "ds_accounts": ",".join(ACCOUNTS),
+            "fields": "date,clicks",
+            "start_date": START,
+            "end_date": END,
+        },
+    )
+    assert table_rows(explorer) == expected
+
+
+def test_a_query_that_fails_shows_its_error(explorer: WebDriver, server: ServerProcess) -> None:
+    with query_settings(explorer, {"demo_fail_accounts": ACCOUNTS[1]}):
+        open_explorer(explorer, server)
+        fill(explorer)
+        run(explorer)
+    error = shown(explorer, "#run-error").text
+    assert "ACCOUNT_ERROR" in error and ACCOUNTS[1] in error
 
 
 def test_the_apis_error_is_shown_for_a_bad_filter(

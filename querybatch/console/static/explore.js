@@ -7,7 +7,7 @@ import { batchText, curlText, queryParams, sdkText } from "./explore_copy.js";
 
 const SHOWN_ROWS = 1000;
 const SHOWN_ACCOUNTS = 300;
-const SYNC_SECONDS = 10; // how long the first request waits for the rows before polling
+const SYNC_SECONDS = 5; // how long the first request waits for the rows before polling
 const COLOURS = ["#1f5fbf", "#a4161a", "#176b35", "#8a4f00", "#6b2c91", "#006d77"];
 
 const byId = (id) => document.getElementById(id);
@@ -315,6 +315,10 @@ function wire() {
   fixed();
   byId("source").addEventListener("change", loadSource);
   byId("account-filter").addEventListener("input", renderAccounts);
+  // Enter in the account filter narrows the list; it does not run the query.
+  byId("account-filter").addEventListener("keydown", (event) => {
+    if (event.key === "Enter") event.preventDefault();
+  });
   for (const id of ["start-date", "end-date", "filter", "max-rows"]) {
     byId(id).addEventListener("input", showCopies);
     byId(id).addEventListener("change", showCopies);
