@@ -108,6 +108,10 @@ class Pages:
         """The configured data sources, and a chosen one's fields and accounts."""
         return self.render(request, "sources.html")
 
+    async def explore(self, request: Request) -> Response:
+        """The query explorer: build a query, run it, copy it as a script."""
+        return self.render(request, "explore.html")
+
     async def not_found(self, request: Request, exc: Exception) -> Response:
         """The page of a console path that names no page."""
         return self.render(request, "not_found.html", status=404)
@@ -124,6 +128,7 @@ def console_app() -> ASGIApp:
     routes = [
         Route("/", pages.overview, methods=["GET"], name="overview"),
         Route("/sign-in", pages.sign_in, methods=["GET"], name="sign_in"),
+        Route("/explore", pages.explore, methods=["GET"], name="explore"),
         Route("/batches", pages.to_overview, methods=["GET"]),
         Route("/batches/{batch_id}", pages.batch, methods=["GET"], name="batch"),
         Route("/keys", pages.keys, methods=["GET"], name="keys"),
