@@ -152,12 +152,12 @@ async function loadSource() {
   showCopies();
 }
 
-/** The data sources a key can use: those of the logins it can list (``GET /ds/logins``). */
+/** The server's data sources (``GET /query/sources``). */
 async function loadSources() {
-  const logins = await api("/ds/logins");
-  const ids = [...new Set(logins.data.map((login) => login.ds_info.ds_id))].sort();
+  const sources = await api("/query/sources");
+  const ids = sources.data.map((source) => source.ds_id);
   byId("source").replaceChildren(...ids.map((id) => h("option", { value: id }, id)));
-  if (ids.length === 0) byId("run-status").textContent = "This server has no data source with a login.";
+  if (ids.length === 0) byId("run-status").textContent = "This server has no data source.";
   await loadSource();
 }
 
