@@ -40,6 +40,7 @@ ACTIONS: dict[str, str] = {
     "list_transfers": "list the team's transfers and what a transfer may use (sources, options)",
     "get_transfer": "read a transfer's configuration and its runs",
     "manage_transfers": "create, validate, change, pause, resume and delete transfers",
+    "manage_backfills": "start a transfer's backfill over past data dates, and cancel one",
 }
 
 # The viewer watches: statuses, batches, sources' metadata; it reads no rows (no get_data),

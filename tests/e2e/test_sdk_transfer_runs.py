@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 from supermetrics import SupermetricsClient, TransferAccount, TransferSchedule
-from supermetrics.exceptions import SupermetricsNotFoundError
+from supermetrics.exceptions import SupermetricsForbiddenError, SupermetricsNotFoundError
 
 from support import ServerProcess, assert_error, client, run_cli
 
@@ -242,3 +242,47 @@ def test_backfills_refuse_bad_ranges_and_other_tenants(
         )
     with pytest.raises(SupermetricsNotFoundError):
         sdk.backfills.get(team_id=team_id + 1, backfill_id=1)
+
+
+def test_a_role_that_manages_transfers_may_not_start_or_cancel_backfills_without_its_action(
+    server: ServerProcess, sdk: SupermetricsClient, team_id: int
+) -> None:
+    destination = sdk.destinations.create(
+        team_id=team_id, type="DWH_DUCKDB", display_name="Ops", fields={"path": "ops.duckdb"}
+    )
+    transfer_id = sdk.transfers.create(
+        team_id=team_id,
+        data_source_id="DEMO_ADS",
+        schema_id=1,
+        destination_id=int(destination.id),
+        display_name="Operated",
+        schedule=[TransferSchedule(run_interval="daily", run_hour=4, refresh_window=1)],
+        accounts=[
+            TransferAccount(account_id="ads-0001", data_source_username="ads.team@demo.example")
+        ],
+    ).transfer_id
+    operator = {"name": "transfer-operator", "effect": "deny", "actions": ["manage_backfills"]}
+    with client(server) as api:
+        assert api.post("/roles", json=operator).status_code == 201
+        made = api.post("/keys", json={"name": "op", "role": "transfer-operator"})
+        secret = made.json()["secret"]
+    backfill = sdk.backfills.create(
+        team_id=team_id,
+        transfer_id=transfer_id,
+        range_start=date(2026, 2, 1),
+        range_end=date(2026, 2, 2),
+    )
+    with SupermetricsClient(api_key=secret, base_url=server.url) as as_operator:
+        as_operator.transfers.set_state(team_id=team_id, transfer_id=transfer_id, state="pause")
+        with pytest.raises(SupermetricsForbiddenError):
+            as_operator.backfills.create(
+                team_id=team_id,
+                transfer_id=transfer_id,
+                range_start=date(2026, 1, 1),
+                range_end=date(2026, 1, 2),
+            )
+        with pytest.raises(SupermetricsForbiddenError):
+            as_operator.backfills.cancel(team_id=team_id, backfill_id=backfill.transfer_backfill_id)
+        seen = as_operator.backfills.get(team_id=team_id, backfill_id=backfill.transfer_backfill_id)
+        assert seen.transfer_backfill_id == backfill.transfer_backfill_id
+    sdk.backfills.cancel(team_id=team_id, backfill_id=backfill.transfer_backfill_id)

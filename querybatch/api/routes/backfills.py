@@ -1,5 +1,5 @@
 """The official SDK's backfills: ``backfills.create``, ``get``, ``get_latest``,
-``list_incomplete`` and ``cancel``. Creating and cancelling need ``manage_transfers``,
+``list_incomplete`` and ``cancel``. Creating and cancelling need ``manage_backfills``,
 reading ``get_transfer`` (one) or ``list_transfers`` (the incomplete ones). Another team's
 id, and another tenant's transfer or backfill, are 404.
 """
@@ -41,7 +41,7 @@ ITEM = "/teams/{team_id}/backfills/{backfill_id}"
     router,
     "POST",
     OF_TRANSFER,
-    "manage_transfers",
+    "manage_backfills",
     name="create_backfill",
     operation_id="createBackfill",
     response_model=BackfillAnswer,
@@ -129,7 +129,7 @@ async def get_backfill(
     router,
     "PATCH",
     ITEM,
-    "manage_transfers",
+    "manage_backfills",
     name="cancel_backfill",
     operation_id="updateBackfillStatus",
     response_model=BackfillAnswer,
