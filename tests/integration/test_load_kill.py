@@ -1,0 +1,201 @@
+"""A load killed with SIGKILL at random points leaves each row in the destination once.
+
+A child process loads a slice (12 accounts of 4,000 rows) into PostgreSQL, a DuckDB file
+and a Parquet directory, announcing each chunk before it hands it over; the test kills it
+after a random number of chunks, or a random moment after the last one (inside the commit
+or the files' moves). What the destination holds must then be the previous load of the
+slice or the new one, whole, never a mix; and loading the slice again must end with the new
+rows, each once. The kill points come from a seeded generator, printed on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+ACCOUNTS = tuple(f"acct-{n:02d}" for n in range(12))
+ROWS_PER_ACCOUNT = 4_000
+KILLS_PER_KIND = 4
+SEED = 20261128
+
+CHILD = r"""
+import asyncio, json, sys
+from datetime import date
+from pathlib import Path
+from querybatch.destinations.base import Column, DestinationContext, RowChunk, Slice
+from querybatch.destinations.duckdb import DuckDBDestination
+from querybatch.destinations.files import FilesDestination
+from querybatch.destinations.postgresql import PostgresDestination
+
+spec = json.loads(sys.argv[1])
+kinds = {
+    "postgresql": PostgresDestination, "duckdb": DuckDBDestination, "parquet": FilesDestination
+}
+context = DestinationContext(Path(spec["root"]))
+destination = kinds[spec["kind"]].from_fields(spec["fields"], context)
+columns = [Column("day", "date"), Column("campaign", "string"), Column("clicks", "integer")]
+
+async def chunks():
+    for index, account in enumerate(spec["accounts"]):
+        print(f"chunk {index}", flush=True)
+        rows = [("2026-11-01", f"{spec['tag']}{i}", i) for i in range(spec["rows"])]
+        yield RowChunk(account, rows)
+        await asyncio.sleep(0)
+
+async def main():
+    the_slice = Slice(7, date(2026, 11, 1), tuple(spec["accounts"]))
+    await destination.load("orders", the_slice, columns, chunks())
+    print("loaded", flush=True)
+
+asyncio.run(main())
+"""
+
+
+def load(spec: dict[str, Any], kill_after: tuple[int, float] | None) -> bool:
+    """Run one load in a child; kill it after ``kill_after`` = (chunks announced, then
+    seconds). Whether the load said it finished."""
+    with subprocess.Popen(
+        [sys.executable, "-c", CHILD, json.dumps(spec)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as child:
+        assert child.stdout is not None and child.stderr is not None
+        try:
+            for line in child.stdout:
+                if line.strip() == "loaded":
+                    break
+                if kill_after is not None and line.strip() == f"chunk {kill_after[0]}":
+                    time.sleep(kill_after[1])
+                    child.send_signal(signal.SIGKILL)
+                    break
+            child.wait(timeout=120)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        if child.returncode == -signal.SIGKILL:
+            return False
+        assert child.returncode == 0, child.stderr.read()
+        return True
+
+
+def expected(tag: str) -> list[tuple[Any, ...]]:
+    return sorted(
+        (7, "2026-11-01", account, "2026-11-01", f"{tag}{i}", i)
+        for account in ACCOUNTS
+        for i in range(ROWS_PER_ACCOUNT)
+    )
+
+
+def reader(
+    kind: str, root: Path, request: pytest.FixtureRequest
+) -> tuple[dict[str, Any], Callable[[], list[tuple[Any, ...]]]]:
+    """The destination's fields, and a way to read its table back as sorted tuples."""
+    select = (
+        "SELECT _qb_transfer_id, CAST(_qb_data_date AS {t}), _qb_account,"
+        " CAST(day AS {t}), campaign, clicks FROM {table}"
+    )
+    if kind == "postgresql":
+        import psycopg
+
+        url, schema = request.getfixturevalue("pg_schema")
+        parts = urlsplit(request.getfixturevalue("postgres_url").replace("+psycopg", ""))
+        fields = {
+            "host": parts.hostname,
+            "port": parts.port or 5432,
+            "database_name": parts.path.lstrip("/"),
+            "username": parts.username or "postgres",
+            "schema": schema,
+        }
+        if parts.password:
+            fields["password"] = parts.password
+
+        def read_pg() -> list[tuple[Any, ...]]:
+            with psycopg.connect(url) as conn:
+                found = conn.execute("SELECT to_regclass(%s)", [f"{schema}.orders"]).fetchone()
+                if not found or found[0] is None:
+                    return []
+                statement = select.format(t="text", table=f'"{schema}".orders')
+                return sorted(tuple(r) for r in conn.execute(statement).fetchall())
+
+        return fields, read_pg
+    if kind == "duckdb":
+        import duckdb
+
+        def read_duck() -> list[tuple[Any, ...]]:
+            file = root / "db" / "warehouse.duckdb"
+            if not file.exists():
+                return []
+            with duckdb.connect(str(file), read_only=True) as conn:
+                tables = conn.execute(
+                    "SELECT count(*) FROM information_schema.tables WHERE table_name = 'orders'"
+                ).fetchone()
+                if not tables or not tables[0]:
+                    return []
+                statement = select.format(t="VARCHAR", table="main.orders")
+                return sorted(tuple(r) for r in conn.execute(statement).fetchall())
+
+        return {"path": "db/warehouse.duckdb"}, read_duck
+
+    def read_files() -> list[tuple[Any, ...]]:
+        import pyarrow.dataset as ds
+
+        path = root / "lake" / "orders"
+        if not path.exists():
+            return []
+        table = ds.dataset(str(path), format="parquet", partitioning="hive").to_table()
+        return sorted(
+            (
+                r["_qb_transfer_id"],
+                str(r["data_date"]),
+                r["_qb_account"],
+                str(r["day"]),
+                r["campaign"],
+                r["clicks"],
+            )
+            for r in table.to_pylist()
+        )
+
+    return {"path": "lake", "format": "parquet"}, read_files
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "duckdb", "parquet"])
+def test_a_load_killed_at_random_points_leaves_each_row_once(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    root = tmp_path / "team"
+    fields, read = reader(kind, root, request)
+    spec = {"kind": kind, "fields": fields, "root": str(root), "accounts": list(ACCOUNTS)}
+    spec["rows"] = ROWS_PER_ACCOUNT
+    assert load({**spec, "tag": "old"}, None)
+    old, new = expected("old"), expected("new")
+    assert read() == old
+    chooser = random.Random(f"{SEED}-{kind}")
+    points = [
+        (chooser.randrange(len(ACCOUNTS)), chooser.uniform(0, 0.05))
+        for _ in range(KILLS_PER_KIND - 1)
+    ]
+    points.append((len(ACCOUNTS) - 1, chooser.uniform(0.0, 0.3)))  # in or near the commit
+    interrupted = 0
+    for point in points:
+        done = load({**spec, "tag": "new"}, point)
+        held = read()
+        assert held in (old, new), f"kill at {point}: {len(held)} rows, a mix"
+        interrupted += not done and held == old
+        if held == new:  # the kill came after the commit; start again from the old slice
+            assert load({**spec, "tag": "old"}, None)
+            assert read() == old
+    assert interrupted, "no kill landed before the load ended: the test tested nothing"
+    assert load({**spec, "tag": "new"}, None)
+    assert read() == new
