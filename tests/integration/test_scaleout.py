@@ -8,13 +8,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import httpx
 import pytest
+from supermetrics import SupermetricsClient, TransferAccount, TransferSchedule
 
 from support import (
+    ADMIN_KEY,
     DEPLOYMENT,
     PrivateRedis,
     ServerProcess,
@@ -242,3 +246,62 @@ def test_serve_and_worker_refuse_to_start_without_their_broker_or_database(
         assert "Traceback" not in done.stderr
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         assert lines and lines[0].startswith("error:") and expected in done.stderr, done.stderr
+
+
+def test_two_api_nodes_make_and_load_each_transfer_run_once(tmp_path: Path) -> None:
+    """A daily transfer and a backfill made through one node of two: each data date gets
+    one run, whichever node leads, and the destination holds each row once."""
+    leases = {"QB_LEASE_SECONDS": "30", "QB_QUEUED_LEASE_SECONDS": "120"}
+    first = ServerProcess(tmp_path / "cluster", leases, workers=1).start()
+    second = ServerProcess(tmp_path / "cluster", leases, workers=0).start()
+    try:
+        with client(second) as api:
+            team_id = api.get("/whoami").json()["team_id"]
+        with SupermetricsClient(api_key=ADMIN_KEY, base_url=second.url) as sdk:
+            destination = sdk.destinations.create(
+                team_id=team_id, type="DWH_DUCKDB", display_name="Both", fields={"path": "b.duckdb"}
+            )
+            transfer_id = sdk.transfers.create(
+                team_id=team_id,
+                data_source_id="DEMO_ADS",
+                schema_id=1,
+                destination_id=int(destination.id),
+                display_name="Two nodes",
+                schedule=[TransferSchedule(run_interval="daily", run_hour=4, refresh_window=2)],
+                accounts=[
+                    TransferAccount(account_id=a, data_source_username="ads.team@demo.example")
+                    for a in ("ads-0001", "ads-0003")
+                ],
+            ).transfer_id
+            sdk.backfills.create(
+                team_id=team_id,
+                transfer_id=transfer_id,
+                range_start=date(2026, 3, 1),
+                range_end=date(2026, 3, 6),
+            )
+
+            def runs() -> list[Any]:
+                return list(
+                    sdk.transfers.list_runs(
+                        team_id=team_id,
+                        transfer_id=transfer_id,
+                        start_date=datetime(2000, 1, 1),
+                        end_date=datetime(2100, 1, 1),
+                    )
+                )
+
+            wait_until(
+                lambda: len(runs()) == 8 and all(r.status == "COMPLETED" for r in runs()),
+                timeout=120,
+            )
+            made = runs()
+            assert len({(r.data_date, r.type_) for r in made}) == len(made) == 8
+        path = first.data_dir / "destinations" / str(team_id) / "b.duckdb"
+        with duckdb.connect(str(path), read_only=True) as conn:
+            loaded = conn.execute(
+                "SELECT _qb_data_date, _qb_account, campaign_id FROM main.demo_ads"
+            ).fetchall()
+        assert len(loaded) == len(set(loaded)) == sum(r.total_rows for r in made) > 0
+    finally:
+        second.stop()
+        first.stop()
