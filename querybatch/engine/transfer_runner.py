@@ -189,7 +189,7 @@ class TransferRunner:
             await self.batches.stop(batch)  # the run was taken meanwhile: this batch is spare
 
     async def _load_stopped(self) -> None:
-        for run in await self.store.transfer_runs.in_state("RUNNING", PASS_LIMIT):
+        for run in await self.store.transfer_runs.to_load(PASS_LIMIT):
             if run.id in self._loads or run.batch_id is None:
                 continue
             batch = await self.store.jobs.get_batch(run.account, run.batch_id, self.clock())

@@ -17,9 +17,10 @@ from typing import Any, Literal
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
+from querybatch.domain.status import BatchStatus
 from querybatch.store.database import Database
 from querybatch.store.repository import reads, writes
-from querybatch.store.tables import backfills, transfer_runs, transfers
+from querybatch.store.tables import backfills, batches, transfer_runs, transfers
 
 RunStatus = Literal["CREATED", "RUNNING", "LOADING", "COMPLETED", "FAILED", "CANCELLED"]
 RunType = Literal["Recurring", "Backfill"]
@@ -134,13 +135,21 @@ class TransferRunStore:
             return _insert_runs(conn, moved[0], transfer_id, data_dates, "Recurring", key, now)
 
     @reads
-    def in_state(self, status: RunStatus, limit: int) -> list[TransferRunRecord]:
-        """Runs in ``status``, oldest first: CREATED to start, RUNNING to look at."""
+    def to_load(self, limit: int) -> list[TransferRunRecord]:
+        """RUNNING runs whose query batch has stopped (or is gone), oldest first: the ones a
+        pass can load. Runs whose batches still run are not among them, so however many
+        of those there are, a run whose batch is done is never kept waiting behind them."""
+        runs = transfer_runs.c
         with self.db.reading() as conn:
             rows = conn.execute(
                 select(transfer_runs)
-                .where(transfer_runs.c.status == status)
-                .order_by(transfer_runs.c.id)
+                .select_from(transfer_runs.outerjoin(batches, batches.c.id == runs.batch_id))
+                .where(
+                    runs.status == "RUNNING",
+                    runs.batch_id.is_not(None),
+                    or_(batches.c.id.is_(None), batches.c.status == BatchStatus.STOPPED.value),
+                )
+                .order_by(runs.id)
                 .limit(limit)
             ).mappings()
             return [_record(row) for row in rows]

@@ -258,3 +258,36 @@ async def test_a_backfill_of_a_bad_range_is_refused_and_makes_nothing(
     with pytest.raises(NotFound):
         await backfills.latest(ACME, TEAM, transfer_id)
     assert await backfills.incomplete(ACME, TEAM) == []
+
+
+async def test_a_run_whose_batch_stopped_is_loaded_whatever_runs_before_it_still_wait(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading looks at runs whose batches have stopped, not at the oldest RUNNING ones:
+    with a pass that looks at one run, the older run's batch still running does not keep
+    the newer one, whose batch is done, from loading."""
+    transfer_id = await make_transfer(rig, DestinationInput("DWH_DUCKDB", "wh", {"path": "h.db"}))
+    await rig.runner.run_pass()
+    monkeypatch.setattr("querybatch.engine.transfer_runner.PASS_LIMIT", 1)
+    older, newer = sorted(await runs_of(rig, transfer_id), key=lambda r: r.id)
+    assert older.batch_id and newer.batch_id
+
+    async def stopped(batch_id: str) -> None:
+        while True:
+            batch = await rig.store.jobs.get_batch("acme", batch_id, rig.clock())
+            if batch is not None and batch.status == "STOPPED":
+                return
+            await asyncio.sleep(0.02)
+
+    for run in (older, newer):
+        await within(stopped(str(run.batch_id)))
+    with rig.store.db.writing() as conn:  # the older run's batch is made to look busy again
+        conn.exec_driver_sql(
+            "UPDATE batches SET status = 'RUNNING' WHERE id = ?", (older.batch_id,)
+        )
+        conn.commit()
+    assert [r.id for r in await rig.store.transfer_runs.to_load(1)] == [newer.id]
+    await rig.runner.run_pass()
+    await rig.runner.settle()
+    statuses = {r.id: r.status for r in await runs_of(rig, transfer_id)}
+    assert statuses == {older.id: "RUNNING", newer.id: "COMPLETED"}
