@@ -22,7 +22,7 @@ from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 
 from browser import assert_clean, axe_violations, chromium, drain, shown, sign_in, wait
-from support import ADMIN_KEY, ServerProcess, client
+from support import ADMIN_KEY, ServerProcess, client, run_cli
 
 DEPLOYMENTS = ("embedded",)
 
@@ -199,8 +199,20 @@ def test_a_viewer_sees_no_upload_cancel_or_delete(
         sign_in(browser, server, ADMIN_KEY)
 
 
-def test_a_bad_or_unknown_batch_id_is_not_found(console: WebDriver, server: ServerProcess) -> None:
+def test_a_bad_unknown_or_other_accounts_batch_is_not_found(
+    console: WebDriver, server: ServerProcess
+) -> None:
     console.get(f"{server.url}/console/bulk/not%20an%20id")
     assert "no such page" in console.find_element(By.TAG_NAME, "main").text
     console.get(f"{server.url}/console/bulk/0d0c0000-0000-0000-0000-000000009a1e")
     shown(console, "#not-found")
+    made = run_cli(server, "keys", "create", "--name", "other", "--account", "other", "-q")
+    assert made.returncode == 0, made.stderr
+    with client(server, made.stdout.strip()) as other:
+        upload_url = other.post("/cache").json()
+        assert httpx.put(upload_url["url"], content=jsonl([orjson.dumps(op())])).status_code == 200
+        body = {"handler": upload_url["handler"], "operation": "get_data"}
+        theirs = other.post("/batches", json=body).json()["batch"]
+    console.get(f"{server.url}/console/bulk/{theirs}")
+    shown(console, "#not-found")
+    assert not console.find_element(By.ID, "found").is_displayed()
