@@ -139,6 +139,10 @@ async function showInvalid() {
 
 async function step() {
   timer = null;
+  if (document.hidden) {
+    document.addEventListener("visibilitychange", step, { once: true }); // nothing asked meanwhile
+    return;
+  }
   let wait = INTERVAL;
   let more = true;
   try {
