@@ -100,6 +100,17 @@ class Pages:
             return self.render(request, "not_found.html", status=404)
         return self.render(request, "batch.html", batch_id=batch_id)
 
+    async def bulk(self, request: Request) -> Response:
+        """The account's bulk batches, and a new one from a JSON Lines file."""
+        return self.render(request, "bulk.html")
+
+    async def bulk_batch(self, request: Request) -> Response:
+        """One bulk batch; an id that cannot be one is not found."""
+        batch_id = str(request.path_params["batch_id"])
+        if BATCH_ID.fullmatch(batch_id) is None:
+            return self.render(request, "not_found.html", status=404)
+        return self.render(request, "bulk_batch.html", batch_id=batch_id)
+
     async def keys(self, request: Request) -> Response:
         """The account's keys and roles (the role must allow managing them)."""
         return self.render(request, "keys.html")
@@ -131,6 +142,8 @@ def console_app() -> ASGIApp:
         Route("/explore", pages.explore, methods=["GET"], name="explore"),
         Route("/batches", pages.to_overview, methods=["GET"]),
         Route("/batches/{batch_id}", pages.batch, methods=["GET"], name="batch"),
+        Route("/bulk", pages.bulk, methods=["GET"], name="bulk"),
+        Route("/bulk/{batch_id}", pages.bulk_batch, methods=["GET"], name="bulk_batch"),
         Route("/keys", pages.keys, methods=["GET"], name="keys"),
         Route("/sources", pages.sources, methods=["GET"], name="sources"),
         Mount("/static", VersionedStaticFiles(directory=STATIC), name="static"),
