@@ -64,8 +64,8 @@ def chunk_table(
     if data_date is not None:
         arrays.append(pa.array([data_date] * count, pa.date32()))
     arrays.append(pa.array([chunk.account] * count, pa.string()))
-    for index, column in enumerate(columns):
-        values = [row[index] for row in chunk.rows]
-        arrays.append(_array(values, ARROW_TYPES[column.type], column.name))
+    by_column = list(zip(*chunk.rows, strict=True)) if count else [() for _ in columns]
+    for column, values in zip(columns, by_column, strict=True):
+        arrays.append(_array(list(values), ARROW_TYPES[column.type], column.name))
     arrays.append(pa.array([loaded_at.astimezone(UTC)] * count, pa.timestamp("us", tz="UTC")))
     return pa.Table.from_arrays(arrays, schema=schema)
