@@ -60,12 +60,15 @@ def chunk_table(
 ) -> pa.Table:
     """One chunk of rows as a table of ``schema`` (from :func:`schema_of`)."""
     count = len(chunk.rows)
-    arrays: list[pa.Array] = [pa.array([transfer_id] * count, pa.int64())]
+    # The values every row shares are repeated by Arrow: converting a Python datetime per
+    # row cost as much as the rest of the chunk.
+    arrays: list[pa.Array] = [pa.repeat(pa.scalar(transfer_id, pa.int64()), count)]
     if data_date is not None:
-        arrays.append(pa.array([data_date] * count, pa.date32()))
-    arrays.append(pa.array([chunk.account] * count, pa.string()))
-    for index, column in enumerate(columns):
-        values = [row[index] for row in chunk.rows]
-        arrays.append(_array(values, ARROW_TYPES[column.type], column.name))
-    arrays.append(pa.array([loaded_at.astimezone(UTC)] * count, pa.timestamp("us", tz="UTC")))
+        arrays.append(pa.repeat(pa.scalar(data_date, pa.date32()), count))
+    arrays.append(pa.repeat(pa.scalar(chunk.account, pa.string()), count))
+    by_column = list(zip(*chunk.rows, strict=True)) if count else [() for _ in columns]
+    for column, values in zip(columns, by_column, strict=True):
+        arrays.append(_array(list(values), ARROW_TYPES[column.type], column.name))
+    stamp = pa.scalar(loaded_at.astimezone(UTC), pa.timestamp("us", tz="UTC"))
+    arrays.append(pa.repeat(stamp, count))
     return pa.Table.from_arrays(arrays, schema=schema)
