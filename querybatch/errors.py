@@ -7,6 +7,7 @@ one handler and the CLI maps them to exit codes in one place::
     QueryBatchError
      ├── BadRequest              400 BAD_REQUEST
      │    ├── PayloadTooLarge    413 PAYLOAD_TOO_LARGE
+     │    ├── InvalidFilter      400 INVALID_FILTER (a status page's status, account or date)
      │    └── DestinationHostRefused  400 DESTINATION_HOST_NOT_ALLOWED (outbound policy)
      ├── Unauthorized            401 UNAUTHORIZED
      ├── PermissionDenied        403 PERMISSION_ERROR
@@ -60,6 +61,12 @@ class BadRequest(QueryBatchError):
 
     code = "BAD_REQUEST"
     status = 400
+
+
+class InvalidFilter(BadRequest):
+    """A filter of a batch's status page (``status``, ``account``, ``date``) is not valid."""
+
+    code = "INVALID_FILTER"
 
 
 class PayloadTooLarge(BadRequest):

@@ -38,6 +38,7 @@ from querybatch.api.routes.batches import (
 )
 from querybatch.api.routes.status import query_status_answer
 from querybatch.api.services import Services
+from querybatch.api.sub_query_params import FILTER_PARAMS
 from querybatch.cpu_meter import CpuMeter
 from querybatch.errors import QueryBatchError
 
@@ -147,10 +148,12 @@ def _poll_of(scope: Scope) -> Poll | None:
 
 def _page_of(query: bytes) -> tuple[int, int] | None:
     """``offset`` and ``limit`` of a status page; None unless both are plain and in bounds
-    (the route then answers, and names what is wrong)."""
+    and no filter is asked for (the route then answers, and names what is wrong)."""
     offset, limit = PAGE_OFFSET.default, PAGE_LIMIT.default
     if query:
         for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if name in FILTER_PARAMS:
+                return None  # a filtered page is the route's
             if name not in ("offset", "limit"):
                 continue
             if not value.isdigit() or len(value) > 9:

@@ -14,6 +14,12 @@ from querybatch.domain.batch import BatchSettings, new_batch_id
 from querybatch.domain.callback_policy import CallbackRefused
 from querybatch.domain.query import SpecError
 from querybatch.domain.status import BatchStatus
+from querybatch.domain.sub_query_filter import (
+    FAILURE_ACCOUNTS_MAX,
+    FAILURE_GROUPS_MAX,
+    FailureSummary,
+    SubQueryFilter,
+)
 from querybatch.engine.activity import MAX_MINUTES, Activity, read_activity, window_minutes
 from querybatch.engine.batch_rows import batch_rows
 from querybatch.engine.batches import plan_batch, request_hash
@@ -55,6 +61,7 @@ class BatchStatusPage:
 
     batch: BatchRecord
     queries: list[SubQueryState]
+    matched: int | None = None  # sub-queries a filter keeps in all (None: no filter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +140,25 @@ class QueryBatches:
         small = limit <= POINT_PAGE_ROWS
         queries = await (read.point if small else read)(batch.id, offset, limit)
         return BatchStatusPage(batch, queries)
+
+    async def filtered_status_page(
+        self, caller: Caller, batch_id: str, keep: SubQueryFilter, offset: int, limit: int
+    ) -> BatchStatusPage:
+        """The caller's batch and ``limit`` of the sub-queries ``keep`` keeps, after the first
+        ``offset`` of them, with how many it keeps in all."""
+        batch = await self.get(caller, batch_id)
+        if keep.is_empty:
+            return await self.status_page(caller, batch_id, offset, limit)
+        found, matched = await self.store.sub_queries.filtered_page(batch.id, keep, offset, limit)
+        return BatchStatusPage(batch, found, matched)
+
+    async def failures(self, caller: Caller, batch_id: str) -> tuple[BatchRecord, FailureSummary]:
+        """The caller's batch and its failures grouped by reason (bounded, see the domain)."""
+        batch = await self.get(caller, batch_id)
+        summary = await self.store.sub_queries.failure_summary(
+            batch.id, FAILURE_GROUPS_MAX, FAILURE_ACCOUNTS_MAX
+        )
+        return batch, summary
 
     async def cancel(self, caller: Caller, batch_id: str) -> BatchRecord:
         """Cancel the caller's batch (a stopped one is left as it is); the batch as it is now."""

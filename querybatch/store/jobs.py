@@ -73,21 +73,23 @@ _QUERY_BY_REQUEST_ID = PreparedRead(
 # runs on the event loop, where it costs less than the hop to a reader thread and back, and
 # this bound keeps it short. Larger pages are read on a reader thread.
 POINT_PAGE_ROWS = 100
+# What a status page shows of a sub-query, in the order :func:`sub_query_state` takes.
+BATCH_PAGE_COLUMNS = (
+    queries.c.id,
+    queries.c.schedule_id,
+    queries.c.status,
+    queries.c.ds_id,
+    type_coerce(queries.c.spec, Text).label("spec_text"),
+    queries.c.start_time,
+    queries.c.end_time,
+    queries.c.error_code,
+    queries.c.error_message,
+    queries.c.error_description,
+    queries.c.excluded_accounts,
+    results.c.total_rows,
+)
 _BATCH_PAGE = PreparedRead(
-    select(
-        queries.c.id,
-        queries.c.schedule_id,
-        queries.c.status,
-        queries.c.ds_id,
-        type_coerce(queries.c.spec, Text).label("spec_text"),
-        queries.c.start_time,
-        queries.c.end_time,
-        queries.c.error_code,
-        queries.c.error_message,
-        queries.c.error_description,
-        queries.c.excluded_accounts,
-        results.c.total_rows,
-    )
+    select(*BATCH_PAGE_COLUMNS)
     .outerjoin(results, results.c.id == queries.c.result_id)
     .where(queries.c.batch_id == bindparam("b_id"), queries.c.position > bindparam("offset"))
     .order_by(queries.c.position)
@@ -339,7 +341,7 @@ class JobStore:
         with ``batch_page.point``)."""
         with self.db.point_reading() as conn:
             rows = _BATCH_PAGE.rows(conn, {"b_id": batch_id, "offset": offset, "limit": limit})
-        return [_sub_query_state(*row) for row in rows]
+        return [sub_query_state(*row) for row in rows]
 
     @reads
     def batch_status(self, batch_id: str) -> str | None:
@@ -401,7 +403,7 @@ class JobStore:
         )
 
 
-def _sub_query_state(
+def sub_query_state(
     query_id: int,
     schedule_id: str,
     status: str,

@@ -16,6 +16,7 @@ from querybatch.store.keys import KeyStore
 from querybatch.store.requests import RequestStore
 from querybatch.store.results import ResultStore
 from querybatch.store.runs import RunStore
+from querybatch.store.sub_query_views import SubQueryViews
 from querybatch.store.transfer_runs import TransferRunStore
 from querybatch.store.transfers import TransferStore
 from querybatch.store.upkeep import UpkeepStore
@@ -28,6 +29,7 @@ class Store:
     db: Database
     keys: KeyStore
     jobs: JobStore
+    sub_queries: SubQueryViews
     runs: RunStore
     upkeep: UpkeepStore
     results: ResultStore
@@ -51,6 +53,7 @@ class Store:
             db=db,
             keys=KeyStore(db),
             jobs=JobStore(db, result_ttl),
+            sub_queries=SubQueryViews(db),
             runs=RunStore(db),
             upkeep=UpkeepStore(db, result_ttl),
             results=ResultStore(db),

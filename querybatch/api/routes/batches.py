@@ -19,6 +19,7 @@ from querybatch.api.cursor import QUERY_BATCH_CURSORS
 from querybatch.api.deps import PrincipalDep, ServicesDep
 from querybatch.api.download import download_etag, download_stream
 from querybatch.api.errors import request_id_of
+from querybatch.api.failure_shapes import FailuresMeta, FailuresResponse, failure_groups
 from querybatch.api.formats import MEDIA_TYPES
 from querybatch.api.params import json_body
 from querybatch.api.poll import PLACEHOLDER, PollAnswer
@@ -37,9 +38,11 @@ from querybatch.api.schemas import (
     query_batch_schema,
 )
 from querybatch.api.services import Services
+from querybatch.api.sub_query_params import sub_query_filter
 from querybatch.domain.dates import epoch_seconds
 from querybatch.domain.poll_hint import retry_after
 from querybatch.domain.status import BatchStatus
+from querybatch.domain.sub_query_filter import SubQueryFilter
 from querybatch.engine.query_batches import MAX_MINUTES, BatchRecord
 from querybatch.errors import BadRequest
 
@@ -104,17 +107,23 @@ async def batch_status_answer(
     batch_id: str,
     offset: int,
     limit: int,
+    keep: SubQueryFilter | None = None,
 ) -> Response:
-    """``GET /query/batch/{batch_id}/status`` (also answered by the poll lane)."""
-    page = await services.query_batches.status_page(principal.caller, batch_id, offset, limit)
+    """``GET /query/batch/{batch_id}/status`` (also answered by the poll lane, unfiltered)."""
+    batches = services.query_batches
+    if keep is None or keep.is_empty:
+        page = await batches.status_page(principal.caller, batch_id, offset, limit)
+    else:
+        page = await batches.filtered_status_page(principal.caller, batch_id, keep, offset, limit)
     batch, queries = page.batch, page.queries
+    total = batch.query_amount if page.matched is None else page.matched
     base = base_of(request, services)
     meta = BatchStatusMeta(
         request_id=PLACEHOLDER,
         batch_id=batch.id,
         status_code=batch.status.value,
         progress=progress(batch.counts),
-        paginate=OffsetPage(offset=offset, limit=limit, total=batch.query_amount),
+        paginate=OffsetPage(offset=offset, limit=limit, total=total),
     )
     data = services.items.page(queries, base)
     return PollAnswer.enveloped(meta, data, batch_retry_after(batch)).response(request)
@@ -231,9 +240,50 @@ async def get_query_batch_status(
     principal: PrincipalDep,
     offset: Annotated[int, Query(ge=PAGE_OFFSET.low, le=PAGE_OFFSET.high)] = PAGE_OFFSET.default,
     limit: Annotated[int, Query(ge=PAGE_LIMIT.low, le=PAGE_LIMIT.high)] = PAGE_LIMIT.default,
+    status: Annotated[list[str] | None, Query()] = None,
+    account: Annotated[str | None, Query()] = None,
+    date: Annotated[str | None, Query()] = None,
 ) -> Response:
-    """Each sub-query's status, split, error and result link, ``limit`` at a time."""
-    return await batch_status_answer(request, services, principal, batch_id, offset, limit)
+    """Each sub-query's status, split, error and result link, ``limit`` at a time.
+
+    Optional filters keep only the sub-queries of the given ``status`` (repeated, or
+    comma-separated), with an account whose id holds ``account`` (case-insensitive, up to
+    64 characters), whose date range holds ``date`` (YYYY-MM-DD). ``offset`` and ``limit``
+    then page through the sub-queries kept, and ``meta.paginate.total`` counts them.
+    """
+    keep = sub_query_filter(status or [], account, date)
+    return await batch_status_answer(request, services, principal, batch_id, offset, limit, keep)
+
+
+@action_route(
+    router,
+    "GET",
+    "/query/batch/{batch_id}/failures",
+    "get_query_batch_status",
+    name="get_query_batch_failures",
+    response_model=FailuresResponse,
+    responses=ERROR_RESPONSES,
+)
+async def get_query_batch_failures(
+    batch_id: BatchId,
+    request: Request,
+    services: ServicesDep,
+    principal: PrincipalDep,
+) -> Response:
+    """The batch's failed sub-queries grouped by error code and message, largest first.
+
+    Each group names its 20 most frequent accounts and the first and last date it covers;
+    at most 100 groups are sent (``meta.groups_truncated`` says when more exist).
+    """
+    batch, summary = await services.query_batches.failures(principal.caller, batch_id)
+    meta = FailuresMeta(
+        request_id=request_id_of(request),
+        batch_id=batch.id,
+        status_code=batch.status.value,
+        failures=summary.failures,
+        groups_truncated=summary.truncated,
+    )
+    return model_response(FailuresResponse(meta=meta, data=failure_groups(summary)))
 
 
 @action_route(

@@ -1,9 +1,7 @@
 // A batch's failed sub-queries grouped by error code and message, with the accounts and dates
-// they hit: read from the public status pages, at most SCAN_BUDGET sub-queries per look.
+// they hit: the failure summary the server groups (GET /query/batch/{id}/failures).
 import { api, h } from "./console.js";
 
-const SCAN_PAGE = 1000;
-const SCAN_BUDGET = 20_000;
 const EVERY_MS = 15_000; // while the batch runs, look again at most this often
 const SHOWN = 5; // accounts named per group
 
@@ -28,51 +26,20 @@ export class Failures {
     if (!stopped && performance.now() - this.lookedAt < EVERY_MS && this.lookedAt > 0) return;
     this.lookedAt = performance.now();
     this.failures = failures;
-    const { groups, read, total } = await this.scan();
-    this.show(groups);
+    const summary = await api(`${this.path}/failures`);
+    this.show(summary.data);
+    const { failures: count, groups_truncated: truncated, max_groups: most } = summary.meta;
     this.note.textContent =
-      read < total
-        ? `Grouped over the first ${read.toLocaleString("en")} of ${total.toLocaleString("en")} sub-queries.`
-        : `${failures.toLocaleString("en")} failed sub-queries, grouped by reason.`;
-  }
-
-  async scan() {
-    const groups = new Map();
-    let read = 0;
-    let total = Number.POSITIVE_INFINITY;
-    while (read < total && read < SCAN_BUDGET) {
-      const answer = await api(`${this.path}/status?offset=${read}&limit=${SCAN_PAGE}`);
-      total = answer.meta.paginate.total;
-      if (answer.data.length === 0) break;
-      read += answer.data.length;
-      for (const item of answer.data) {
-        if (item.status_code !== "FAILURE" || !item.error_info) continue;
-        const key = JSON.stringify([item.error_info.code, item.error_info.message]);
-        const group = groups.get(key) ?? {
-          code: item.error_info.code,
-          message: item.error_info.message,
-          count: 0,
-          accounts: new Set(),
-          first: null,
-          last: null,
-        };
-        const split = item.split_info ?? {};
-        group.count += 1;
-        for (const account of split.ds_accounts ?? []) group.accounts.add(account);
-        if (split.start_date && (!group.first || split.start_date < group.first)) group.first = split.start_date;
-        if (split.end_date && (!group.last || split.end_date > group.last)) group.last = split.end_date;
-        groups.set(key, group);
-      }
-    }
-    return { groups: [...groups.values()].sort((a, b) => b.count - a.count), read, total };
+      `${count.toLocaleString("en")} failed sub-queries, grouped by reason` +
+      (truncated ? ` (the ${most} largest groups shown).` : ".");
   }
 
   show(groups) {
     const rows = groups.map((group) => {
-      const accounts = [...group.accounts];
-      const named = accounts.slice(0, SHOWN).join(", ");
-      const more = accounts.length > SHOWN ? ` and ${accounts.length - SHOWN} more` : "";
-      const dates = group.first ? `${group.first} – ${group.last}` : "—";
+      const named = group.accounts.slice(0, SHOWN).map((a) => a.account).join(", ");
+      const others = group.account_count - Math.min(SHOWN, group.accounts.length);
+      const more = others > 0 ? ` and ${others.toLocaleString("en")} more` : "";
+      const dates = group.first_date ? `${group.first_date} – ${group.last_date}` : "—";
       return h(
         "tr",
         {},

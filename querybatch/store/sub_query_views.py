@@ -1,0 +1,188 @@
+"""A batch's sub-queries as the batch page looks at them: filtered pages, failures by reason.
+
+Every read starts from the batch's own index entries (``batch_id, status, position``, or the
+``batch_id, position`` key), so its cost is bounded by the batch, never by the store. A
+status filter walks only the index entries of those statuses; an account or a date is
+matched on the sub-query's stored spec, row by row within the batch. A deep page finds its
+positions on the index first and reads only the rows it shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Connection,
+    Text,
+    and_,
+    cast,
+    desc,
+    func,
+    literal_column,
+    select,
+    type_coerce,
+)
+from sqlalchemy.engine import Dialect
+
+from querybatch.domain.status import QueryStatus
+from querybatch.domain.sub_query_filter import (
+    AccountCount,
+    FailureGroup,
+    FailureSummary,
+    SubQueryFilter,
+)
+from querybatch.store.database import Database
+from querybatch.store.jobs import BATCH_PAGE_COLUMNS, sub_query_state
+from querybatch.store.records import SubQueryState
+from querybatch.store.repository import reads
+from querybatch.store.tables import queries, results
+
+_SPEC = type_coerce(queries.c.spec, Text)
+
+
+class SubQueryViews:
+    """The repository of filtered status pages and failure summaries."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @reads
+    def filtered_page(
+        self, batch_id: str, keep: SubQueryFilter, offset: int, limit: int
+    ) -> tuple[list[SubQueryState], int]:
+        """``limit`` of the batch's sub-queries that ``keep`` keeps, in batch order, after
+        the first ``offset`` of them; and how many it keeps in all."""
+        with self.db.reading() as conn:
+            where = _conditions(conn.dialect, batch_id, keep)
+            positions = (
+                select(queries.c.position)
+                .where(*where)
+                .order_by(queries.c.position)
+                .limit(limit)
+                .offset(offset)
+                .scalar_subquery()
+            )
+            page = (
+                select(*BATCH_PAGE_COLUMNS)
+                .outerjoin(results, results.c.id == queries.c.result_id)
+                .where(queries.c.batch_id == batch_id, queries.c.position.in_(positions))
+                .order_by(queries.c.position)
+            )
+            rows = conn.execute(page).all()
+            total = conn.execute(select(func.count()).where(*where)).scalar_one()
+        return [sub_query_state(*row) for row in rows], int(total)
+
+    @reads
+    def failure_summary(self, batch_id: str, max_groups: int, max_accounts: int) -> FailureSummary:
+        """The batch's failed sub-queries grouped by error code and message, the largest
+        ``max_groups`` groups first, each with its ``max_accounts`` most frequent accounts."""
+        failed = (queries.c.batch_id == batch_id, queries.c.status == QueryStatus.FAILURE.value)
+        with self.db.reading() as conn:
+            code = func.coalesce(queries.c.error_code, "")
+            message = func.coalesce(queries.c.error_message, "")
+            dialect = conn.dialect
+            grouped = conn.execute(
+                select(
+                    code,
+                    message,
+                    func.count(),
+                    func.min(_spec_text(dialect, "start_date")),
+                    func.max(_spec_text(dialect, "end_date")),
+                )
+                .where(*failed)
+                .group_by(code, message)
+                .order_by(desc(func.count()), code, message)
+                .limit(max_groups + 1)
+            ).all()
+            failures = conn.execute(select(func.count()).where(*failed)).scalar_one()
+            accounts = _accounts_by_group(conn, failed, max_accounts)
+        groups = tuple(
+            FailureGroup(
+                code=row[0],
+                message=row[1],
+                count=int(row[2]),
+                first_date=row[3] or "",
+                last_date=row[4] or "",
+                accounts=tuple(accounts.get((row[0], row[1]), ([], 0))[0]),
+                account_count=accounts.get((row[0], row[1]), ([], 0))[1],
+            )
+            for row in grouped[:max_groups]
+        )
+        return FailureSummary(int(failures), groups, len(grouped) > max_groups)
+
+
+def _conditions(dialect: Dialect, batch_id: str, keep: SubQueryFilter) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = [queries.c.batch_id == batch_id]
+    if keep.statuses:
+        values = sorted(status.value for status in keep.statuses)
+        where.append(queries.c.status.in_(values))
+    if keep.account is not None:
+        accounts = func.lower(_accounts_text(dialect))
+        where.append(accounts.contains(keep.account.lower(), autoescape=True))
+    if keep.day is not None:
+        day = keep.day.isoformat()
+        where.append(
+            and_(_spec_text(dialect, "start_date") <= day, _spec_text(dialect, "end_date") >= day)
+        )
+    return where
+
+
+def _spec_text(dialect: Dialect, key: str) -> ColumnElement[Any]:
+    """A text value of the stored spec (its JSON is kept as text on both databases)."""
+    if dialect.name == "postgresql":
+        value: ColumnElement[Any] = cast(_SPEC, JSON)[key].as_string()
+        return value
+    return func.json_extract(_SPEC, f"$.{key}")
+
+
+def _accounts_text(dialect: Dialect) -> ColumnElement[Any]:
+    """The spec's list of accounts as JSON text (``["a","b"]``)."""
+    if dialect.name == "postgresql":
+        listed: ColumnElement[Any] = cast(cast(_SPEC, JSON)["accounts"], Text)
+        return listed
+    return func.json_extract(_SPEC, "$.accounts")
+
+
+def _accounts_by_group(
+    conn: Connection, failed: Sequence[ColumnElement[bool]], limit: int
+) -> dict[tuple[str, str], tuple[list[AccountCount], int]]:
+    """Per (code, message): its ``limit`` most frequent accounts and how many it hit."""
+    code = func.coalesce(queries.c.error_code, "").label("code")
+    message = func.coalesce(queries.c.error_message, "").label("message")
+    if conn.dialect.name == "postgresql":
+        items = func.json_array_elements_text(cast(_SPEC, JSON)["accounts"]).table_valued("value")
+    else:
+        items = func.json_each(_SPEC, "$.accounts").table_valued("value")
+    account = items.c.value
+    counted = (
+        select(code, message, account.label("account"), func.count().label("hits"))
+        .select_from(queries)
+        .join(items, literal_column("1") == 1)
+        .where(*failed)
+        .group_by(code, message, account)
+        .subquery()
+    )
+    partition = (counted.c.code, counted.c.message)
+    ranked = select(
+        counted.c.code,
+        counted.c.message,
+        counted.c.account,
+        counted.c.hits,
+        func.row_number()
+        .over(partition_by=partition, order_by=(desc(counted.c.hits), counted.c.account))
+        .label("rank"),
+        func.count().over(partition_by=partition).label("accounts"),
+    ).subquery()
+    rows = conn.execute(
+        select(ranked.c.code, ranked.c.message, ranked.c.account, ranked.c.hits, ranked.c.accounts)
+        .where(ranked.c.rank <= limit)
+        .order_by(ranked.c.code, ranked.c.message, ranked.c.rank)
+    ).all()
+    found: dict[tuple[str, str], tuple[list[AccountCount], int]] = {}
+    for group_code, group_message, name, hits, distinct in rows:
+        entry = found.setdefault((group_code, group_message), ([], int(distinct)))
+        entry[0].append(AccountCount(str(name), int(hits)))
+    return found
