@@ -7,6 +7,7 @@ import os
 import pty
 import re
 import select
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -87,7 +88,9 @@ def in_terminal(
         "TERM": "xterm-256color",
     }
     pid, fd = pty.fork()
-    if pid == 0:  # the child: become the command
+    if pid == 0:  # the child: become the command, with Ctrl-C as a terminal gives it
+        # (a suite started in the background inherits SIGINT ignored, and so would it)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.execve(QUERYBATCH, [QUERYBATCH, *args], env)
     shown, pressed = b"", False
     deadline = time.monotonic() + 60

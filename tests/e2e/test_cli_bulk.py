@@ -246,6 +246,9 @@ def test_ctrl_c_while_following_exits_130_and_the_batch_carries_on(
         stdin=subprocess.DEVNULL,
         stdout=slave,
         stderr=slave,
+        # Ctrl-C as a terminal gives it, even in a suite started in the background (which
+        # inherits SIGINT ignored, and would pass that on).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     os.close(slave)
     try:

@@ -281,7 +281,11 @@ async def test_a_run_whose_batch_stopped_is_loaded_whatever_runs_before_it_still
 
     for run in (older, newer):
         await within(stopped(str(run.batch_id)))
+    await rig.runner.settle()  # a load the first pass began ends before the scene is set
     with rig.store.db.writing() as conn:  # the older run's batch is made to look busy again
+        conn.exec_driver_sql(
+            "UPDATE transfer_runs SET status = 'RUNNING' WHERE id IN (?, ?)", (older.id, newer.id)
+        )
         conn.exec_driver_sql(
             "UPDATE batches SET status = 'RUNNING' WHERE id = ?", (older.batch_id,)
         )
