@@ -11,10 +11,11 @@ from typing import Any
 
 import orjson
 import pytest
-from supermetrics import SupermetricsClient, TransferAccount, TransferSchedule
+from supermetrics import SupermetricsClient
 from supermetrics.exceptions import SupermetricsForbiddenError, SupermetricsNotFoundError
 
 from support import ServerProcess, assert_error, client, run_cli
+from transfer_support import daily_transfer
 
 ACCOUNTS = ("ads-0001", "ads-0003")
 FIELDS = ["date", "account_id", "campaign_id", "impressions", "clicks", "cost"]
@@ -56,21 +57,7 @@ def test_a_new_transfer_loads_its_window_at_once_and_its_runs_are_read_through_t
 ) -> None:
     import duckdb
 
-    destination = sdk.destinations.create(
-        team_id=team_id, type="DWH_DUCKDB", display_name="Lake", fields={"path": "runs.duckdb"}
-    )
-    transfer_id = sdk.transfers.create(
-        team_id=team_id,
-        data_source_id="DEMO_ADS",
-        schema_id=1,
-        destination_id=int(destination.id),
-        display_name="Ads daily",
-        schedule=[TransferSchedule(run_interval="daily", run_hour=4, refresh_window=2)],
-        accounts=[
-            TransferAccount(account_id=a, data_source_username="ads.team@demo.example")
-            for a in ACCOUNTS
-        ],
-    ).transfer_id
+    transfer_id = daily_transfer(sdk, team_id, "runs.duckdb", ACCOUNTS, refresh_window=2)
 
     runs = finished_runs(sdk, team_id, transfer_id)
     assert [(r.status, r.type_, r.message) for r in runs] == [("COMPLETED", "Recurring", "")] * 2
@@ -153,21 +140,9 @@ def test_runs_are_the_tenants_own_and_bad_ranges_are_refused(
 def test_a_backfill_through_the_sdk_loads_each_date_once_and_a_cancel_keeps_what_loaded(
     server: ServerProcess, sdk: SupermetricsClient, team_id: int
 ) -> None:
-    destination = sdk.destinations.create(
-        team_id=team_id, type="DWH_DUCKDB", display_name="Fill", fields={"path": "fill.duckdb"}
+    transfer_id = daily_transfer(
+        sdk, team_id, "fill.duckdb", ACCOUNTS, refresh_window=1, name="Ads history"
     )
-    transfer_id = sdk.transfers.create(
-        team_id=team_id,
-        data_source_id="DEMO_ADS",
-        schema_id=1,
-        destination_id=int(destination.id),
-        display_name="Ads history",
-        schedule=[TransferSchedule(run_interval="daily", run_hour=4, refresh_window=1)],
-        accounts=[
-            TransferAccount(account_id=a, data_source_username="ads.team@demo.example")
-            for a in ACCOUNTS
-        ],
-    ).transfer_id
     first, last = date(2026, 3, 1), date(2026, 3, 5)
     made = sdk.backfills.create(
         team_id=team_id, transfer_id=transfer_id, range_start=first, range_end=last
@@ -247,20 +222,9 @@ def test_backfills_refuse_bad_ranges_and_other_tenants(
 def test_a_role_that_manages_transfers_may_not_start_or_cancel_backfills_without_its_action(
     server: ServerProcess, sdk: SupermetricsClient, team_id: int
 ) -> None:
-    destination = sdk.destinations.create(
-        team_id=team_id, type="DWH_DUCKDB", display_name="Ops", fields={"path": "ops.duckdb"}
+    transfer_id = daily_transfer(
+        sdk, team_id, "ops.duckdb", ["ads-0001"], refresh_window=1, name="Operated"
     )
-    transfer_id = sdk.transfers.create(
-        team_id=team_id,
-        data_source_id="DEMO_ADS",
-        schema_id=1,
-        destination_id=int(destination.id),
-        display_name="Operated",
-        schedule=[TransferSchedule(run_interval="daily", run_hour=4, refresh_window=1)],
-        accounts=[
-            TransferAccount(account_id="ads-0001", data_source_username="ads.team@demo.example")
-        ],
-    ).transfer_id
     operator = {"name": "transfer-operator", "effect": "deny", "actions": ["manage_backfills"]}
     with client(server) as api:
         assert api.post("/roles", json=operator).status_code == 201

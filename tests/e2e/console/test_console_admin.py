@@ -7,7 +7,6 @@ no key (a new key's secret included) in a URL or the server's log, and no error 
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.select import Select
 
-from browser import assert_clean, axe_violations, chromium, drain, shown, sign_in, wait
+from browser import assert_clean, axe_violations, drain, shown, sign_in, wait
 from support import ADMIN_KEY, ServerProcess, assert_error, client, run_cli
 
 DEPLOYMENTS = ("embedded",)
@@ -32,22 +31,6 @@ XSS = "<img src=x onerror=alert(1)><script>alert(2)</script>"
 
 # Every secret the module's tests make, for the checks after each test.
 SECRETS: list[str] = []
-
-
-@pytest.fixture(scope="module")
-def server(deployment: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """The module's server; it logs requests, so that a test can look for keys in them."""
-    started = ServerProcess(tmp_path_factory.mktemp("console-admin"), log_level="info").start()
-    try:
-        yield started
-    finally:
-        started.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
-    with chromium() as driver:
-        yield driver
 
 
 @pytest.fixture(scope="module")
@@ -72,21 +55,6 @@ def keys(server: ServerProcess) -> dict[str, str]:
     assert other.returncode == 0, other.stderr
     SECRETS.extend([ADMIN_KEY, viewer, other.stdout.strip()])
     return {"admin": ADMIN_KEY, "viewer": viewer, "other": other.stdout.strip()}
-
-
-@pytest.fixture
-def api(server: ServerProcess) -> Iterator[httpx.Client]:
-    with client(server) as http:
-        yield http
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where screenshots go (``QB_CONSOLE_SCREENSHOTS`` if set, as in ``test_console``)."""
-    chosen = os.environ.get("QB_CONSOLE_SCREENSHOTS")
-    directory = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
 
 
 @pytest.fixture(autouse=True)

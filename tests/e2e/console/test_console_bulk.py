@@ -21,7 +21,7 @@ import pytest
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 
-from browser import assert_clean, axe_violations, chromium, drain, shown, sign_in, wait
+from browser import assert_clean, axe_violations, drain, shown, sign_in, wait
 from support import ADMIN_KEY, ServerProcess, client, run_cli
 
 DEPLOYMENTS = ("embedded",)
@@ -43,38 +43,12 @@ def jsonl(lines: list[bytes]) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def server(deployment: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    started = ServerProcess(tmp_path_factory.mktemp("bulk"), log_level="info").start()
-    try:
-        yield started
-    finally:
-        started.stop()
-
-
-@pytest.fixture(scope="module")
-def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("downloads")
-
-
-@pytest.fixture(scope="module")
-def browser(downloads: Path) -> Iterator[WebDriver]:
-    with chromium(downloads) as driver:
-        yield driver
-
-
-@pytest.fixture(scope="module")
 def viewer(server: ServerProcess) -> str:
     with client(server) as admin:
         made = admin.post("/keys", json={"name": "bulk viewer", "role": "viewer"})
         assert made.status_code == 201, made.text
         secret: str = made.json()["secret"]
     return secret
-
-
-@pytest.fixture
-def api(server: ServerProcess) -> Iterator[httpx.Client]:
-    with client(server) as http:
-        yield http
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,6 @@ the test's temporary directory.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,34 +26,12 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.select import Select
 
-from browser import assert_clean, axe_violations, chromium, drain, shown, sign_in, wait
+from browser import assert_clean, axe_violations, drain, shown, sign_in, wait
 from support import ADMIN_KEY, ServerProcess, assert_error, client, run_cli, wait_until
 
 DEPLOYMENTS = ("embedded",)
 
 XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
-
-
-@pytest.fixture(scope="module")
-def server(deployment: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """The module's server; it logs requests, so that a test can look for keys in them."""
-    started = ServerProcess(tmp_path_factory.mktemp("console"), log_level="info").start()
-    try:
-        yield started
-    finally:
-        started.stop()
-
-
-@pytest.fixture(scope="module")
-def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where the browser saves files."""
-    return tmp_path_factory.mktemp("downloads")
-
-
-@pytest.fixture(scope="module")
-def browser(downloads: Path) -> Iterator[WebDriver]:
-    with chromium(downloads) as driver:
-        yield driver
 
 
 @pytest.fixture(scope="module")
@@ -67,21 +44,6 @@ def keys(server: ServerProcess) -> dict[str, str]:
     other = run_cli(server, "keys", "create", "--name", "other", "--account", "other", "-q")
     assert other.returncode == 0, other.stderr
     return {"admin": ADMIN_KEY, "viewer": viewer, "other": other.stdout.strip()}
-
-
-@pytest.fixture
-def api(server: ServerProcess) -> Iterator[httpx.Client]:
-    with client(server) as http:
-        yield http
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where screenshots go."""
-    chosen = os.environ.get("QB_CONSOLE_SCREENSHOTS")
-    directory = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
 
 
 @pytest.fixture(autouse=True)

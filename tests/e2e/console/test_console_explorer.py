@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,44 +26,14 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.select import Select
 
-from browser import assert_clean, axe_violations, chromium, drain, shown, sign_in, wait
-from support import ADMIN_KEY, ServerProcess, client
+from browser import assert_clean, axe_violations, drain, shown, sign_in, wait
+from support import ADMIN_KEY, ServerProcess
 
 DEPLOYMENTS = ("embedded",)
 
 ACCOUNTS = ("ads-0001", "ads-0002")
 START, END = "2026-01-01", "2026-01-07"
 SHOWN = {"offset_start": "0", "offset_end": "999"}  # the page shows the first 1,000 rows
-
-
-@pytest.fixture(scope="module")
-def server(deployment: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    started = ServerProcess(tmp_path_factory.mktemp("explorer"), log_level="info").start()
-    try:
-        yield started
-    finally:
-        started.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
-    with chromium() as driver:
-        yield driver
-
-
-@pytest.fixture
-def api(server: ServerProcess) -> Iterator[httpx.Client]:
-    with client(server) as http:
-        yield http
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where screenshots go (``QB_CONSOLE_SCREENSHOTS``, as in ``test_console``)."""
-    chosen = os.environ.get("QB_CONSOLE_SCREENSHOTS")
-    directory = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
 
 
 @pytest.fixture(autouse=True)
