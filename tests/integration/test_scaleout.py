@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import httpx
 import pytest
-from supermetrics import SupermetricsClient, TransferAccount, TransferSchedule
+from supermetrics import SupermetricsClient
 
 from support import (
     ADMIN_KEY,
@@ -27,6 +27,7 @@ from support import (
     kill_worker,
     wait_until,
 )
+from transfer_support import daily_transfer
 
 
 def day_batch(days: int, latency_ms: int, concurrency: int) -> dict[str, Any]:
@@ -258,21 +259,9 @@ def test_two_api_nodes_make_and_load_each_transfer_run_once(tmp_path: Path) -> N
         with client(second) as api:
             team_id = api.get("/whoami").json()["team_id"]
         with SupermetricsClient(api_key=ADMIN_KEY, base_url=second.url) as sdk:
-            destination = sdk.destinations.create(
-                team_id=team_id, type="DWH_DUCKDB", display_name="Both", fields={"path": "b.duckdb"}
+            transfer_id = daily_transfer(
+                sdk, team_id, "b.duckdb", ["ads-0001", "ads-0003"], 2, name="Two nodes"
             )
-            transfer_id = sdk.transfers.create(
-                team_id=team_id,
-                data_source_id="DEMO_ADS",
-                schema_id=1,
-                destination_id=int(destination.id),
-                display_name="Two nodes",
-                schedule=[TransferSchedule(run_interval="daily", run_hour=4, refresh_window=2)],
-                accounts=[
-                    TransferAccount(account_id=a, data_source_username="ads.team@demo.example")
-                    for a in ("ads-0001", "ads-0003")
-                ],
-            ).transfer_id
             sdk.backfills.create(
                 team_id=team_id,
                 transfer_id=transfer_id,
