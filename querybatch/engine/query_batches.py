@@ -149,7 +149,13 @@ class QueryBatches:
         batch = await self.get(caller, batch_id)
         if keep.is_empty:
             return await self.status_page(caller, batch_id, offset, limit)
-        found, matched = await self.store.sub_queries.filtered_page(batch.id, keep, offset, limit)
+        views = self.store.sub_queries
+        if (keep.account is not None or keep.day is not None) and not await views.has_keys(
+            batch.id
+        ):
+            # Once per batch, on its first account or date filter (see store.sub_query_views).
+            await views.write_keys(batch.id)
+        found, matched = await views.filtered_page(batch.id, keep, offset, limit)
         return BatchStatusPage(batch, found, matched)
 
     async def failures(self, caller: Caller, batch_id: str) -> tuple[BatchRecord, FailureSummary]:
