@@ -4,8 +4,9 @@ Every read starts from the batch's own index entries (``batch_id, status, positi
 ``batch_id, position`` key), so its cost is bounded by the batch, never by the store. A
 status filter walks only the index entries of those statuses. An account or a date is
 matched on the batch's rows of ``sub_query_keys`` (narrow: the accounts and the date range of
-each sub-query, no JSON to parse), written from the specs on the batch's first such filter
-(:meth:`SubQueryViews.write_keys`); the positions they match are then looked up by the
+each sub-query, no JSON to parse), written from the specs a slice at a time
+(:meth:`SubQueryViews.write_keys`) when the batch page first opens or on the first such filter
+(engine.query_batches); the positions they match are then looked up by the
 ``batch_id, position`` key, with a status filter on the index. A deep page finds its
 positions first and reads only the rows it shows.
 """
@@ -54,22 +55,26 @@ class SubQueryViews:
         self.db = db
 
     @reads
-    def has_keys(self, batch_id: str) -> bool:
-        """True once the batch's ``sub_query_keys`` rows are written (all in one go)."""
+    def has_keys(self, batch_id: str, last_position: int) -> bool:
+        """True once the batch's ``sub_query_keys`` rows are all written (they are written in
+        the order of the positions, so the last one is written last)."""
         with self.db.reading() as conn:
             found = conn.execute(
-                select(sub_query_keys.c.position)
-                .where(sub_query_keys.c.batch_id == batch_id)
-                .limit(1)
+                select(sub_query_keys.c.position).where(
+                    sub_query_keys.c.batch_id == batch_id,
+                    sub_query_keys.c.position == last_position,
+                )
             ).first()
         return found is not None
 
     @writes
-    def write_keys(self, batch_id: str) -> None:
-        """Write the batch's ``sub_query_keys`` rows from its sub-queries' specs, in one
-        statement (a batch's specs never change, so they stay true).
+    def write_keys(self, batch_id: str, first: int, last: int) -> None:
+        """Write the ``sub_query_keys`` rows of the batch's sub-queries at positions ``first``
+        to ``last`` from their specs, in one statement (a batch's specs never change, so the
+        rows stay true). A slice at a time, so that the store's writer is not held for the
+        whole of a large batch.
 
-        Rows already there are kept: two servers (or requests) that filter a new batch at once
+        Rows already there are kept: two servers (or requests) that prepare a batch at once
         both write, and the second writes nothing.
         """
         with self.db.writing() as conn:
@@ -80,7 +85,7 @@ class SubQueryViews:
                 func.lower(_accounts_text(dialect)),
                 _spec_text(dialect, "start_date"),
                 _spec_text(dialect, "end_date"),
-            ).where(queries.c.batch_id == batch_id)
+            ).where(queries.c.batch_id == batch_id, queries.c.position.between(first, last))
             insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
             conn.execute(
                 insert(sub_query_keys)

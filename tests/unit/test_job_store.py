@@ -511,10 +511,12 @@ def test_a_batch_s_filter_rows_are_written_once_and_match_its_specs(store: Store
 
     make_batch(store, 4)
     views = store.sub_queries
-    assert not views.has_keys.blocking("qrb_000000000001")
-    views.write_keys.blocking("qrb_000000000001")
-    assert views.has_keys.blocking("qrb_000000000001")
-    views.write_keys.blocking("qrb_000000000001")  # a second writer adds nothing, fails not
+    assert not views.has_keys.blocking("qrb_000000000001", 4)
+    views.write_keys.blocking("qrb_000000000001", 1, 2)
+    assert count_rows(store, "sub_query_keys") == 2
+    assert not views.has_keys.blocking("qrb_000000000001", 4)  # not all written yet
+    views.write_keys.blocking("qrb_000000000001", 1, 4)  # what is there already stays
+    assert views.has_keys.blocking("qrb_000000000001", 4)
     assert count_rows(store, "sub_query_keys") == 4
     kept = SubQueryFilter(account="ADS-0001", day=QUERY.start_date)
     found, total = views.filtered_page.blocking("qrb_000000000001", kept, 1, 2)
@@ -536,7 +538,7 @@ def test_expiry_deletes_a_batch_s_filter_rows_with_its_sub_queries(store: Store)
     make_batch(store, 5, "qrb_000000000001")
     make_batch(store, 2, "qrb_000000000002")
     for batch_id in ("qrb_000000000001", "qrb_000000000002"):
-        store.sub_queries.write_keys.blocking(batch_id)
+        store.sub_queries.write_keys.blocking(batch_id, 1, 5)
     finish_all(store, "qrb_000000000001", 5, 1000.0)
     finish_all(store, "qrb_000000000002", 2, 9000.0)  # not expired yet
     now = 1000.0 + 3600 + 1
