@@ -4,8 +4,9 @@ the store: one request at a time.
 A ``querybatch serve`` process (embedded default) runs a batch of N demo sub-queries (default
 200,000, latency 0) in which two of the 25 accounts fail, until it stops; then OTHERS more
 batches (default 1,000) of one sub-query each are posted through the API, as clients would,
-and run. Then one client asks each request below, REQUESTS times in a row (after one warm-up
-request, which for a batch's first account or date filter writes its filter rows), and the
+and run. Then one client asks each request below in this order, REQUESTS times in a row
+after one warm-up request (``{name}_first_ms``; as on the console's batch page, ``failures``
+starts writing the batch's filter rows in the background, which the filters then use), and the
 latency of each answer is taken, p50 and p95 (ms), with whether the p95 is under the bound
 (300 ms, issue 17):
 
