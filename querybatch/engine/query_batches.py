@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -32,6 +34,10 @@ from querybatch.store.jobs import POINT_PAGE_ROWS
 from querybatch.store.records import BatchRecord, Counts, QueryRecord, SubQueryState
 
 log = logging.getLogger(__name__)
+
+# Sub-queries whose filter rows one store write makes: about 0.15 s of the writer at a time on
+# SQLite, so that the engine's own writes are not held up for the whole of a large batch.
+FILTER_ROWS_SLICE = 20_000
 
 __all__ = [
     "MAX_MINUTES",
@@ -85,6 +91,7 @@ class QueryBatches:
         self.store = engine.store
         self.settings = engine.settings
         self._reads = Coalescer(engine.settings.poll_freshness)
+        self._filter_rows: dict[str, asyncio.Task[None]] = {}  # batch id -> being written
 
     # -- what the routes call -----------------------------------------------------------------
 
@@ -149,16 +156,45 @@ class QueryBatches:
         batch = await self.get(caller, batch_id)
         if keep.is_empty:
             return await self.status_page(caller, batch_id, offset, limit)
+        if keep.account is not None or keep.day is not None:
+            await asyncio.shield(self._prepare_filters(batch))
         found, matched = await self.store.sub_queries.filtered_page(batch.id, keep, offset, limit)
         return BatchStatusPage(batch, found, matched)
 
     async def failures(self, caller: Caller, batch_id: str) -> tuple[BatchRecord, FailureSummary]:
         """The caller's batch and its failures grouped by reason (bounded, see the domain)."""
         batch = await self.get(caller, batch_id)
+        # The batch page asks for the failures when it opens: its account and date filters'
+        # rows are written meanwhile, so that its first such filter need not wait for them.
+        self._prepare_filters(batch)
         summary = await self.store.sub_queries.failure_summary(
             batch.id, FAILURE_GROUPS_MAX, FAILURE_ACCOUNTS_MAX
         )
         return batch, summary
+
+    def _prepare_filters(self, batch: BatchRecord) -> asyncio.Task[None]:
+        """The task writing the batch's filter rows (``sub_query_keys``), started unless one
+        runs on this node; it ends at once when they are all written."""
+        task = self._filter_rows.get(batch.id)
+        if task is None:
+            task = asyncio.create_task(self._write_filter_rows(batch), name="qb-filter-rows")
+            self._filter_rows[batch.id] = task
+            task.add_done_callback(functools.partial(self._filter_rows_written, batch.id))
+        return task
+
+    async def _write_filter_rows(self, batch: BatchRecord) -> None:
+        views = self.store.sub_queries
+        if await views.has_keys(batch.id, batch.query_amount):
+            return
+        for first in range(1, batch.query_amount + 1, FILTER_ROWS_SLICE):
+            await views.write_keys(
+                batch.id, first, min(first + FILTER_ROWS_SLICE - 1, batch.query_amount)
+            )
+
+    def _filter_rows_written(self, batch_id: str, task: asyncio.Task[None]) -> None:
+        self._filter_rows.pop(batch_id, None)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.warning("writing a batch's filter rows failed: %r", error)
 
     async def cancel(self, caller: Caller, batch_id: str) -> BatchRecord:
         """Cancel the caller's batch (a stopped one is left as it is); the batch as it is now."""

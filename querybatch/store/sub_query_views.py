@@ -2,9 +2,13 @@
 
 Every read starts from the batch's own index entries (``batch_id, status, position``, or the
 ``batch_id, position`` key), so its cost is bounded by the batch, never by the store. A
-status filter walks only the index entries of those statuses; an account or a date is
-matched on the sub-query's stored spec, row by row within the batch. A deep page finds its
-positions on the index first and reads only the rows it shows.
+status filter walks only the index entries of those statuses. An account or a date is
+matched on the batch's rows of ``sub_query_keys`` (narrow: the accounts and the date range of
+each sub-query, no JSON to parse), written from the specs a slice at a time
+(:meth:`SubQueryViews.write_keys`) when the batch page first opens or on the first such filter
+(engine.query_batches); the positions they match are then looked up by the
+``batch_id, position`` key, with a status filter on the index. A deep page finds its
+positions first and reads only the rows it shows.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from sqlalchemy import (
     select,
     type_coerce,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 from querybatch.domain.status import QueryStatus
@@ -37,8 +42,8 @@ from querybatch.domain.sub_query_filter import (
 from querybatch.store.database import Database
 from querybatch.store.jobs import BATCH_PAGE_COLUMNS, sub_query_state
 from querybatch.store.records import SubQueryState
-from querybatch.store.repository import reads
-from querybatch.store.tables import queries, results
+from querybatch.store.repository import reads, writes
+from querybatch.store.tables import queries, results, sub_query_keys
 
 _SPEC = type_coerce(queries.c.spec, Text)
 
@@ -50,13 +55,56 @@ class SubQueryViews:
         self.db = db
 
     @reads
+    def has_keys(self, batch_id: str, last_position: int) -> bool:
+        """True once the batch's ``sub_query_keys`` rows are all written (they are written in
+        the order of the positions, so the last one is written last)."""
+        with self.db.reading() as conn:
+            found = conn.execute(
+                select(sub_query_keys.c.position).where(
+                    sub_query_keys.c.batch_id == batch_id,
+                    sub_query_keys.c.position == last_position,
+                )
+            ).first()
+        return found is not None
+
+    @writes
+    def write_keys(self, batch_id: str, first: int, last: int) -> None:
+        """Write the ``sub_query_keys`` rows of the batch's sub-queries at positions ``first``
+        to ``last`` from their specs, in one statement (a batch's specs never change, so the
+        rows stay true). A slice at a time, so that the store's writer is not held for the
+        whole of a large batch.
+
+        Rows already there are kept: two servers (or requests) that prepare a batch at once
+        both write, and the second writes nothing.
+        """
+        with self.db.writing() as conn:
+            dialect = conn.dialect
+            rows = select(
+                queries.c.batch_id,
+                queries.c.position,
+                func.lower(_accounts_text(dialect)),
+                _spec_text(dialect, "start_date"),
+                _spec_text(dialect, "end_date"),
+            ).where(queries.c.batch_id == batch_id, queries.c.position.between(first, last))
+            insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+            conn.execute(
+                insert(sub_query_keys)
+                .from_select(["batch_id", "position", "accounts", "start_date", "end_date"], rows)
+                .on_conflict_do_nothing()
+            )
+
+    @reads
     def filtered_page(
         self, batch_id: str, keep: SubQueryFilter, offset: int, limit: int
     ) -> tuple[list[SubQueryState], int]:
         """``limit`` of the batch's sub-queries that ``keep`` keeps, in batch order, after
-        the first ``offset`` of them; and how many it keeps in all."""
+        the first ``offset`` of them; and how many it keeps in all.
+
+        An account or a date filter reads the batch's ``sub_query_keys`` rows: write them
+        first (:meth:`write_keys`), or it keeps nothing.
+        """
         with self.db.reading() as conn:
-            where = _conditions(conn.dialect, batch_id, keep)
+            where = _conditions(batch_id, keep)
             positions = (
                 select(queries.c.position)
                 .where(*where)
@@ -114,19 +162,23 @@ class SubQueryViews:
         return FailureSummary(int(failures), groups, len(grouped) > max_groups)
 
 
-def _conditions(dialect: Dialect, batch_id: str, keep: SubQueryFilter) -> list[ColumnElement[bool]]:
+def _conditions(batch_id: str, keep: SubQueryFilter) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = [queries.c.batch_id == batch_id]
     if keep.statuses:
         values = sorted(status.value for status in keep.statuses)
         where.append(queries.c.status.in_(values))
+    keys: list[ColumnElement[bool]] = []
     if keep.account is not None:
-        accounts = func.lower(_accounts_text(dialect))
-        where.append(accounts.contains(keep.account.lower(), autoescape=True))
+        # The stored list is lower case already: the column is compared as it is.
+        keys.append(sub_query_keys.c.accounts.contains(keep.account.lower(), autoescape=True))
     if keep.day is not None:
         day = keep.day.isoformat()
-        where.append(
-            and_(_spec_text(dialect, "start_date") <= day, _spec_text(dialect, "end_date") >= day)
+        keys.append(and_(sub_query_keys.c.start_date <= day, sub_query_keys.c.end_date >= day))
+    if keys:
+        matched = select(sub_query_keys.c.position).where(
+            sub_query_keys.c.batch_id == batch_id, *keys
         )
+        where.append(queries.c.position.in_(matched))
     return where
 
 

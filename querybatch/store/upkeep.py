@@ -19,6 +19,7 @@ from querybatch.store.tables import (
     results,
     server_state,
     source_stats,
+    sub_query_keys,
 )
 
 ORPHANS_CHECKED = "orphans_checked_before"  # server_state: see UpkeepStore.orphans_checked
@@ -108,12 +109,19 @@ class UpkeepStore:
                     return ExpirySlice(deleted, batches_deleted, done=True)
                 wanted = limit - deleted
                 rows = conn.execute(
-                    select(queries.c.id, queries.c.result_id)
+                    select(queries.c.id, queries.c.result_id, queries.c.position)
                     .where(queries.c.batch_id == batch_id)
                     .limit(wanted)
                 ).all()
                 if rows:
                     conn.execute(delete(queries).where(queries.c.id.in_([r.id for r in rows])))
+                    # The filters' rows of these sub-queries go with them, a slice at a time.
+                    conn.execute(
+                        delete(sub_query_keys).where(
+                            sub_query_keys.c.batch_id == batch_id,
+                            sub_query_keys.c.position.in_([r.position for r in rows]),
+                        )
+                    )
                     _drop_unreferenced(conn, {r.result_id for r in rows if r.result_id})
                     deleted += len(rows)
                 if len(rows) < wanted:

@@ -212,3 +212,38 @@ def test_a_viewer_reads_the_failures_and_filtered_pages(
         assert viewer.get(f"/query/batch/{batch_id}/failures").json()["meta"]["failures"] == 12
         page = viewer.get(f"/query/batch/{batch_id}/status", params={"account": "ads-0004"})
         assert page.json()["meta"]["paginate"]["total"] == DAYS
+
+
+def test_filters_asked_while_the_opened_page_s_rows_are_written_keep_exactly_theirs(
+    api: httpx.Client,
+) -> None:
+    # A running batch: the failure summary (the batch page opening) starts writing the
+    # filters' rows in the background, and the filters asked at once wait for the same rows.
+    made = api.post(
+        "/query/batch",
+        json={
+            "queries": [
+                {
+                    "ds_id": "DEMO_ADS",
+                    "ds_accounts": ACCOUNTS,
+                    "fields": "date,clicks",
+                    "start_date": "2026-02-01",
+                    "end_date": "2026-02-10",
+                    "settings": {"demo_latency_ms": 200},
+                }
+            ],
+            "split_accounts_policy": "all",
+            "split_dates_policy": "day",
+        },
+    )
+    assert made.status_code == 201, made.text
+    ident = made.json()["data"]["batch_id"]
+    assert api.get(f"/query/batch/{ident}/failures").status_code == 200
+    path = f"/query/batch/{ident}/status"
+    by_account = api.get(path, params={"account": "ADS-0002", "limit": 3}).json()
+    assert by_account["meta"]["paginate"]["total"] == 10
+    assert {item["split_info"]["ds_accounts"][0] for item in by_account["data"]} == {"ads-0002"}
+    by_day = api.get(path, params={"date": "2026-02-10", "offset": 4}).json()
+    assert by_day["meta"]["paginate"]["total"] == len(ACCOUNTS)
+    assert [item["split_info"]["start_date"] for item in by_day["data"]] == ["2026-02-10"]
+    api.delete(f"/query/batch/{ident}")

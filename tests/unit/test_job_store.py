@@ -504,3 +504,46 @@ def test_a_plan_that_makes_fewer_sub_queries_than_it_counted_stores_nothing(
             now=time.time(),
         )
     assert count_rows(store, "batches") == 0 and count_rows(store, "queries") == 0
+
+
+def test_a_batch_s_filter_rows_are_written_once_and_match_its_specs(store: Store) -> None:
+    from querybatch.domain.sub_query_filter import SubQueryFilter
+
+    make_batch(store, 4)
+    views = store.sub_queries
+    assert not views.has_keys.blocking("qrb_000000000001", 4)
+    views.write_keys.blocking("qrb_000000000001", 1, 2)
+    assert count_rows(store, "sub_query_keys") == 2
+    assert not views.has_keys.blocking("qrb_000000000001", 4)  # not all written yet
+    views.write_keys.blocking("qrb_000000000001", 1, 4)  # what is there already stays
+    assert views.has_keys.blocking("qrb_000000000001", 4)
+    assert count_rows(store, "sub_query_keys") == 4
+    kept = SubQueryFilter(account="ADS-0001", day=QUERY.start_date)
+    found, total = views.filtered_page.blocking("qrb_000000000001", kept, 1, 2)
+    assert total == 4 and [q.schedule_id for q in found] == [
+        "qrb_000000000001_query_2",
+        "qrb_000000000001_query_3",
+    ]
+    missed = SubQueryFilter(account="ads-0002")
+    assert views.filtered_page.blocking("qrb_000000000001", missed, 0, 10) == ([], 0)
+    assert views.filtered_page.blocking(
+        "qrb_000000000001",
+        SubQueryFilter(statuses=frozenset({QueryStatus.SUCCESS}), day=QUERY.start_date),
+        0,
+        10,
+    ) == ([], 0)
+
+
+def test_expiry_deletes_a_batch_s_filter_rows_with_its_sub_queries(store: Store) -> None:
+    make_batch(store, 5, "qrb_000000000001")
+    make_batch(store, 2, "qrb_000000000002")
+    for batch_id in ("qrb_000000000001", "qrb_000000000002"):
+        store.sub_queries.write_keys.blocking(batch_id, 1, 5)
+    finish_all(store, "qrb_000000000001", 5, 1000.0)
+    finish_all(store, "qrb_000000000002", 2, 9000.0)  # not expired yet
+    now = 1000.0 + 3600 + 1
+    assert store.upkeep.expire_slice.blocking(now, 3) == ExpirySlice(3, 0, done=False)
+    assert count_rows(store, "sub_query_keys") == 4
+    while not store.upkeep.expire_slice.blocking(now, 3).done:
+        pass
+    assert count_rows(store, "sub_query_keys") == 2  # the live batch's
