@@ -39,7 +39,7 @@ from querybatch.api.routes import (
     transfers,
 )
 from querybatch.api.services import Services
-from querybatch.console import CONSOLE_PATH, console_app
+from querybatch.console import CONSOLE_PATH, console_app, to_console
 from querybatch.engine.factory import Announce, SourceRegistry, start_server
 from querybatch.settings import Settings
 
@@ -127,6 +127,10 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(PrettyJsonMiddleware)
     app.state.limiter = limiter
+    # Matched first: FastAPI prepares an included router's routes on the first request that
+    # walks past them (about 0.9 s of CPU here), which a console page need never wait for.
+    app.add_route(CONSOLE_PATH, to_console, methods=["GET"], include_in_schema=False)
+    app.mount(CONSOLE_PATH, console_app(), name="console")
     app.include_router(health.router)
     app.include_router(metrics.router)
     for router in API_ROUTERS:
@@ -135,7 +139,6 @@ def create_app(
         for router in API_ROUTERS:
             app.include_router(router, prefix=prefix, include_in_schema=False)
     install_docs(app)
-    app.mount(CONSOLE_PATH, console_app(), name="console")
     return app
 
 

@@ -5,6 +5,6 @@ with the key the browser keeps in session storage, so the console is one more cl
 same routes (same roles, tenants, rate limits and poll lane), never a second door.
 """
 
-from querybatch.console.app import CONSOLE_PATH, console_app
+from querybatch.console.app import CONSOLE_PATH, console_app, to_console
 
-__all__ = ["CONSOLE_PATH", "console_app"]
+__all__ = ["CONSOLE_PATH", "console_app", "to_console"]

@@ -133,6 +133,12 @@ class Pages:
         return RedirectResponse(f"{root}/", status_code=307)
 
 
+async def to_console(request: Request) -> Response:
+    """``/console`` is ``/console/``, answered ahead of the API's routes: the router's own
+    redirect to the slashed path would walk (and so prepare) every one of them first."""
+    return RedirectResponse(request.url.replace(path=f"{request.url.path}/"), status_code=307)
+
+
 def console_app() -> ASGIApp:
     """The console as an ASGI app, to be mounted at :data:`CONSOLE_PATH`."""
     pages = Pages()
