@@ -264,12 +264,20 @@ class QuerySpec(BaseModel):
         return cached_order(self.order_rows) if self.order_rows else ()
 
 
+def canonical_text(canonical: Mapping[str, Any]) -> str:
+    """A spec's JSON values as key-sorted JSON: what a sub-query's fingerprint hashes.
+
+    Raises orjson.JSONEncodeError for values JSON cannot hold.
+    """
+    return orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS).decode()
+
+
 def fingerprint_of(canonical: Mapping[str, Any]) -> str:
     """The fingerprint of a spec's JSON values: SHA-256 of their key-sorted JSON.
 
     Raises orjson.JSONEncodeError for values JSON cannot hold.
     """
-    return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return hashlib.sha256(canonical_text(canonical).encode()).hexdigest()
 
 
 class SpecError(ValueError):

@@ -15,7 +15,12 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from querybatch.domain.batch import BatchSettings, PlannedQuery, batch_query_schedule_id
+from querybatch.domain.batch import (
+    BatchSettings,
+    PieceTemplate,
+    PlannedQuery,
+    batch_query_schedule_id,
+)
 from querybatch.domain.query import DataRequest, QuerySpec, SpecError, build_spec, fingerprint_of
 from querybatch.domain.splitting import count_subqueries, split_query
 from querybatch.engine.planner import Planner
@@ -45,7 +50,7 @@ class SubQueries:
     def __iter__(self) -> Iterator[PlannedQuery]:
         position = 0
         for spec in self.specs:
-            base = spec.canonical()
+            template = PieceTemplate(spec)
             pieces = split_query(
                 spec.accounts,
                 spec.start_date,
@@ -56,7 +61,7 @@ class SubQueries:
             for accounts, start, end in pieces:
                 position += 1
                 schedule_id = batch_query_schedule_id(self.batch_id, position)
-                yield PlannedQuery.piece(schedule_id, spec, base, accounts, start, end)
+                yield PlannedQuery.piece(schedule_id, spec, template, accounts, start, end)
 
 
 @dataclass(frozen=True, slots=True)

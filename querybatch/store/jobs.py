@@ -24,7 +24,7 @@ from sqlalchemy import (
 
 from querybatch.domain.batch import BatchSettings, PlannedQueries
 from querybatch.domain.status import BatchStatus, QueryStatus
-from querybatch.store.codec import StoredSettings, encode_spec
+from querybatch.store.codec import StoredSettings
 from querybatch.store.database import Database
 from querybatch.store.prepared import PreparedInsert, PreparedRead
 from querybatch.store.records import (
@@ -197,7 +197,7 @@ class JobStore:
                     position,
                     status.value,
                     planned.base.ds_id,
-                    encode_spec(planned.canonical),
+                    planned.spec_text,
                     planned.fingerprint,
                     request_id,
                     now,

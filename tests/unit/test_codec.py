@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 from sqlalchemy import Text, cast, select
 
-from querybatch.domain.batch import BatchSettings, PlannedQuery
+from querybatch.domain.batch import BatchSettings, PieceTemplate, PlannedQuery
 from querybatch.domain.query import DataRequest, QuerySpec, build_spec, fingerprint_of
 from querybatch.store.codec import (
     StoredSettings,
@@ -89,14 +89,15 @@ def test_a_planned_piece_is_the_query_it_narrows_in_every_form() -> None:
     piece = PlannedQuery.piece(
         "qrb_000000000001_query_2",
         whole,
-        whole.canonical(),
+        PieceTemplate(whole),
         ("ads-0002",),
         date(2026, 1, 5),
         date(2026, 1, 11),
     )
     narrowed = whole.narrowed(("ads-0002",), date(2026, 1, 5), date(2026, 1, 11))
     assert piece.spec == narrowed
-    assert piece.canonical == narrowed.canonical()
+    assert orjson.loads(piece.spec_text) == narrowed.canonical()
+    assert decode_spec(piece.spec_text) == narrowed
     assert piece.fingerprint == narrowed.fingerprint() != whole.fingerprint()
     assert PlannedQuery.whole("s", whole).fingerprint == FINGERPRINT
 

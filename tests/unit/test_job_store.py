@@ -12,6 +12,7 @@ import pytest
 from querybatch.domain.batch import BatchSettings, PlannedQuery
 from querybatch.domain.query import QuerySpec
 from querybatch.domain.status import BatchStatus, QueryStatus
+from querybatch.store.codec import encode_spec
 from querybatch.store.records import BatchRecord, ErrorInfo, NewResult, Outcome, WorkItem
 from querybatch.store.results import encode_rows
 from querybatch.store.runs import new_result_id
@@ -57,7 +58,7 @@ def make_batch(store: Store, n: int, batch_id: str = "qrb_000000000001") -> Batc
                 QUERY.accounts,
                 QUERY.start_date,
                 QUERY.end_date,
-                SPEC,
+                encode_spec(SPEC),
                 f"fp{i}",
             )
             for i in range(1, n + 1)
@@ -449,7 +450,7 @@ def test_a_batch_whose_sub_queries_cannot_all_be_stored_stores_nothing(store: St
             QUERY.accounts,
             QUERY.start_date,
             QUERY.end_date,
-            SPEC,
+            encode_spec(SPEC),
             "fp",
         ),
     ] * 2  # the same schedule id twice: the driver's insert refuses the second
@@ -485,7 +486,7 @@ def test_a_plan_that_makes_fewer_sub_queries_than_it_counted_stores_nothing(
                 QUERY.accounts,
                 QUERY.start_date,
                 QUERY.end_date,
-                SPEC,
+                encode_spec(SPEC),
                 "fp",
             )
         ]

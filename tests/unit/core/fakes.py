@@ -29,6 +29,7 @@ from querybatch.engine.executors.base import DoneCallback, Executor
 from querybatch.engine.executors.recorder import StoppedCallback
 from querybatch.errors import ConnectorError
 from querybatch.settings import Settings
+from querybatch.store.codec import encode_spec
 from querybatch.store.records import (
     BatchRecord,
     ErrorInfo,
@@ -124,7 +125,7 @@ async def create_batch(
                 query.accounts,
                 query.start_date,
                 query.end_date,
-                canonical,
+                encode_spec(canonical),
                 "fp-same" if same_query else f"{batch_id}-fp{i}",
             )
         )

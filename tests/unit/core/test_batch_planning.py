@@ -14,6 +14,7 @@ from querybatch.domain.query import SpecError
 from querybatch.domain.splitting import SplitDatesPolicy
 from querybatch.engine.batches import PlannedBatch, plan_batch
 from querybatch.engine.planner import Planner
+from querybatch.store.codec import encode_spec
 
 TODAY = date(2026, 2, 1)
 BATCH = "qrb_000000000abc"
@@ -138,7 +139,7 @@ async def test_a_sub_query_carries_the_fingerprint_of_the_query_it_stands_for(
     planned = await plan(planner, [raw(ds_accounts=["acc-1", "acc-2"])], accounts="all")
     first, second = planned.subqueries
     assert first.fingerprint == first.spec.fingerprint()
-    assert first.canonical == first.spec.canonical()
+    assert first.spec_text == encode_spec(first.spec)
     assert second.fingerprint == second.spec.fingerprint()
     assert first.fingerprint != second.fingerprint
 
