@@ -131,6 +131,9 @@ class DuckDBDestination(Destination):
 
         conn: Any = None
         rows = 0
+        # DuckDB inserts a chunk on the pool's thread (releasing the GIL) while the next
+        # chunk's table is built here: the two took turns before, and each waited.
+        inserting: asyncio.Future[None] | None = None
         try:
             conn = await run(self._connect)
             await run(self._begin, conn, schema, table, columns, part)
@@ -140,10 +143,19 @@ class DuckDBDestination(Destination):
                     batch = chunk_table(
                         arrow_schema, columns, chunk, part.transfer_id, part.data_date, loaded_at
                     )
-                    await run(_insert, conn, schema, table, batch)
+                    if inserting is not None:
+                        await inserting
+                    inserting = asyncio.ensure_future(run(_insert, conn, schema, table, batch))
                     rows += len(chunk.rows)
+            if inserting is not None:
+                await inserting
             await run(conn.execute, "COMMIT")
         except BaseException as exc:
+            if inserting is not None and not inserting.done():
+                # The pool runs one call at a time: the rollback below waits for it anyway.
+                await asyncio.wait([inserting])
+            if inserting is not None and inserting.done() and not inserting.cancelled():
+                inserting.exception()  # retrieved: the error raised is the one being handled
             if conn is not None:
                 await run(_rollback, conn)
             if isinstance(exc, duckdb.Error):
