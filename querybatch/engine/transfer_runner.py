@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 
 PASS_LIMIT = 100
 LOADS = 4
-BACKFILL_RUNS_AT_ONCE = 4  # runs of one backfill under way at once
+BACKFILL_DEPTH = 2  # a backfill's sub-queries under way: this many times the tenant's limit
 LOAD_TIMEOUT = 3600.0
 MAX_FIELDS = 100  # the most fields one query asks for
 _COLUMN_CHARS = re.compile(r"[^A-Za-z0-9_]+")
@@ -172,8 +172,12 @@ class TransferRunner:
         )
 
     async def _start_created(self) -> None:
-        startable = self.store.transfer_runs.startable
-        for run in await startable(PASS_LIMIT, BACKFILL_RUNS_AT_ONCE):
+        # A backfill's runs are held to what keeps the tenant's concurrency full, with its
+        # next runs' sub-queries waiting behind (so a run's end never leaves slots idle until
+        # the next pass): a backfill runs as fast as one batch of its sub-queries would,
+        # while the scheduler's turns between lanes keep the recurring runs' batches going.
+        queries = BACKFILL_DEPTH * self.batches.settings.account_concurrency
+        for run in await self.store.transfer_runs.startable(PASS_LIMIT, queries):
             try:
                 await self._start(run)
             except Exception as exc:  # this run's failure, never the pass's
@@ -184,7 +188,13 @@ class TransferRunner:
         schema = await self.transfers.schema(transfer.data_source_id)
         fields = [f.field_id for f in schema.fields][:MAX_FIELDS]
         caller = Caller(run.account, f"transfer-{transfer.id}")
-        batch, _ = await self.batches.submit(caller, _batch_body(transfer, fields, run.data_date))
+        body = _batch_body(transfer, fields, run.data_date)
+        # Every account's query at once (the default of 5 made a run of 25 accounts five
+        # rounds of the connector's latency), within the server's bound for one batch.
+        body["query_concurrency"] = max(
+            1, min(len(body["queries"]), self.batches.settings.max_query_concurrency)
+        )
+        batch, _ = await self.batches.submit(caller, body)
         if not await self.store.transfer_runs.mark_started(run.id, batch.id, self.clock()):
             await self.batches.stop(batch)  # the run was taken meanwhile: this batch is spare
 

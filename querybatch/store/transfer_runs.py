@@ -86,6 +86,12 @@ def _record(row: RowMapping) -> TransferRunRecord:
     )
 
 
+def _accounts_of(config: dict[str, Any] | None) -> int:
+    """How many sub-queries a run of a transfer with this configuration makes (at least 1)."""
+    accounts = (config or {}).get("accounts", [])
+    return max(1, len({a.get("account_id") for a in accounts}))
+
+
 class TransferRunStore:
     """The repository of transfer runs."""
 
@@ -155,10 +161,12 @@ class TransferRunStore:
             return [_record(row) for row in rows]
 
     @reads
-    def startable(self, limit: int, per_backfill: int) -> list[TransferRunRecord]:
+    def startable(self, limit: int, queries_per_backfill: int) -> list[TransferRunRecord]:
         """CREATED runs to start now, oldest first: every Recurring one (up to ``limit``),
-        then of each backfill as many as keep ``per_backfill`` of its runs under way, so a
-        long backfill never holds back the recurring runs nor floods the limits."""
+        then of each backfill as many as keep at most ``queries_per_backfill`` of its
+        sub-queries (a run has one per account of its transfer) in runs under way, at least
+        one run. The recurring runs come first; a backfill fills the tenant's limits as one
+        batch would, without holding every run of a long range at once."""
         runs = transfer_runs.c
         with self.db.reading() as conn:
             recurring = conn.execute(
@@ -177,7 +185,8 @@ class TransferRunStore:
                 )
             }
             waiting = conn.execute(
-                select(transfer_runs)
+                select(transfer_runs, transfers.c.config.label("transfer_config"))
+                .join(transfers, transfers.c.id == runs.transfer_id)
                 .where(runs.status == "CREATED", runs.backfill_id.is_not(None))
                 .order_by(runs.id)
                 .limit(BACKFILL_LOOKAHEAD)
@@ -185,8 +194,11 @@ class TransferRunStore:
             for row in waiting:
                 if len(chosen) >= limit:
                     break
-                if busy.get(row["backfill_id"], 0) < per_backfill:
-                    busy[row["backfill_id"]] = busy.get(row["backfill_id"], 0) + 1
+                backfill_id = row["backfill_id"]
+                per_run = _accounts_of(row["transfer_config"])
+                runs_at_once = max(1, queries_per_backfill // per_run)
+                if busy.get(backfill_id, 0) < runs_at_once:
+                    busy[backfill_id] = busy.get(backfill_id, 0) + 1
                     chosen.append(_record(row))
         return chosen
 

@@ -58,6 +58,8 @@ async def rig(tmp_path: Path, store: Store) -> AsyncIterator[Rig]:
         database_url="sqlite:///" + str(tmp_path / "qb.db"),
         executor="local",
         workers=8,
+        # A backfill keeps twice this many sub-queries under way: 8, four runs of 2 accounts.
+        account_concurrency=4,
         retries=0,
         retry_backoff=0,
     )
