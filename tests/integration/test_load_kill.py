@@ -19,9 +19,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
+
+from transfer_support import duckdb_rows, postgres_fields, postgres_rows
 
 ACCOUNTS = tuple(f"acct-{n:02d}" for n in range(12))
 ROWS_PER_ACCOUNT = 4_000
@@ -107,46 +108,16 @@ def reader(
         " CAST(day AS {t}), campaign, clicks FROM {table}"
     )
     if kind == "postgresql":
-        import psycopg
-
         url, schema = request.getfixturevalue("pg_schema")
-        parts = urlsplit(request.getfixturevalue("postgres_url").replace("+psycopg", ""))
-        fields = {
-            "host": parts.hostname,
-            "port": parts.port or 5432,
-            "database_name": parts.path.lstrip("/"),
-            "username": parts.username or "postgres",
-            "schema": schema,
-        }
-        if parts.password:
-            fields["password"] = parts.password
-
-        def read_pg() -> list[tuple[Any, ...]]:
-            with psycopg.connect(url) as conn:
-                found = conn.execute("SELECT to_regclass(%s)", [f"{schema}.orders"]).fetchone()
-                if not found or found[0] is None:
-                    return []
-                statement = select.format(t="text", table=f'"{schema}".orders')
-                return sorted(tuple(r) for r in conn.execute(statement).fetchall())
-
-        return fields, read_pg
+        fields = postgres_fields(request.getfixturevalue("postgres_url"), schema)
+        statement = select.format(t="text", table=f'"{schema}".orders')
+        return fields, lambda: sorted(postgres_rows(url, schema, "orders", statement))
     if kind == "duckdb":
-        import duckdb
-
-        def read_duck() -> list[tuple[Any, ...]]:
-            file = root / "db" / "warehouse.duckdb"
-            if not file.exists():
-                return []
-            with duckdb.connect(str(file), read_only=True) as conn:
-                tables = conn.execute(
-                    "SELECT count(*) FROM information_schema.tables WHERE table_name = 'orders'"
-                ).fetchone()
-                if not tables or not tables[0]:
-                    return []
-                statement = select.format(t="VARCHAR", table="main.orders")
-                return sorted(tuple(r) for r in conn.execute(statement).fetchall())
-
-        return {"path": "db/warehouse.duckdb"}, read_duck
+        file = root / "db" / "warehouse.duckdb"
+        statement = select.format(t="VARCHAR", table="main.orders")
+        return {"path": "db/warehouse.duckdb"}, lambda: sorted(
+            duckdb_rows(file, "orders", statement)
+        )
 
     def read_files() -> list[tuple[Any, ...]]:
         import pyarrow.dataset as ds

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -17,6 +16,7 @@ from querybatch.destinations.duckdb import DuckDBDestination
 from querybatch.destinations.files import FilesDestination
 from querybatch.destinations.postgresql import PostgresDestination
 from querybatch.errors import BadRequest, DestinationUnreachable, LoadRejected
+from transfer_support import duckdb_rows, postgres_fields, postgres_rows
 
 COLUMNS = [Column("day", "date"), Column("campaign", "string"), Column("clicks", "integer")]
 DAY = date(2026, 11, 1)
@@ -100,45 +100,22 @@ def near_target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
 def build(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Target:
     context = DestinationContext(tmp_path / "team")
     if kind == "postgresql":
-        import psycopg
-
         url, schema = request.getfixturevalue("pg_schema")
-        parts = urlsplit(request.getfixturevalue("postgres_url").replace("+psycopg", ""))
-        fields = {
-            "host": parts.hostname,
-            "port": parts.port or 5432,
-            "database_name": parts.path.lstrip("/"),
-            "username": parts.username or "postgres",
-            "schema": schema,
-        }
-        if parts.password:
-            fields["password"] = parts.password
+        fields = postgres_fields(request.getfixturevalue("postgres_url"), schema)
 
         def fetch_pg(statement: str) -> list[tuple[Any, ...]]:
-            with psycopg.connect(url) as conn:
-                exists = conn.execute("SELECT to_regclass(%s)", [f"{schema}.orders"]).fetchone()
-                if not exists or exists[0] is None:
-                    return []
-                return conn.execute(statement.replace("VARCHAR", "text")).fetchall()
+            return postgres_rows(url, schema, "orders", statement.replace("VARCHAR", "text"))
 
         return Target(
             PostgresDestination.from_fields(fields, context),
             lambda: _sql_rows(fetch_pg, f'"{schema}".orders'),
         )
     if kind == "duckdb":
-        import duckdb
-
         destination = DuckDBDestination.from_fields({"path": "db/warehouse.duckdb"}, context)
+        file = context.local_root / "db" / "warehouse.duckdb"
 
         def fetch_duck(statement: str) -> list[tuple[Any, ...]]:
-            file = context.local_root / "db" / "warehouse.duckdb"
-            if not file.exists():
-                return []
-            with duckdb.connect(str(file), read_only=True) as conn:
-                found = conn.execute(
-                    "SELECT count(*) FROM information_schema.tables WHERE table_name = 'orders'"
-                ).fetchone()
-                return conn.execute(statement).fetchall() if found and found[0] else []
+            return duckdb_rows(file, "orders", statement)
 
         return Target(destination, lambda: _sql_rows(fetch_duck, "main.orders"))
     if kind in ("parquet", "csv"):
@@ -278,27 +255,13 @@ async def test_new_columns_and_wider_types_widen_the_table(
             with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as conn:
                 return conn.execute("SELECT _qb_account, clicks, cost FROM main.orders").fetchall()
     else:
-        import psycopg
-
         url, schema = request.getfixturevalue("pg_schema")
-        parts = urlsplit(request.getfixturevalue("postgres_url").replace("+psycopg", ""))
-        destination = kind.from_fields(
-            {
-                "host": parts.hostname,
-                "port": parts.port or 5432,
-                "database_name": parts.path.lstrip("/"),
-                "username": parts.username or "postgres",
-                "schema": schema,
-                **({"password": parts.password} if parts.password else {}),
-            },
-            context,
-        )
+        fields = postgres_fields(request.getfixturevalue("postgres_url"), schema)
+        destination = kind.from_fields(fields, context)
 
         def read() -> list[tuple[Any, ...]]:
-            with psycopg.connect(url) as conn:
-                return conn.execute(
-                    f'SELECT _qb_account, clicks, cost FROM "{schema}".orders'
-                ).fetchall()
+            statement = f'SELECT _qb_account, clicks, cost FROM "{schema}".orders'
+            return postgres_rows(url, schema, "orders", statement)
 
     await destination.load(
         "orders", Slice(1, DAY, ("a",)), COLUMNS, chunks([("a", rows_of("a", 1))])
