@@ -51,15 +51,4 @@ class FailuresResponse(BaseModel):
 
 def failure_groups(summary: FailureSummary) -> list[FailureGroupItem]:
     """The summary's groups as answer items."""
-    return [
-        FailureGroupItem(
-            code=group.code,
-            message=group.message,
-            count=group.count,
-            first_date=group.first_date,
-            last_date=group.last_date,
-            accounts=[FailureAccount(account=a.account, count=a.count) for a in group.accounts],
-            account_count=group.account_count,
-        )
-        for group in summary.groups
-    ]
+    return [FailureGroupItem.model_validate(g, from_attributes=True) for g in summary.groups]
