@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 ADMIN_KEY = "qb_test_admin_key_0123456789abcdefghijklmnopqrst"
+REPO = Path(__file__).resolve().parents[1]
 
 # "embedded" (SQLite, in-process executor) or "scaleout" (PostgreSQL, Celery over Redis):
 # set per test by the `deployment` fixture, read by every server the tests start.
@@ -263,6 +265,24 @@ def wait_until(predicate: Any, timeout: float = 30.0, interval: float = 0.05) ->
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+def run_bench(
+    name: str, out: Path, *flags: str, timeout: float = 300.0, **env: str
+) -> tuple[dict[str, Any], str]:
+    """Run ``python -m bench.NAME`` from the repository as a user would (its figures written
+    to ``out``), failing with its output unless it succeeds; its figures and what it printed."""
+    done = subprocess.run(
+        [sys.executable, "-m", f"bench.{name}", *flags, "--out", str(out)],
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    figures: dict[str, Any] = orjson.loads(out.read_bytes())
+    return figures, done.stdout
 
 
 def run_cli(server: ServerProcess, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -7,14 +7,12 @@ makes on load, and the batch page's filters, with its verdict against the bound.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from support import run_bench
+
 N, OTHERS = 300, 5
 TIMED = (
     "html_overview",
@@ -48,21 +46,14 @@ pytestmark = pytest.mark.slow
 def test_every_console_page_request_is_timed_with_the_batches_in_the_store(
     tmp_path: Path,
 ) -> None:
-    out = tmp_path / "console_pages.json"
     flags = ["--n", str(N), "--others", str(OTHERS), "--requests", "2", "--no-wait"]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.console_pages", *flags, "--out", str(out)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    figures, printed = run_bench(
+        "console_pages", tmp_path / "console_pages.json", *flags, timeout=600
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    figures = json.loads(out.read_text())
     assert figures["n"] == N and figures["others"] == OTHERS
     assert figures["batches_listed"] == OTHERS + 1
     assert figures["failures"] > 0  # two of the accounts fail
     for name in TIMED:
         assert 0 < figures[f"{name}_p50_ms"] <= figures[f"{name}_p95_ms"], name
         assert figures[f"{name}_under_bound"] in (0, 1), name
-        assert name in done.stdout
+        assert name in printed
