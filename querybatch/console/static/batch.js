@@ -2,8 +2,9 @@
 // sub-queries finished over time, failures grouped by reason, the sub-query table with a
 // status filter and paging, downloads, and cancel with a confirmation.
 import {
-  ApiError,
   api,
+  ApiError,
+  byId,
   clearError,
   finished,
   h,
@@ -12,6 +13,7 @@ import {
   progressText,
   saveAs,
   showError,
+  showNotFound,
   startPage,
   when,
 } from "./console.js";
@@ -27,17 +29,6 @@ const RATE_WINDOW_MS = 60_000;
 const samples = [[], []]; // seconds since the epoch, sub-queries finished
 let chart = null;
 let seen = "";
-
-function byId(id) {
-  return document.getElementById(id);
-}
-
-function showNotFound() {
-  byId("loading").hidden = true;
-  byId("found").hidden = true;
-  byId("not-found").hidden = false;
-  document.title = "Query batch not found · querybatch console";
-}
 
 /** A definition list of ``pairs`` ([label, value, id]) in ``list``, kept in place. */
 function fillList(list, pairs) {
@@ -189,7 +180,7 @@ if (identity) {
       batch = (await api(path)).data;
     } catch (error) {
       if (error instanceof ApiError && (error.status === 404 || error.code === "NOT_FOUND")) {
-        showNotFound();
+        showNotFound("Query batch not found · querybatch console");
         return false;
       }
       throw error;

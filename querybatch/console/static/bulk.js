@@ -1,15 +1,11 @@
 // Bulk batches: the account's list (newest first, a page at a time) and a new batch from a
 // JSON Lines file (chosen or dropped): its SHA-256 computed here, an upload URL asked for,
 // the file PUT to it, the batch created as Trusted Twin's client does, then its page.
-import { api, clearError, consolePath, h, permits, showError, startPage } from "./console.js";
+import { api, byId, clearError, consolePath, h, permits, showError, startPage } from "./console.js";
 
 const PAGE = 50;
 let cursor = null;
 let le = null;
-
-function byId(id) {
-  return document.getElementById(id);
-}
 
 /** The SHA-256 of ``file`` as 64 lowercase hex digits. */
 async function sha256(file) {

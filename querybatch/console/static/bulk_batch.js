@@ -1,7 +1,19 @@
 // One bulk batch: its status as a timeline of the states passed (polled every 2 s, or after
 // the API's Retry-After, until a final state), line counts, the invalid lines when it ended
 // validation_failed, the results to save, and cancel and delete behind a confirmation.
-import { ApiError, api, clearError, consolePath, h, permits, showError, startPage, when } from "./console.js";
+import {
+  api,
+  ApiError,
+  byId,
+  clearError,
+  consolePath,
+  h,
+  permits,
+  showError,
+  showNotFound,
+  startPage,
+  when,
+} from "./console.js";
 
 const root = document.getElementById("bulk-batch");
 const batchId = root.dataset.batchId;
@@ -18,17 +30,6 @@ const seen = new Set();
 let identity = null;
 let invalidShown = false;
 let timer = null;
-
-function byId(id) {
-  return document.getElementById(id);
-}
-
-function showNotFound() {
-  byId("loading").hidden = true;
-  byId("found").hidden = true;
-  byId("not-found").hidden = false;
-  document.title = "Bulk batch not found · querybatch console";
-}
 
 /** The states passed to reach ``status``: the main line up to the furthest seen, then the
  * branch it took. */
@@ -156,7 +157,7 @@ async function step() {
     if (batch.status === "validation_failed" && !invalidShown) await showInvalid();
   } catch (error) {
     if (error instanceof ApiError && error.status === 404) {
-      showNotFound();
+      showNotFound("Bulk batch not found · querybatch console");
       return;
     }
     if (error instanceof ApiError && error.status === 401) {

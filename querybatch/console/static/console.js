@@ -174,6 +174,20 @@ export function poll(step, interval = 2000) {
   };
 }
 
+/** The page's element with this id. */
+export function byId(id) {
+  return document.getElementById(id);
+}
+
+/** A page of one object that is not there (or is another tenant's): its "not found" part
+ * instead of the object's, and ``title`` as the document's title. */
+export function showNotFound(title) {
+  byId("loading").hidden = true;
+  byId("found").hidden = true;
+  byId("not-found").hidden = false;
+  document.title = title;
+}
+
 /** An element with attributes and children; strings become text nodes, never HTML. */
 export function h(tag, attributes = {}, ...children) {
   const element = document.createElement(tag);

@@ -2,7 +2,7 @@
 // through GET /query/data/json (polling its status, as Retry-After says, while it runs);
 // show the first 1,000 rows, a chart of the metrics by date, and the query as a curl
 // command, an SDK call and a batch body.
-import { ApiError, api, apiBase, clearError, h, startPage } from "./console.js";
+import { ApiError, api, apiBase, byId, clearError, h, startPage } from "./console.js";
 import { batchText, curlText, queryParams, sdkText } from "./explore_copy.js";
 
 const SHOWN_ROWS = 1000;
@@ -10,7 +10,6 @@ const SHOWN_ACCOUNTS = 300;
 const SYNC_SECONDS = 5; // how long the first request waits for the rows before polling
 const COLOURS = ["#1f5fbf", "#a4161a", "#176b35", "#8a4f00", "#6b2c91", "#006d77"];
 
-const byId = (id) => document.getElementById(id);
 const form = byId("explore");
 const origin = location.origin + apiBase;
 

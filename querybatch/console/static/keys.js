@@ -1,13 +1,9 @@
 // Keys and roles: the account's keys (create, with the secret shown once; revoke, after a
 // confirmation) and its roles (list; create and delete custom ones). What the role does not
 // allow is not offered, and the API refuses it anyway.
-import { ApiError, api, h, permits, showError, signOut, startPage, when } from "./console.js";
+import { api, ApiError, byId, h, permits, showError, signOut, startPage, when } from "./console.js";
 
 const DEFAULT_ROLE = "viewer"; // a new key gets the least unless chosen otherwise
-
-function byId(id) {
-  return document.getElementById(id);
-}
 
 /** Say ``text`` in the status line ``id`` (an error of the API with its code); a 401 means
  * the signed-in key was revoked meanwhile, which signs the tab out. */

@@ -3,9 +3,10 @@
 // last hour (every 20 s), and the server's queue depth and workers (every 10 s). Nothing is
 // asked while the tab is hidden.
 import {
-  ApiError,
   api,
   apiBase,
+  ApiError,
+  byId,
   clearError,
   consolePath,
   finished,
@@ -28,10 +29,6 @@ const bulkRows = new Map();
 const bulkFinal = new Map(); // id -> the answer of a batch that has ended (read once)
 let chart = null;
 let readsLines = false; // whether the key may read a bulk batch (its line counts)
-
-function byId(id) {
-  return document.getElementById(id);
-}
 
 /** The row of ``batch``, made once and updated in place (focus and links survive). */
 function rowOf(batch) {

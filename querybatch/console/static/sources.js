@@ -1,8 +1,9 @@
 // Data sources: the configured ones with their connector types; for the one chosen
 // (``?ds=`` in the address), its dimensions and metrics apart, and its accounts.
 import {
-  ApiError,
   api,
+  ApiError,
+  byId,
   consolePath,
   h,
   permits,
@@ -13,10 +14,6 @@ import {
 
 const ACCOUNTS_SHOWN = 1000; // a source may have 10,000 accounts: a page shows this many
 const DS_ID = /^[A-Za-z0-9_-]{1,50}$/;
-
-function byId(id) {
-  return document.getElementById(id);
-}
 
 function sourceRow(source, chosen) {
   const link = h("a", { href: `${consolePath}/sources?ds=${encodeURIComponent(source.ds_id)}` });
