@@ -8,6 +8,8 @@ connection and load rows; the engine keeps their settings (secrets encrypted).
 A load replaces one *slice*: the rows of one transfer, one data date and some accounts.
 Loading a slice again, or a slice that overlaps an earlier one, leaves each row in the
 destination exactly once; a load that fails part-way leaves the previous rows as they were.
+``load_parts`` replaces several slices of one table in order (as that many loads would);
+the SQL destinations do it in one transaction, so the slices change together or not at all.
 
 Errors (``querybatch.errors``): ``DestinationUnreachable`` when the destination cannot be
 reached or refuses the credentials (a later attempt may work), ``LoadRejected`` when the
@@ -43,6 +45,7 @@ ACCOUNT_COLUMN = "_qb_account"
 LOADED_COLUMN = "_qb_loaded_at"
 MAX_COLUMNS = 1000
 MAX_ACCOUNTS = 10_000
+MAX_PARTS = 1000
 
 
 def column_type_of(data_type: DataType) -> ColumnType:
@@ -81,6 +84,14 @@ class RowChunk:
 
     account: str
     rows: Sequence[Row]
+
+
+@dataclass(frozen=True, slots=True)
+class SliceRows:
+    """One part of a load of several slices: the slice, and the chunks that replace it."""
+
+    part: Slice
+    chunks: AsyncIterable[RowChunk]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +160,15 @@ def check_load(table: str, part: Slice, columns: Sequence[Column]) -> None:
         raise LoadRejected("A slice names an account twice")
     if part.transfer_id < 0:
         raise LoadRejected("A transfer id is not negative")
+
+
+def check_parts(table: str, columns: Sequence[Column], parts: Sequence[SliceRows]) -> None:
+    """Refuse a load of several slices that ``check_load`` refuses for any one of them, or
+    of none, or of more than ``MAX_PARTS``."""
+    if not parts or len(parts) > MAX_PARTS:
+        raise LoadRejected(f"A load needs 1 to {MAX_PARTS} slices, not {len(parts)}")
+    for rows in parts:
+        check_load(table, rows.part, columns)
 
 
 def check_chunk(chunk: RowChunk, accounts: frozenset[str], width: int) -> None:
@@ -222,6 +242,21 @@ class Destination(ABC):
         account of the slice. Chunks are consumed one at a time: memory must not grow with
         the number of rows. Accounts of the slice that yield no rows end with none.
         """
+
+    async def load_parts(
+        self, table: str, columns: Sequence[Column], parts: Sequence[SliceRows]
+    ) -> list[LoadResult]:
+        """Replace each slice of ``parts`` in ``table`` by its chunks, in order; what each
+        part wrote, in the order of ``parts``.
+
+        The result is that of one ``load`` per part, one after the other (a later part that
+        overlaps an earlier one replaces its rows). This default does exactly that, so each
+        part is atomic on its own and a failure leaves the parts before it loaded; a type
+        that can load them in one transaction overrides it (one connection, one table
+        check), and then all of them change together or none does.
+        """
+        check_parts(table, columns, parts)
+        return [await self.load(table, rows.part, columns, rows.chunks) for rows in parts]
 
     def endpoints(self) -> tuple[tuple[str, int], ...]:
         """The network hosts and ports the destination connects to, for the server's outbound

@@ -2,7 +2,8 @@
 
 The file lives under the server's destinations directory (``QB_DESTINATIONS_DIR``, one
 directory per team). A load is one transaction, as for PostgreSQL: create or widen the
-table, delete the slice, insert the new rows chunk by chunk (as Arrow), commit. Every call
+table, delete the slice, insert the new rows chunk by chunk (as Arrow), commit; a load of
+several slices deletes and inserts each in turn inside that one transaction. Every call
 on the database runs on one thread of the load's own, off the event loop.
 """
 
@@ -31,9 +32,10 @@ from querybatch.destinations.base import (
     RowChunk,
     Setting,
     Slice,
+    SliceRows,
     check_chunk,
     check_identifier,
-    check_load,
+    check_parts,
 )
 from querybatch.destinations.paths import PATH_PATTERN, inside
 from querybatch.destinations.sql_model import all_columns, plan_changes
@@ -116,58 +118,50 @@ class DuckDBDestination(Destination):
         chunks: AsyncIterable[RowChunk],
     ) -> LoadResult:
         """Replace the slice's rows in one transaction (see the module's docstring)."""
+        (result,) = await self.load_parts(table, columns, [SliceRows(part, chunks)])
+        return result
+
+    async def load_parts(
+        self, table: str, columns: Sequence[Column], parts: Sequence[SliceRows]
+    ) -> list[LoadResult]:
+        """Replace each slice in turn, all in one transaction: one open of the file, one
+        check of the table, a DELETE and the INSERTs of each slice, one COMMIT."""
         import duckdb
 
-        check_load(table, part, columns)
+        check_parts(table, columns, parts)
         table = check_identifier(table, "table").lower()
         columns = [Column(c.name.lower(), c.type) for c in columns]
         schema = self.config.schema_name.lower()
         arrow_schema = schema_of(columns, with_date=True)
-        accounts = frozenset(part.accounts)
         loaded_at = datetime.now(UTC)
-        pool = ThreadPoolExecutor(1, thread_name_prefix="qb-duckdb")
-        loop = asyncio.get_running_loop()
-
-        async def run(fn: Callable[..., T], *args: Any) -> T:
-            return await loop.run_in_executor(pool, fn, *args)
-
-        conn: Any = None
-        rows = 0
-        # DuckDB inserts a chunk on the pool's thread (releasing the GIL) while the next
-        # chunk's table is built here: the two took turns before, and each waited.
-        inserting: asyncio.Future[None] | None = None
+        target = f"{self.config.path}:{schema}.{table}"
+        session = _Session()
+        results: list[LoadResult] = []
         try:
-            conn = await run(self._connect)
-            await run(self._begin, conn, schema, table, columns, part)
-            tables = _tables(chunks, accounts, columns, arrow_schema, part, loaded_at)
-            async for batch in tables:
-                if inserting is not None:
-                    await inserting
-                inserting = asyncio.ensure_future(run(_insert, conn, schema, table, batch))
-                rows += batch.num_rows
-            if inserting is not None:
-                await inserting
-            await run(conn.execute, "COMMIT")
+            conn = await session.open(self._connect)
+            await session.call(self._begin, conn, schema, table, columns)
+            for rows in parts:
+                await session.settle()  # the last slice's rows are in before this DELETE
+                await session.call(_delete, conn, schema, table, rows.part)
+                accounts = frozenset(rows.part.accounts)
+                count = 0
+                tables = _tables(rows.chunks, accounts, columns, arrow_schema, rows.part, loaded_at)
+                async for batch in tables:
+                    await session.insert(schema, table, batch)
+                    count += batch.num_rows
+                results.append(LoadResult(count, target))
+            await session.settle()
+            await session.call(conn.execute, "COMMIT")
         except BaseException as exc:
-            if inserting is not None and not inserting.done():
-                # The pool runs one call at a time: the rollback below waits for it anyway.
-                await asyncio.wait([inserting])
-            if inserting is not None and inserting.done() and not inserting.cancelled():
-                inserting.exception()  # retrieved: the error raised is the one being handled
-            if conn is not None:
-                await run(_rollback, conn)
+            await session.abandon()
             if isinstance(exc, duckdb.Error):
                 raise LoadRejected("DuckDB refused the load", str(exc)[:500]) from None
             raise
         finally:
-            if conn is not None:
-                await run(conn.close)
-            pool.shutdown(wait=False)
-        return LoadResult(rows, f"{self.config.path}:{schema}.{table}")
+            await session.close()
+        return results
 
-    def _begin(
-        self, conn: Any, schema: str, table: str, columns: Sequence[Column], part: Slice
-    ) -> None:
+    def _begin(self, conn: Any, schema: str, table: str, columns: Sequence[Column]) -> None:
         conn.execute("BEGIN TRANSACTION")
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(schema)}")
         found = conn.execute(
@@ -191,11 +185,14 @@ class DuckDBDestination(Destination):
                     conn.execute(f"ALTER TABLE {target} ADD COLUMN IF NOT EXISTS {name} {kind}")
                 else:
                     conn.execute(f"ALTER TABLE {target} ALTER {name} TYPE {kind}")
-        conn.execute(
-            f"DELETE FROM {target} WHERE {_q(TRANSFER_COLUMN)} = ? AND {_q(DATE_COLUMN)} = ?"
-            f" AND list_contains(?, {_q(ACCOUNT_COLUMN)})",
-            [part.transfer_id, part.data_date, list(part.accounts)],
-        )
+
+
+def _delete(conn: Any, schema: str, table: str, part: Slice) -> None:
+    conn.execute(
+        f"DELETE FROM {_q(schema)}.{_q(table)} WHERE {_q(TRANSFER_COLUMN)} = ?"
+        f" AND {_q(DATE_COLUMN)} = ? AND list_contains(?, {_q(ACCOUNT_COLUMN)})",
+        [part.transfer_id, part.data_date, list(part.accounts)],
+    )
 
 
 async def _tables(
@@ -224,6 +221,61 @@ async def _tables(
             pending, pending_rows = [], 0
     if pending:
         yield pa.concat_tables(pending)
+
+
+class _Session:
+    """A load's connection, used on one thread of its own, off the event loop.
+
+    At most one INSERT is under way: DuckDB inserts a table on the thread (releasing the
+    GIL) while the next table is built on the loop; the two took turns before, and each
+    waited.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="qb-duckdb")
+        self._loop = asyncio.get_running_loop()
+        self._conn: Any = None
+        self._inserting: asyncio.Future[None] | None = None
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the session's thread."""
+        return await self._loop.run_in_executor(self._pool, fn, *args)
+
+    async def open(self, connect: Callable[[], Any]) -> Any:
+        """The connection ``connect`` makes, kept until :meth:`close`."""
+        self._conn = await self.call(connect)
+        return self._conn
+
+    async def insert(self, schema: str, table: str, batch: pa.Table) -> None:
+        """Start inserting ``batch`` once the INSERT before it has ended."""
+        await self.settle()
+        self._inserting = asyncio.ensure_future(
+            self.call(_insert, self._conn, schema, table, batch)
+        )
+
+    async def settle(self) -> None:
+        """Wait for the INSERT under way; its error is raised here."""
+        if self._inserting is not None:
+            inserting, self._inserting = self._inserting, None
+            await inserting
+
+    async def abandon(self) -> None:
+        """Undo the transaction, once the INSERT under way (if any) has ended."""
+        inserting = self._inserting
+        if inserting is not None:
+            await asyncio.wait([inserting])
+            if not inserting.cancelled():
+                inserting.exception()  # retrieved: the error raised is the one being handled
+        if self._conn is not None:
+            await self.call(_rollback, self._conn)
+
+    async def close(self) -> None:
+        """Close the connection and let the thread go."""
+        try:
+            if self._conn is not None:
+                await self.call(self._conn.close)
+        finally:
+            self._pool.shutdown(wait=False)
 
 
 def _q(name: str) -> str:

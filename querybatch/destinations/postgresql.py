@@ -2,7 +2,8 @@
 
 A load is one transaction: lock the table's name (loads into one table take turns), create
 the schema and table or add and widen columns, delete the slice's rows, COPY the new ones,
-commit. A failure at any point rolls all of it back, so the slice's previous rows stay.
+commit. A failure at any point rolls all of it back, so the slice's previous rows stay. A
+load of several slices deletes and copies each in turn inside that one transaction.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from querybatch.destinations.base import (
     RowChunk,
     Setting,
     Slice,
+    SliceRows,
     check_chunk,
     check_identifier,
-    check_load,
+    check_parts,
 )
 from querybatch.destinations.sql_model import Change, all_columns, plan_changes
 from querybatch.errors import DestinationError, DestinationUnreachable, LoadRejected
@@ -158,28 +160,40 @@ class PostgresDestination(Destination):
         chunks: AsyncIterable[RowChunk],
     ) -> LoadResult:
         """Replace the slice's rows in one transaction (see the module's docstring)."""
+        (result,) = await self.load_parts(table, columns, [SliceRows(part, chunks)])
+        return result
+
+    async def load_parts(
+        self, table: str, columns: Sequence[Column], parts: Sequence[SliceRows]
+    ) -> list[LoadResult]:
+        """Replace each slice in turn, all in one transaction: one connection, one lock and
+        check of the table, a DELETE and a COPY per slice, one COMMIT."""
         import psycopg
 
-        check_load(table, part, columns)
+        check_parts(table, columns, parts)
         table = check_identifier(table, "table").lower()
         columns = [Column(c.name.lower(), c.type) for c in columns]
         schema = self.config.schema_name
+        delete = _sql(
+            "DELETE FROM {}.{} WHERE {} = %s AND {} = %s AND {} = ANY(%s)",
+            schema,
+            table,
+            TRANSFER_COLUMN,
+            DATE_COLUMN,
+            ACCOUNT_COLUMN,
+        )
+        results: list[LoadResult] = []
         conn = await self._connect()
         try:
             async with conn.transaction():
                 created = await self._prepare(conn, schema, table, columns)
-                await conn.execute(
-                    _sql(
-                        "DELETE FROM {}.{} WHERE {} = %s AND {} = %s AND {} = ANY(%s)",
-                        schema,
-                        table,
-                        TRANSFER_COLUMN,
-                        DATE_COLUMN,
-                        ACCOUNT_COLUMN,
-                    ),
-                    [part.transfer_id, part.data_date, list(part.accounts)],
-                )
-                rows = await self._copy(conn, schema, table, columns, part, chunks)
+                for rows in parts:
+                    part = rows.part
+                    await conn.execute(
+                        delete, [part.transfer_id, part.data_date, list(part.accounts)]
+                    )
+                    count = await self._copy(conn, schema, table, columns, part, rows.chunks)
+                    results.append(LoadResult(count, f"{schema}.{table}"))
                 if created:  # indexed once filled: cheaper than keeping it up row by row
                     await self._index(conn, schema, table)
         except psycopg.OperationalError as exc:
@@ -190,7 +204,7 @@ class PostgresDestination(Destination):
             raise LoadRejected("PostgreSQL refused the load", _first_line(exc)) from None
         finally:
             await conn.close()
-        return LoadResult(rows, f"{schema}.{table}")
+        return results
 
     async def _prepare(self, conn: Any, schema: str, table: str, columns: Sequence[Column]) -> bool:
         """Lock the table's name, make or widen the table; whether it was made."""

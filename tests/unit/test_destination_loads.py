@@ -11,7 +11,14 @@ from typing import Any
 
 import pytest
 
-from querybatch.destinations.base import Column, Destination, DestinationContext, RowChunk, Slice
+from querybatch.destinations.base import (
+    Column,
+    Destination,
+    DestinationContext,
+    RowChunk,
+    Slice,
+    SliceRows,
+)
 from querybatch.destinations.duckdb import DuckDBDestination
 from querybatch.destinations.files import FilesDestination
 from querybatch.destinations.postgresql import PostgresDestination
@@ -94,6 +101,12 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
 @pytest.fixture(params=KINDS[:-1])
 def near_target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
     """Each destination type but S3, whose files behave as the local ones do."""
+    return build(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=["postgresql", "duckdb"])
+def sql_target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
+    """The destination types that load several slices in one transaction."""
     return build(request.param, request, tmp_path)
 
 
@@ -235,6 +248,79 @@ async def test_rows_of_an_account_outside_the_slice_are_refused(near_target: Tar
         await target.destination.load(
             "orders", Slice(7, DAY, ("a",)), COLUMNS, chunks([("z", rows_of("z", 1))])
         )
+
+
+def day_rows(day: date, transfer: int, account: str, count: int, tag: str) -> list[Any]:
+    """The rows of a slice of ``day`` as loaded, and as read back."""
+    return [
+        (transfer, day.isoformat(), account, "2026-11-01", f"{tag}{i}", i) for i in range(count)
+    ]
+
+
+async def test_several_slices_load_in_one_call_each_with_its_own_count(target: Target) -> None:
+    days = [date(2026, 11, d) for d in (1, 2, 3)]
+    parts = [
+        SliceRows(
+            Slice(7, day, ("a", "b")),
+            chunks([("a", rows_of("a", n)), ("b", rows_of("b", 1, "b"))]),
+        )
+        for n, day in enumerate(days, start=1)
+    ]
+    results = await target.destination.load_parts("orders", COLUMNS, parts)
+    assert [r.rows for r in results] == [2, 3, 4]
+    want = [
+        row
+        for n, day in enumerate(days, start=1)
+        for row in day_rows(day, 7, "a", n, "c") + day_rows(day, 7, "b", 1, "b")
+    ]
+    assert target.read() == sorted(want)
+
+
+async def test_a_later_slice_of_a_load_replaces_an_earlier_one_it_overlaps(
+    target: Target,
+) -> None:
+    parts = [
+        SliceRows(
+            Slice(7, DAY, ("a", "b")), chunks([("a", rows_of("a", 2)), ("b", rows_of("b", 2))])
+        ),
+        SliceRows(Slice(7, DAY, ("b",)), chunks([("b", rows_of("b", 1, "new"))])),
+    ]
+    results = await target.destination.load_parts("orders", COLUMNS, parts)
+    assert [r.rows for r in results] == [4, 1]
+    want = expected(7, "a", rows_of("a", 2)) + expected(7, "b", rows_of("b", 1, "new"))
+    assert target.read() == sorted(want)
+
+
+@pytest.mark.parametrize("failure", ["source", "rejected"])
+async def test_a_failure_in_one_slice_leaves_every_slice_of_the_load_as_it_was(
+    sql_target: Target, failure: str
+) -> None:
+    target = sql_target
+    days = [date(2026, 11, d) for d in (1, 2, 3)]
+    for day in days[:2]:  # the first two days were loaded before, the third never was
+        await target.destination.load(
+            "orders", Slice(7, day, ("a",)), COLUMNS, chunks([("a", rows_of("a", 2, "old"))])
+        )
+    before = target.read()
+    bad = (
+        chunks([("a", rows_of("a", 1)), ("a", rows_of("a", 1))], fail_after=1)
+        if failure == "source"
+        else chunks([("z", rows_of("z", 1))])  # an account the slice does not name
+    )
+    parts = [
+        SliceRows(Slice(7, days[0], ("a",)), chunks([("a", rows_of("a", 3, "new"))])),
+        SliceRows(Slice(7, days[1], ("a",)), bad),
+        SliceRows(Slice(7, days[2], ("a",)), chunks([("a", rows_of("a", 3, "new"))])),
+    ]
+    with pytest.raises(RuntimeError if failure == "source" else LoadRejected):
+        await target.destination.load_parts("orders", COLUMNS, parts)
+    assert target.read() == before
+
+
+async def test_a_load_of_no_slices_is_refused(tmp_path: Path) -> None:
+    destination = DuckDBDestination.from_fields({}, DestinationContext(tmp_path))
+    with pytest.raises(LoadRejected, match="1 to"):
+        await destination.load_parts("orders", COLUMNS, [])
 
 
 async def test_the_connection_test_passes(target: Target) -> None:
