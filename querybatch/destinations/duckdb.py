@@ -10,16 +10,16 @@ on the database runs on one thread of the load's own, off the event loop.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
 
 import pyarrow as pa
 from pydantic import Field, StringConstraints
 
-from querybatch.destinations.arrow import chunk_table, schema_of
+from querybatch.destinations.arrow import schema_of, slices_table
 from querybatch.destinations.base import (
     ACCOUNT_COLUMN,
     DATE_COLUMN,
@@ -53,6 +53,7 @@ DUCK_TYPES: dict[ColumnType, str] = {
 KNOWN_TYPES: dict[str, ColumnType] = {name: kind for kind, name in DUCK_TYPES.items()}
 T = TypeVar("T")
 INSERT_ROWS = 65_536  # rows gathered before one INSERT
+BUILD_ROWS = 8_192  # rows held as the chunks gave them before they become an Arrow table
 
 
 class DuckDBFields(DestinationConfig):
@@ -125,7 +126,8 @@ class DuckDBDestination(Destination):
         self, table: str, columns: Sequence[Column], parts: Sequence[SliceRows]
     ) -> list[LoadResult]:
         """Replace each slice in turn, all in one transaction: one open of the file, one
-        check of the table, a DELETE and the INSERTs of each slice, one COMMIT."""
+        check of the table, one DELETE of the slices and INSERTs of their rows gathered
+        together (a stretch at a time where a slice overlaps one before it), one COMMIT."""
         import duckdb
 
         check_parts(table, columns, parts)
@@ -136,20 +138,27 @@ class DuckDBDestination(Destination):
         loaded_at = datetime.now(UTC)
         target = f"{self.config.path}:{schema}.{table}"
         session = _Session()
+        gathered = _Gathered(arrow_schema, columns, loaded_at)
         results: list[LoadResult] = []
         try:
             conn = await session.open(self._connect)
             await session.call(self._begin, conn, schema, table, columns)
-            for rows in parts:
-                await session.settle()  # the last slice's rows are in before this DELETE
-                await session.call(_delete, conn, schema, table, rows.part)
-                accounts = frozenset(rows.part.accounts)
-                count = 0
-                tables = _tables(rows.chunks, accounts, columns, arrow_schema, rows.part, loaded_at)
-                async for batch in tables:
-                    await session.insert(schema, table, batch)
-                    count += batch.num_rows
-                results.append(LoadResult(count, target))
+            for stretch in _disjoint_stretches(parts):
+                await session.settle()  # the last stretch's rows are in before this DELETE
+                await session.call(_delete, conn, schema, table, [r.part for r in stretch])
+                for rows in stretch:
+                    accounts = frozenset(rows.part.accounts)
+                    count = 0
+                    async for chunk in rows.chunks:
+                        check_chunk(chunk, accounts, len(columns))
+                        count += len(chunk.rows)
+                        ready = gathered.add(rows.part, chunk)
+                        if ready is not None:
+                            await session.insert(schema, table, ready)
+                    results.append(LoadResult(count, target))
+                rest = gathered.rest()
+                if rest is not None:
+                    await session.insert(schema, table, rest)
             await session.settle()
             await session.call(conn.execute, "COMMIT")
         except BaseException as exc:
@@ -187,40 +196,89 @@ class DuckDBDestination(Destination):
                     conn.execute(f"ALTER TABLE {target} ALTER {name} TYPE {kind}")
 
 
-def _delete(conn: Any, schema: str, table: str, part: Slice) -> None:
-    conn.execute(
-        f"DELETE FROM {_q(schema)}.{_q(table)} WHERE {_q(TRANSFER_COLUMN)} = ?"
-        f" AND {_q(DATE_COLUMN)} = ? AND list_contains(?, {_q(ACCOUNT_COLUMN)})",
-        [part.transfer_id, part.data_date, list(part.accounts)],
+def _delete(conn: Any, schema: str, table: str, slices: Sequence[Slice]) -> None:
+    """Delete the rows of ``slices`` with one statement: a DELETE per slice scanned the
+    table once each."""
+    keys = pa.table(
+        {
+            "transfer_id": pa.array(
+                [p.transfer_id for p in slices for _ in p.accounts], pa.int64()
+            ),
+            "data_date": pa.array([p.data_date for p in slices for _ in p.accounts], pa.date32()),
+            "account": pa.array([a for p in slices for a in p.accounts], pa.string()),
+        }
     )
-
-
-async def _tables(
-    chunks: AsyncIterable[RowChunk],
-    accounts: frozenset[str],
-    columns: Sequence[Column],
-    arrow_schema: pa.Schema,
-    part: Slice,
-    loaded_at: datetime,
-) -> AsyncIterator[pa.Table]:
-    """The chunks' rows as Arrow tables of at least ``INSERT_ROWS`` rows (the last: the
-    rest). Small chunks (a run's accounts of a few rows each) go in together: an INSERT costs
-    about 2 ms whatever its size, more than a day's rows of one account."""
-    pending: list[pa.Table] = []
-    pending_rows = 0
-    async for chunk in chunks:
-        check_chunk(chunk, accounts, len(columns))
-        if not chunk.rows:
-            continue
-        pending.append(
-            chunk_table(arrow_schema, columns, chunk, part.transfer_id, part.data_date, loaded_at)
+    conn.register("qb_slices", keys)
+    try:
+        conn.execute(
+            f"DELETE FROM {_q(schema)}.{_q(table)} AS old USING qb_slices AS k"
+            f" WHERE old.{_q(TRANSFER_COLUMN)} = k.transfer_id"
+            f" AND old.{_q(DATE_COLUMN)} = k.data_date AND old.{_q(ACCOUNT_COLUMN)} = k.account"
         )
-        pending_rows += len(chunk.rows)
-        if pending_rows >= INSERT_ROWS:
-            yield pa.concat_tables(pending)
-            pending, pending_rows = [], 0
-    if pending:
-        yield pa.concat_tables(pending)
+    finally:
+        conn.unregister("qb_slices")
+
+
+def _disjoint_stretches(parts: Sequence[SliceRows]) -> list[list[SliceRows]]:
+    """The parts in order, cut before a slice that overlaps one earlier in its stretch: a
+    stretch's slices are deleted together before any of their rows go in, and a later
+    slice still replaces the rows an earlier one of the load gave."""
+    stretches: list[list[SliceRows]] = []
+    current: list[SliceRows] = []
+    taken: set[tuple[int, date, str]] = set()
+    for rows in parts:
+        keys = {(rows.part.transfer_id, rows.part.data_date, a) for a in rows.part.accounts}
+        if not taken.isdisjoint(keys):
+            stretches.append(current)
+            current, taken = [], set()
+        current.append(rows)
+        taken |= keys
+    if current:
+        stretches.append(current)
+    return stretches
+
+
+class _Gathered:
+    """Rows on their way to an INSERT: as the chunks gave them up to ``BUILD_ROWS``, then
+    as Arrow tables up to ``INSERT_ROWS``, so memory stays bounded. Small chunks (a run's
+    accounts of a few rows each) go in together: an INSERT costs about 2 ms whatever its
+    size, more than a day's rows of one account, and so did a table built per chunk."""
+
+    def __init__(self, schema: pa.Schema, columns: Sequence[Column], loaded_at: datetime) -> None:
+        self._schema = schema
+        self._columns = columns
+        self._loaded_at = loaded_at
+        self._pieces: list[tuple[Slice, RowChunk]] = []
+        self._piece_rows = 0
+        self._tables: list[pa.Table] = []
+        self._table_rows = 0
+
+    def add(self, part: Slice, chunk: RowChunk) -> pa.Table | None:
+        """Take ``chunk``; a table to insert when enough rows have gathered."""
+        if not chunk.rows:
+            return None
+        self._pieces.append((part, chunk))
+        self._piece_rows += len(chunk.rows)
+        if self._piece_rows >= BUILD_ROWS:
+            self._build()
+        return self._take() if self._table_rows >= INSERT_ROWS else None
+
+    def rest(self) -> pa.Table | None:
+        """What is left to insert, if anything."""
+        self._build()
+        return self._take() if self._table_rows else None
+
+    def _build(self) -> None:
+        if self._pieces:
+            table = slices_table(self._schema, self._columns, self._pieces, self._loaded_at)
+            self._tables.append(table)
+            self._table_rows += table.num_rows
+            self._pieces, self._piece_rows = [], 0
+
+    def _take(self) -> pa.Table:
+        table = pa.concat_tables(self._tables)
+        self._tables, self._table_rows = [], 0
+        return table
 
 
 class _Session:
