@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from bench._batch import DS_ID, account_id, submit, wait_stopped
-from bench._common import Figures, parser, print_figures, ratio, run, target
+from bench._common import Figures, Profiling, parser, print_figures, profiling, ratio, run, target
 from bench._server import ADMIN_KEY, BenchServer
 
 NAME = "backfill"
@@ -79,10 +79,15 @@ def _wait_runs_ended(sdk: Any, team_id: int, transfer_id: int) -> list[Any]:
 
 
 def run_transfer(
-    server: BenchServer, team_id: int, accounts: list[str], first: date, last: date
+    server: BenchServer,
+    team_id: int,
+    accounts: list[str],
+    first: date,
+    last: date,
+    profile: Profiling | None = None,
 ) -> tuple[float, float, int]:
-    """Make the transfer, let its own run end, then time the backfill; (seconds, server CPU
-    seconds, runs failed)."""
+    """Make the transfer, let its own run end, then time the backfill (sampled by py-spy
+    when ``profile`` says so); (seconds, server CPU seconds, runs failed)."""
     from supermetrics import TransferAccount, TransferSchedule
 
     with _sdk(server) as sdk:
@@ -105,18 +110,19 @@ def run_transfer(
             ],
         ).transfer_id
         _wait_runs_ended(sdk, team_id, transfer_id)
-        cpu0 = server.cpu_seconds()
-        started = time.perf_counter()
-        made = sdk.backfills.create(
-            team_id=team_id, transfer_id=transfer_id, range_start=first, range_end=last
-        )
-        while True:
-            state = sdk.backfills.get(team_id=team_id, backfill_id=made.transfer_backfill_id)
-            if state.status not in ("CREATED", "RUNNING"):
-                break
-            time.sleep(POLL)
-        seconds = time.perf_counter() - started
-        cpu = server.cpu_seconds() - cpu0
+        with server.profiled(profile):
+            cpu0 = server.cpu_seconds()
+            started = time.perf_counter()
+            made = sdk.backfills.create(
+                team_id=team_id, transfer_id=transfer_id, range_start=first, range_end=last
+            )
+            while True:
+                state = sdk.backfills.get(team_id=team_id, backfill_id=made.transfer_backfill_id)
+                if state.status not in ("CREATED", "RUNNING"):
+                    break
+                time.sleep(POLL)
+            seconds = time.perf_counter() - started
+            cpu = server.cpu_seconds() - cpu0
     if state.status != "COMPLETED":
         raise RuntimeError(f"the backfill ended {state.status}: {state.error_report}")
     return seconds, cpu, int(state.transfer_runs_failed)
@@ -198,8 +204,15 @@ def _total_rows(query: dict[str, Any]) -> int:
     return int((query.get("result_info") or {}).get("total_rows", 0))
 
 
-def measure(days: int, n_accounts: int, latency_ms: float, concurrency: int) -> Figures:
-    """The backfill, then the plain batch of the same sub-queries, on one fresh server."""
+def measure(
+    days: int,
+    n_accounts: int,
+    latency_ms: float,
+    concurrency: int,
+    profile: Profiling | None = None,
+) -> Figures:
+    """The backfill (profiled when asked), then the plain batch of the same sub-queries, on
+    one fresh server."""
     accounts = [account_id(i) for i in range(n_accounts)]
     # Well before today, so the transfer's own daily runs never load a date of the range.
     last = datetime.now(UTC).date() - timedelta(days=30)
@@ -207,7 +220,7 @@ def measure(days: int, n_accounts: int, latency_ms: float, concurrency: int) -> 
     with BenchServer(server_env(concurrency, latency_ms)) as server:
         with server.client() as client:
             team_id = int(client.get("/whoami").json()["team_id"])
-        fill_s, fill_cpu, failed = run_transfer(server, team_id, accounts, first, last)
+        fill_s, fill_cpu, failed = run_transfer(server, team_id, accounts, first, last, profile)
         names, *rows = loaded_rows(server, team_id, first, last)
         fields = [n for n in names if not n.startswith(SYSTEM_PREFIX)]
         batch_s, batch_cpu, succeeded, batch_rows = run_plain_batch(
@@ -277,7 +290,7 @@ def main(argv: list[str] | None = None) -> Figures:
     return run(
         NAME,
         ns.out,
-        lambda: measure(ns.days, ns.accounts, ns.latency_ms, ns.concurrency),
+        lambda: measure(ns.days, ns.accounts, ns.latency_ms, ns.concurrency, profiling(ns)),
         report,
         wait_for_quiet=not ns.no_wait,
     )
