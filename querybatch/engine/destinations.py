@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,7 @@ from querybatch.destinations.base import (
     Destination,
     DestinationContext,
     LoadResult,
-    RowChunk,
-    Slice,
+    SliceRows,
 )
 from querybatch.domain.teams import team_id_of
 from querybatch.engine.catalog import check_team
@@ -221,16 +220,16 @@ class Destinations:
         account: str,
         destination_id: int,
         table: str,
-        part: Slice,
         columns: Sequence[Column],
-        chunks: AsyncIterable[RowChunk],
-    ) -> LoadResult:
-        """Replace ``part`` in the destination by the rows of ``chunks`` (a transfer run's
-        load). Any failure is a DestinationError whose message names no secret."""
+        parts: Sequence[SliceRows],
+    ) -> list[LoadResult]:
+        """Replace each slice of ``parts`` in the destination by its rows (transfer runs'
+        loads, several at once), in one transaction where the type allows; what each part
+        wrote. Any failure is a DestinationError whose message names no secret."""
         secrets = self._secrets(await self._record(account, destination_id))
         destination = await self.destination_for(account, destination_id)
         try:
-            return await destination.load(table, part, columns, chunks)
+            return await destination.load_parts(table, columns, parts)
         except DestinationError as exc:
             raise type(exc)(_hidden(exc.message, secrets.values()), exc.description) from None
         except Exception as exc:  # a driver's own error: its text may quote a field

@@ -125,7 +125,9 @@ async def start_server(
     catalog = Catalog(registry)
     destinations = build_destinations(settings, store, secret, destination_kinds)
     transfers = Transfers(store, catalog, destinations, limit=settings.max_transfers)
-    engine.use_transfer_runs(TransferRunner(store, query_batches, transfers, destinations))
+    engine.use_transfer_runs(
+        TransferRunner(store, query_batches, transfers, destinations, wake=engine.scheduler.wake)
+    )
     return Server(
         settings,
         store,

@@ -4,16 +4,18 @@ batches, and each stopped batch is loaded into its transfer's destination.
 ```
 transfer due (next_run_at <= now) --create_due--> run CREATED   (next_run_at moved on)
 CREATED  --a query batch: one query per account, the run's data date--> RUNNING
-RUNNING  --its batch stopped--> LOADING --slice load--> COMPLETED | FAILED
+RUNNING  --its batch stopped--> LOADING --its destination's next group load--> COMPLETED | FAILED
 ```
 
 The scheduler starts a pass (``start``) on each of its ticks on the leading node, at most
 one every ``every`` seconds, or at the next tick when a batch stopped or a load ended
 (``poke``); a pass is three short steps, each bounded to ``PASS_LIMIT``
-transfers or runs. Loads run as tasks of their own, ``LOADS`` at a time, so a destination
-that is slow or down holds up only its own runs: its load fails with its message and the
-next scheduled run tries again. A batch with a failed or stopped sub-query fails its run
-without a load, so the destination keeps the rows it had rather than losing an account's.
+transfers or runs. Loads run as tasks of their own (``engine/transfer_loads.py``: a lane
+per destination, runs of one transfer loaded together), ``LOADS`` at a time, so a
+destination that is slow or down holds up only its own runs: its load fails with its
+message and the next scheduled run tries again. A batch with a failed or stopped
+sub-query fails its run without a load, so the destination keeps the rows it had rather
+than losing an account's.
 The batch runs under every limit, retry and cancel rule of query batches; the destinations
 do their work in threads, never on the event loop.
 """
@@ -22,39 +24,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
-import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
 from querybatch import logs
-from querybatch.destinations.base import Column, RowChunk, Slice, column_type_of
-from querybatch.domain.batch import batch_query_schedule_id
-from querybatch.domain.fields import Row
 from querybatch.domain.status import BatchStatus
 from querybatch.domain.transfer_schedule import due_dates
-from querybatch.engine.batch_rows import batch_rows
 from querybatch.engine.destinations import Destinations
 from querybatch.engine.query_batches import QueryBatches
-from querybatch.engine.result_rows import Columns
 from querybatch.engine.service import Caller
+from querybatch.engine.transfer_loads import (
+    GROUP_RUNS,
+    LOADS,
+    StoppedRun,
+    TransferLoads,
+    end_run,
+    failure_message,
+)
 from querybatch.engine.transfers import Transfers, next_due_at, schedule_of
 from querybatch.errors import QueryBatchError
 from querybatch.store.records import BatchRecord
 from querybatch.store.store import Store
-from querybatch.store.transfer_runs import RunStatus, TransferRunRecord
+from querybatch.store.transfer_runs import TransferRunRecord
 from querybatch.store.transfers import TransferRecord
 
 log = logging.getLogger(__name__)
 
 PASS_LIMIT = 100
-LOADS = 4
 BACKFILL_DEPTH = 2  # a backfill's sub-queries under way: this many times the tenant's limit
-LOAD_TIMEOUT = 3600.0
 MAX_FIELDS = 100  # the most fields one query asks for
-_COLUMN_CHARS = re.compile(r"[^A-Za-z0-9_]+")
 
 
 class TransferRunner:
@@ -70,6 +70,7 @@ class TransferRunner:
         every: float = 1.0,
         loads: int = LOADS,
         clock: Callable[[], float] = time.time,
+        wake: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.batches = batches
@@ -78,13 +79,13 @@ class TransferRunner:
         self.every = every
         # Due times, runs' times and a pass's pace read this clock: tests move it by hand.
         self.clock = clock
-        self._load_slots = asyncio.Semaphore(loads)
-        self._pass: asyncio.Task[None] | None = None
-        self._loads: dict[int, asyncio.Task[None]] = {}
-        # A lock lives while a load holds or awaits it: as many as loads under way.
-        self._locks: weakref.WeakValueDictionary[tuple[str, int], asyncio.Lock] = (
-            weakref.WeakValueDictionary()
+        # Has the scheduler tick now (it starts passes on the leading node only): a run's
+        # end waited up to a tick for the pass that starts the next run and loads it.
+        self.wake = wake
+        self.loads = TransferLoads(
+            store, transfers, destinations, loads=loads, clock=clock, ended=self.poke
         )
+        self._pass: asyncio.Task[None] | None = None
         self._last_pass = float("-inf")
         self._poked = False
         self._recovered = False
@@ -93,8 +94,10 @@ class TransferRunner:
 
     def poke(self) -> None:
         """Something a pass acts on happened (a batch stopped, a load ended): the next
-        ``start`` begins a pass without waiting out ``every``."""
+        ``start``, which the scheduler is woken for, begins a pass without waiting out
+        ``every`` (once the pass under way has ended)."""
         self._poked = True
+        self.wake()
 
     def start(self) -> None:
         """Start a pass in the background, unless one runs or the last began too recently
@@ -109,7 +112,7 @@ class TransferRunner:
 
     async def stop(self) -> None:
         """Stop the pass and the loads under way (a load cut short is taken again later)."""
-        tasks = [t for t in (self._pass, *self._loads.values()) if t is not None]
+        tasks = [t for t in (self._pass, *self.loads.tasks()) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -117,27 +120,32 @@ class TransferRunner:
     async def settle(self) -> None:
         """Return once the pass and every load started so far have ended (for tests)."""
         while pending := [
-            t for t in (self._pass, *self._loads.values()) if t is not None and not t.done()
+            t for t in (self._pass, *self.loads.tasks()) if t is not None and not t.done()
         ]:
             await asyncio.gather(*pending, return_exceptions=True)
 
     # -- a pass -------------------------------------------------------------------------------
 
     async def run_pass(self) -> None:
-        """Make the due runs, start the new ones, and load those whose batch stopped."""
+        """Make the due runs, load those whose batch stopped, and start the new ones."""
         if not self._recovered:
             # Loads left unfinished by this node's previous process or a former leader.
             await self.store.transfer_runs.requeue_loads()
             self._recovered = True
         await self._create_due()
-        await self._start_created()
+        # Runs whose batches stopped become LOADING first: the runs started next take the
+        # room their sub-queries left (a pass in the other order saw none, and left it idle
+        # until the next pass).
         await self._load_stopped()
+        await self._start_created()
 
     async def _logged_pass(self) -> None:
         try:
             await self.run_pass()
         except Exception as exc:
             logs.retrying(log, "transfer runs pass failed", exc)
+        if self._poked:  # poked while this pass ran, so the next one is due now
+            self.wake()
 
     async def _create_due(self) -> None:
         now = self.clock()
@@ -177,11 +185,18 @@ class TransferRunner:
         # the next pass): a backfill runs as fast as one batch of its sub-queries would,
         # while the scheduler's turns between lanes keep the recurring runs' batches going.
         queries = BACKFILL_DEPTH * self.batches.settings.account_concurrency
-        for run in await self.store.transfer_runs.startable(PASS_LIMIT, queries):
-            try:
-                await self._start(run)
-            except Exception as exc:  # this run's failure, never the pass's
-                await self._fail(run, exc)
+        # Runs waiting for their load leave room to the next ones, up to two groups' worth.
+        loading = 2 * GROUP_RUNS
+        chosen = await self.store.transfer_runs.startable(PASS_LIMIT, queries, loading)
+        # At once: a batch's submit mostly waits for the store's writer, and one after the
+        # other they kept a backfill's sub-queries from coming as fast as they ran.
+        await asyncio.gather(*(self._start_or_fail(run) for run in chosen))
+
+    async def _start_or_fail(self, run: TransferRunRecord) -> None:
+        try:
+            await self._start(run)
+        except Exception as exc:  # this run's failure, never the pass's
+            await self._fail(run, exc)
 
     async def _start(self, run: TransferRunRecord) -> None:
         transfer = await self._transfer(run)
@@ -200,87 +215,27 @@ class TransferRunner:
 
     async def _load_stopped(self) -> None:
         for run in await self.store.transfer_runs.to_load(PASS_LIMIT):
-            if run.id in self._loads or run.batch_id is None:
+            if self.loads.holds(run.id) or run.batch_id is None:
                 continue
             batch = await self.store.jobs.get_batch(run.account, run.batch_id, self.clock())
             if batch is None:
                 await self._finish(run, None, "Its query batch expired before it was loaded")
             elif batch.status is BatchStatus.STOPPED:
-                if await self.store.transfer_runs.mark_loading(run.id):
-                    task = asyncio.create_task(self._load(run, batch), name="qb-transfer-load")
-                    self._loads[run.id] = task
+                try:
+                    await self._queue_load(run, batch)
+                except Exception as exc:  # this run's failure, never the pass's
+                    await self._fail(run, exc)
 
-    # -- a load -------------------------------------------------------------------------------
-
-    async def _load(self, run: TransferRunRecord, batch: BatchRecord) -> None:
-        try:
-            # Loads into one destination take turns (DuckDB has one writer; two creates of
-            # one table conflict), and wait for their turn without holding a load slot.
-            transfer = await self._transfer(run)
-            async with self._destination_lock(transfer), self._load_slots:
-                load = self._load_rows(run, transfer, batch)
-                rows = await asyncio.wait_for(load, LOAD_TIMEOUT)
-            await self._finish(run, rows, None)
-        except asyncio.CancelledError:
-            raise  # the node stops: the run stays LOADING and is taken again
-        except Exception as exc:
-            await self._fail(run, exc)
-        finally:
-            self._loads.pop(run.id, None)
-            self.poke()  # a slot is free: the next run of a backfill may start
-
-    def _destination_lock(self, transfer: TransferRecord) -> asyncio.Lock:
-        key = (transfer.account, transfer.destination_id)
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
-        return lock
-
-    async def _load_rows(
-        self, run: TransferRunRecord, transfer: TransferRecord, batch: BatchRecord
-    ) -> int:
-        """Load the run's batch into the destination; the rows loaded."""
+    async def _queue_load(self, run: TransferRunRecord, batch: BatchRecord) -> None:
+        """Fail the run when its batch's rows cannot replace its slice; else queue its load
+        (the runs queued while its destination loads others make its next group)."""
         problem = await self._batch_problem(batch)
         if problem is not None:
-            raise QueryBatchError(problem)
-        schema = await self.transfers.schema(transfer.data_source_id)
-        infos = {f.field_id: f for f in schema.fields}
-        columns = [
-            Column(column_name(f), column_type_of(infos[f].data_type) if f in infos else "string")
-            for f in batch.columns
-        ]
-        accounts = _accounts(transfer)
-        loaded = await self.destinations.load(
-            run.account,
-            transfer.destination_id,
-            schema.table_name,
-            Slice(transfer.id, run.data_date, tuple(accounts)),
-            columns,
-            self._chunks(batch, accounts),
-        )
-        return loaded.rows
-
-    async def _chunks(self, batch: BatchRecord, accounts: list[str]) -> AsyncIterator[RowChunk]:
-        """The batch's rows by account: its n-th query reads the n-th account."""
-        account_of = {
-            batch_query_schedule_id(batch.id, n): account
-            for n, account in enumerate(accounts, start=1)
-        }
-        ids = ["schedule_id", *batch.columns]
-        wide = Columns(ids=ids, names=ids, data_types=["string"] * len(ids))
-        async for block in batch_rows(self.store, batch.id, wide):
-            current: str | None = None
-            rows: list[Row] = []
-            for row in block:
-                account = account_of[row[0]]
-                if account != current and rows:
-                    assert current is not None
-                    yield RowChunk(current, rows)
-                    rows = []
-                current = account
-                rows.append(tuple(row[1:]))
-            if rows and current is not None:
-                yield RowChunk(current, rows)
+            await self._finish(run, None, problem)
+            return
+        transfer = await self._transfer(run)
+        if await self.store.transfer_runs.mark_loading(run.id):
+            self.loads.add(StoppedRun(run, batch), transfer)
 
     async def _batch_problem(self, batch: BatchRecord) -> str | None:
         """Why the batch's rows cannot replace the slice (None: they can)."""
@@ -304,38 +259,10 @@ class TransferRunner:
         return record
 
     async def _fail(self, run: TransferRunRecord, exc: Exception) -> None:
-        if isinstance(exc, QueryBatchError):
-            message = exc.message + (f": {exc.description}" if exc.description else "")
-        else:
-            message = f"{type(exc).__name__}: {str(exc)[:500]}"
-        await self._finish(run, None, message)
+        await self._finish(run, None, failure_message(exc))
 
     async def _finish(self, run: TransferRunRecord, rows: int | None, error: str | None) -> None:
-        status: RunStatus = "COMPLETED" if error is None else "FAILED"
-        await self.store.transfer_runs.finish(run.id, status, rows, error, self.clock())
-        logs.event(
-            log,
-            "transfer_run_ended",
-            "transfer run {run_id} of transfer {transfer_id} ({data_date}): {status}",
-            level=logging.INFO if error is None else logging.WARNING,
-            run_id=run.id,
-            transfer_id=run.transfer_id,
-            data_date=run.data_date.isoformat(),
-            status=status,
-        )
-
-
-def column_name(field_id: str) -> str:
-    """The destination column of a field: its id where that is a safe name."""
-    name = _COLUMN_CHARS.sub("_", field_id).strip("_")[:63] or "field"
-    if not name[0].isalpha():
-        name = ("f_" + name)[:63]
-    return name
-
-
-def _accounts(transfer: TransferRecord) -> list[str]:
-    """The transfer's accounts, each once, in their order."""
-    return list(dict.fromkeys(a["account_id"] for a in transfer.config.get("accounts", [])))
+        await end_run(self.store, run, rows, error, self.clock())
 
 
 def _batch_body(transfer: TransferRecord, fields: list[str], data_date: date) -> dict[str, Any]:

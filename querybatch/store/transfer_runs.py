@@ -161,12 +161,17 @@ class TransferRunStore:
             return [_record(row) for row in rows]
 
     @reads
-    def startable(self, limit: int, queries_per_backfill: int) -> list[TransferRunRecord]:
+    def startable(
+        self, limit: int, queries_per_backfill: int, loading_per_backfill: int
+    ) -> list[TransferRunRecord]:
         """CREATED runs to start now, oldest first: every Recurring one (up to ``limit``),
         then of each backfill as many as keep at most ``queries_per_backfill`` of its
-        sub-queries (a run has one per account of its transfer) in runs under way, at least
-        one run. The recurring runs come first; a backfill fills the tenant's limits as one
-        batch would, without holding every run of a long range at once."""
+        sub-queries (a run has one per account of its transfer) in runs whose batches run,
+        at least one run, while fewer than ``loading_per_backfill`` of its runs wait for
+        their load. The recurring runs come first; a backfill fills the tenant's limits as
+        one batch would, without holding every run of a long range at once; its runs that
+        wait to load leave their sub-queries' room to the next ones (their loads go in
+        groups), up to a bound, so a slow destination holds the backfill back in the end."""
         runs = transfer_runs.c
         with self.db.reading() as conn:
             recurring = conn.execute(
@@ -176,14 +181,14 @@ class TransferRunStore:
                 .limit(limit)
             ).mappings()
             chosen = [_record(row) for row in recurring]
-            busy: dict[int, int] = {
-                backfill_id: count
-                for backfill_id, count in conn.execute(
-                    select(runs.backfill_id, func.count())
-                    .where(runs.status.in_(("RUNNING", "LOADING")), runs.backfill_id.is_not(None))
-                    .group_by(runs.backfill_id)
-                )
-            }
+            running: dict[int, int] = {}
+            loading: dict[int, int] = {}
+            for backfill_id, status, count in conn.execute(
+                select(runs.backfill_id, runs.status, func.count())
+                .where(runs.status.in_(("RUNNING", "LOADING")), runs.backfill_id.is_not(None))
+                .group_by(runs.backfill_id, runs.status)
+            ):
+                (running if status == "RUNNING" else loading)[backfill_id] = count
             waiting = conn.execute(
                 select(transfer_runs, transfers.c.config.label("transfer_config"))
                 .join(transfers, transfers.c.id == runs.transfer_id)
@@ -197,8 +202,11 @@ class TransferRunStore:
                 backfill_id = row["backfill_id"]
                 per_run = _accounts_of(row["transfer_config"])
                 runs_at_once = max(1, queries_per_backfill // per_run)
-                if busy.get(backfill_id, 0) < runs_at_once:
-                    busy[backfill_id] = busy.get(backfill_id, 0) + 1
+                if (
+                    running.get(backfill_id, 0) < runs_at_once
+                    and loading.get(backfill_id, 0) < loading_per_backfill
+                ):
+                    running[backfill_id] = running.get(backfill_id, 0) + 1
                     chosen.append(_record(row))
         return chosen
 
