@@ -214,6 +214,7 @@ class TransferRunner:
             await self.batches.stop(batch)  # the run was taken meanwhile: this batch is spare
 
     async def _load_stopped(self) -> None:
+        ready: list[tuple[StoppedRun, TransferRecord]] = []
         for run in await self.store.transfer_runs.to_load(PASS_LIMIT):
             if self.loads.holds(run.id) or run.batch_id is None:
                 continue
@@ -222,20 +223,26 @@ class TransferRunner:
                 await self._finish(run, None, "Its query batch expired before it was loaded")
             elif batch.status is BatchStatus.STOPPED:
                 try:
-                    await self._queue_load(run, batch)
+                    transfer = await self._loadable(run, batch)
                 except Exception as exc:  # this run's failure, never the pass's
                     await self._fail(run, exc)
+                    continue
+                if transfer is not None:
+                    ready.append((StoppedRun(run, batch), transfer))
+        # Queued together, after the last await: the runs of one transfer make one group.
+        stepped = await self.store.transfer_runs.mark_loading([s.run.id for s, _ in ready])
+        for stopped, transfer in ready:
+            if stopped.run.id in stepped:
+                self.loads.add(stopped, transfer)
 
-    async def _queue_load(self, run: TransferRunRecord, batch: BatchRecord) -> None:
-        """Fail the run when its batch's rows cannot replace its slice; else queue its load
-        (the runs queued while its destination loads others make its next group)."""
+    async def _loadable(self, run: TransferRunRecord, batch: BatchRecord) -> TransferRecord | None:
+        """The run's transfer, to load the batch's rows into its destination; None when the
+        rows cannot replace the run's slice, which fails the run."""
         problem = await self._batch_problem(batch)
         if problem is not None:
             await self._finish(run, None, problem)
-            return
-        transfer = await self._transfer(run)
-        if await self.store.transfer_runs.mark_loading(run.id):
-            self.loads.add(StoppedRun(run, batch), transfer)
+            return None
+        return await self._transfer(run)
 
     async def _batch_problem(self, batch: BatchRecord) -> str | None:
         """Why the batch's rows cannot replace the slice (None: they can)."""

@@ -216,9 +216,19 @@ class TransferRunStore:
         return self._step(run_id, "CREATED", "RUNNING", batch_id=batch_id, started_at=now)
 
     @writes
-    def mark_loading(self, run_id: int) -> bool:
-        """RUNNING -> LOADING (its batch stopped); whether this call took the step."""
-        return self._step(run_id, "RUNNING", "LOADING")
+    def mark_loading(self, run_ids: Sequence[int]) -> set[int]:
+        """RUNNING -> LOADING (their batches stopped), in one statement; the runs for which
+        this call took the step."""
+        if not run_ids:
+            return set()
+        with self.db.writing() as conn:
+            rows = conn.execute(
+                update(transfer_runs)
+                .where(transfer_runs.c.id.in_(run_ids), transfer_runs.c.status == "RUNNING")
+                .values(status="LOADING")
+                .returning(transfer_runs.c.id)
+            ).all()
+        return {row[0] for row in rows}
 
     @writes
     def finish(

@@ -16,6 +16,7 @@ from fakes import WAIT, FakeClock, within
 
 from querybatch.connectors.sources import build_sources
 from querybatch.destinations import registry
+from querybatch.destinations.base import RowChunk
 from querybatch.domain.teams import team_id_of
 from querybatch.engine.backfills import Backfills
 from querybatch.engine.catalog import Catalog
@@ -25,6 +26,7 @@ from querybatch.engine.factory import build_executor
 from querybatch.engine.query_batches import QueryBatches
 from querybatch.engine.secret_box import SecretBox
 from querybatch.engine.service import Caller, Engine
+from querybatch.engine.transfer_loads import TransferLoads
 from querybatch.engine.transfer_runner import TransferRunner
 from querybatch.engine.transfers import TransferAccountInput, TransferInput, Transfers
 from querybatch.errors import BadRequest, Conflict, NotFound
@@ -297,3 +299,86 @@ async def test_a_run_whose_batch_stopped_is_loaded_whatever_runs_before_it_still
     await rig.runner.settle()
     statuses = {r.id: r.status for r in await runs_of(rig, transfer_id)}
     assert statuses == {older.id: "RUNNING", newer.id: "COMPLETED"}
+
+
+async def stopped_runs(rig: Rig, transfer_id: int, count: int) -> list[TransferRunRecord]:
+    """Start ``count`` runs of the transfer with one pass, and return them once every one's
+    batch has stopped (nothing loads them meanwhile: passes are driven by hand)."""
+    await rig.runner.run_pass()
+    started = [r for r in await runs_of(rig, transfer_id) if r.status == "RUNNING"]
+    assert len(started) == count
+
+    async def all_stopped() -> None:
+        for run in started:
+            while True:
+                batch = await rig.store.jobs.get_batch("acme", str(run.batch_id), rig.clock())
+                if batch is not None and batch.status == "STOPPED":
+                    break
+                await asyncio.sleep(0.02)
+
+    await within(all_stopped())
+    return started
+
+
+def loads_made(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of slices of each load the runner asks of its destinations, in order."""
+    made: list[int] = []
+    load = rig.destinations.load
+
+    async def counted(*args: Any) -> Any:
+        made.append(len(args[-1]))
+        return await load(*args)
+
+    monkeypatch.setattr(rig.destinations, "load", counted)
+    return made
+
+
+async def test_runs_of_a_transfer_that_stopped_together_are_loaded_in_one_load_each_with_its_rows(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backfills = Backfills(rig.store, clock=rig.clock)
+    transfer_id = await make_transfer(rig, DestinationInput("DWH_DUCKDB", "wh", {"path": "g.db"}))
+    await backfills.create(ACME, TEAM, transfer_id, date(2026, 10, 1), date(2026, 10, 4))
+    started = await stopped_runs(rig, transfer_id, 6)  # 2 recurring and 4 backfill runs
+    made = loads_made(rig, monkeypatch)
+    await rig.runner.run_pass()
+    await rig.runner.settle()
+    assert made == [6]
+    runs = await runs_of(rig, transfer_id)
+    assert {r.id for r in runs} == {r.id for r in started}
+    assert {r.status for r in runs} == {"COMPLETED"}
+    loaded = duckdb_rows(rig.root / str(TEAM) / "g.db")
+    per_date = {r.data_date.isoformat(): r.rows_loaded for r in runs}
+    # Each run its own date's rows, not the group's: the load's one answer holds one count
+    # per slice.
+    assert per_date == {day: sum(row[0] == day for row in loaded) for day in per_date}
+    assert sum(per_date.values()) == len(loaded) > len(per_date)
+
+
+async def test_a_run_whose_rows_the_destination_refuses_fails_alone_and_its_group_loads(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backfills = Backfills(rig.store, clock=rig.clock)
+    transfer_id = await make_transfer(rig, DestinationInput("DWH_DUCKDB", "wh", {"path": "i.db"}))
+    await backfills.create(ACME, TEAM, transfer_id, date(2026, 10, 1), date(2026, 10, 4))
+    started = await stopped_runs(rig, transfer_id, 6)
+    bad = started[2]
+    chunks = TransferLoads._chunks
+
+    def refused(loads: TransferLoads, batch: Any, accounts: list[str]) -> AsyncIterator[RowChunk]:
+        if batch.id == bad.batch_id:  # rows of an account the slice does not name
+            return chunks(loads, batch, ["ads-9999", *accounts[1:]])
+        return chunks(loads, batch, accounts)
+
+    monkeypatch.setattr(TransferLoads, "_chunks", refused)
+    made = loads_made(rig, monkeypatch)
+    await rig.runner.run_pass()
+    await rig.runner.settle()
+    assert made == [6, 1, 1, 1, 1, 1, 1]  # the group, then each run on its own
+    statuses = {r.id: (r.status, r.error_message) for r in await runs_of(rig, transfer_id)}
+    failed = statuses.pop(bad.id)
+    assert failed[0] == "FAILED" and "does not name" in str(failed[1])
+    assert {status for status, _ in statuses.values()} == {"COMPLETED"}
+    loaded = {row[0] for row in duckdb_rows(rig.root / str(TEAM) / "i.db")}
+    assert bad.data_date.isoformat() not in loaded
+    assert {r.data_date.isoformat() for r in started if r.id != bad.id} <= loaded
