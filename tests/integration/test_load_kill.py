@@ -3,9 +3,11 @@
 A child process loads a slice (12 accounts of 4,000 rows) into PostgreSQL, a DuckDB file
 and a Parquet directory, announcing each chunk before it hands it over; the test kills it
 after a random number of chunks, or a random moment after the last one (inside the commit
-or the files' moves). What the destination holds must then be the previous load of the
-slice or the new one, whole, never a mix; and loading the slice again must end with the new
-rows, each once. The kill points come from a seeded generator, printed on failure.
+or the files' moves). PostgreSQL and DuckDB take the slice as three slices of four
+accounts in one ``load_parts`` (a group of transfer runs' loads), which must be as atomic
+as one load. What the destination holds must then be the previous load of the slice or the
+new one, whole, never a mix; and loading the slice again must end with the new rows, each
+once. The kill points come from a seeded generator, printed on failure.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ CHILD = r"""
 import asyncio, json, sys
 from datetime import date
 from pathlib import Path
-from querybatch.destinations.base import Column, DestinationContext, RowChunk, Slice
+from querybatch.destinations.base import Column, DestinationContext, RowChunk, Slice, SliceRows
 from querybatch.destinations.duckdb import DuckDBDestination
 from querybatch.destinations.files import FilesDestination
 from querybatch.destinations.postgresql import PostgresDestination
@@ -46,16 +48,24 @@ context = DestinationContext(Path(spec["root"]))
 destination = kinds[spec["kind"]].from_fields(spec["fields"], context)
 columns = [Column("day", "date"), Column("campaign", "string"), Column("clicks", "integer")]
 
-async def chunks():
-    for index, account in enumerate(spec["accounts"]):
-        print(f"chunk {index}", flush=True)
+announced = 0
+
+async def chunks(accounts):
+    global announced
+    for account in accounts:
+        print(f"chunk {announced}", flush=True)
+        announced += 1
         rows = [("2026-11-01", f"{spec['tag']}{i}", i) for i in range(spec["rows"])]
         yield RowChunk(account, rows)
         await asyncio.sleep(0)
 
 async def main():
-    the_slice = Slice(7, date(2026, 11, 1), tuple(spec["accounts"]))
-    await destination.load("orders", the_slice, columns, chunks())
+    accounts, size = spec["accounts"], len(spec["accounts"]) // spec["parts"]
+    groups = [accounts[n : n + size] for n in range(0, len(accounts), size)]
+    parts = [
+        SliceRows(Slice(7, date(2026, 11, 1), tuple(group)), chunks(group)) for group in groups
+    ]
+    await destination.load_parts("orders", columns, parts)
     print("loaded", flush=True)
 
 asyncio.run(main())
@@ -149,6 +159,8 @@ def test_a_load_killed_at_random_points_leaves_each_row_once(
     fields, read = reader(kind, root, request)
     spec = {"kind": kind, "fields": fields, "root": str(root), "accounts": list(ACCOUNTS)}
     spec["rows"] = ROWS_PER_ACCOUNT
+    # Files load the slices of a load_parts one by one (each atomic alone): one slice there.
+    spec["parts"] = 1 if kind == "parquet" else 3
     assert load({**spec, "tag": "old"}, None)
     old, new = expected("old"), expected("new")
     assert read() == old
