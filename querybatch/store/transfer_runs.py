@@ -26,7 +26,7 @@ RunStatus = Literal["CREATED", "RUNNING", "LOADING", "COMPLETED", "FAILED", "CAN
 RunType = Literal["Recurring", "Backfill"]
 SortField = Literal["created_time", "data_date", "ended_time"]
 ERROR_CHARS = 2000
-BACKFILL_LOOKAHEAD = 1000  # CREATED backfill runs a pass looks at
+BACKFILL_LOOKAHEAD = 1000  # backfills with runs to start a pass looks at
 _SORT_COLUMNS = {
     "created_time": transfer_runs.c.created_at,
     "data_date": transfer_runs.c.data_date,
@@ -189,25 +189,32 @@ class TransferRunStore:
                 .group_by(runs.backfill_id, runs.status)
             ):
                 (running if status == "RUNNING" else loading)[backfill_id] = count
-            waiting = conn.execute(
-                select(transfer_runs, transfers.c.config.label("transfer_config"))
+            # Each backfill with runs to start, its transfer's configuration read once (a
+            # year's backfill read and decoded it with every one of its runs, each pass).
+            backlog = conn.execute(
+                select(runs.backfill_id, transfers.c.config)
                 .join(transfers, transfers.c.id == runs.transfer_id)
                 .where(runs.status == "CREATED", runs.backfill_id.is_not(None))
-                .order_by(runs.id)
+                .group_by(runs.backfill_id, transfers.c.id)
+                .order_by(func.min(runs.id))
                 .limit(BACKFILL_LOOKAHEAD)
-            ).mappings()
-            for row in waiting:
+            ).all()
+            for backfill_id, config in backlog:
                 if len(chosen) >= limit:
                     break
-                backfill_id = row["backfill_id"]
-                per_run = _accounts_of(row["transfer_config"])
-                runs_at_once = max(1, queries_per_backfill // per_run)
-                if (
-                    running.get(backfill_id, 0) < runs_at_once
-                    and loading.get(backfill_id, 0) < loading_per_backfill
-                ):
-                    running[backfill_id] = running.get(backfill_id, 0) + 1
-                    chosen.append(_record(row))
+                room = max(1, queries_per_backfill // _accounts_of(config))
+                room = min(room - running.get(backfill_id, 0), limit - len(chosen))
+                if room <= 0 or loading.get(backfill_id, 0) >= loading_per_backfill:
+                    continue
+                chosen.extend(
+                    _record(row)
+                    for row in conn.execute(
+                        select(transfer_runs)
+                        .where(runs.backfill_id == backfill_id, runs.status == "CREATED")
+                        .order_by(runs.id)
+                        .limit(room)
+                    ).mappings()
+                )
         return chosen
 
     @writes
