@@ -142,8 +142,13 @@ class TransferLoads:
             for stopped in group:
                 await self._end(stopped.run, None, failure_message(exc))
             return
-        for stopped, rows in zip(group, counts, strict=True):
-            await self._end(stopped.run, rows, None)
+        try:
+            ended = {s.run.id: rows for s, rows in zip(group, counts, strict=True)}
+            await self.store.transfer_runs.complete(ended, self.clock())
+        finally:
+            self._holding.difference_update(s.run.id for s in group)
+        for stopped in group:
+            log_ended(stopped.run, "COMPLETED")
 
     def _destination_lock(self, transfer: TransferRecord) -> asyncio.Lock:
         # A lane is one destination's already; the lock keeps loads in turn should a
@@ -230,11 +235,16 @@ async def end_run(
     """COMPLETED with ``rows`` (no ``error``), else FAILED with it; and say so in the log."""
     status: RunStatus = "COMPLETED" if error is None else "FAILED"
     await store.transfer_runs.finish(run.id, status, rows, error, now)
+    log_ended(run, status)
+
+
+def log_ended(run: TransferRunRecord, status: RunStatus) -> None:
+    """Say in the log that the run ended, and how."""
     logs.event(
         log,
         "transfer_run_ended",
         "transfer run {run_id} of transfer {transfer_id} ({data_date}): {status}",
-        level=logging.INFO if error is None else logging.WARNING,
+        level=logging.INFO if status == "COMPLETED" else logging.WARNING,
         run_id=run.id,
         transfer_id=run.transfer_id,
         data_date=run.data_date.isoformat(),

@@ -190,15 +190,26 @@ class TransferRunner:
         chosen = await self.store.transfer_runs.startable(PASS_LIMIT, queries, loading)
         # At once: a batch's submit mostly waits for the store's writer, and one after the
         # other they kept a backfill's sub-queries from coming as fast as they ran.
-        await asyncio.gather(*(self._start_or_fail(run) for run in chosen))
+        made = await asyncio.gather(*(self._submit_or_fail(run) for run in chosen))
+        batches = {run.id: batch for run, batch in zip(chosen, made, strict=True) if batch}
+        if not batches:
+            return
+        started = await self.store.transfer_runs.mark_started(
+            {run_id: batch.id for run_id, batch in batches.items()}, self.clock()
+        )
+        for run_id, batch in batches.items():
+            if run_id not in started:  # the run was taken meanwhile: this batch is spare
+                await self.batches.stop(batch)
 
-    async def _start_or_fail(self, run: TransferRunRecord) -> None:
+    async def _submit_or_fail(self, run: TransferRunRecord) -> BatchRecord | None:
+        """The run's query batch; None when it could not be made, which fails the run."""
         try:
-            await self._start(run)
+            return await self._submit(run)
         except Exception as exc:  # this run's failure, never the pass's
             await self._fail(run, exc)
+            return None
 
-    async def _start(self, run: TransferRunRecord) -> None:
+    async def _submit(self, run: TransferRunRecord) -> BatchRecord:
         transfer = await self._transfer(run)
         schema = await self.transfers.schema(transfer.data_source_id)
         fields = [f.field_id for f in schema.fields][:MAX_FIELDS]
@@ -210,8 +221,7 @@ class TransferRunner:
             1, min(len(body["queries"]), self.batches.settings.max_query_concurrency)
         )
         batch, _ = await self.batches.submit(caller, body)
-        if not await self.store.transfer_runs.mark_started(run.id, batch.id, self.clock()):
-            await self.batches.stop(batch)  # the run was taken meanwhile: this batch is spare
+        return batch
 
     async def _load_stopped(self) -> None:
         ready: list[tuple[StoppedRun, TransferRecord]] = []

@@ -9,7 +9,7 @@ due time wins; the unique (transfer, data date, run key) constraint backs that u
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
@@ -218,9 +218,20 @@ class TransferRunStore:
         return chosen
 
     @writes
-    def mark_started(self, run_id: int, batch_id: str, now: float) -> bool:
-        """CREATED -> RUNNING with the run's batch; whether this call took the step."""
-        return self._step(run_id, "CREATED", "RUNNING", batch_id=batch_id, started_at=now)
+    def mark_started(self, batches: Mapping[int, str], now: float) -> set[int]:
+        """CREATED -> RUNNING, each run (id) with its batch (id), in one transaction; the
+        runs for which this call took the step."""
+        stepped: set[int] = set()
+        with self.db.writing() as conn:
+            for run_id, batch_id in batches.items():
+                result = conn.execute(
+                    update(transfer_runs)
+                    .where(transfer_runs.c.id == run_id, transfer_runs.c.status == "CREATED")
+                    .values(status="RUNNING", batch_id=batch_id, started_at=now)
+                )
+                if result.rowcount:
+                    stepped.add(run_id)
+        return stepped
 
     @writes
     def mark_loading(self, run_ids: Sequence[int]) -> set[int]:
@@ -260,6 +271,18 @@ class TransferRunStore:
         return bool(result.rowcount)
 
     @writes
+    def complete(self, rows: Mapping[int, int], now: float) -> None:
+        """LOADING -> COMPLETED, each run (id) with its rows loaded, in one transaction (the
+        runs of one load)."""
+        with self.db.writing() as conn:
+            for run_id, count in rows.items():
+                conn.execute(
+                    update(transfer_runs)
+                    .where(transfer_runs.c.id == run_id, transfer_runs.c.status == "LOADING")
+                    .values(status="COMPLETED", rows_loaded=count, ended_at=now)
+                )
+
+    @writes
     def requeue_loads(self) -> int:
         """LOADING -> RUNNING for every run: loads a former leader (or this process before a
         restart) left unfinished are taken again (a load replaces its slice: safe twice)."""
@@ -270,15 +293,6 @@ class TransferRunStore:
                 .values(status="RUNNING")
             )
         return int(result.rowcount)
-
-    def _step(self, run_id: int, before: RunStatus, after: RunStatus, **values: Any) -> bool:
-        with self.db.writing() as conn:
-            result = conn.execute(
-                update(transfer_runs)
-                .where(transfer_runs.c.id == run_id, transfer_runs.c.status == before)
-                .values(status=after, **values)
-            )
-        return bool(result.rowcount)
 
     # -- what the API reads -------------------------------------------------------------------
 
