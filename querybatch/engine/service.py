@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -22,6 +23,7 @@ from querybatch.engine.scheduler import Background, Scheduler, SchedulerSettings
 from querybatch.engine.waiters import Waiters
 from querybatch.errors import ConfigurationError
 from querybatch.settings import Settings
+from querybatch.store.records import WorkItem
 from querybatch.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -89,7 +91,7 @@ class Engine:
         await self.executor.recover(self.store, max_attempts=self.settings.retries + 1)
         secret = await self.store.keys.server_secret(self.settings.secret)
         self.callbacks = CallbackSender(self.store, secret, self.callback_targets)
-        await self.executor.start(self.scheduler.on_done, self.notify_stopped)
+        await self.executor.start(self._runs_ended, self.notify_stopped)
         self._loop_task = asyncio.create_task(self.scheduler.run(), name="qb-scheduler")
         self._callback_task = asyncio.create_task(self._callbacks_forever(), name="qb-callbacks")
 
@@ -135,6 +137,13 @@ class Engine:
             self.scheduler.transfer_runs.poke()  # a transfer run's batch may be among them
 
     # -- internals --------------------------------------------------------------------------
+
+    def _runs_ended(self, items: Sequence[WorkItem]) -> None:
+        """Runs ended: the scheduler frees their slots, and whoever waits for one of their
+        batches looks again (scaled out, the worker's commit stops a batch, not this node)."""
+        self.scheduler.on_done(items)
+        if not self.executor.in_process:
+            self.waiters.look_again({item.batch_id for item in items})
 
     async def _callbacks_forever(self) -> None:
         """Send callbacks as batches stop here, and every second for those stopped elsewhere."""

@@ -11,20 +11,32 @@ from collections.abc import Awaitable, Callable, Iterable
 class Waiters:
     """Futures per batch id, resolved when this node learns that the batch stopped.
 
-    Batches stopped by another node or a Celery worker are not announced here, so waiting
-    also polls the store (``is_stopped``) every ``poll_seconds``.
+    A batch whose last sub-query a Celery worker ended is stopped by the worker's commit, not
+    here: the leading node hears that its sub-queries ended (``look_again``) and whoever
+    waits reads the store again at once. Batches stopped through another node are not heard
+    of at all, so waiting also polls the store (``is_stopped``) every ``poll_seconds``.
     """
 
     def __init__(self, poll_seconds: float = 0.5) -> None:
         self.poll_seconds = poll_seconds
-        self._waiting: dict[str, set[asyncio.Future[None]]] = defaultdict(set)
+        self._waiting: dict[str, set[asyncio.Future[bool]]] = defaultdict(set)
 
     def notify(self, batch_ids: Iterable[str]) -> None:
         """These batches stopped: wake everyone waiting for them."""
+        self._wake(batch_ids, stopped=True)
+
+    def look_again(self, batch_ids: Iterable[str]) -> None:
+        """Sub-queries of these batches ended elsewhere: whoever waits reads the store again
+        (a worker's commit may have stopped the batch)."""
+        self._wake(batch_ids, stopped=False)
+
+    def _wake(self, batch_ids: Iterable[str], *, stopped: bool) -> None:
+        if not self._waiting:
+            return
         for batch_id in batch_ids:
             for future in self._waiting.pop(batch_id, ()):
                 if not future.done():
-                    future.set_result(None)
+                    future.set_result(stopped)
 
     async def wait(
         self, batch_id: str, timeout: float, is_stopped: Callable[[], Awaitable[bool]]
@@ -37,11 +49,11 @@ class Waiters:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
             self._waiting[batch_id].add(future)
             try:
-                await asyncio.wait_for(future, min(left, self.poll_seconds))
-                return True
+                if await asyncio.wait_for(future, min(left, self.poll_seconds)):
+                    return True
             except TimeoutError:
                 pass
             finally:
