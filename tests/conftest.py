@@ -151,7 +151,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(f"{reason}: {count} tests not run")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def postgres_url() -> str:
     """The base PostgreSQL URL (QB_TEST_POSTGRES_URL, or the local default if it answers)."""
     return _service_url("QB_TEST_POSTGRES_URL")

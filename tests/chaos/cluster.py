@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ class Cluster:
         self.nodes: list[ServerProcess] = []
         self.workers: list[subprocess.Popen[bytes]] = []
         self.starts = 0
+        self.started_at = 0.0  # wall-clock time of the last start of the processes
 
     # Starting and stopping
 
@@ -72,6 +74,7 @@ class Cluster:
     def start_processes(self) -> None:
         """Start both nodes and both workers (again) on the same data; wait for the nodes."""
         self.starts += 1
+        self.started_at = time.time()
         if self.starts == 1:
             # Workers refuse a database not yet migrated, and the nodes would migrate it
             # only as they start: done first, so that everything can start at once.
@@ -116,7 +119,8 @@ class Cluster:
             )
 
     def wait_for_workers(self, timeout: float = 60.0) -> None:
-        """Until every worker has told Redis it is ready (its first heartbeat)."""
+        """Until every worker started last has told Redis it is ready (its first heartbeat;
+        the beats of workers of an earlier start are older than it)."""
         import redis
 
         key = f"{_scaleout_env(self.data_dir)['QB_CELERY_QUEUE']}:workers"
@@ -126,7 +130,7 @@ class Cluster:
             assert not ended, f"a worker exited: {self.processes()}\n" + "\n".join(
                 self.log_lines(".")[-20:]
             )
-            return int(client.zcard(key)) >= len(self.workers)
+            return int(client.zcount(key, self.started_at, "+inf")) >= len(self.workers)
 
         with redis.Redis.from_url(self.redis.url) as client:
             wait_until(ready, timeout=timeout)
@@ -144,6 +148,18 @@ class Cluster:
         if node.process is not None and node.process.poll() is None:
             node.process.kill()
             node.process.wait(5)
+
+    def whole(self) -> bool:
+        """Whether every node and worker of the last start still runs."""
+        processes = [node.process for node in self.nodes] + list(self.workers)
+        return all(process is not None and process.poll() is None for process in processes)
+
+    def restart(self) -> None:
+        """kill -9 of the nodes and workers left, then all of them again on the same data,
+        ready to work (Redis and the proxy stay)."""
+        self.kill_all()
+        self.start_processes()
+        self.wait_for_workers()
 
     def close(self) -> None:
         """kill -9 of everything (stopped processes too): the test is over, its schema goes

@@ -1,4 +1,5 @@
-"""Fixtures of the chaos suite: a cluster per test, the unfaulted baseline, and the figures.
+"""Fixtures of the chaos suite: a cluster shared by the tests, the unfaulted baseline, and the
+figures.
 
 Each test records what it measured; the figures are printed at the end of the run and
 written as JSON to ``chaos-figures.json`` in pytest's base temporary directory (or to the
@@ -10,7 +11,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +27,9 @@ _BASELINE: dict[str, float] = {}
 _WHERE: list[Path] = []
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def scaleout(postgres_url: str) -> Iterator[str]:
-    """Servers of the test run scaled out, on PostgreSQL; their schemas go at the end."""
+    """Servers of the module scaled out, on PostgreSQL; their schemas go at the end."""
     if shutil.which("redis-server") is None:
         pytest.fail("redis-server is not installed: the chaos suite starts Redis servers")
     DEPLOYMENT.update(mode="scaleout", postgres=postgres_url)
@@ -47,12 +49,63 @@ def _started(data_dir: Path, postgres_url: str) -> Cluster:
     return cluster
 
 
+@dataclass
+class SharedCluster:
+    """The module's cluster, kept from test to test: starting Redis, the proxy and a schema,
+    and migrating it, cost each test about as much as its batch."""
+
+    postgres_url: str
+    base: Path
+    current: Cluster | None = None
+    made: int = 0
+
+    def ready(self) -> Cluster:
+        """The cluster with every process running: the one of the last test, started again
+        where its fault killed a process, or a new one."""
+        if self.current is None:
+            self.made += 1
+            self.current = _started(self.base / f"cluster-{self.made}", self.postgres_url)
+        elif not self.current.whole():
+            self.current.restart()
+        return self.current
+
+    def discard(self) -> None:
+        """Close the cluster (a test failed on it: the next one starts afresh)."""
+        if self.current is not None:
+            self.current.close()
+            self.current = None
+
+
+@pytest.fixture(scope="module")
+def shared_cluster(
+    scaleout: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SharedCluster]:
+    """The module's cluster, closed at its end."""
+    shared = SharedCluster(scaleout, tmp_path_factory.mktemp("chaos"))
+    yield shared
+    shared.discard()
+
+
 @pytest.fixture
-def cluster(scaleout: str, tmp_path: Path) -> Iterator[Cluster]:
-    """Two API nodes and two workers on a Redis and a proxied PostgreSQL of their own."""
-    started = _started(tmp_path / "cluster", scaleout)
-    yield started
-    started.close()
+def cluster(shared_cluster: SharedCluster, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """Two API nodes and two workers on a Redis and a proxied PostgreSQL of their own, every
+    process running. A test whose batch stopped leaves nothing behind to the next; after a
+    failure, the next test gets a new cluster."""
+    yield shared_cluster.ready()
+    report = getattr(request.node, "chaos_report", None)
+    if report is None or report.failed:
+        shared_cluster.discard()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keep the report of a test's call, for its cluster's teardown to read."""
+    report = yield
+    if report.when == "call":
+        item.chaos_report = report  # type: ignore[attr-defined]
+    return report
 
 
 @pytest.fixture
@@ -75,23 +128,16 @@ def record(
 
 
 @pytest.fixture
-def baseline(
-    scaleout: str, tmp_path_factory: pytest.TempPathFactory, record: Callable[..., None]
-) -> float:
-    """Seconds the batch takes on the suite's cluster without a fault (measured once)."""
+def baseline(cluster: Cluster, record: Callable[..., None]) -> float:
+    """Seconds the batch takes on the suite's cluster without a fault (measured once, on
+    the module's first cluster)."""
     if "makespan" not in _BASELINE:
-        cluster = _started(tmp_path_factory.mktemp("baseline") / "cluster", scaleout)
-        try:
-            batch_id = post_batch(cluster.nodes[0])
-            watch = Watch(cluster, batch_id)
-            assert watch.until_stopped(deadline=120), f"no end after 120 s: {watch.succeeded}"
-            problems = stored_once(cluster, batch_id) or check_rows(
-                cluster.nodes[0], batch_id, every=6
-            )
-            makespan = watch.makespan()
-            attempts = cluster.sql("SELECT max(attempt) FROM queries")[0][0]
-        finally:
-            cluster.close()
+        batch_id = post_batch(cluster.nodes[0])
+        watch = Watch(cluster, batch_id)
+        assert watch.until_stopped(deadline=120), f"no end after 120 s: {watch.succeeded}"
+        problems = stored_once(cluster, batch_id) or check_rows(cluster.nodes[0], batch_id, every=6)
+        makespan = watch.makespan()
+        attempts = cluster.sql("SELECT max(attempt) FROM queries")[0][0]
         record(
             fault="none",
             sub_queries=SUB_QUERIES,

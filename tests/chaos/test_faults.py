@@ -170,7 +170,9 @@ def test_a_fault_costs_at_most_the_lease_plus_10_s_and_every_result_is_stored_on
         recovery=None if makespan is None else round(makespan - baseline - outage, 2),
         stall=round(stall, 2),
         succeeded=watch.succeeded,
-        attempts=cluster.sql("SELECT max(attempt) FROM queries")[0][0],
+        attempts=cluster.sql("SELECT max(attempt) FROM queries WHERE batch_id = %(b)s", b=batch_id)[
+            0
+        ][0],
         database_connections=cluster.proxy.accepted,
         processes=cluster.processes(),
         problems=problems,
