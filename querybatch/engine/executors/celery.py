@@ -74,7 +74,11 @@ def make_celery(settings: Settings) -> Celery:
         task_default_queue=settings.celery_queue,
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
-        broker_connection_retry_on_startup=True,
+        # A worker that cannot reach the broker as it starts exits, and its supervisor starts
+        # it again (within 5 s): kombu's own retries wait 2, 4, 6 ... up to 30 s apart, so a
+        # worker started during an outage rejoined up to half a minute after the broker came
+        # back. (Losing the broker once connected ends the worker the same way.)
+        broker_connection_retry_on_startup=False,
         broker_transport_options={"visibility_timeout": 2 * 3600},
     )
     app.task(name=TASK_NAME, bind=True)(_run_chunk)
