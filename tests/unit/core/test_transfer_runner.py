@@ -468,3 +468,16 @@ async def test_a_failed_sub_query_fails_only_its_own_run_and_the_others_of_its_b
     fill = await backfills.get(ACME, TEAM, made.id)
     assert fill.status == "FAILED"
     assert [e[0] for e in fill.errors] == [bad_day]
+
+
+async def test_a_new_backfill_tells_the_runner_so_its_runs_start_without_waiting_a_pass(
+    rig: Rig,
+) -> None:
+    told: list[None] = []
+    backfills = Backfills(rig.store, clock=rig.clock, created=lambda: told.append(None))
+    transfer_id = await make_transfer(rig, DestinationInput("DWH_DUCKDB", "wh", {"path": "l.db"}))
+    with pytest.raises(BadRequest):
+        await backfills.create(ACME, TEAM, transfer_id, date(2026, 10, 2), date(2026, 10, 1))
+    assert told == []
+    await backfills.create(ACME, TEAM, transfer_id, date(2026, 10, 1), date(2026, 10, 2))
+    assert told == [None]
