@@ -204,7 +204,9 @@ class TransferRunner:
             self.clock(),
         )
         for share in shares:
-            if started.isdisjoint(share.runs):  # its runs were taken meanwhile: spare
+            # None of its runs started (another pass took them, or a cancel): it is spare. One
+            # started is enough to keep it: the others' queries run to no use, nothing worse.
+            if started.isdisjoint(share.runs):
                 await self.batches.stop(share.batch)
 
     async def _submit_or_fail(self, runs: list[TransferRunRecord]) -> list[_Share]:
@@ -221,8 +223,11 @@ class TransferRunner:
         accounts = _users(transfer)
         # A batch holds at most one tenant's limit of sub-queries, so that two batches of a
         # backfill are under way (its allowance is BACKFILL_DEPTH limits): the next one's
-        # sub-queries fill the slots the last of one batch leaves while it ends.
-        per_batch = max(1, self.batches.settings.account_concurrency // max(1, len(accounts)))
+        # sub-queries fill the slots the last of one batch leaves while it ends. A run's
+        # queries are never split between batches.
+        settings = self.batches.settings
+        most = min(settings.account_concurrency, settings.max_batch_queries)
+        per_batch = max(1, most // max(1, len(accounts)))
         parts = [runs[i : i + per_batch] for i in range(0, len(runs), per_batch)]
         made = await asyncio.gather(
             *(self._submit_share(transfer, fields, accounts, part) for part in parts)
