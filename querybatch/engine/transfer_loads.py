@@ -190,7 +190,8 @@ class TransferLoads:
         }
         ids = ["schedule_id", *batch.columns]
         wide = Columns(ids=ids, names=ids, data_types=["string"] * len(ids))
-        through = first + len(accounts)
+        # Never past the run's own queries: another run's follow in a shared batch.
+        through = first + min(len(accounts), stopped.run.query_count or len(accounts))
         async for block in batch_rows(self.store, batch.id, wide, after=first, through=through):
             current: str | None = None
             rows: list[Row] = []

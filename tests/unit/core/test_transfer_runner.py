@@ -481,3 +481,32 @@ async def test_a_new_backfill_tells_the_runner_so_its_runs_start_without_waiting
     assert told == []
     await backfills.create(ACME, TEAM, transfer_id, date(2026, 10, 1), date(2026, 10, 2))
     assert told == [None]
+
+
+async def test_a_run_loaded_after_its_transfer_gained_an_account_reads_none_of_the_next_runs_rows(
+    rig: Rig,
+) -> None:
+    import duckdb
+
+    backfills = Backfills(rig.store, clock=rig.clock)
+    transfer_id = await make_transfer(rig, DestinationInput("DWH_DUCKDB", "wh", {"path": "m.db"}))
+    await backfills.create(ACME, TEAM, transfer_id, date(2026, 10, 1), date(2026, 10, 4))
+    await stopped_runs(rig, transfer_id, 6)  # their batches stopped, nothing loaded yet
+    transfer = await rig.store.transfers.get("acme", transfer_id)
+    assert transfer is not None
+    grown = TransferInput(
+        data_source_id="DEMO_ADS",
+        schema_id=1,
+        destination_id=transfer.destination_id,
+        display_name="Ads daily",
+        schedule=[{"run_interval": "daily", "run_hour": 4, "refresh_window": 2}],
+        accounts=[TransferAccountInput(a) for a in (*ACCOUNTS, "ads-0003")],
+    )
+    await rig.transfers.update(ACME, TEAM, transfer_id, grown)
+    runs = await run_to_the_end(rig, transfer_id)
+    assert {r.status for r in runs} == {"COMPLETED"}
+    with duckdb.connect(str(rig.root / str(TEAM) / "m.db"), read_only=True) as conn:
+        misplaced = conn.execute(
+            "SELECT count(*) FROM main.demo_ads WHERE CAST(date AS DATE) <> _qb_data_date"
+        ).fetchone()
+    assert misplaced == (0,)
