@@ -30,9 +30,18 @@ MAX_DAYS = 3660
 class Backfills:
     """The one door to backfills."""
 
-    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.time,
+        created: Callable[[], None] = lambda: None,
+    ) -> None:
         self.store = store
         self._clock = clock
+        # Told of each new backfill (the runner's poke): its first runs start on the next
+        # scheduler tick, not up to a second later at the runner's next paced pass.
+        self._created = created
 
     async def create(
         self, caller: Caller, team_id: int, transfer_id: int, first: date, last: date
@@ -66,6 +75,7 @@ class Backfills:
                 "A backfill of this transfer is under way",
                 "Wait for it to end, or cancel it, before starting another.",
             )
+        self._created()
         return made
 
     async def get(self, caller: Caller, team_id: int, backfill_id: int) -> BackfillState:

@@ -11,11 +11,12 @@ rows streams as fast as one result of a million rows.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
 from typing import Any
 
 from querybatch.engine.result_rows import CHUNK_ROWS, Columns, ResultRows, RowChunks
-from querybatch.store.results import decode_rows
+from querybatch.store.results import BatchResult, decode_rows
 from querybatch.store.store import Store
 
 __all__ = ["BLOCK_ROWS", "PAGE_RESULTS", "batch_rows"]
@@ -50,9 +51,17 @@ class _Layout:
 
 
 async def batch_rows(
-    store: Store, batch_id: str, columns: Columns, page_results: int = PAGE_RESULTS
+    store: Store,
+    batch_id: str,
+    columns: Columns,
+    page_results: int = PAGE_RESULTS,
+    *,
+    after: int = 0,
+    through: int | None = None,
 ) -> RowChunks:
-    """Every row of every successful sub-query of the batch, in batch order, on ``columns``.
+    """Every row of every successful sub-query of the batch, in batch order, on ``columns``;
+    only those after position ``after`` and up to ``through`` (included) when given (a
+    transfer run's queries in the batch it shares with other runs).
 
     Yields blocks of about :data:`BLOCK_ROWS` rows (the last may hold fewer), and hands the
     loop to other requests after each one.
@@ -60,12 +69,8 @@ async def batch_rows(
     rest = ResultRows(store)
     layouts: dict[str, _Layout] = {}  # by the text of the fields: a batch asks for few sets
     block: list[list[Any]] = []
-    read = store.results.batch_results
-    page = await read(batch_id, 0, page_results)
-    while page:
-        # The next page is read on a reader thread while this one is laid out.
-        following = asyncio.ensure_future(read(batch_id, page[-1].position, page_results))
-        try:
+    async with aclosing(_pages(store, batch_id, page_results, after, through)) as pages:
+        async for page in pages:
             for result in page:
                 if result.first_chunk is None:
                     continue
@@ -85,9 +90,29 @@ async def batch_rows(
                     yield block
                     block = []
                     await asyncio.sleep(0)
-        except BaseException:
-            following.cancel()
-            raise
-        page = await following
     if block:
         yield block
+
+
+async def _pages(
+    store: Store, batch_id: str, page_results: int, after: int, through: int | None
+) -> AsyncGenerator[list[BatchResult]]:
+    """The batch's successful sub-queries after ``after`` (up to ``through``), a page at a
+    time, the next page read on a reader thread while this one is laid out."""
+    read = store.results.batch_results
+    if through is not None:  # no more than the window holds
+        page_results = max(1, min(page_results, through - after))
+    page = await read(batch_id, after, page_results)
+    while page:
+        following = (
+            asyncio.ensure_future(read(batch_id, page[-1].position, page_results))
+            if through is None or page[-1].position < through
+            else None
+        )
+        try:
+            yield page if through is None else [r for r in page if r.position <= through]
+        except BaseException:
+            if following is not None:
+                following.cancel()
+            raise
+        page = [] if following is None else await following

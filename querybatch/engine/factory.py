@@ -125,9 +125,10 @@ async def start_server(
     catalog = Catalog(registry)
     destinations = build_destinations(settings, store, secret, destination_kinds)
     transfers = Transfers(store, catalog, destinations, limit=settings.max_transfers)
-    engine.use_transfer_runs(
-        TransferRunner(store, query_batches, transfers, destinations, wake=engine.scheduler.wake)
+    runner = TransferRunner(
+        store, query_batches, transfers, destinations, wake=engine.scheduler.wake
     )
+    engine.use_transfer_runs(runner)
     return Server(
         settings,
         store,
@@ -145,7 +146,7 @@ async def start_server(
         destinations=destinations,
         transfers=transfers,
         transfer_runs=TransferRuns(store, transfers),
-        backfills=Backfills(store),
+        backfills=Backfills(store, created=runner.poke),
     )
 
 

@@ -171,7 +171,7 @@ class TransferLoads:
         parts = [
             SliceRows(
                 Slice(transfer.id, stopped.run.data_date, tuple(accounts)),
-                self._chunks(stopped.batch, accounts),
+                self._chunks(stopped, accounts),
             )
             for stopped in group
         ]
@@ -180,15 +180,19 @@ class TransferLoads:
         )
         return [result.rows for result in loaded]
 
-    async def _chunks(self, batch: BatchRecord, accounts: list[str]) -> AsyncIterator[RowChunk]:
-        """The batch's rows by account: its n-th query reads the n-th account."""
+    async def _chunks(self, stopped: StoppedRun, accounts: list[str]) -> AsyncIterator[RowChunk]:
+        """The rows of the run's queries by account: the n-th of them reads the n-th account
+        (the batch's other queries, other runs' data dates, are not read)."""
+        batch, first = stopped.batch, stopped.run.query_offset
         account_of = {
-            batch_query_schedule_id(batch.id, n): account
+            batch_query_schedule_id(batch.id, first + n): account
             for n, account in enumerate(accounts, start=1)
         }
         ids = ["schedule_id", *batch.columns]
         wide = Columns(ids=ids, names=ids, data_types=["string"] * len(ids))
-        async for block in batch_rows(self.store, batch.id, wide):
+        # Never past the run's own queries: another run's follow in a shared batch.
+        through = first + min(len(accounts), stopped.run.query_count or len(accounts))
+        async for block in batch_rows(self.store, batch.id, wide, after=first, through=through):
             current: str | None = None
             rows: list[Row] = []
             for row in block:

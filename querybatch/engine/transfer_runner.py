@@ -4,6 +4,7 @@ batches, and each stopped batch is loaded into its transfer's destination.
 ```
 transfer due (next_run_at <= now) --create_due--> run CREATED   (next_run_at moved on)
 CREATED  --a query batch: one query per account, the run's data date--> RUNNING
+           (consecutive runs of a backfill share one: each its own data date's queries)
 RUNNING  --its batch stopped--> LOADING --its destination's next group load--> COMPLETED | FAILED
 ```
 
@@ -13,9 +14,12 @@ one every ``every`` seconds, or at the next tick when a batch stopped or a load 
 transfers or runs. Loads run as tasks of their own (``engine/transfer_loads.py``: a lane
 per destination, runs of one transfer loaded together), ``LOADS`` at a time, so a
 destination that is slow or down holds up only its own runs: its load fails with its
-message and the next scheduled run tries again. A batch with a failed or stopped
-sub-query fails its run without a load, so the destination keeps the rows it had rather
-than losing an account's.
+message and the next scheduled run tries again. A failed or stopped sub-query fails its
+run without a load, so the destination keeps the rows it had rather than losing an
+account's; in a batch several runs of a backfill share (one batch of a few data dates
+costs the server what one of its runs did), it fails only the run whose data date it
+read, and each run loads and reads back only its own queries (``query_offset``,
+``query_count``).
 The batch runs under every limit, retry and cancel rule of query batches; the destinations
 do their work in threads, never on the event loop.
 """
@@ -26,11 +30,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 from querybatch import logs
-from querybatch.domain.status import BatchStatus
+from querybatch.domain.status import BatchStatus, QueryStatus
 from querybatch.domain.transfer_schedule import due_dates
 from querybatch.engine.destinations import Destinations
 from querybatch.engine.query_batches import QueryBatches
@@ -47,7 +52,7 @@ from querybatch.engine.transfers import Transfers, next_due_at, schedule_of
 from querybatch.errors import QueryBatchError
 from querybatch.store.records import BatchRecord
 from querybatch.store.store import Store
-from querybatch.store.transfer_runs import TransferRunRecord
+from querybatch.store.transfer_runs import RunQueries, TransferRunRecord
 from querybatch.store.transfers import TransferRecord
 
 log = logging.getLogger(__name__)
@@ -190,33 +195,75 @@ class TransferRunner:
         chosen = await self.store.transfer_runs.startable(PASS_LIMIT, queries, loading)
         # At once: a batch's submit mostly waits for the store's writer, and one after the
         # other they kept a backfill's sub-queries from coming as fast as they ran.
-        made = await asyncio.gather(*(self._submit_or_fail(run) for run in chosen))
-        batches = {run.id: batch for run, batch in zip(chosen, made, strict=True) if batch}
-        if not batches:
+        made = await asyncio.gather(*(self._submit_or_fail(runs) for runs in _sharing(chosen)))
+        shares = [share for shares in made for share in shares]
+        if not shares:
             return
         started = await self.store.transfer_runs.mark_started(
-            {run_id: batch.id for run_id, batch in batches.items()}, self.clock()
+            {run_id: queries for share in shares for run_id, queries in share.runs.items()},
+            self.clock(),
         )
-        for run_id, batch in batches.items():
-            if run_id not in started:  # the run was taken meanwhile: this batch is spare
-                await self.batches.stop(batch)
+        for share in shares:
+            # None of its runs started (another pass took them, or a cancel): it is spare. One
+            # started is enough to keep it: the others' queries run to no use, nothing worse.
+            if started.isdisjoint(share.runs):
+                await self.batches.stop(share.batch)
 
-    async def _submit_or_fail(self, run: TransferRunRecord) -> BatchRecord | None:
-        """The run's query batch; None when it could not be made, which fails the run."""
+    async def _submit_or_fail(self, runs: list[TransferRunRecord]) -> list[_Share]:
+        """The query batches of runs of one transfer (several runs to a batch where they
+        share); the runs whose batch could not be made fail."""
         try:
-            return await self._submit(run)
-        except Exception as exc:  # this run's failure, never the pass's
-            await self._fail(run, exc)
-            return None
-
-    async def _submit(self, run: TransferRunRecord) -> BatchRecord:
-        transfer = await self._transfer(run)
-        schema = await self.transfers.schema(transfer.data_source_id)
+            transfer = await self._transfer(runs[0])
+            schema = await self.transfers.schema(transfer.data_source_id)
+        except Exception as exc:  # these runs' failure, never the pass's
+            for run in runs:
+                await self._fail(run, exc)
+            return []
         fields = [f.field_id for f in schema.fields][:MAX_FIELDS]
-        caller = Caller(run.account, f"transfer-{transfer.id}")
-        body = _batch_body(transfer, fields, run.data_date)
-        # Every account's query at once (the default of 5 made a run of 25 accounts five
-        # rounds of the connector's latency), within the server's bound for one batch.
+        accounts = _users(transfer)
+        # A batch holds at most one tenant's limit of sub-queries, so that two batches of a
+        # backfill are under way (its allowance is BACKFILL_DEPTH limits): the next one's
+        # sub-queries fill the slots the last of one batch leaves while it ends. A run's
+        # queries are never split between batches.
+        settings = self.batches.settings
+        most = min(settings.account_concurrency, settings.max_batch_queries)
+        per_batch = max(1, most // max(1, len(accounts)))
+        parts = [runs[i : i + per_batch] for i in range(0, len(runs), per_batch)]
+        made = await asyncio.gather(
+            *(self._submit_share(transfer, fields, accounts, part) for part in parts)
+        )
+        return [share for share in made if share is not None]
+
+    async def _submit_share(
+        self,
+        transfer: TransferRecord,
+        fields: list[str],
+        accounts: dict[str, str | None],
+        runs: list[TransferRunRecord],
+    ) -> _Share | None:
+        """One query batch for the runs, each run's queries after the last one's; None when
+        it could not be made, which fails the runs."""
+        try:
+            batch = await self._submit(transfer, fields, accounts, [r.data_date for r in runs])
+        except Exception as exc:  # these runs' failure, never the pass's
+            for run in runs:
+                await self._fail(run, exc)
+            return None
+        count = len(accounts)
+        queries = {run.id: RunQueries(batch.id, n * count, count) for n, run in enumerate(runs)}
+        return _Share(batch, queries)
+
+    async def _submit(
+        self,
+        transfer: TransferRecord,
+        fields: list[str],
+        accounts: dict[str, str | None],
+        data_dates: list[date],
+    ) -> BatchRecord:
+        caller = Caller(transfer.account, f"transfer-{transfer.id}")
+        body = _batch_body(transfer, fields, accounts, data_dates)
+        # Every query at once, up to the server's bound for one batch (the default of 5
+        # made a run of 25 accounts five rounds of the connector's latency).
         body["query_concurrency"] = max(
             1, min(len(body["queries"]), self.batches.settings.max_query_concurrency)
         )
@@ -225,10 +272,15 @@ class TransferRunner:
 
     async def _load_stopped(self) -> None:
         ready: list[tuple[StoppedRun, TransferRecord]] = []
+        read: dict[str, BatchRecord | None] = {}  # runs of a backfill share their batches
         for run in await self.store.transfer_runs.to_load(PASS_LIMIT):
             if self.loads.holds(run.id) or run.batch_id is None:
                 continue
-            batch = await self.store.jobs.get_batch(run.account, run.batch_id, self.clock())
+            if run.batch_id not in read:
+                read[run.batch_id] = await self.store.jobs.get_batch(
+                    run.account, run.batch_id, self.clock()
+                )
+            batch = read[run.batch_id]
             if batch is None:
                 await self._finish(run, None, "Its query batch expired before it was loaded")
             elif batch.status is BatchStatus.STOPPED:
@@ -248,24 +300,29 @@ class TransferRunner:
     async def _loadable(self, run: TransferRunRecord, batch: BatchRecord) -> TransferRecord | None:
         """The run's transfer, to load the batch's rows into its destination; None when the
         rows cannot replace the run's slice, which fails the run."""
-        problem = await self._batch_problem(batch)
+        problem = await self._run_problem(run, batch)
         if problem is not None:
             await self._finish(run, None, problem)
             return None
         return await self._transfer(run)
 
-    async def _batch_problem(self, batch: BatchRecord) -> str | None:
-        """Why the batch's rows cannot replace the slice (None: they can)."""
+    async def _run_problem(self, run: TransferRunRecord, batch: BatchRecord) -> str | None:
+        """Why the rows of the run's queries cannot replace its slice (None: they can).
+        Only the run's own queries count: another run's failed query in a batch they
+        share fails that run alone."""
         counts = batch.counts
-        if batch.cancel_time is not None and counts.success < counts.total:
-            return "Its query batch was cancelled"
-        if not counts.failure and not counts.stopped:
+        if batch.cancel_time is None and not counts.failure and not counts.stopped:
+            return None  # every query of the batch succeeded, so every one of the run's
+        count = run.query_count if run.query_count is not None else counts.total
+        own = await self.store.jobs.batch_page(batch.id, run.query_offset, count)
+        failed = [q for q in own if q.status is not QueryStatus.SUCCESS]
+        if not failed:
             return None
-        page = await self.store.jobs.batch_page(batch.id, 0, PASS_LIMIT)
-        first = next((q.error for q in page if q.error is not None), None)
+        if batch.cancel_time is not None:
+            return "Its query batch was cancelled"
+        first = next((q.error for q in failed if q.error is not None), None)
         detail = "" if first is None else f": {first.message}"
-        failed = counts.failure + counts.stopped
-        return f"{failed} of {counts.total} queries failed{detail}"
+        return f"{len(failed)} of {len(own)} queries failed{detail}"
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -282,25 +339,58 @@ class TransferRunner:
         await end_run(self.store, run, rows, error, self.clock())
 
 
-def _batch_body(transfer: TransferRecord, fields: list[str], data_date: date) -> dict[str, Any]:
-    """The query batch of one run: one query per account, for the one data date."""
+@dataclass(frozen=True, slots=True)
+class _Share:
+    """A query batch and the runs (id) whose queries it holds."""
+
+    batch: BatchRecord
+    runs: dict[int, RunQueries]
+
+
+def _sharing(chosen: list[TransferRunRecord]) -> list[list[TransferRunRecord]]:
+    """The runs to start, as the runs of one transfer whose batches may be shared: each run
+    of a backfill with the others of its backfill, each recurring run alone (a recurring
+    run's batch is its own, as its users see it in their batch list)."""
+    together: dict[int, list[TransferRunRecord]] = {}
+    alone: list[list[TransferRunRecord]] = []
+    for run in chosen:
+        if run.backfill_id is None:
+            alone.append([run])
+        else:
+            together.setdefault(run.backfill_id, []).append(run)
+    return alone + list(together.values())
+
+
+def _users(transfer: TransferRecord) -> dict[str, str | None]:
+    """The transfer's accounts, each once and in order, with the login that reads it."""
     users: dict[str, str | None] = {}
     for entry in transfer.config.get("accounts", []):
         users.setdefault(entry["account_id"], entry.get("data_source_username"))
+    return users
+
+
+def _batch_body(
+    transfer: TransferRecord,
+    fields: list[str],
+    users: dict[str, str | None],
+    data_dates: list[date],
+) -> dict[str, Any]:
+    """The query batch of runs: for each run's data date in turn, one query per account."""
     settings = {s["field_id"]: s.get("value") for s in transfer.config.get("settings", [])}
-    day = data_date.isoformat()
     queries = []
-    for account, user in users.items():
-        query: dict[str, Any] = {
-            "ds_id": transfer.data_source_id,
-            "ds_accounts": [account],
-            "fields": fields,
-            "start_date": day,
-            "end_date": day,
-        }
-        if user:
-            query["ds_user"] = user
-        if settings:
-            query["settings"] = settings
-        queries.append(query)
+    for data_date in data_dates:
+        day = data_date.isoformat()
+        for account, user in users.items():
+            query: dict[str, Any] = {
+                "ds_id": transfer.data_source_id,
+                "ds_accounts": [account],
+                "fields": fields,
+                "start_date": day,
+                "end_date": day,
+            }
+            if user:
+                query["ds_user"] = user
+            if settings:
+                query["settings"] = settings
+            queries.append(query)
     return {"queries": queries}

@@ -24,7 +24,7 @@ MAX_DETAILS = 1000
 
 @dataclass(frozen=True, slots=True)
 class QueryDetail:
-    """One query of a run's batch: its status, rows, seconds and error."""
+    """One query of a run: its status, rows, seconds and error."""
 
     status: str
     rows: int
@@ -34,7 +34,7 @@ class QueryDetail:
 
 @dataclass(frozen=True, slots=True)
 class RunDetail:
-    """A run and the queries of its batch (none once the batch has expired)."""
+    """A run and its queries (none once its batch has expired)."""
 
     run: TransferRunRecord
     queries: tuple[QueryDetail, ...]
@@ -56,14 +56,17 @@ class TransferRuns:
         return await self.store.transfer_runs.list_for(caller.account, transfer_id, query)
 
     async def get(self, caller: Caller, team_id: int, run_id: int) -> RunDetail:
-        """One of the team's runs, with the queries of its batch."""
+        """One of the team's runs, with its queries (its own of a batch shared with other
+        runs of its backfill: those of its data date)."""
         check_team(caller, team_id)
         run = await self.store.transfer_runs.get(caller.account, run_id)
         if run is None:
             raise NotFound(f"No transfer run {run_id}")
         queries: list[QueryDetail] = []
         if run.batch_id is not None:
-            for state in await self.store.jobs.batch_page(run.batch_id, 0, MAX_DETAILS):
+            count = min(run.query_count or MAX_DETAILS, MAX_DETAILS)
+            page = await self.store.jobs.batch_page(run.batch_id, run.query_offset, count)
+            for state in page:
                 took = None
                 if state.start_time is not None and state.end_time is not None:
                     took = round(state.end_time - state.start_time, 3)

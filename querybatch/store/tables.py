@@ -334,6 +334,11 @@ transfer_runs = Table(
     Column("backfill_id", Integer),
     Column("status", String(16), nullable=False),
     Column("batch_id", String(32)),
+    # The run's queries in its batch, which runs of one backfill share: positions after
+    # query_offset, query_count of them. Null for a run started before revision 0013 (its
+    # batch was its own: every query).
+    Column("query_offset", Integer),
+    Column("query_count", Integer),
     Column("rows_loaded", BigInteger),
     Column("created_at", Double, nullable=False),
     Column("started_at", Double),

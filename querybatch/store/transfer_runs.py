@@ -47,11 +47,25 @@ class TransferRunRecord:
     backfill_id: int | None
     status: RunStatus
     batch_id: str | None
+    query_offset: int
+    """The run's queries are the batch's after this position (0: from its first)."""
+    query_count: int | None
+    """How many queries of the batch are the run's; None: every query from the offset (a
+    run started before runs shared batches had a batch of its own)."""
     rows_loaded: int | None
     created_at: float
     started_at: float | None
     ended_at: float | None
     error_message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunQueries:
+    """A run's queries: ``count`` of its batch's, those after position ``offset``."""
+
+    batch_id: str
+    offset: int
+    count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +92,8 @@ def _record(row: RowMapping) -> TransferRunRecord:
         backfill_id=row["backfill_id"],
         status=row["status"],
         batch_id=row["batch_id"],
+        query_offset=row["query_offset"] or 0,
+        query_count=row["query_count"],
         rows_loaded=row["rows_loaded"],
         created_at=row["created_at"],
         started_at=row["started_at"],
@@ -218,16 +234,22 @@ class TransferRunStore:
         return chosen
 
     @writes
-    def mark_started(self, batches: Mapping[int, str], now: float) -> set[int]:
-        """CREATED -> RUNNING, each run (id) with its batch (id), in one transaction; the
-        runs for which this call took the step."""
+    def mark_started(self, started: Mapping[int, RunQueries], now: float) -> set[int]:
+        """CREATED -> RUNNING, each run (id) with its queries (its batch, shared or its own),
+        in one transaction; the runs for which this call took the step."""
         stepped: set[int] = set()
         with self.db.writing() as conn:
-            for run_id, batch_id in batches.items():
+            for run_id, queries in started.items():
                 result = conn.execute(
                     update(transfer_runs)
                     .where(transfer_runs.c.id == run_id, transfer_runs.c.status == "CREATED")
-                    .values(status="RUNNING", batch_id=batch_id, started_at=now)
+                    .values(
+                        status="RUNNING",
+                        batch_id=queries.batch_id,
+                        query_offset=queries.offset,
+                        query_count=queries.count,
+                        started_at=now,
+                    )
                 )
                 if result.rowcount:
                     stepped.add(run_id)

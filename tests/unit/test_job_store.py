@@ -437,6 +437,14 @@ async def test_a_batch_s_rows_come_in_batch_order_across_pages_and_chunks(store:
     blocks = [b async for b in batch_rows(store, "qrb_000000000001", columns, page_results=2)]
     assert [row for block in blocks for row in block] == expected
     assert all(blocks)
+    # A window of positions (a transfer run's queries in a shared batch) reads only those.
+    window = [
+        row
+        async for block in batch_rows(store, "qrb_000000000001", columns, after=2, through=5)
+        for row in block
+    ]
+    assert window == [row for row in expected if row[0].rsplit("_", 1)[1] in ("3", "4", "5")]
+    assert window and len(window) < len(expected)
 
 
 def test_a_batch_whose_sub_queries_cannot_all_be_stored_stores_nothing(store: Store) -> None:

@@ -5,7 +5,7 @@ that is down fails only its own runs. Passes are driven by hand; nothing waits f
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -14,9 +14,12 @@ from typing import Any
 import pytest
 from fakes import WAIT, FakeClock, within
 
+from querybatch.connectors.base import FetchRequest
+from querybatch.connectors.demo import DemoConnector
 from querybatch.connectors.sources import build_sources
 from querybatch.destinations import registry
 from querybatch.destinations.base import RowChunk
+from querybatch.domain.fields import Row
 from querybatch.domain.teams import team_id_of
 from querybatch.engine.backfills import Backfills
 from querybatch.engine.catalog import Catalog
@@ -26,10 +29,11 @@ from querybatch.engine.factory import build_executor
 from querybatch.engine.query_batches import QueryBatches
 from querybatch.engine.secret_box import SecretBox
 from querybatch.engine.service import Caller, Engine
-from querybatch.engine.transfer_loads import TransferLoads
+from querybatch.engine.transfer_loads import StoppedRun, TransferLoads
 from querybatch.engine.transfer_runner import TransferRunner
+from querybatch.engine.transfer_runs import TransferRuns
 from querybatch.engine.transfers import TransferAccountInput, TransferInput, Transfers
-from querybatch.errors import BadRequest, Conflict, NotFound
+from querybatch.errors import BadRequest, Conflict, ConnectorError, NotFound
 from querybatch.settings import Settings
 from querybatch.store.store import Store
 from querybatch.store.transfer_runs import RunsQuery, TransferRunRecord
@@ -365,10 +369,12 @@ async def test_a_run_whose_rows_the_destination_refuses_fails_alone_and_its_grou
     bad = started[2]
     chunks = TransferLoads._chunks
 
-    def refused(loads: TransferLoads, batch: Any, accounts: list[str]) -> AsyncIterator[RowChunk]:
-        if batch.id == bad.batch_id:  # rows of an account the slice does not name
-            return chunks(loads, batch, ["ads-9999", *accounts[1:]])
-        return chunks(loads, batch, accounts)
+    def refused(
+        loads: TransferLoads, stopped: StoppedRun, accounts: list[str]
+    ) -> AsyncIterator[RowChunk]:
+        if stopped.run.id == bad.id:  # rows of an account the slice does not name
+            return chunks(loads, stopped, ["ads-9999", *accounts[1:]])
+        return chunks(loads, stopped, accounts)
 
     monkeypatch.setattr(TransferLoads, "_chunks", refused)
     made = loads_made(rig, monkeypatch)
@@ -382,3 +388,125 @@ async def test_a_run_whose_rows_the_destination_refuses_fails_alone_and_its_grou
     loaded = {row[0] for row in duckdb_rows(rig.root / str(TEAM) / "i.db")}
     assert bad.data_date.isoformat() not in loaded
     assert {r.data_date.isoformat() for r in started if r.id != bad.id} <= loaded
+
+
+async def test_the_runs_of_a_backfill_share_query_batches_each_run_with_its_own_queries(
+    rig: Rig,
+) -> None:
+    backfills = Backfills(rig.store, clock=rig.clock)
+    transfer_id = await make_transfer(rig, DestinationInput("DWH_DUCKDB", "wh", {"path": "j.db"}))
+    await backfills.create(ACME, TEAM, transfer_id, date(2026, 10, 1), date(2026, 10, 4))
+    await rig.runner.run_pass()
+    runs = await runs_of(rig, transfer_id)
+    filling = [r for r in runs if r.backfill_id is not None]
+    recurring = [r for r in runs if r.backfill_id is None]
+    # A tenant's limit (4) of sub-queries to a batch: two runs of two accounts each.
+    assert [(r.data_date.day, r.query_offset, r.query_count) for r in filling] == [
+        (1, 0, 2),
+        (2, 2, 2),
+        (3, 0, 2),
+        (4, 2, 2),
+    ]
+    assert filling[0].batch_id == filling[1].batch_id != filling[2].batch_id == filling[3].batch_id
+    shared = await rig.store.jobs.get_batch("acme", str(filling[0].batch_id), rig.clock())
+    assert shared is not None and shared.query_amount == 4
+    # Recurring runs keep a batch each, none of them a backfill's.
+    assert len({r.batch_id for r in recurring}) == 2
+    assert not {r.batch_id for r in recurring} & {r.batch_id for r in filling}
+
+    runs = await run_to_the_end(rig, transfer_id)
+    assert {r.status for r in runs} == {"COMPLETED"}
+    loaded = duckdb_rows(rig.root / str(TEAM) / "j.db")
+    per_date = {r.data_date.isoformat(): r.rows_loaded for r in runs}
+    assert per_date == {day: sum(row[0] == day for row in loaded) for day in per_date}
+    assert len(loaded) == len(set(loaded))
+    details = TransferRuns(rig.store, rig.transfers)
+    for run in runs:
+        found = await details.get(ACME, TEAM, run.id)
+        assert [q.status for q in found.queries] == ["SUCCESS", "SUCCESS"]
+        assert sum(q.rows for q in found.queries) == run.rows_loaded
+
+
+async def test_a_failed_sub_query_fails_only_its_own_run_and_the_others_of_its_batch_load(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad_day = date(2026, 10, 2)
+    fetch = DemoConnector.fetch
+
+    async def failing(self: DemoConnector, request: FetchRequest) -> AsyncIterator[Sequence[Row]]:
+        if request.start_date == bad_day and request.accounts == (ACCOUNTS[1],):
+            raise ConnectorError("The day's report is gone")
+        async for chunk in fetch(self, request):
+            yield chunk
+
+    monkeypatch.setattr(DemoConnector, "fetch", failing)
+    backfills = Backfills(rig.store, clock=rig.clock)
+    transfer_id = await make_transfer(rig, DestinationInput("DWH_DUCKDB", "wh", {"path": "k.db"}))
+    made = await backfills.create(ACME, TEAM, transfer_id, date(2026, 10, 1), date(2026, 10, 4))
+    runs = {r.data_date: r for r in await run_to_the_end(rig, transfer_id)}
+    bad, neighbour = runs.pop(bad_day), runs[date(2026, 10, 1)]
+    assert bad.batch_id == neighbour.batch_id  # the two shared a batch
+    assert bad.status == "FAILED"
+    assert bad.error_message == "1 of 2 queries failed: The day's report is gone"
+    assert {r.status for r in runs.values()} == {"COMPLETED"}
+
+    loaded = duckdb_rows(rig.root / str(TEAM) / "k.db")
+    assert bad_day.isoformat() not in {row[0] for row in loaded}
+    for run in runs.values():  # each of the others loaded its own date's rows, both accounts
+        own = [row for row in loaded if row[0] == run.data_date.isoformat()]
+        assert run.rows_loaded == len(own) > 0
+        assert {row[1] for row in own} == set(ACCOUNTS)
+
+    details = TransferRuns(rig.store, rig.transfers)
+    failed = (await details.get(ACME, TEAM, bad.id)).queries
+    assert [(q.status, q.error) for q in failed] == [
+        ("SUCCESS", None),
+        ("FAILURE", "The day's report is gone"),
+    ]
+    beside = (await details.get(ACME, TEAM, neighbour.id)).queries
+    assert [(q.status, q.error) for q in beside] == [("SUCCESS", None), ("SUCCESS", None)]
+    fill = await backfills.get(ACME, TEAM, made.id)
+    assert fill.status == "FAILED"
+    assert [e[0] for e in fill.errors] == [bad_day]
+
+
+async def test_a_new_backfill_tells_the_runner_so_its_runs_start_without_waiting_a_pass(
+    rig: Rig,
+) -> None:
+    told: list[None] = []
+    backfills = Backfills(rig.store, clock=rig.clock, created=lambda: told.append(None))
+    transfer_id = await make_transfer(rig, DestinationInput("DWH_DUCKDB", "wh", {"path": "l.db"}))
+    with pytest.raises(BadRequest):
+        await backfills.create(ACME, TEAM, transfer_id, date(2026, 10, 2), date(2026, 10, 1))
+    assert told == []
+    await backfills.create(ACME, TEAM, transfer_id, date(2026, 10, 1), date(2026, 10, 2))
+    assert told == [None]
+
+
+async def test_a_run_loaded_after_its_transfer_gained_an_account_reads_none_of_the_next_runs_rows(
+    rig: Rig,
+) -> None:
+    import duckdb
+
+    backfills = Backfills(rig.store, clock=rig.clock)
+    transfer_id = await make_transfer(rig, DestinationInput("DWH_DUCKDB", "wh", {"path": "m.db"}))
+    await backfills.create(ACME, TEAM, transfer_id, date(2026, 10, 1), date(2026, 10, 4))
+    await stopped_runs(rig, transfer_id, 6)  # their batches stopped, nothing loaded yet
+    transfer = await rig.store.transfers.get("acme", transfer_id)
+    assert transfer is not None
+    grown = TransferInput(
+        data_source_id="DEMO_ADS",
+        schema_id=1,
+        destination_id=transfer.destination_id,
+        display_name="Ads daily",
+        schedule=[{"run_interval": "daily", "run_hour": 4, "refresh_window": 2}],
+        accounts=[TransferAccountInput(a) for a in (*ACCOUNTS, "ads-0003")],
+    )
+    await rig.transfers.update(ACME, TEAM, transfer_id, grown)
+    runs = await run_to_the_end(rig, transfer_id)
+    assert {r.status for r in runs} == {"COMPLETED"}
+    with duckdb.connect(str(rig.root / str(TEAM) / "m.db"), read_only=True) as conn:
+        misplaced = conn.execute(
+            "SELECT count(*) FROM main.demo_ads WHERE CAST(date AS DATE) <> _qb_data_date"
+        ).fetchone()
+    assert misplaced == (0,)
