@@ -21,7 +21,7 @@ from querybatch.destinations import registry
 from querybatch.destinations.base import RowChunk
 from querybatch.domain.fields import Row
 from querybatch.domain.teams import team_id_of
-from querybatch.engine.backfills import Backfills
+from querybatch.engine.backfills import Backfills, BackfillState
 from querybatch.engine.catalog import Catalog
 from querybatch.engine.destination_targets import DestinationTargets
 from querybatch.engine.destinations import DestinationInput, Destinations
@@ -324,6 +324,14 @@ async def stopped_runs(rig: Rig, transfer_id: int, count: int) -> list[TransferR
     return started
 
 
+async def four_days_backfilled(rig: Rig, file: str) -> tuple[int, BackfillState]:
+    """A daily transfer into the DuckDB ``file`` and a backfill of its 1 to 4 October 2026."""
+    transfer_id = await make_transfer(rig, DestinationInput("DWH_DUCKDB", "wh", {"path": file}))
+    backfills = Backfills(rig.store, clock=rig.clock)
+    made = await backfills.create(ACME, TEAM, transfer_id, date(2026, 10, 1), date(2026, 10, 4))
+    return transfer_id, made
+
+
 def loads_made(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The number of slices of each load the runner asks of its destinations, in order."""
     made: list[int] = []
@@ -340,9 +348,7 @@ def loads_made(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> list[int]:
 async def test_runs_of_a_transfer_that_stopped_together_are_loaded_in_one_load_each_with_its_rows(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    backfills = Backfills(rig.store, clock=rig.clock)
-    transfer_id = await make_transfer(rig, DestinationInput("DWH_DUCKDB", "wh", {"path": "g.db"}))
-    await backfills.create(ACME, TEAM, transfer_id, date(2026, 10, 1), date(2026, 10, 4))
+    transfer_id, _ = await four_days_backfilled(rig, "g.db")
     started = await stopped_runs(rig, transfer_id, 6)  # 2 recurring and 4 backfill runs
     made = loads_made(rig, monkeypatch)
     await rig.runner.run_pass()
@@ -362,9 +368,7 @@ async def test_runs_of_a_transfer_that_stopped_together_are_loaded_in_one_load_e
 async def test_a_run_whose_rows_the_destination_refuses_fails_alone_and_its_group_loads(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    backfills = Backfills(rig.store, clock=rig.clock)
-    transfer_id = await make_transfer(rig, DestinationInput("DWH_DUCKDB", "wh", {"path": "i.db"}))
-    await backfills.create(ACME, TEAM, transfer_id, date(2026, 10, 1), date(2026, 10, 4))
+    transfer_id, _ = await four_days_backfilled(rig, "i.db")
     started = await stopped_runs(rig, transfer_id, 6)
     bad = started[2]
     chunks = TransferLoads._chunks
@@ -393,9 +397,7 @@ async def test_a_run_whose_rows_the_destination_refuses_fails_alone_and_its_grou
 async def test_the_runs_of_a_backfill_share_query_batches_each_run_with_its_own_queries(
     rig: Rig,
 ) -> None:
-    backfills = Backfills(rig.store, clock=rig.clock)
-    transfer_id = await make_transfer(rig, DestinationInput("DWH_DUCKDB", "wh", {"path": "j.db"}))
-    await backfills.create(ACME, TEAM, transfer_id, date(2026, 10, 1), date(2026, 10, 4))
+    transfer_id, _ = await four_days_backfilled(rig, "j.db")
     await rig.runner.run_pass()
     runs = await runs_of(rig, transfer_id)
     filling = [r for r in runs if r.backfill_id is not None]
@@ -440,9 +442,7 @@ async def test_a_failed_sub_query_fails_only_its_own_run_and_the_others_of_its_b
             yield chunk
 
     monkeypatch.setattr(DemoConnector, "fetch", failing)
-    backfills = Backfills(rig.store, clock=rig.clock)
-    transfer_id = await make_transfer(rig, DestinationInput("DWH_DUCKDB", "wh", {"path": "k.db"}))
-    made = await backfills.create(ACME, TEAM, transfer_id, date(2026, 10, 1), date(2026, 10, 4))
+    transfer_id, made = await four_days_backfilled(rig, "k.db")
     runs = {r.data_date: r for r in await run_to_the_end(rig, transfer_id)}
     bad, neighbour = runs.pop(bad_day), runs[date(2026, 10, 1)]
     assert bad.batch_id == neighbour.batch_id  # the two shared a batch
@@ -465,7 +465,7 @@ async def test_a_failed_sub_query_fails_only_its_own_run_and_the_others_of_its_b
     ]
     beside = (await details.get(ACME, TEAM, neighbour.id)).queries
     assert [(q.status, q.error) for q in beside] == [("SUCCESS", None), ("SUCCESS", None)]
-    fill = await backfills.get(ACME, TEAM, made.id)
+    fill = await Backfills(rig.store, clock=rig.clock).get(ACME, TEAM, made.id)
     assert fill.status == "FAILED"
     assert [e[0] for e in fill.errors] == [bad_day]
 
@@ -488,9 +488,7 @@ async def test_a_run_loaded_after_its_transfer_gained_an_account_reads_none_of_t
 ) -> None:
     import duckdb
 
-    backfills = Backfills(rig.store, clock=rig.clock)
-    transfer_id = await make_transfer(rig, DestinationInput("DWH_DUCKDB", "wh", {"path": "m.db"}))
-    await backfills.create(ACME, TEAM, transfer_id, date(2026, 10, 1), date(2026, 10, 4))
+    transfer_id, _ = await four_days_backfilled(rig, "m.db")
     await stopped_runs(rig, transfer_id, 6)  # their batches stopped, nothing loaded yet
     transfer = await rig.store.transfers.get("acme", transfer_id)
     assert transfer is not None
