@@ -33,7 +33,13 @@ from querybatch.engine.transfer_loads import StoppedRun, TransferLoads
 from querybatch.engine.transfer_runner import TransferRunner
 from querybatch.engine.transfer_runs import TransferRuns
 from querybatch.engine.transfers import TransferAccountInput, TransferInput, Transfers
-from querybatch.errors import BadRequest, Conflict, ConnectorError, NotFound
+from querybatch.errors import (
+    BadRequest,
+    Conflict,
+    ConnectorError,
+    DestinationUnreachable,
+    NotFound,
+)
 from querybatch.settings import Settings
 from querybatch.store.store import Store
 from querybatch.store.transfer_runs import RunsQuery, TransferRunRecord
@@ -392,6 +398,28 @@ async def test_a_run_whose_rows_the_destination_refuses_fails_alone_and_its_grou
     loaded = {row[0] for row in duckdb_rows(rig.root / str(TEAM) / "i.db")}
     assert bad.data_date.isoformat() not in loaded
     assert {r.data_date.isoformat() for r in started if r.id != bad.id} <= loaded
+
+
+async def test_a_group_whose_destination_cannot_be_reached_fails_every_run_in_one_try(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transfer_id, _ = await four_days_backfilled(rig, "u.db")
+    started = await stopped_runs(rig, transfer_id, 6)
+    tries: list[int] = []
+
+    async def unreachable(*args: Any) -> Any:
+        tries.append(len(args[-1]))
+        raise DestinationUnreachable("Could not open the DuckDB file 'u.db'", "locked")
+
+    monkeypatch.setattr(rig.destinations, "load", unreachable)
+    await rig.runner.run_pass()
+    await rig.runner.settle()
+    assert tries == [6]  # not again run by run: each would wait for the same refusal
+    runs = await runs_of(rig, transfer_id)
+    assert {r.id for r in runs} == {r.id for r in started}
+    assert {(r.status, r.error_message) for r in runs} == {
+        ("FAILED", "Could not open the DuckDB file 'u.db': locked")
+    }
 
 
 async def test_the_runs_of_a_backfill_share_query_batches_each_run_with_its_own_queries(
