@@ -143,7 +143,7 @@ class Engine:
         batches looks again (scaled out, the worker's commit stops a batch, not this node)."""
         self.scheduler.on_done(items)
         if not self.executor.in_process:
-            self.waiters.look_again({item.batch_id for item in items})
+            self.waiters.look_again(item.batch_id for item in items)
 
     async def _callbacks_forever(self) -> None:
         """Send callbacks as batches stop here, and every second for those stopped elsewhere."""
