@@ -26,6 +26,7 @@ from querybatch.domain.splitting import count_subqueries, split_query
 from querybatch.engine.planner import Planner
 
 _REQUESTS = TypeAdapter(list[DataRequest])
+Piece = tuple[tuple[str, ...], date, date]  # a sub-query's accounts, start and end dates
 
 
 class SubQueries:
@@ -37,31 +38,52 @@ class SubQueries:
     """
 
     def __init__(
-        self, batch_id: str, specs: list[QuerySpec], settings: BatchSettings, total: int
+        self,
+        batch_id: str,
+        specs: list[QuerySpec],
+        settings: BatchSettings,
+        total: int,
+        *,
+        interleaved: bool = False,
     ) -> None:
         self.batch_id = batch_id
         self.specs = specs
         self.settings = settings
         self.total = total
+        self.interleaved = interleaved
 
     def __len__(self) -> int:
         return self.total
 
     def __iter__(self) -> Iterator[PlannedQuery]:
-        position = 0
-        for spec in self.specs:
-            template = PieceTemplate(spec)
-            pieces = split_query(
-                spec.accounts,
-                spec.start_date,
-                spec.end_date,
-                self.settings.split_accounts_policy,
-                self.settings.split_dates_policy,
-            )
-            for accounts, start, end in pieces:
-                position += 1
-                schedule_id = batch_query_schedule_id(self.batch_id, position)
-                yield PlannedQuery.piece(schedule_id, spec, template, accounts, start, end)
+        for position, (spec, template, (accounts, start, end)) in enumerate(self._pieces(), 1):
+            schedule_id = batch_query_schedule_id(self.batch_id, position)
+            yield PlannedQuery.piece(schedule_id, spec, template, accounts, start, end)
+
+    def _pieces(self) -> Iterator[tuple[QuerySpec, PieceTemplate, Piece]]:
+        """Each query's pieces in turn; interleaved, the first piece of every query, then
+        the second of every query, and so on (a query with fewer pieces drops out), which
+        holds every query's pieces at once."""
+        split = ((spec, PieceTemplate(spec), self._split(spec)) for spec in self.specs)
+        if not self.interleaved:
+            for spec, template, pieces in split:  # one query's pieces at a time
+                for piece in pieces:
+                    yield spec, template, piece
+            return
+        held = list(split)
+        for rank in range(max(len(pieces) for _, _, pieces in held)):
+            for spec, template, pieces in held:
+                if rank < len(pieces):
+                    yield spec, template, pieces[rank]
+
+    def _split(self, spec: QuerySpec) -> list[Piece]:
+        return split_query(
+            spec.accounts,
+            spec.start_date,
+            spec.end_date,
+            self.settings.split_accounts_policy,
+            self.settings.split_dates_policy,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +125,13 @@ async def plan_batch(
     planner: Planner,
     today: date,
     max_subqueries: int,
+    *,
+    interleaved: bool = False,
 ) -> PlannedBatch:
     """Validate, split and number the queries of a batch (raises SpecError naming the query).
 
-    The per-query work (validation, specs, numbering) runs on a worker thread, so that a
+    Sub-queries are numbered query by query, or ``interleaved`` (see ``SubQueries``). The
+    per-query work (validation, specs, numbering) runs on a worker thread, so that a
     batch of 100,000 queries does not hold up the event loop and the status calls it serves.
     """
     if not isinstance(raw_queries, list) or not raw_queries:
@@ -145,7 +170,8 @@ async def plan_batch(
         )
     if total == 0:
         raise SpecError("queries", "The batch holds no sub-query after splitting")
-    return PlannedBatch(settings, SubQueries(batch_id, specs, settings, total), _columns(specs))
+    subqueries = SubQueries(batch_id, specs, settings, total, interleaved=interleaved)
+    return PlannedBatch(settings, subqueries, _columns(specs))
 
 
 def _build_specs(

@@ -228,8 +228,13 @@ class QueryBatches:
         body: dict[str, Any],
         *,
         idempotency_key: str | None = None,
+        interleaved: bool = False,
     ) -> tuple[BatchRecord, bool]:
         """Validate, split and store a batch; returns it and whether it was created now.
+
+        ``interleaved`` numbers the sub-queries piece by piece across the queries rather
+        than query by query: the transfer runs that share a batch (one query per account
+        over their dates, split by day) find each date's sub-queries together.
 
         Raises SpecError, naming the parameter, for a batch that cannot run. With an
         ``idempotency_key`` already used for the same body, the earlier batch is the answer;
@@ -254,6 +259,7 @@ class QueryBatches:
             self.engine.planner,
             self.engine.today(),
             self.settings.max_batch_queries,
+            interleaved=interleaved,
         )
         now = time.time()
         try:

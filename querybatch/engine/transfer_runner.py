@@ -4,7 +4,8 @@ batches, and each stopped batch is loaded into its transfer's destination.
 ```
 transfer due (next_run_at <= now) --create_due--> run CREATED   (next_run_at moved on)
 CREATED  --a query batch: one query per account, the run's data date--> RUNNING
-           (consecutive runs of a backfill share one: each its own data date's queries)
+           (runs of a backfill on consecutive dates share one, numbered day by day: each
+           run's queries together, its own data date's)
 RUNNING  --its batch stopped--> LOADING --its destination's next group load--> COMPLETED | FAILED
 ```
 
@@ -31,7 +32,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from querybatch import logs
@@ -58,7 +59,8 @@ from querybatch.store.transfers import TransferRecord
 log = logging.getLogger(__name__)
 
 PASS_LIMIT = 100
-BACKFILL_DEPTH = 2  # a backfill's sub-queries under way: this many times the tenant's limit
+BACKFILL_BATCH = 8  # a backfill's batch holds at most this many tenant's limits of sub-queries
+BACKFILL_DEPTH = 2  # a backfill's batches under way at once
 MAX_FIELDS = 100  # the most fields one query asks for
 
 
@@ -186,10 +188,10 @@ class TransferRunner:
 
     async def _start_created(self) -> None:
         # A backfill's runs are held to what keeps the tenant's concurrency full, with its
-        # next runs' sub-queries waiting behind (so a run's end never leaves slots idle until
-        # the next pass): a backfill runs as fast as one batch of its sub-queries would,
-        # while the scheduler's turns between lanes keep the recurring runs' batches going.
-        queries = BACKFILL_DEPTH * self.batches.settings.account_concurrency
+        # next batch's sub-queries waiting behind (so a batch's end never leaves slots idle
+        # until the next pass), while the scheduler's turns between lanes keep the recurring
+        # runs' batches going.
+        queries = BACKFILL_DEPTH * BACKFILL_BATCH * self.batches.settings.account_concurrency
         # Runs waiting for their load leave room to the next ones, up to two groups' worth.
         loading = 2 * GROUP_RUNS
         chosen = await self.store.transfer_runs.startable(PASS_LIMIT, queries, loading)
@@ -221,14 +223,16 @@ class TransferRunner:
             return []
         fields = [f.field_id for f in schema.fields][:MAX_FIELDS]
         accounts = _users(transfer)
-        # A batch holds at most one tenant's limit of sub-queries, so that two batches of a
-        # backfill are under way (its allowance is BACKFILL_DEPTH limits): the next one's
-        # sub-queries fill the slots the last of one batch leaves while it ends. A run's
-        # queries are never split between batches.
+        # A batch holds consecutive dates' runs, up to BACKFILL_BATCH tenant's limits of
+        # sub-queries, and BACKFILL_DEPTH batches of a backfill are under way: the next
+        # one's sub-queries fill the slots the last of one batch leaves while it ends. What
+        # a batch costs beyond its sub-queries (planning, storing, its lane, its runs' loads
+        # waiting for its end) is paid once for many runs: a year's backfill of 25 accounts
+        # makes 12 batches, not 365 (or 92 of one limit each), and runs as fast as one batch
+        # of its sub-queries. A run's queries are never split between batches.
         settings = self.batches.settings
-        most = min(settings.account_concurrency, settings.max_batch_queries)
-        per_batch = max(1, most // max(1, len(accounts)))
-        parts = [runs[i : i + per_batch] for i in range(0, len(runs), per_batch)]
+        most = min(BACKFILL_BATCH * settings.account_concurrency, settings.max_batch_queries)
+        parts = _consecutive(runs, max(1, most // max(1, len(accounts))))
         made = await asyncio.gather(
             *(self._submit_share(transfer, fields, accounts, part) for part in parts)
         )
@@ -244,7 +248,7 @@ class TransferRunner:
         """One query batch for the runs, each run's queries after the last one's; None when
         it could not be made, which fails the runs."""
         try:
-            batch = await self._submit(transfer, fields, accounts, [r.data_date for r in runs])
+            batch = await self._submit(transfer, fields, accounts, runs[0].data_date, len(runs))
         except Exception as exc:  # these runs' failure, never the pass's
             for run in runs:
                 await self._fail(run, exc)
@@ -258,16 +262,18 @@ class TransferRunner:
         transfer: TransferRecord,
         fields: list[str],
         accounts: dict[str, str | None],
-        data_dates: list[date],
+        first: date,
+        days: int,
     ) -> BatchRecord:
         caller = Caller(transfer.account, f"transfer-{transfer.id}")
-        body = _batch_body(transfer, fields, accounts, data_dates)
+        body = _batch_body(transfer, fields, accounts, first, first + timedelta(days=days - 1))
         # Every query at once, up to the server's bound for one batch (the default of 5
         # made a run of 25 accounts five rounds of the connector's latency).
         body["query_concurrency"] = max(
-            1, min(len(body["queries"]), self.batches.settings.max_query_concurrency)
+            1, min(len(accounts) * days, self.batches.settings.max_query_concurrency)
         )
-        batch, _ = await self.batches.submit(caller, body)
+        # Numbered day by day: each run's queries together, in the order the runs start.
+        batch, _ = await self.batches.submit(caller, body, interleaved=True)
         return batch
 
     async def _load_stopped(self) -> None:
@@ -369,28 +375,42 @@ def _users(transfer: TransferRecord) -> dict[str, str | None]:
     return users
 
 
+def _consecutive(runs: list[TransferRunRecord], most: int) -> list[list[TransferRunRecord]]:
+    """The runs (of one transfer) as stretches of consecutive data dates, at most ``most``
+    runs each, in date order: a stretch's runs share a batch."""
+    parts: list[list[TransferRunRecord]] = []
+    for run in sorted(runs, key=lambda r: r.data_date):
+        last = parts[-1] if parts else None
+        if last and len(last) < most and run.data_date == last[-1].data_date + timedelta(days=1):
+            last.append(run)
+        else:
+            parts.append([run])
+    return parts
+
+
 def _batch_body(
     transfer: TransferRecord,
     fields: list[str],
     users: dict[str, str | None],
-    data_dates: list[date],
+    first: date,
+    last: date,
 ) -> dict[str, Any]:
-    """The query batch of runs: for each run's data date in turn, one query per account."""
+    """The query batch of runs of consecutive data dates: a query per account over their
+    dates, split by day (numbered day by day, the runs' queries come one run after the
+    other, each run's an account after the other)."""
     settings = {s["field_id"]: s.get("value") for s in transfer.config.get("settings", [])}
     queries = []
-    for data_date in data_dates:
-        day = data_date.isoformat()
-        for account, user in users.items():
-            query: dict[str, Any] = {
-                "ds_id": transfer.data_source_id,
-                "ds_accounts": [account],
-                "fields": fields,
-                "start_date": day,
-                "end_date": day,
-            }
-            if user:
-                query["ds_user"] = user
-            if settings:
-                query["settings"] = settings
-            queries.append(query)
-    return {"queries": queries}
+    for account, user in users.items():
+        query: dict[str, Any] = {
+            "ds_id": transfer.data_source_id,
+            "ds_accounts": [account],
+            "fields": fields,
+            "start_date": first.isoformat(),
+            "end_date": last.isoformat(),
+        }
+        if user:
+            query["ds_user"] = user
+        if settings:
+            query["settings"] = settings
+        queries.append(query)
+    return {"queries": queries, "split_dates_policy": "day"}

@@ -117,6 +117,25 @@ async def test_sub_queries_of_later_queries_are_numbered_after_earlier_ones(
     assert planned.columns == ["date", "clicks", "account"]
 
 
+async def test_interleaved_sub_queries_are_numbered_piece_by_piece_across_the_queries(
+    planner: Planner,
+) -> None:
+    first = raw(end_date="2026-01-03")
+    second = raw(ds_accounts=["acc-2"], end_date="2026-01-02")  # fewer pieces: drops out
+    settings = BatchSettings(split_dates_policy="day")
+    planned = await plan_batch(
+        BATCH, settings, [first, second], planner, TODAY, 1000, interleaved=True
+    )
+    assert pieces(planned) == [
+        (f"{BATCH}_query_1", ("acc-1",), "2026-01-01", "2026-01-01"),
+        (f"{BATCH}_query_2", ("acc-2",), "2026-01-01", "2026-01-01"),
+        (f"{BATCH}_query_3", ("acc-1",), "2026-01-02", "2026-01-02"),
+        (f"{BATCH}_query_4", ("acc-2",), "2026-01-02", "2026-01-02"),
+        (f"{BATCH}_query_5", ("acc-1",), "2026-01-03", "2026-01-03"),
+    ]
+    assert len(planned.subqueries) == 5
+
+
 async def test_a_split_per_account_with_no_accounts_named_takes_every_account_of_the_source(
     planner: Planner,
 ) -> None:

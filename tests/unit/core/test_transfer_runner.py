@@ -21,6 +21,7 @@ from querybatch.destinations import registry
 from querybatch.destinations.base import RowChunk
 from querybatch.domain.fields import Row
 from querybatch.domain.teams import team_id_of
+from querybatch.engine import transfer_runner
 from querybatch.engine.backfills import Backfills, BackfillState
 from querybatch.engine.catalog import Catalog
 from querybatch.engine.destination_targets import DestinationTargets
@@ -70,7 +71,7 @@ async def rig(tmp_path: Path, store: Store) -> AsyncIterator[Rig]:
         database_url="sqlite:///" + str(tmp_path / "qb.db"),
         executor="local",
         workers=8,
-        # A backfill keeps twice this many sub-queries under way: 8, four runs of 2 accounts.
+        # A backfill's batches hold BACKFILL_BATCH times this many sub-queries.
         account_concurrency=4,
         retries=0,
         retry_backoff=0,
@@ -205,8 +206,10 @@ async def test_two_nodes_seeing_the_same_due_transfer_make_its_runs_once(rig: Ri
 
 
 async def test_a_backfill_runs_each_date_a_few_at_a_time_after_the_recurring_runs(
-    rig: Rig,
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Batches of one tenant's limit (4 sub-queries: two runs of 2 accounts), two under way.
+    monkeypatch.setattr(transfer_runner, "BACKFILL_BATCH", 1)
     backfills = Backfills(rig.store, clock=rig.clock)
     transfer_id = await make_transfer(rig, DestinationInput("DWH_DUCKDB", "wh", {"path": "d.db"}))
     made = await backfills.create(ACME, TEAM, transfer_id, date(2026, 10, 1), date(2026, 10, 6))
@@ -231,8 +234,9 @@ async def test_a_backfill_runs_each_date_a_few_at_a_time_after_the_recurring_run
 
 
 async def test_a_cancelled_backfill_starts_nothing_more_and_keeps_what_it_loaded(
-    rig: Rig,
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(transfer_runner, "BACKFILL_BATCH", 1)  # four runs under way
     backfills = Backfills(rig.store, clock=rig.clock)
     transfer_id = await make_transfer(rig, DestinationInput("DWH_DUCKDB", "wh", {"path": "e.db"}))
     await run_to_the_end(rig, transfer_id)  # the first recurring runs
@@ -430,16 +434,23 @@ async def test_the_runs_of_a_backfill_share_query_batches_each_run_with_its_own_
     runs = await runs_of(rig, transfer_id)
     filling = [r for r in runs if r.backfill_id is not None]
     recurring = [r for r in runs if r.backfill_id is None]
-    # A tenant's limit (4) of sub-queries to a batch: two runs of two accounts each.
+    # Up to BACKFILL_BATCH tenant's limits (4) of sub-queries to a batch: the four runs of
+    # two accounts in one, numbered day by day.
     assert [(r.data_date.day, r.query_offset, r.query_count) for r in filling] == [
         (1, 0, 2),
         (2, 2, 2),
-        (3, 0, 2),
-        (4, 2, 2),
+        (3, 4, 2),
+        (4, 6, 2),
     ]
-    assert filling[0].batch_id == filling[1].batch_id != filling[2].batch_id == filling[3].batch_id
+    assert len({r.batch_id for r in filling}) == 1
     shared = await rig.store.jobs.get_batch("acme", str(filling[0].batch_id), rig.clock())
-    assert shared is not None and shared.query_amount == 4
+    assert shared is not None and shared.query_amount == 8
+    page = await rig.store.jobs.batch_page(shared.id, 0, 8)
+    assert [q.split() for q in page] == [
+        ((account,), f"2026-10-0{day}", f"2026-10-0{day}")
+        for day in range(1, 5)
+        for account in ACCOUNTS
+    ]
     # Recurring runs keep a batch each, none of them a backfill's.
     assert len({r.batch_id for r in recurring}) == 2
     assert not {r.batch_id for r in recurring} & {r.batch_id for r in filling}
