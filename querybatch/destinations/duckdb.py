@@ -14,12 +14,10 @@ from collections.abc import AsyncIterable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar
 
-import pyarrow as pa
 from pydantic import Field, StringConstraints
 
-from querybatch.destinations.arrow import schema_of, slices_table
 from querybatch.destinations.base import (
     ACCOUNT_COLUMN,
     DATE_COLUMN,
@@ -41,6 +39,9 @@ from querybatch.destinations.paths import PATH_PATTERN, inside
 from querybatch.destinations.sql_model import all_columns, plan_changes
 from querybatch.errors import DestinationUnreachable, LoadRejected
 from querybatch.extras import require
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 DUCK_TYPES: dict[ColumnType, str] = {
     "string": "VARCHAR",
@@ -130,6 +131,9 @@ class DuckDBDestination(Destination):
         together (a stretch at a time where a slice overlaps one before it), one COMMIT."""
         import duckdb
 
+        # Arrow (pyarrow: about 33 MB) loads with a server's first load, not with the server.
+        from querybatch.destinations.arrow import Gathered, schema_of, slice_keys
+
         check_parts(table, columns, parts)
         table = check_identifier(table, "table").lower()
         columns = [Column(c.name.lower(), c.type) for c in columns]
@@ -138,14 +142,15 @@ class DuckDBDestination(Destination):
         loaded_at = datetime.now(UTC)
         target = f"{self.config.path}:{schema}.{table}"
         session = _Session()
-        gathered = _Gathered(arrow_schema, columns, loaded_at)
+        gathered = Gathered(arrow_schema, columns, loaded_at, INSERT_ROWS, BUILD_ROWS)
         results: list[LoadResult] = []
         try:
             conn = await session.open(self._connect)
             await session.call(self._begin, conn, schema, table, columns)
             for stretch in _disjoint_stretches(parts):
                 await session.settle()  # the last stretch's rows are in before this DELETE
-                await session.call(_delete, conn, schema, table, [r.part for r in stretch])
+                keys = slice_keys([r.part for r in stretch])
+                await session.call(_delete, conn, schema, table, keys)
                 for rows in stretch:
                     accounts = frozenset(rows.part.accounts)
                     count = 0
@@ -196,18 +201,9 @@ class DuckDBDestination(Destination):
                     conn.execute(f"ALTER TABLE {target} ALTER {name} TYPE {kind}")
 
 
-def _delete(conn: Any, schema: str, table: str, slices: Sequence[Slice]) -> None:
-    """Delete the rows of ``slices`` with one statement: a DELETE per slice scanned the
-    table once each."""
-    keys = pa.table(
-        {
-            "transfer_id": pa.array(
-                [p.transfer_id for p in slices for _ in p.accounts], pa.int64()
-            ),
-            "data_date": pa.array([p.data_date for p in slices for _ in p.accounts], pa.date32()),
-            "account": pa.array([a for p in slices for a in p.accounts], pa.string()),
-        }
-    )
+def _delete(conn: Any, schema: str, table: str, keys: pa.Table) -> None:
+    """Delete the rows of the slices whose ``keys`` are given with one statement: a DELETE
+    per slice scanned the table once each."""
     conn.register("qb_slices", keys)
     try:
         conn.execute(
@@ -236,49 +232,6 @@ def _disjoint_stretches(parts: Sequence[SliceRows]) -> list[list[SliceRows]]:
     if current:
         stretches.append(current)
     return stretches
-
-
-class _Gathered:
-    """Rows on their way to an INSERT: as the chunks gave them up to ``BUILD_ROWS``, then
-    as Arrow tables up to ``INSERT_ROWS``, so memory stays bounded. Small chunks (a run's
-    accounts of a few rows each) go in together: an INSERT costs about 2 ms whatever its
-    size, more than a day's rows of one account, and so did a table built per chunk."""
-
-    def __init__(self, schema: pa.Schema, columns: Sequence[Column], loaded_at: datetime) -> None:
-        self._schema = schema
-        self._columns = columns
-        self._loaded_at = loaded_at
-        self._pieces: list[tuple[Slice, RowChunk]] = []
-        self._piece_rows = 0
-        self._tables: list[pa.Table] = []
-        self._table_rows = 0
-
-    def add(self, part: Slice, chunk: RowChunk) -> pa.Table | None:
-        """Take ``chunk``; a table to insert when enough rows have gathered."""
-        if not chunk.rows:
-            return None
-        self._pieces.append((part, chunk))
-        self._piece_rows += len(chunk.rows)
-        if self._piece_rows >= BUILD_ROWS:
-            self._build()
-        return self._take() if self._table_rows >= INSERT_ROWS else None
-
-    def rest(self) -> pa.Table | None:
-        """What is left to insert, if anything."""
-        self._build()
-        return self._take() if self._table_rows else None
-
-    def _build(self) -> None:
-        if self._pieces:
-            table = slices_table(self._schema, self._columns, self._pieces, self._loaded_at)
-            self._tables.append(table)
-            self._table_rows += table.num_rows
-            self._pieces, self._piece_rows = [], 0
-
-    def _take(self) -> pa.Table:
-        table = pa.concat_tables(self._tables)
-        self._tables, self._table_rows = [], 0
-        return table
 
 
 class _Session:

@@ -27,7 +27,6 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, StringConstraints, model_validator
 
-from querybatch.destinations.arrow import chunk_table, schema_of
 from querybatch.destinations.base import (
     Column,
     Destination,
@@ -232,6 +231,9 @@ class _Load:
         self.part = part
         self.columns = columns
         self.accounts = frozenset(part.accounts)
+        # Arrow (pyarrow: about 33 MB) loads with a server's first load, not with the server.
+        from querybatch.destinations.arrow import schema_of
+
         self.schema = schema_of(columns, with_date=False)
         self.loaded_at = datetime.now(UTC)
         self.staging = f"{base}/_staging/{uuid.uuid4().hex}"
@@ -258,6 +260,8 @@ class _Load:
         target = self.writers.get(chunk.account) or self.writers.setdefault(
             chunk.account, self._open(chunk.account)
         )
+        from querybatch.destinations.arrow import chunk_table
+
         table = chunk_table(
             self.schema, self.columns, chunk, self.part.transfer_id, None, self.loaded_at
         )
