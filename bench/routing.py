@@ -5,10 +5,11 @@ Two idle ``querybatch serve`` processes (embedded default) run side by side: the
 it is, whose app holds its routes flat and serves the prefixed paths through one mount per
 prefix, and the same server with every router included by FastAPI once and again under
 ``/v2`` and ``/enterprise/v2`` (``bench/_included_server.py``), as it was before. Each gets
-the same destination, transfer and backfill (through the official SDK). Then, ROUNDS times,
-each request below is made REQUESTS times in a row to one server, then to the other (after a
-few to warm up), and the server's CPU time (user plus system, all threads) is divided by the
-requests made; the best round of each is reported, in ms:
+the same destination, transfer and backfill (through the official SDK) and is left until it
+is idle (their runs ended). Then, ROUNDS times, each request below is made REQUESTS times in
+a row to one server, then to the other (after a few to warm up), and the server's CPU time
+(user plus system, all threads) is divided by the requests made; the best round of each is
+reported, in ms:
 
 - ``healthz``: the floor (no key, first of the routes either way);
 - ``whoami``, ``transfer`` (``GET /teams/{team}/transfers/{id}``), ``backfill`` (``GET
@@ -18,13 +19,14 @@ requests made; the best round of each is reported, in ms:
 - ``not_found``: ``GET /no/such/route`` (404 after every route, twice: once more with a
   slash added).
 
-Run it as ``python -m bench.routing [--requests 1000] [--rounds 3] [--no-wait]``; figures go to
+Run it as ``python -m bench.routing [--requests 1000] [--rounds 5] [--no-wait]``; figures go to
 ``bench/results/routing.json`` (``{name}_ms`` and ``{name}_included_ms``, and
 ``{name}_saved_ms``: the difference).
 """
 
 from __future__ import annotations
 
+import time
 from datetime import date
 
 from bench._batch import DS_ID, account_id
@@ -32,7 +34,7 @@ from bench._common import Figures, parser, print_figures, run
 from bench._server import ADMIN_KEY, BenchServer
 
 NAME = "routing"
-REQUESTS, ROUNDS, WARM_UP = 1000, 3, 50
+REQUESTS, ROUNDS, WARM_UP = 1000, 5, 50
 SERVERS = {"": "querybatch", "_included": "bench._included_server"}
 
 
@@ -74,6 +76,17 @@ def _prepare(server: BenchServer) -> dict[str, str]:
     }
 
 
+def _settle(server: BenchServer, timeout: float = 120.0) -> None:
+    """Wait until the server is idle (the transfer's and the backfill's runs have ended)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        cpu0 = server.cpu_seconds()
+        time.sleep(1.0)
+        if server.cpu_seconds() - cpu0 < 0.02:
+            return
+    raise RuntimeError(f"the server did not become idle in {timeout:.0f} s")
+
+
 def _cpu_ms_per_request(server: BenchServer, path: str, requests: int) -> float:
     with server.client() as client:
         for _ in range(WARM_UP):
@@ -97,6 +110,7 @@ def measure(requests: int, rounds: int) -> Figures:
                 for name, path in paths[suffix].items():
                     status = client.get(path).status_code
                     assert status == (404 if name == "not_found" else 200), (path, status)
+            _settle(server)
         for _ in range(rounds):
             for name in paths[""]:
                 for suffix, server in servers.items():
