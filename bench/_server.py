@@ -45,9 +45,16 @@ class BenchServer:
     temporary data directory removed) after it.
     """
 
-    def __init__(self, env: Mapping[str, str] | None = None, *, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        timeout: float = 60.0,
+        module: str = "querybatch",
+    ) -> None:
         self.extra_env = dict(env or {})
         self.timeout = timeout
+        self.module = module  # run as ``python -m MODULE serve``
         self.port = free_port()
         self._tmp = tempfile.TemporaryDirectory(prefix="qb-bench-")
         self.data_dir = Path(self._tmp.name)
@@ -92,7 +99,7 @@ class BenchServer:
         log = (self.data_dir / "server.log").open("ab")
         with log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "querybatch", "serve", "--log-level", "warning"],
+                [sys.executable, "-m", self.module, "serve", "--log-level", "warning"],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -182,6 +182,28 @@ def test_a_wrong_method_is_not_allowed_in_the_envelope(api: httpx.Client) -> Non
     assert_error(api.delete("/query/status"), 405, "METHOD_NOT_ALLOWED")
 
 
+@pytest.mark.parametrize("prefix", ["/v2", "/enterprise/v2"])
+def test_a_route_answers_alike_under_a_prefix(api: httpx.Client, prefix: str) -> None:
+    plain, prefixed = api.get("/whoami"), api.get(f"{prefix}/whoami")
+    assert plain.status_code == prefixed.status_code == 200
+    assert prefixed.headers["x-request-id"] != plain.headers["x-request-id"]
+    assert prefixed.headers["x-ratelimit-remaining"]
+    for body in (plain_body := plain.json(), prefixed_body := prefixed.json()):
+        body["meta"].pop("request_id")
+    assert prefixed_body == plain_body
+
+
+@pytest.mark.parametrize("prefix", ["/v2", "/enterprise/v2"])
+def test_an_unknown_route_under_a_prefix_is_not_found_naming_the_path_sent(
+    api: httpx.Client, prefix: str
+) -> None:
+    for path in (f"{prefix}/query/nothing", f"{prefix}/healthz", prefix, f"{prefix}/"):
+        body = assert_error(api.get(path), 404, "NOT_FOUND")
+        assert body["error"]["message"] == f"No route GET {path}"
+    body = assert_error(api.delete(f"{prefix}/query/accounts"), 405, "METHOD_NOT_ALLOWED")
+    assert body["error"]["message"] == f"DELETE is not allowed on {prefix}/query/accounts"
+
+
 def test_past_the_hourly_window_requests_are_refused_with_retry_after(
     small_limit_server: ServerProcess,
 ) -> None:

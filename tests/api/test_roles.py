@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute, Mount
 
 from querybatch.api.app import create_app
 from querybatch.api.deps import Authorize
@@ -77,17 +78,16 @@ PATH_VALUES = {
 
 def all_routes() -> Iterator[tuple[str, APIRoute]]:
     """(full path, route) of every API route of the app, under every prefix."""
-    app = create_app()
-    try:
-        from fastapi.routing import iter_route_contexts
-    except ImportError:  # FastAPI before routers were included lazily
-        for route in app.routes:
-            if isinstance(route, APIRoute):
-                yield route.path, route
-        return
-    for context in iter_route_contexts(app.routes):
-        if isinstance(context.original_route, APIRoute):
-            yield str(context.path), context.original_route
+    return routes_under("", create_app().routes)
+
+
+def routes_under(prefix: str, routes: Sequence[BaseRoute]) -> Iterator[tuple[str, APIRoute]]:
+    """The app holds its routes flat and serves them again under each prefix by a mount."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield prefix + route.path, route
+        elif isinstance(route, Mount):
+            yield from routes_under(prefix + route.path, route.routes)
 
 
 def dependencies_of(route: APIRoute) -> list[object]:
