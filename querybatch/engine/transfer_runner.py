@@ -279,6 +279,7 @@ class TransferRunner:
     async def _load_stopped(self) -> None:
         ready: list[tuple[StoppedRun, TransferRecord]] = []
         read: dict[str, BatchRecord | None] = {}  # runs of a backfill share their batches
+        known: dict[int, TransferRecord] = {}  # and their transfer
         for run in await self.store.transfer_runs.to_load(PASS_LIMIT):
             if self.loads.holds(run.id) or run.batch_id is None:
                 continue
@@ -291,7 +292,7 @@ class TransferRunner:
                 await self._finish(run, None, "Its query batch expired before it was loaded")
             elif batch.status is BatchStatus.STOPPED:
                 try:
-                    transfer = await self._loadable(run, batch)
+                    transfer = await self._loadable(run, batch, known)
                 except Exception as exc:  # this run's failure, never the pass's
                     await self._fail(run, exc)
                     continue
@@ -303,14 +304,19 @@ class TransferRunner:
             if stopped.run.id in stepped:
                 self.loads.add(stopped, transfer)
 
-    async def _loadable(self, run: TransferRunRecord, batch: BatchRecord) -> TransferRecord | None:
-        """The run's transfer, to load the batch's rows into its destination; None when the
-        rows cannot replace the run's slice, which fails the run."""
+    async def _loadable(
+        self, run: TransferRunRecord, batch: BatchRecord, known: dict[int, TransferRecord]
+    ) -> TransferRecord | None:
+        """The run's transfer (read once for the runs of a pass: ``known``), to load the
+        batch's rows into its destination; None when the rows cannot replace the run's
+        slice, which fails the run."""
         problem = await self._run_problem(run, batch)
         if problem is not None:
             await self._finish(run, None, problem)
             return None
-        return await self._transfer(run)
+        if run.transfer_id not in known:
+            known[run.transfer_id] = await self._transfer(run)
+        return known[run.transfer_id]
 
     async def _run_problem(self, run: TransferRunRecord, batch: BatchRecord) -> str | None:
         """Why the rows of the run's queries cannot replace its slice (None: they can).

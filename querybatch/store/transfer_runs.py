@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from querybatch.domain.status import BatchStatus
@@ -236,23 +236,43 @@ class TransferRunStore:
     @writes
     def mark_started(self, started: Mapping[int, RunQueries], now: float) -> set[int]:
         """CREATED -> RUNNING, each run (id) with its queries (its batch, shared or its own),
-        in one transaction; the runs for which this call took the step."""
-        stepped: set[int] = set()
+        in one transaction; the runs for which this call took the step.
+
+        The runs still CREATED are read (and, on PostgreSQL, locked: a cancel waits, then
+        finds them started) first, and all of them are stepped with one statement (a year's
+        backfill stepped its runs one statement each, a tenth of its runner's time)."""
+        if not started:
+            return set()
+        runs = transfer_runs.c
         with self.db.writing() as conn:
-            for run_id, queries in started.items():
-                result = conn.execute(
+            stepped = set(
+                conn.execute(
+                    select(runs.id)
+                    .where(runs.id.in_(list(started)), runs.status == "CREATED")
+                    .with_for_update()
+                ).scalars()
+            )
+            if stepped:
+                conn.execute(
                     update(transfer_runs)
-                    .where(transfer_runs.c.id == run_id, transfer_runs.c.status == "CREATED")
+                    .where(runs.id == bindparam("run_id"), runs.status == "CREATED")
                     .values(
                         status="RUNNING",
-                        batch_id=queries.batch_id,
-                        query_offset=queries.offset,
-                        query_count=queries.count,
+                        batch_id=bindparam("run_batch"),
+                        query_offset=bindparam("run_offset"),
+                        query_count=bindparam("run_count"),
                         started_at=now,
-                    )
+                    ),
+                    [
+                        {
+                            "run_id": run_id,
+                            "run_batch": started[run_id].batch_id,
+                            "run_offset": started[run_id].offset,
+                            "run_count": started[run_id].count,
+                        }
+                        for run_id in sorted(stepped)
+                    ],
                 )
-                if result.rowcount:
-                    stepped.add(run_id)
         return stepped
 
     @writes
@@ -295,14 +315,17 @@ class TransferRunStore:
     @writes
     def complete(self, rows: Mapping[int, int], now: float) -> None:
         """LOADING -> COMPLETED, each run (id) with its rows loaded, in one transaction (the
-        runs of one load)."""
+        runs of one load) and one statement."""
+        if not rows:
+            return
+        runs = transfer_runs.c
         with self.db.writing() as conn:
-            for run_id, count in rows.items():
-                conn.execute(
-                    update(transfer_runs)
-                    .where(transfer_runs.c.id == run_id, transfer_runs.c.status == "LOADING")
-                    .values(status="COMPLETED", rows_loaded=count, ended_at=now)
-                )
+            conn.execute(
+                update(transfer_runs)
+                .where(runs.id == bindparam("run_id"), runs.status == "LOADING")
+                .values(status="COMPLETED", rows_loaded=bindparam("run_rows"), ended_at=now),
+                [{"run_id": run_id, "run_rows": count} for run_id, count in rows.items()],
+            )
 
     @writes
     def requeue_loads(self) -> int:
