@@ -6,6 +6,7 @@ import json
 import subprocess
 
 import httpx
+import pytest
 
 from support import ADMIN_KEY, ServerProcess, run_cli, wait_until
 
@@ -70,6 +71,7 @@ def test_an_unknown_role_is_refused(server: ServerProcess) -> None:
     assert "wizard" in made.stderr
 
 
+@pytest.mark.deployments("embedded")  # a client of the API, formatting what it answers
 def test_the_query_command_prints_rows_as_json_and_as_csv(server: ServerProcess) -> None:
     args = (
         "query",
