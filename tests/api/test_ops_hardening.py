@@ -28,8 +28,9 @@ from support import (
     wait_until,
 )
 
-# The access log, the data directory and csv escaping are the API node's own; the rate limits
-# (kept in Redis by a scale-out) and the store's health run in both deployments (BOTH).
+# The access log, the data directory, csv escaping and which window a request is charged to
+# are the API node's own; windows used up (kept in Redis by a scale-out) and the store's
+# health run in both deployments (BOTH).
 DEPLOYMENTS = ("embedded",)
 BOTH = pytest.mark.deployments("embedded", "scaleout")
 
@@ -76,7 +77,6 @@ def test_a_key_sent_in_a_json_body_is_refused_once_its_window_is_used_up(
     assert 0 < int(refused.headers["retry-after"]) <= 3601
 
 
-@BOTH
 def test_a_key_counts_to_one_window_whichever_way_it_is_sent(limited: ServerProcess) -> None:
     key = new_key(limited)
     url = limited.url + "/query/data/json"
@@ -89,7 +89,6 @@ def test_a_key_counts_to_one_window_whichever_way_it_is_sent(limited: ServerProc
     assert [remaining(a) for a in answers] == [4, 3, 2, 1]
 
 
-@BOTH
 def test_keys_behind_one_address_do_not_use_up_each_other(limited: ServerProcess) -> None:
     first, second = new_key(limited), new_key(limited)
     url = limited.url + "/query/data/json"
@@ -126,7 +125,6 @@ def test_wrong_keys_count_to_the_client_address_and_not_to_a_window_of_their_own
     assert_error(elsewhere, 401, "UNAUTHORIZED")
 
 
-@BOTH
 def test_health_is_not_counted_nor_refused_when_the_address_is_used_up(
     limited: ServerProcess,
 ) -> None:
