@@ -23,10 +23,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run every behaviour test (tests/api, tests/e2e) once per deployment.
 
     A module whose behaviour cannot depend on the deployment (request parsing, say) names
-    the deployments it needs in its own ``DEPLOYMENTS``.
+    the deployments it needs in its own ``DEPLOYMENTS``; a test of such a module that does
+    depend on it (it reads back what the store holds, say) names them in a
+    ``@pytest.mark.deployments(...)`` marker, which wins over the module's.
     """
     if "deployment" in metafunc.fixturenames:
-        modes = getattr(metafunc.module, "DEPLOYMENTS", DEPLOYMENTS)
+        marker = metafunc.definition.get_closest_marker("deployments")
+        modes = marker.args if marker else getattr(metafunc.module, "DEPLOYMENTS", DEPLOYMENTS)
         metafunc.parametrize("deployment", modes, indirect=True, scope="module")
 
 

@@ -10,6 +10,10 @@ import pytest
 
 from support import ServerProcess, assert_error, client, running_server
 
+# Each batch is refused while it is parsed and planned, before anything is stored (that a
+# batch is stored whole or not at all is tested on PostgreSQL in tests/unit/test_job_store).
+DEPLOYMENTS = ("embedded",)
+
 GOOD_QUERY = {
     "ds_id": "DEMO_ADS",
     "ds_accounts": ["ads-0001"],
@@ -151,6 +155,7 @@ def test_an_oversized_batch_body_is_refused(limited: ServerProcess) -> None:
     assert batch_count(limited) == before
 
 
+@pytest.mark.deployments("embedded", "scaleout")  # each id is looked up in the store
 @pytest.mark.parametrize("batch_id", ["qrb_000000000000", "not-a-batch", "x" * 500])
 def test_an_unknown_batch_id_is_not_found(api: httpx.Client, batch_id: str) -> None:
     assert_error(api.get(f"/query/batch/{batch_id}"), 404, "NOT_FOUND")

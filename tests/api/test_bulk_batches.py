@@ -249,6 +249,7 @@ def test_a_finished_batch_cannot_be_cancelled_and_stays_as_it_was(api: httpx.Cli
     assert api.get(f"/batches/{batch['batch']}").json() | {"meta": None} == done | {"meta": None}
 
 
+@pytest.mark.deployments("embedded")  # refused while the body is parsed
 @pytest.mark.parametrize("body", [{"status": "completed"}, {"status": "nope"}, {}])
 def test_a_patch_other_than_cancel_is_refused(api: httpx.Client, body: dict[str, Any]) -> None:
     batch = create(api, jsonl([op(1)]))
@@ -410,6 +411,8 @@ def tampered(url: str, old: str, new: str) -> str:
     return url.replace(old, new, 1)
 
 
+# A link's signature and expiry are checked before the store is read.
+@pytest.mark.deployments("embedded")
 def test_upload_links_refuse_tampering_and_expire(short_links: ServerProcess) -> None:
     with client(short_links) as api:
         made = api.post("/cache").json()
@@ -436,6 +439,7 @@ def test_upload_links_refuse_tampering_and_expire(short_links: ServerProcess) ->
         ) == [("pending",)]
 
 
+@pytest.mark.deployments("embedded")  # as the upload links
 def test_download_links_refuse_tampering_and_expire(short_links: ServerProcess) -> None:
     with client(short_links) as api:
         first = create(api, jsonl([op(1)]))["batch"]

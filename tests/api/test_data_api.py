@@ -10,8 +10,13 @@ from typing import Any
 import httpx
 import orjson
 import pyarrow.parquet as pq
+import pytest
 
 from support import assert_error, wait_until
+
+# Dates resolved, a source's accounts and fields, and the spec are the API node's own, the
+# same in both deployments; every test that runs, stores or reads a query runs in both.
+EMBEDDED = pytest.mark.deployments("embedded")
 
 ADS = {
     "ds_id": "DEMO_ADS",
@@ -144,6 +149,7 @@ def test_filter_keeps_only_matching_rows(api: httpx.Client) -> None:
     assert all(int(row[2]) > 2000 for row in body["data"][1:])
 
 
+@EMBEDDED
 def test_relative_dates_resolve_and_are_reported(api: httpx.Client) -> None:
     body = api.get("/query/data/json", params=fresh(start_date="last_7_days", end_date="")).json()
     query = body["meta"]["query"]
@@ -231,6 +237,7 @@ def test_failing_account_reports_failure_with_the_account_named(api: httpx.Clien
     assert "ads-0002" in body["meta"]["error"]["description"]
 
 
+@EMBEDDED
 def test_accounts_list_logins_with_their_accounts(api: httpx.Client) -> None:
     body = api.get("/query/accounts", params={"ds_id": "DEMO_WEB"}).json()
     accounts = [a for login in body["data"] for a in login["accounts"]]
@@ -241,6 +248,7 @@ def test_accounts_list_logins_with_their_accounts(api: httpx.Client) -> None:
     assert [login["ds_user"] for login in only["data"]] == [one]
 
 
+@EMBEDDED
 def test_fields_list_dimensions_and_metrics_with_types(api: httpx.Client) -> None:
     body = api.get("/query/fields", params={"ds_id": "DEMO_ADS"}).json()
     by_id = {f["field_id"]: f for f in body["data"]}
@@ -252,6 +260,7 @@ def test_fields_list_dimensions_and_metrics_with_types(api: httpx.Client) -> Non
     assert by_id["impressions"]["entity_type"] == "ds_metric"
 
 
+@EMBEDDED
 def test_openapi_describes_every_route_and_docs_are_served(api: httpx.Client) -> None:
     spec = api.get("/openapi.json").json()
     paths = spec["paths"]

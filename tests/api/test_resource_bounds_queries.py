@@ -27,6 +27,11 @@ dimensions = ["product"]
 metrics = {{ units = "sum" }}
 """
 
+# A refused query or batch is refused while it is parsed, before the store or the executor
+# is involved; the queries that run (and the large result read back) run in both (BOTH).
+DEPLOYMENTS = ("embedded",)
+BOTH = pytest.mark.deployments("embedded", "scaleout")
+
 
 @pytest.fixture(scope="module")
 def server(deployment: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
@@ -98,6 +103,7 @@ def test_a_batch_query_asking_for_1e8_rows_a_day_refuses_the_batch(
     assert stored(server) == before
 
 
+@BOTH
 def test_the_largest_demo_query_allowed_keeps_the_server_responsive(
     server: ServerProcess, api: httpx.Client
 ) -> None:
@@ -113,6 +119,7 @@ def test_the_largest_demo_query_allowed_keeps_the_server_responsive(
     assert len(body["data"]) == 10
 
 
+@BOTH
 def test_a_backtracking_bomb_filter_on_a_demo_source_matches_nothing_quickly(
     server: ServerProcess, api: httpx.Client
 ) -> None:
@@ -124,6 +131,7 @@ def test_a_backtracking_bomb_filter_on_a_demo_source_matches_nothing_quickly(
     assert body["data"] == []
 
 
+@BOTH
 def test_a_backtracking_bomb_filter_on_a_sql_source_matches_nothing_quickly(
     server: ServerProcess, api: httpx.Client
 ) -> None:
@@ -172,6 +180,7 @@ def test_a_batch_with_a_pattern_re2_refuses_is_a_bad_request(api: httpx.Client) 
     assert_error(response, 400, "BAD_REQUEST")
 
 
+@BOTH
 def test_reading_a_large_stored_result_at_once_keeps_the_server_responsive(
     server: ServerProcess, api: httpx.Client
 ) -> None:

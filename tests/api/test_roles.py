@@ -47,6 +47,10 @@ EXPECTED = {
     "viewer": VIEWER,
 }
 
+# The route table and the role matrix are decided from the routes and a built-in role's
+# statement, the same in both deployments; keys and roles stored run in both.
+EMBEDDED = pytest.mark.deployments("embedded")
+
 # Routes that return rows or start queries need get_data as well as their own action.
 ALSO_GET_DATA = {"create_query_batch", "get_query_results", "download_query_batch"}
 
@@ -122,6 +126,7 @@ KEYED = sorted(
 )
 
 
+@EMBEDDED
 def test_every_route_has_an_action_or_a_signed_link() -> None:
     missing = [
         f"{sorted(route.methods)} {path}"
@@ -132,6 +137,7 @@ def test_every_route_has_an_action_or_a_signed_link() -> None:
     assert {action_of(route) for _, route in ROUTES} - {None} <= set(ACTIONS)
 
 
+@EMBEDDED
 def test_every_action_guards_a_route_under_every_prefix() -> None:
     for prefix in ("", "/v2", "/enterprise/v2"):
         guarded = {action_of(r) for p, r in ROUTES if p.startswith(prefix + "/")} - {None}
@@ -155,6 +161,7 @@ def role_keys(server: ServerProcess) -> dict[str, str]:
     return keys
 
 
+@EMBEDDED
 @pytest.mark.parametrize("role", sorted(EXPECTED))
 def test_each_builtin_role_is_allowed_or_denied_each_route(
     server: ServerProcess, role_keys: dict[str, str], role: str
@@ -171,6 +178,7 @@ def test_each_builtin_role_is_allowed_or_denied_each_route(
     assert wrong == []
 
 
+@EMBEDDED
 def test_a_denied_route_is_denied_under_every_prefix(
     server: ServerProcess, role_keys: dict[str, str]
 ) -> None:

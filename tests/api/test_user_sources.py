@@ -24,6 +24,11 @@ from upstream import ACCOUNTS, Upstream, serve, stats_rows
 
 from support import ServerProcess, running_server
 
+# The API node lists sources, fields and accounts, and refuses bad queries, itself; the
+# queries run where the deployment runs them (a Celery worker reads QB_SOURCES too) (BOTH).
+DEPLOYMENTS = ("embedded",)
+BOTH = pytest.mark.deployments("embedded", "scaleout")
+
 TOKEN = "api-token-for-the-loopback-upstream"
 SOURCES = """
 [sources.SHOP]
@@ -183,6 +188,7 @@ def test_accounts_list_what_each_source_holds(api: httpx.Client) -> None:
     assert [a["account_name"] for a in stats[0]["accounts"]][:2] == ["First", "acc-2"]
 
 
+@BOTH
 def test_sql_rows_equal_the_same_aggregation_in_sql(
     api: httpx.Client, files: dict[str, Path]
 ) -> None:
@@ -203,6 +209,7 @@ def test_sql_rows_equal_the_same_aggregation_in_sql(
     assert got == {(d, p): (u, pytest.approx(r)) for d, p, u, r in expected}
 
 
+@BOTH
 def test_sql_filter_order_and_max_rows_are_honoured(
     api: httpx.Client, files: dict[str, Path]
 ) -> None:
@@ -224,6 +231,7 @@ def test_sql_filter_order_and_max_rows_are_honoured(
     assert [(r[0], int(r[1])) for r in rows] == expected
 
 
+@BOTH
 def test_parquet_rows_equal_the_pyarrow_aggregation(
     api: httpx.Client, files: dict[str, Path]
 ) -> None:
@@ -245,6 +253,7 @@ def test_parquet_rows_equal_the_pyarrow_aggregation(
     assert {(r[0], r[1]): int(r[2]) for r in rows} == expected
 
 
+@BOTH
 def test_http_rows_equal_the_upstream_rows_summed(api: httpx.Client) -> None:
     rows = data(
         api,
@@ -263,6 +272,7 @@ def test_http_rows_equal_the_upstream_rows_summed(api: httpx.Client) -> None:
     assert set(ACCOUNTS) >= {"acc-1", "acc-2"}
 
 
+@BOTH
 def test_a_forbidden_http_account_fails_its_query_naming_it(api: httpx.Client) -> None:
     query = {
         "schedule_id": "u_" + uuid.uuid4().hex[:20],

@@ -199,6 +199,9 @@ def test_the_callback_url_gets_a_signed_post_when_the_batch_stops(
     assert len(received) == 1
 
 
+# The CLI is a client of the API (as in test_cli_batch_watch.py): the batch it submits runs
+# in both deployments in the tests above.
+@pytest.mark.deployments("embedded")
 def test_the_cli_submits_a_batch_waits_for_it_and_downloads_it(
     server: ServerProcess, tmp_path: Path
 ) -> None:

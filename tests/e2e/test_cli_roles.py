@@ -13,6 +13,11 @@ import httpx
 
 from support import ServerProcess, run_cli
 
+# The role commands call the engine's Access as the /roles routes do; roles per account on
+# PostgreSQL run in the scale-out copies of tests/api/test_roles.py (its CLI test among
+# them) and test_role_escalation.py.
+DEPLOYMENTS = ("embedded",)
+
 
 def cli(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
     return run_cli(server, *args)

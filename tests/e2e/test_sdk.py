@@ -17,6 +17,10 @@ from supermetrics.exceptions import (
 
 from support import ServerProcess
 
+# A client of the wire format: the answers it parses (pending, polled to completion) are
+# tested in both deployments by tests/api/test_data_api.py.
+DEPLOYMENTS = ("embedded",)
+
 
 def test_execute_returns_rows(sdk: SupermetricsClient) -> None:
     result = sdk.queries.execute(

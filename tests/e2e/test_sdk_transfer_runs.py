@@ -20,6 +20,9 @@ from transfer_support import daily_transfer
 ACCOUNTS = ("ads-0001", "ads-0003")
 FIELDS = ["date", "account_id", "campaign_id", "impressions", "clicks", "cost"]
 FROM, TO = datetime(2000, 1, 1), datetime(2100, 1, 1)
+# Bad ranges, unknown ids and a role's actions are refused before a run is read or started;
+# runs and backfills that load run in both deployments.
+REFUSALS = pytest.mark.deployments("embedded")
 
 
 def finished_runs(sdk: SupermetricsClient, team_id: int, transfer_id: int) -> list[Any]:
@@ -103,6 +106,7 @@ def test_a_new_transfer_loads_its_window_at_once_and_its_runs_are_read_through_t
         sdk.transfer_runs.get(team_id=team_id, transfer_run_id=runs[0].id)
 
 
+@REFUSALS
 def test_runs_are_the_tenants_own_and_bad_ranges_are_refused(
     server: ServerProcess, team_id: int
 ) -> None:
@@ -199,6 +203,7 @@ def test_a_backfill_through_the_sdk_loads_each_date_once_and_a_cancel_keeps_what
     sdk.transfers.delete(team_id=team_id, transfer_id=transfer_id)
 
 
+@REFUSALS
 def test_backfills_refuse_bad_ranges_and_other_tenants(
     server: ServerProcess, sdk: SupermetricsClient, team_id: int
 ) -> None:
@@ -219,6 +224,7 @@ def test_backfills_refuse_bad_ranges_and_other_tenants(
         sdk.backfills.get(team_id=team_id + 1, backfill_id=1)
 
 
+@REFUSALS
 def test_a_role_that_manages_transfers_may_not_start_or_cancel_backfills_without_its_action(
     server: ServerProcess, sdk: SupermetricsClient, team_id: int
 ) -> None:
