@@ -547,3 +547,34 @@ async def test_a_run_loaded_after_its_transfer_gained_an_account_reads_none_of_t
             "SELECT count(*) FROM main.demo_ads WHERE CAST(date AS DATE) <> _qb_data_date"
         ).fetchone()
     assert misplaced == (0,)
+
+
+def test_runs_share_a_batch_only_over_consecutive_dates_and_at_most_a_batch_s_worth() -> None:
+    def run(run_id: int, day: int) -> TransferRunRecord:
+        return TransferRunRecord(
+            id=run_id,
+            account="acme",
+            transfer_id=1,
+            data_date=date(2026, 10, day),
+            run_type="Backfill",
+            run_key=f"backfill-1-{day}",
+            backfill_id=1,
+            status="CREATED",
+            batch_id=None,
+            query_offset=0,
+            query_count=None,
+            rows_loaded=None,
+            created_at=START,
+            started_at=None,
+            ended_at=None,
+            error_message=None,
+        )
+
+    # Out of order, a gap after the 3rd, and a stretch longer than a batch holds.
+    runs = [run(n, day) for n, day in enumerate([2, 1, 3, 5, 6, 7, 8, 9, 10], 1)]
+    parts = transfer_runner._consecutive(runs, 4)
+    assert [[r.data_date.day for r in part] for part in parts] == [
+        [1, 2, 3],
+        [5, 6, 7, 8],
+        [9, 10],
+    ]
