@@ -229,12 +229,17 @@ class QueryBatches:
         *,
         idempotency_key: str | None = None,
         interleaved: bool = False,
+        sequence: str | None = None,
     ) -> tuple[BatchRecord, bool]:
         """Validate, split and store a batch; returns it and whether it was created now.
 
         ``interleaved`` numbers the sub-queries piece by piece across the queries rather
         than query by query: the transfer runs that share a batch (one query per account
         over their dates, split by day) find each date's sub-queries together.
+
+        ``sequence`` puts the batch in a sequence: the scheduler gives the sequence's turns
+        to its oldest batch that has a sub-query ready, so the next batch of a backfill waits
+        behind the one running and fills the slots its last sub-queries leave.
 
         Raises SpecError, naming the parameter, for a batch that cannot run. With an
         ``idempotency_key`` already used for the same body, the earlier batch is the answer;
@@ -280,6 +285,7 @@ class QueryBatches:
                 idempotency_key=idempotency_key,
                 request_hash=digest,
                 callback_url=settings.callback_url,
+                sequence=sequence,
             )
         except Conflict:
             if idempotency_key:

@@ -8,6 +8,12 @@ scarce, tenants take turns, and within a tenant its lanes take turns, so a huge 
 starves a small one. A finished run frees its slot at once and the next buffered sub-query
 starts without a round trip to the store.
 
+Batches of a *sequence* (the batches of one backfill) run one after the other: each of their
+turns goes to the sequence's oldest batch with a sub-query ready, so the next batch waits
+behind the one running and takes only the slots it cannot fill. Taking turns instead, the
+batches of a backfill ended together and left the tenant's slots idle while the next ones
+were made; in a sequence, one is always half done when another ends.
+
 Housekeeping runs on every tick: new and stopped batches, timeouts, lease renewal, putting
 back sub-queries whose runs went silent, and the expiry sweep.
 """
@@ -15,6 +21,7 @@ back sub-queries whose runs went silent, and the expiry sweep.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import time
 from collections import defaultdict, deque
@@ -114,6 +121,8 @@ class Scheduler:
         self.tenant_in_flight: dict[str, int] = defaultdict(int)
         self._tenant_lanes: dict[str, deque[str]] = defaultdict(deque)
         self._tenant_turns: deque[str] = deque()
+        # Each tenant's sequences: their lanes, oldest first.
+        self._sequences: dict[tuple[str, str], list[Lane]] = {}
         self._wake = asyncio.Event()
         self._stopping = False
         self._last_renewal = self._last_requeue = self._last_sweep = 0.0
@@ -219,6 +228,7 @@ class Scheduler:
             self.tenant_in_flight.clear()
             self._tenant_lanes.clear()
             self._tenant_turns.clear()
+            self._sequences.clear()
             self.executor.forget()
             await self._give_back(claimed)
 
@@ -253,10 +263,16 @@ class Scheduler:
             seen.add(record.batch_id)
             lane = self.lanes.get(record.batch_id)
             if lane is None:
-                self.lanes[record.batch_id] = Lane(record)
+                lane = self.lanes[record.batch_id] = Lane(record)
                 self._tenant_lanes[record.account].append(record.batch_id)
                 if record.account not in self._tenant_turns:
                     self._tenant_turns.append(record.account)
+                if record.sequence is not None:
+                    bisect.insort(
+                        self._sequences.setdefault((record.account, record.sequence), []),
+                        lane,
+                        key=_age,
+                    )
             else:
                 lane.record = record
                 if record.queued > len(lane.buffer):
@@ -279,6 +295,13 @@ class Scheduler:
             del self._tenant_lanes[lane.account]
             if lane.account in self._tenant_turns:
                 self._tenant_turns.remove(lane.account)
+        if lane.record.sequence is not None:
+            key = (lane.account, lane.record.sequence)
+            sequence = self._sequences.get(key, [])
+            if lane in sequence:
+                sequence.remove(lane)
+            if not sequence:
+                self._sequences.pop(key, None)
 
     async def _stop_timed_out(self, now: float) -> None:
         for lane in list(self.lanes.values()):
@@ -412,6 +435,21 @@ class Scheduler:
         for _ in range(len(turns)):
             lane = self.lanes[turns[0]]
             turns.rotate(-1)
+            if lane.record.sequence is not None:
+                lane = self._sequence_lead(lane)
             if lane.ready():
                 return lane
         return None
+
+    def _sequence_lead(self, lane: Lane) -> Lane:
+        """The oldest lane of the lane's sequence with a sub-query ready (else the lane)."""
+        assert lane.record.sequence is not None
+        for member in self._sequences.get((lane.account, lane.record.sequence), ()):
+            if member.ready():
+                return member
+        return lane
+
+
+def _age(lane: Lane) -> tuple[float, str]:
+    """How a sequence orders its lanes: the batch made first leads."""
+    return (lane.record.schedule_time, lane.batch_id)

@@ -224,18 +224,18 @@ class TransferRunner:
         fields = [f.field_id for f in schema.fields][:MAX_FIELDS]
         accounts = _users(transfer)
         # A batch holds consecutive dates' runs, up to BACKFILL_BATCH tenant's limits of
-        # sub-queries, and BACKFILL_DEPTH batches of a backfill are under way: the next
-        # one's sub-queries fill the slots the last of one batch leaves while it ends. What
-        # a batch costs beyond its sub-queries (planning, storing, its lane, its runs' loads
-        # waiting for its end) is paid once for many runs: a year's backfill of 25 accounts
-        # makes 12 batches, not 365 (or 92 of one limit each), and runs as fast as one batch
-        # of its sub-queries. A run's queries are never split between batches.
+        # sub-queries, and BACKFILL_DEPTH batches of a backfill are under way, in a sequence
+        # (the scheduler runs them one after the other): the next one's sub-queries fill the
+        # slots the last of one batch leaves while it ends. What a batch costs beyond its
+        # sub-queries (planning, storing, its lane, its runs' loads waiting for its end) is
+        # paid once for many runs: a year's backfill of 25 accounts makes 12 batches, not
+        # 365 (or 92 of one limit each), and runs as fast as one batch of its sub-queries. A
+        # run's queries are never split between batches.
         settings = self.batches.settings
         most = min(BACKFILL_BATCH * settings.account_concurrency, settings.max_batch_queries)
         parts = _consecutive(runs, max(1, most // max(1, len(accounts))))
-        made = await asyncio.gather(
-            *(self._submit_share(transfer, fields, accounts, part) for part in parts)
-        )
+        # One after the other, so that the sequence runs them in date order.
+        made = [await self._submit_share(transfer, fields, accounts, part) for part in parts]
         return [share for share in made if share is not None]
 
     async def _submit_share(
@@ -247,8 +247,11 @@ class TransferRunner:
     ) -> _Share | None:
         """One query batch for the runs, each run's queries after the last one's; None when
         it could not be made, which fails the runs."""
+        sequence = None if runs[0].backfill_id is None else f"backfill-{runs[0].backfill_id}"
         try:
-            batch = await self._submit(transfer, fields, accounts, runs[0].data_date, len(runs))
+            batch = await self._submit(
+                transfer, fields, accounts, runs[0].data_date, len(runs), sequence
+            )
         except Exception as exc:  # these runs' failure, never the pass's
             for run in runs:
                 await self._fail(run, exc)
@@ -264,6 +267,7 @@ class TransferRunner:
         accounts: dict[str, str | None],
         first: date,
         days: int,
+        sequence: str | None,
     ) -> BatchRecord:
         caller = Caller(transfer.account, f"transfer-{transfer.id}")
         body = _batch_body(transfer, fields, accounts, first, first + timedelta(days=days - 1))
@@ -273,7 +277,7 @@ class TransferRunner:
             1, min(len(accounts) * days, self.batches.settings.max_query_concurrency)
         )
         # Numbered day by day: each run's queries together, in the order the runs start.
-        batch, _ = await self.batches.submit(caller, body, interleaved=True)
+        batch, _ = await self.batches.submit(caller, body, interleaved=True, sequence=sequence)
         return batch
 
     async def _load_stopped(self) -> None:

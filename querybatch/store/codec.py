@@ -23,7 +23,9 @@ from querybatch.store.records import WorkItem
 
 
 class StoredSettings(NamedTuple):
-    """What a batch row keeps beside its counters: its settings and its result columns.
+    """What a batch row keeps beside its counters: its settings, its result columns and the
+    sequence it belongs to, if any (the scheduler runs a sequence's batches one after the
+    other; the engine sets it, never a tenant's body).
 
     A data request's hidden one-query batch has no settings of its own: ``settings`` is None
     going in, and the defaults coming out.
@@ -31,6 +33,7 @@ class StoredSettings(NamedTuple):
 
     settings: BatchSettings | None
     columns: tuple[str, ...] = ()
+    sequence: str | None = None
 
 
 def encode_spec(spec: QuerySpec | Mapping[str, Any]) -> str:
@@ -49,6 +52,8 @@ def encode_settings(stored: StoredSettings) -> str:
     if stored.settings is None:
         return "{}"
     values = stored.settings.model_dump(mode="json") | {"columns": list(stored.columns)}
+    if stored.sequence is not None:
+        values["sequence"] = stored.sequence
     return orjson.dumps(values).decode()
 
 
@@ -59,8 +64,11 @@ def decode_settings(text: str) -> StoredSettings:
     Validation runs again, and passes: the values were valid when stored, and the checks only
     widen with time (the latest schedule time moves forward).
     """
-    columns = orjson.loads(text).get("columns") or ()
-    return StoredSettings(BatchSettings.model_validate_json(text), tuple(columns))
+    values = orjson.loads(text)
+    columns = values.get("columns") or ()
+    return StoredSettings(
+        BatchSettings.model_validate_json(text), tuple(columns), values.get("sequence")
+    )
 
 
 class SpecText(TypeDecorator[QuerySpec]):

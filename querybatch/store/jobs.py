@@ -152,10 +152,12 @@ class JobStore:
         callback_url: str | None = None,
         request_id: str | None = None,
         cached: tuple[str, float] | None = None,
+        sequence: str | None = None,
     ) -> BatchRecord:
         """Store a batch and its sub-queries, all or nothing.
 
-        ``settings`` is None for a data request's hidden one-query batch.
+        ``settings`` is None for a data request's hidden one-query batch. ``sequence`` names
+        the sequence the batch runs in (see ``StoredSettings``).
 
         ``cached`` (result id, cache time) stores a one-query batch already answered from the
         cache of an identical earlier query.
@@ -169,7 +171,7 @@ class JobStore:
                     account=account,
                     key_id=key_id,
                     status=BatchStatus.STOPPED if cached else BatchStatus.QUEUED,
-                    settings=StoredSettings(settings, tuple(columns)),
+                    settings=StoredSettings(settings, tuple(columns), sequence),
                     query_concurrency=query_concurrency,
                     timeout_seconds=timeout_seconds,
                     created_at=now,

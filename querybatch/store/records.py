@@ -170,6 +170,8 @@ class LaneRecord:
     exclude_account_errors: bool
     queued: int
     running: int
+    # The sequence its batch belongs to (StoredSettings.sequence): None for most batches.
+    sequence: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,6 +59,7 @@ class RunStore:
                     exclude_account_errors=row["settings"].settings.add_exclude_account_errors,
                     queued=row["n_queued"],
                     running=row["n_running"],
+                    sequence=row["settings"].sequence,
                 )
                 for row in rows
             ]

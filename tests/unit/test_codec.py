@@ -113,6 +113,15 @@ def test_batch_settings_are_stored_as_before_and_read_back_typed() -> None:
     assert decode_settings(STORED_SETTINGS) is stored
 
 
+def test_a_batchs_sequence_is_stored_beside_its_settings_and_absent_reads_as_none() -> None:
+    stored = StoredSettings(settings(), ("date",), "backfill-7")
+    text = encode_settings(stored)
+    assert decode_settings(text) == stored
+    # Batches stored before sequences existed (and every batch outside one) have none.
+    assert decode_settings(STORED_SETTINGS).sequence is None
+    assert '"sequence"' not in encode_settings(StoredSettings(settings(), ("date",)))
+
+
 def test_a_data_requests_batch_stores_no_settings_and_reads_the_defaults() -> None:
     assert encode_settings(StoredSettings(None)) == "{}"
     assert decode_settings("{}") == StoredSettings(BatchSettings(), ())

@@ -109,8 +109,9 @@ async def create_batch(
     schedule_time: float | None = None,
     settings: BatchSettings | None = None,
     same_query: bool = False,
+    sequence: str | None = None,
 ) -> BatchRecord:
-    """Store a batch of ``size`` sub-queries.
+    """Store a batch of ``size`` sub-queries (in ``sequence``, if given).
 
     With ``same_query`` they are all one query (one spec, one fingerprint, in every batch).
     """
@@ -138,6 +139,7 @@ async def create_batch(
         query_concurrency=query_concurrency,
         timeout_seconds=timeout_seconds,
         schedule_time=now if schedule_time is None else schedule_time,
+        sequence=sequence,
         subqueries=subqueries,
         now=now,
     )

@@ -146,6 +146,80 @@ async def test_the_batches_of_one_tenant_take_turns(store: Store, clock: FakeClo
     assert Counter(i.batch_id for i in r.executor.submitted) == {"qrb_first": 3, "qrb_second": 3}
 
 
+async def test_the_batches_of_a_sequence_run_one_after_the_other(
+    store: Store, clock: FakeClock
+) -> None:
+    r = await rig(store, clock)
+    await create_batch(store, "qrb_first", size=4, query_concurrency=20, sequence="s", now=clock())
+    clock.advance(1)
+    await create_batch(store, "qrb_next", size=4, query_concurrency=20, sequence="s", now=clock())
+    await buffered(r, slots=2)
+    while running := r.executor.running():
+        await r.finish(running[:1])
+    # Taking turns, the two would have ended together; in a sequence the next one waits.
+    assert [i.batch_id for i in r.executor.submitted] == ["qrb_first"] * 4 + ["qrb_next"] * 4
+
+
+async def test_the_batch_made_first_leads_its_sequence_whatever_order_the_lanes_came_in(
+    store: Store, clock: FakeClock
+) -> None:
+    r = await rig(store, clock)
+    made = clock()
+    await create_batch(store, "qrb_b", size=3, query_concurrency=9, sequence="s", now=made + 1)
+    await create_batch(store, "qrb_a", size=3, query_concurrency=9, sequence="s", now=made)
+    clock.advance(1)
+    await buffered(r, slots=1)
+    while running := r.executor.running():
+        await r.finish(running)
+    assert [i.batch_id for i in r.executor.submitted] == ["qrb_a"] * 3 + ["qrb_b"] * 3
+
+
+async def test_the_next_batch_of_a_sequence_takes_the_slots_the_first_cannot_fill(
+    store: Store, clock: FakeClock
+) -> None:
+    r = await rig(store, clock)
+    await create_batch(store, "qrb_first", size=9, query_concurrency=2, sequence="s", now=clock())
+    clock.advance(1)
+    await create_batch(store, "qrb_next", size=9, query_concurrency=3, sequence="s", now=clock())
+    await buffered(r, slots=4)
+    assert Counter(i.batch_id for i in r.executor.running()) == {"qrb_first": 2, "qrb_next": 2}
+
+
+async def test_a_sequence_takes_turns_with_the_tenants_other_batches(
+    store: Store, clock: FakeClock
+) -> None:
+    r = await rig(store, clock)
+    for name in ("qrb_s1", "qrb_s2"):
+        await create_batch(store, name, size=50, query_concurrency=20, sequence="s", now=clock())
+        clock.advance(1)
+    await create_batch(store, "qrb_own", size=50, query_concurrency=20, now=clock())
+    await buffered(r, slots=3)
+    for _ in range(6):
+        await r.finish([r.executor.running()[0]])
+    submitted = Counter(i.batch_id for i in r.executor.submitted)
+    # Each of its lanes' turns goes to the sequence's first batch: the other batch keeps
+    # its own turn, as it would beside two batches taking turns.
+    assert submitted == {"qrb_s1": 6, "qrb_own": 3}
+
+
+async def test_sequences_of_different_names_or_tenants_do_not_wait_for_each_other(
+    store: Store, clock: FakeClock
+) -> None:
+    r = await rig(store, clock)
+    await create_batch(store, "qrb_x", size=9, query_concurrency=9, sequence="x", now=clock())
+    await create_batch(store, "qrb_y", size=9, query_concurrency=9, sequence="y", now=clock())
+    await create_batch(
+        store, "qrb_z", account="other", size=9, query_concurrency=9, sequence="x", now=clock()
+    )
+    await buffered(r, slots=6)
+    # The tenants take turns (three slots each), then each tenant's lanes take theirs.
+    assert Counter(i.batch_id for i in r.executor.running()) == {
+        "qrb_x": 2,
+        "qrb_y": 1,
+        "qrb_z": 3,
+    }
+
+
 # -- limits ---------------------------------------------------------------------------------
 
 

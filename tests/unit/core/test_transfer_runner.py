@@ -454,6 +454,10 @@ async def test_the_runs_of_a_backfill_share_query_batches_each_run_with_its_own_
     # Recurring runs keep a batch each, none of them a backfill's.
     assert len({r.batch_id for r in recurring}) == 2
     assert not {r.batch_id for r in recurring} & {r.batch_id for r in filling}
+    # A backfill's batches run in its sequence (one after the other); recurring ones alone.
+    sequences = {lane.batch_id: lane.sequence for lane in await rig.store.runs.active_lanes()}
+    assert sequences[str(filling[0].batch_id)] == f"backfill-{filling[0].backfill_id}"
+    assert {sequences[str(r.batch_id)] for r in recurring} == {None}
 
     runs = await run_to_the_end(rig, transfer_id)
     assert {r.status for r in runs} == {"COMPLETED"}
