@@ -29,12 +29,13 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from querybatch import logs
 from querybatch.destinations.base import Column, RowChunk, Slice, SliceRows, column_type_of
 from querybatch.domain.batch import batch_query_schedule_id
 from querybatch.domain.fields import Row
-from querybatch.engine.batch_rows import batch_rows
+from querybatch.engine.batch_rows import BLOCK_ROWS, batch_rows
 from querybatch.engine.destinations import Destinations
 from querybatch.engine.result_rows import Columns
 from querybatch.engine.transfers import Transfers
@@ -169,42 +170,25 @@ class TransferLoads:
         ]
         accounts = _accounts(transfer)
         parts = [
-            SliceRows(
-                Slice(transfer.id, stopped.run.data_date, tuple(accounts)),
-                self._chunks(stopped, accounts),
-            )
-            for stopped in group
+            SliceRows(Slice(transfer.id, stopped.run.data_date, tuple(accounts)), chunks)
+            for stopped, chunks in zip(group, self._chunks(group, accounts), strict=True)
         ]
         loaded = await self.destinations.load(
             transfer.account, transfer.destination_id, schema.table_name, columns, parts
         )
         return [result.rows for result in loaded]
 
-    async def _chunks(self, stopped: StoppedRun, accounts: list[str]) -> AsyncIterator[RowChunk]:
-        """The rows of the run's queries by account: the n-th of them reads the n-th account
-        (the batch's other queries, other runs' data dates, are not read)."""
-        batch, first = stopped.batch, stopped.run.query_offset
-        account_of = {
-            batch_query_schedule_id(batch.id, first + n): account
-            for n, account in enumerate(accounts, start=1)
-        }
-        ids = ["schedule_id", *batch.columns]
-        wide = Columns(ids=ids, names=ids, data_types=["string"] * len(ids))
-        # Never past the run's own queries: another run's follow in a shared batch.
-        through = first + min(len(accounts), stopped.run.query_count or len(accounts))
-        async for block in batch_rows(self.store, batch.id, wide, after=first, through=through):
-            current: str | None = None
-            rows: list[Row] = []
-            for row in block:
-                account = account_of[row[0]]
-                if account != current and rows:
-                    assert current is not None
-                    yield RowChunk(current, rows)
-                    rows = []
-                current = account
-                rows.append(tuple(row[1:]))
-            if rows and current is not None:
-                yield RowChunk(current, rows)
+    def _chunks(
+        self, group: list[StoppedRun], accounts: list[str]
+    ) -> list[AsyncIterator[RowChunk]]:
+        """Each run's rows by account, in the group's order. Runs that follow each other in
+        one batch (a backfill's) are read together, with one stream of the batch's rows: a
+        read per run cost more than its few hundred rows."""
+        chunks: list[AsyncIterator[RowChunk]] = []
+        for together in _adjacent(group):
+            read = _SharedRead(self.store, together, accounts)
+            chunks.extend(read.rows(index) for index in range(len(together)))
+        return chunks
 
     async def _transfer(self, run: TransferRunRecord) -> TransferRecord:
         record = await self.store.transfers.get(run.account, run.transfer_id)
@@ -217,6 +201,79 @@ class TransferLoads:
             await end_run(self.store, run, rows, error, self.clock())
         finally:
             self._holding.discard(run.id)
+
+
+class _SharedRead:
+    """One stream of the rows of runs that follow each other in one batch, handed to each
+    run in turn: the destinations load a group's runs one after the other, so the rows each
+    run's iterator leaves (the next run's) are the ones the next iterator starts with.
+
+    The n-th query of a run reads the n-th account; a run's rows never go past its own
+    queries (another run's follow in a shared batch).
+    """
+
+    def __init__(self, store: Store, runs: list[StoppedRun], accounts: list[str]) -> None:
+        batch = runs[0].batch
+        self._owner: dict[str, tuple[int, str]] = {}
+        for index, stopped in enumerate(runs):
+            first = stopped.run.query_offset
+            for n, account in enumerate(accounts[: _count(stopped, accounts)], start=1):
+                self._owner[batch_query_schedule_id(batch.id, first + n)] = (index, account)
+        ids = ["schedule_id", *batch.columns]
+        wide = Columns(ids=ids, names=ids, data_types=["string"] * len(ids))
+        after = runs[0].run.query_offset
+        through = runs[-1].run.query_offset + _count(runs[-1], accounts)
+        self._blocks = batch_rows(store, batch.id, wide, after=after, through=through)
+        self._block: list[list[Any]] = []
+        self._next = 0  # the block's first row not handed out yet
+
+    async def rows(self, index: int) -> AsyncIterator[RowChunk]:
+        """The rows of the ``index``-th run, by account, in chunks of at most BLOCK_ROWS."""
+        owner = self._owner
+        current: str | None = None
+        rows: list[Row] = []
+        while True:
+            if self._next == len(self._block):
+                block = await anext(self._blocks, None)
+                if block is None:
+                    break
+                self._block, self._next = block, 0
+            row = self._block[self._next]
+            run, account = owner[row[0]]
+            if run > index:
+                break  # the next run's rows start here
+            self._next += 1
+            if run < index:
+                continue  # an earlier run's, whose load stopped short of them
+            if current is not None and (account != current or len(rows) >= BLOCK_ROWS):
+                yield RowChunk(current, rows)
+                rows = []
+            current = account
+            rows.append(tuple(row[1:]))
+        if current is not None and rows:
+            yield RowChunk(current, rows)
+
+
+def _count(stopped: StoppedRun, accounts: list[str]) -> int:
+    """How many queries the run has in its batch (one per account)."""
+    return min(len(accounts), stopped.run.query_count or len(accounts))
+
+
+def _adjacent(group: list[StoppedRun]) -> list[list[StoppedRun]]:
+    """The group's runs, in order, as stretches whose queries follow each other in one batch."""
+    stretches: list[list[StoppedRun]] = []
+    for stopped in group:
+        last = stretches[-1][-1] if stretches else None
+        if (
+            last is not None
+            and last.batch.id == stopped.batch.id
+            and last.run.query_count is not None
+            and last.run.query_offset + last.run.query_count == stopped.run.query_offset
+        ):
+            stretches[-1].append(stopped)
+        else:
+            stretches.append([stopped])
+    return stretches
 
 
 def _take_group(queued: list[StoppedRun]) -> list[StoppedRun]:

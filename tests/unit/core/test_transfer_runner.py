@@ -21,7 +21,7 @@ from querybatch.destinations import registry
 from querybatch.destinations.base import RowChunk
 from querybatch.domain.fields import Row
 from querybatch.domain.teams import team_id_of
-from querybatch.engine import transfer_runner
+from querybatch.engine import transfer_loads, transfer_runner
 from querybatch.engine.backfills import Backfills, BackfillState
 from querybatch.engine.catalog import Catalog
 from querybatch.engine.destination_targets import DestinationTargets
@@ -375,6 +375,40 @@ async def test_runs_of_a_transfer_that_stopped_together_are_loaded_in_one_load_e
     assert sum(per_date.values()) == len(loaded) > len(per_date)
 
 
+async def test_runs_that_follow_each_other_in_a_batch_are_read_together_each_its_own_rows(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transfer_id, _ = await four_days_backfilled(rig, "s.db")
+    started = await stopped_runs(rig, transfer_id, 6)
+    group = []
+    for run in sorted((r for r in started if r.backfill_id), key=lambda r: r.query_offset):
+        batch = await rig.store.jobs.get_batch("acme", str(run.batch_id), rig.clock())
+        assert batch is not None
+        group.append(StoppedRun(run, batch))
+    loads = rig.runner.loads
+
+    async def read(chunks: AsyncIterator[RowChunk]) -> list[tuple[str, Row]]:
+        return [(chunk.account, row) async for chunk in chunks for row in chunk.rows]
+
+    alone = [await read(loads._chunks([stopped], list(ACCOUNTS))[0]) for stopped in group]
+    assert len({tuple(rows) for rows in alone}) == len(group)
+    assert all(len(rows) > 2 * len(ACCOUNTS) for rows in alone)  # more than a chunk each
+    monkeypatch.setattr(transfer_loads, "BLOCK_ROWS", 2)
+    together = loads._chunks(group, list(ACCOUNTS))
+    sizes = []
+
+    async def sized(chunks: AsyncIterator[RowChunk]) -> AsyncIterator[RowChunk]:
+        async for chunk in chunks:
+            sizes.append(len(chunk.rows))
+            yield chunk
+
+    # The second run's rows are never read (its load stopped short): the third skips them.
+    assert await read(sized(together[0])) == alone[0]
+    assert await read(sized(together[2])) == alone[2]
+    assert await read(sized(together[3])) == alone[3]
+    assert max(sizes) == 2
+
+
 async def test_a_run_whose_rows_the_destination_refuses_fails_alone_and_its_group_loads(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -383,12 +417,15 @@ async def test_a_run_whose_rows_the_destination_refuses_fails_alone_and_its_grou
     bad = started[2]
     chunks = TransferLoads._chunks
 
+    async def foreign() -> AsyncIterator[RowChunk]:
+        yield RowChunk("ads-9999", [("x",)])  # rows of an account the slice does not name
+
     def refused(
-        loads: TransferLoads, stopped: StoppedRun, accounts: list[str]
-    ) -> AsyncIterator[RowChunk]:
-        if stopped.run.id == bad.id:  # rows of an account the slice does not name
-            return chunks(loads, stopped, ["ads-9999", *accounts[1:]])
-        return chunks(loads, stopped, accounts)
+        loads: TransferLoads, group: list[StoppedRun], accounts: list[str]
+    ) -> list[AsyncIterator[RowChunk]]:
+        # The runs after it, read with it, skip the rows it left unread.
+        made = chunks(loads, group, accounts)
+        return [foreign() if s.run.id == bad.id else c for s, c in zip(group, made, strict=True)]
 
     monkeypatch.setattr(TransferLoads, "_chunks", refused)
     made = loads_made(rig, monkeypatch)
