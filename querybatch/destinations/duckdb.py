@@ -157,11 +157,12 @@ class DuckDBDestination(Destination):
                     async for chunk in rows.chunks:
                         check_chunk(chunk, accounts, len(columns))
                         count += len(chunk.rows)
-                        ready = gathered.add(rows.part, chunk)
-                        if ready is not None:
-                            await session.insert(schema, table, ready)
+                        if gathered.add(rows.part, chunk):
+                            ready = await asyncio.to_thread(gathered.build)
+                            if ready is not None:
+                                await session.insert(schema, table, ready)
                     results.append(LoadResult(count, target))
-                rest = gathered.rest()
+                rest = await asyncio.to_thread(gathered.rest)
                 if rest is not None:
                     await session.insert(schema, table, rest)
             await session.settle()
@@ -238,8 +239,8 @@ class _Session:
     """A load's connection, used on one thread of its own, off the event loop.
 
     At most one INSERT is under way: DuckDB inserts a table on the thread (releasing the
-    GIL) while the next table is built on the loop; the two took turns before, and each
-    waited.
+    GIL) while the next table is built on another (the loop only gathers the rows); the two
+    took turns before, and each waited.
     """
 
     def __init__(self) -> None:
