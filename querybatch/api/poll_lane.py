@@ -1,9 +1,10 @@
 """The poll lane: the GET requests clients poll, answered without the router's machinery.
 
 Polls are most of what a busy server answers (``GET /query/status``, ``GET
-/query/batch/{id}`` and its ``/status`` pages), and a poll's share of the framework
+/query/batch/{id}`` and its ``/status`` pages, and a transfer's ``GET
+/teams/{team_id}/backfills/{id}``), and a poll's share of the framework
 (routing through every route, building the endpoint's request, solving its dependencies) cost
-more than the answer itself. This plain ASGI middleware recognises those three paths (under
+more than the answer itself. This plain ASGI middleware recognises those four paths (under
 every prefix), authorises the caller as :class:`~querybatch.api.deps.Authorize` does, and
 calls the same answer functions as the routes, which remain what ``/openapi.json``
 documents. Errors leave through the same :func:`~querybatch.api.errors.error_response`.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
@@ -30,6 +32,8 @@ from querybatch.api.deps import authorize
 from querybatch.api.errors import error_response
 from querybatch.api.poll_budget import PollBudget
 from querybatch.api.pretty import wants_pretty
+from querybatch.api.routes.backfills import BACKFILL_ACTION, backfill_poll_answer
+from querybatch.api.routes.backfills import MAX_ID as MAX_BACKFILL_ID
 from querybatch.api.routes.batches import (
     PAGE_LIMIT,
     PAGE_OFFSET,
@@ -54,6 +58,9 @@ POLLS_AT_ONCE = 1
 PREFIXES = ("/enterprise/v2", "/v2")
 BATCH_PATH = "/query/batch/"
 STATUS_SUFFIX = "/status"
+# Ids of the shape the route takes; one out of its bounds goes to the route, which names it.
+BACKFILL_PATH = re.compile(r"/teams/([0-9]{1,19})/backfills/([0-9]{1,10})")
+MAX_TEAM_ID = 2**63 - 1
 
 Answer = Callable[[Request, Services, Principal], Awaitable[Response]]
 
@@ -124,7 +131,7 @@ def _poll_of(scope: Scope) -> Poll | None:
     if path == "/query/status":
         return Poll("get_query_status", query_status_answer)
     if not path.startswith(BATCH_PATH):
-        return None
+        return _backfill_poll(path)
     rest = path[len(BATCH_PATH) :]
     if rest.endswith(STATUS_SUFFIX):
         batch_id = rest[: -len(STATUS_SUFFIX)]
@@ -144,6 +151,20 @@ def _poll_of(scope: Scope) -> Poll | None:
         return await batch_answer(request, services, caller, rest)
 
     return Poll("get_query_batch", batch)
+
+
+def _backfill_poll(path: str) -> Poll | None:
+    matched = BACKFILL_PATH.fullmatch(path)
+    if matched is None:
+        return None
+    team_id, backfill_id = int(matched[1]), int(matched[2])
+    if team_id > MAX_TEAM_ID or not 1 <= backfill_id <= MAX_BACKFILL_ID:
+        return None
+
+    async def backfill(request: Request, services: Services, caller: Principal) -> Response:
+        return await backfill_poll_answer(request, services, caller, team_id, backfill_id)
+
+    return Poll(BACKFILL_ACTION, backfill)
 
 
 def _page_of(query: bytes) -> tuple[int, int] | None:

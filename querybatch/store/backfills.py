@@ -8,15 +8,17 @@ runs that have not started into CANCELLED ones in one transaction; runs under wa
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from querybatch.store.database import Database
-from querybatch.store.repository import reads, writes
+from querybatch.store.prepared import PreparedRead
+from querybatch.store.repository import point_reads, reads, writes
 from querybatch.store.tables import backfills, transfer_runs, transfers
 
 BackfillStatus = Literal["CREATED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]
@@ -120,12 +122,16 @@ class BackfillStore:
             )
             return _state(conn, _row(conn, account, backfill_id))
 
-    @reads
+    @point_reads
     def get(self, account: str, backfill_id: int) -> BackfillState | None:
-        """One of the account's backfills, or None (another account's is None too)."""
-        with self.db.reading() as conn:
-            row = _row(conn, account, backfill_id)
-            return None if row is None else _state(conn, row)
+        """One of the account's backfills, or None (another account's is None too). Clients
+        poll it while it runs: a read by key and a count of its runs by status (through
+        their index), on the event loop of a SQLite server."""
+        with self.db.point_reading() as conn:
+            found = _BACKFILL.rows(conn, {"account": account, "backfill_id": backfill_id})
+            if not found:
+                return None
+            return _state(conn, dict(zip(backfills.c.keys(), found[0], strict=True)))
 
     @reads
     def latest(self, account: str, transfer_id: int) -> BackfillState | None:
@@ -189,27 +195,44 @@ def _row(conn: Connection, account: str, backfill_id: int) -> RowMapping | None:
     )
 
 
-def _state(conn: Connection, row: RowMapping | None) -> BackfillState:
+_BACKFILL = PreparedRead(
+    select(backfills).where(
+        backfills.c.account == bindparam("account"), backfills.c.id == bindparam("backfill_id")
+    )
+)
+_RUN_COUNTS = PreparedRead(
+    select(
+        transfer_runs.c.status,
+        func.count(),
+        func.min(transfer_runs.c.started_at),
+        func.max(transfer_runs.c.ended_at),
+    )
+    .where(transfer_runs.c.backfill_id == bindparam("backfill_id"))
+    .group_by(transfer_runs.c.status)
+)
+_ERRORS = PreparedRead(
+    select(transfer_runs.c.data_date, transfer_runs.c.error_message)
+    .where(
+        transfer_runs.c.backfill_id == bindparam("backfill_id"),
+        transfer_runs.c.status == "FAILED",
+    )
+    .order_by(transfer_runs.c.data_date)
+    .limit(MAX_ERRORS)
+)
+
+
+def _state(conn: Connection, row: Mapping[Any, Any] | None) -> BackfillState:
     assert row is not None
-    runs = transfer_runs.c
     counts: Counter[str] = Counter()
     started = ended = None
-    for status, count, first_start, last_end in conn.execute(
-        select(runs.status, func.count(), func.min(runs.started_at), func.max(runs.ended_at))
-        .where(runs.backfill_id == row["id"])
-        .group_by(runs.status)
-    ):
+    for status, count, first_start, last_end in _RUN_COUNTS.rows(conn, {"backfill_id": row["id"]}):
         counts[status] = count
         if first_start is not None and (started is None or first_start < started):
             started = first_start
         if last_end is not None and (ended is None or last_end > ended):
             ended = last_end
-    errors = conn.execute(
-        select(runs.data_date, runs.error_message)
-        .where(runs.backfill_id == row["id"], runs.status == "FAILED")
-        .order_by(runs.data_date)
-        .limit(MAX_ERRORS)
-    ).all()
+    # Most backfills have no failed run: their report is read only when there is one.
+    errors = _ERRORS.rows(conn, {"backfill_id": row["id"]}) if counts.get("FAILED") else []
     return BackfillState(
         id=row["id"],
         account=row["account"],

@@ -347,6 +347,7 @@ transfer_runs = Table(
     UniqueConstraint("transfer_id", "data_date", "run_key"),
     Index(None, "account", "transfer_id", "data_date"),
     Index(None, "status", "id"),
+    Index(None, "backfill_id", "status"),
 )
 
 backfills = Table(

@@ -256,3 +256,61 @@ def test_a_role_that_manages_transfers_may_not_start_or_cancel_backfills_without
         seen = as_operator.backfills.get(team_id=team_id, backfill_id=backfill.transfer_backfill_id)
         assert seen.transfer_backfill_id == backfill.transfer_backfill_id
     sdk.backfills.cancel(team_id=team_id, backfill_id=backfill.transfer_backfill_id)
+
+
+@REFUSALS
+def test_a_backfill_is_polled_as_its_route_answers_under_every_prefix_and_refused_alike(
+    server: ServerProcess, sdk: SupermetricsClient, team_id: int
+) -> None:
+    """Polls of a backfill are answered by the poll lane, other reads by the route: both
+    give the same backfill, and the lane refuses what the route refuses."""
+    transfer_id = daily_transfer(
+        sdk, team_id, "polled.duckdb", ["ads-0001"], refresh_window=1, name="Polled"
+    )
+    made = sdk.backfills.create(
+        team_id=team_id,
+        transfer_id=transfer_id,
+        range_start=date(2021, 1, 1),
+        range_end=date(2021, 12, 31),
+    )
+    sdk.backfills.cancel(team_id=team_id, backfill_id=made.transfer_backfill_id)
+    path = f"/teams/{team_id}/backfills/{made.transfer_backfill_id}"
+    with client(server) as api:
+        routed = api.get(path, params={"pretty": "true"})  # pretty output is the route's
+        assert routed.status_code == 200 and routed.text.startswith('{\n  "meta"')
+        for prefix in ("", "/v2", "/enterprise/v2"):
+            polled = api.get(prefix + path)
+            assert polled.status_code == 200, polled.text
+            assert polled.json()["data"] == routed.json()["data"]
+        assert routed.json()["data"]["transfer_runs_total"] == 365
+        assert_error(api.get(f"/teams/{team_id}/backfills/0"), 400, "BAD_REQUEST")
+        assert_error(api.get(f"/teams/{team_id}/backfills/{2**31}"), 400, "BAD_REQUEST")
+        other_team = f"/teams/{team_id + 1}/backfills/{made.transfer_backfill_id}"
+        assert_error(api.get(other_team), 404, "NOT_FOUND")
+        blind = {"name": "backfill-blind", "effect": "deny", "actions": ["get_transfer"]}
+        assert api.post("/roles", json=blind).status_code == 201
+        secret = api.post("/keys", json={"name": "blind", "role": "backfill-blind"}).json()
+    with client(server, secret["secret"]) as blind_api:
+        assert_error(blind_api.get(path), 403, "PERMISSION_ERROR")
+    stranger = run_cli(
+        server,
+        "keys",
+        "create",
+        "--name",
+        "s",
+        "--role",
+        "admin",
+        "--account",
+        "umbrella",
+        "--quiet",
+    )
+    assert stranger.returncode == 0, stranger.stderr
+    with client(server, stranger.stdout.strip()) as theirs:
+        assert_error(theirs.get(path), 404, "NOT_FOUND")
+        their_team = theirs.get("/whoami").json()["team_id"]
+        assert_error(
+            theirs.get(f"/teams/{their_team}/backfills/{made.transfer_backfill_id}"),
+            404,
+            "NOT_FOUND",
+        )
+    sdk.transfers.delete(team_id=team_id, transfer_id=transfer_id)

@@ -53,6 +53,13 @@ def client(router: Router) -> httpx.AsyncClient:
         ("GET", "/query/batch/qrb_1/status?offset=1234567890", {}),
         ("GET", "/query/batch/qrb_1?pretty=true", {}),
         ("GET", "/v2/query/status?schedule_id=s", {"Range": "bytes=0-1"}),
+        ("PATCH", "/teams/1/backfills/1", {}),
+        ("GET", "/teams/1/backfills/0", {}),
+        ("GET", f"/teams/1/backfills/{2**31}", {}),
+        ("GET", f"/teams/{2**63}/backfills/1", {}),
+        ("GET", "/teams/1/backfills/x", {}),
+        ("GET", "/teams/1/backfills/1/runs", {}),
+        ("GET", "/teams/1/backfills/1?pretty=true", {}),
     ],
 )
 async def test_what_is_not_a_plain_poll_goes_on_to_the_router(
@@ -65,8 +72,9 @@ async def test_what_is_not_a_plain_poll_goes_on_to_the_router(
     assert len(router.passed) == 1
 
 
+@pytest.mark.parametrize("target", ["/enterprise/v2/query/batch/qrb_1", "/v2/teams/1/backfills/7"])
 async def test_a_failure_inside_a_poll_is_the_500_envelope_and_is_logged(
-    caplog: pytest.LogCaptureFixture,
+    target: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     services = SimpleNamespace(
         keys=BrokenKeys(),
@@ -76,7 +84,7 @@ async def test_a_failure_inside_a_poll_is_the_500_envelope_and_is_logged(
     router = Router(services)
     with caplog.at_level(logging.ERROR, "querybatch.api.poll_lane"):
         async with client(router) as http:
-            response = await http.get("/enterprise/v2/query/batch/qrb_1")
+            response = await http.get(target)
     assert router.passed == []
     assert response.status_code == 500
     body = response.json()

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
 from querybatch.api.answer import model_response, request_meta
+from querybatch.api.auth import Principal
 from querybatch.api.backfill_shapes import (
     BackfillAnswer,
     BackfillBody,
@@ -29,12 +30,15 @@ from querybatch.api.schemas import (
     body_doc,
     json_body_schema,
 )
+from querybatch.api.services import Services
 
 router = APIRouter(tags=["Backfills"])
 
-Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
+MAX_ID = 2**31 - 1
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 OF_TRANSFER = "/teams/{team_id}/transfers/{transfer_id}/backfills"
 ITEM = "/teams/{team_id}/backfills/{backfill_id}"
+BACKFILL_ACTION = "get_transfer"  # reading a backfill is reading its transfer
 
 
 @action_route(
@@ -107,7 +111,7 @@ async def list_incomplete_backfills(
     router,
     "GET",
     ITEM,
-    "get_transfer",
+    BACKFILL_ACTION,
     name="get_backfill",
     operation_id="getBackfillById",
     response_model=BackfillAnswer,
@@ -121,6 +125,13 @@ async def get_backfill(
     principal: PrincipalDep,
 ) -> Response:
     """A backfill: its status, counters and error report."""
+    return await backfill_poll_answer(request, services, principal, team_id, backfill_id)
+
+
+async def backfill_poll_answer(
+    request: Request, services: Services, principal: Principal, team_id: int, backfill_id: int
+) -> Response:
+    """What ``GET`` of a backfill answers; the poll lane answers its polls with it too."""
     found = await services.backfills.get(principal.caller, team_id, backfill_id)
     return model_response(backfill_answer(request_meta(request), found))
 
