@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 
 PASS_LIMIT = 100
 BACKFILL_BATCH = 8  # a backfill's batch holds at most this many tenant's limits of sub-queries
-BACKFILL_DEPTH = 2  # a backfill's batches under way at once
+BACKFILL_DEPTH = 3  # a backfill's batches under way at once (one running, two waiting)
 MAX_FIELDS = 100  # the most fields one query asks for
 
 

@@ -208,24 +208,26 @@ async def test_two_nodes_seeing_the_same_due_transfer_make_its_runs_once(rig: Ri
 async def test_a_backfill_runs_each_date_a_few_at_a_time_after_the_recurring_runs(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Batches of one tenant's limit (4 sub-queries: two runs of 2 accounts), two under way.
+    # Batches of one tenant's limit (4 sub-queries: two runs of 2 accounts), BACKFILL_DEPTH
+    # of them under way.
     monkeypatch.setattr(transfer_runner, "BACKFILL_BATCH", 1)
+    under_way = 2 * transfer_runner.BACKFILL_DEPTH
     backfills = Backfills(rig.store, clock=rig.clock)
     transfer_id = await make_transfer(rig, DestinationInput("DWH_DUCKDB", "wh", {"path": "d.db"}))
-    made = await backfills.create(ACME, TEAM, transfer_id, date(2026, 10, 1), date(2026, 10, 6))
-    assert (made.status, made.total) == ("CREATED", 6)
+    made = await backfills.create(ACME, TEAM, transfer_id, date(2026, 10, 1), date(2026, 10, 9))
+    assert (made.status, made.total) == ("CREATED", 9) and under_way < 9
     await rig.runner.run_pass()
     runs = await runs_of(rig, transfer_id)
     started = [r for r in runs if r.status != "CREATED"]
-    assert sorted(r.run_type for r in started) == ["Backfill"] * 4 + ["Recurring"] * 2
+    assert sorted(r.run_type for r in started) == ["Backfill"] * under_way + ["Recurring"] * 2
     runs = await run_to_the_end(rig, transfer_id)
-    assert len(runs) == 8 and {r.status for r in runs} == {"COMPLETED"}
+    assert len(runs) == 11 and {r.status for r in runs} == {"COMPLETED"}
     done = await backfills.get(ACME, TEAM, made.id)
-    assert (done.status, done.counts, done.errors) == ("COMPLETED", {"COMPLETED": 6}, ())
+    assert (done.status, done.counts, done.errors) == ("COMPLETED", {"COMPLETED": 9}, ())
     assert done.started_at is not None and done.ended_at is not None
     assert await backfills.incomplete(ACME, TEAM) == []
     loaded = duckdb_rows(rig.root / str(TEAM) / "d.db")
-    assert {row[0] for row in loaded} >= {f"2026-10-0{n}" for n in range(1, 7)}
+    assert {row[0] for row in loaded} >= {f"2026-10-0{n}" for n in range(1, 10)}
     # A backfill over dates already loaded replaces them: each row is still there once.
     again = await backfills.create(ACME, TEAM, transfer_id, date(2026, 10, 5), date(2026, 10, 6))
     await run_to_the_end(rig, transfer_id)
@@ -236,7 +238,8 @@ async def test_a_backfill_runs_each_date_a_few_at_a_time_after_the_recurring_run
 async def test_a_cancelled_backfill_starts_nothing_more_and_keeps_what_it_loaded(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(transfer_runner, "BACKFILL_BATCH", 1)  # four runs under way
+    monkeypatch.setattr(transfer_runner, "BACKFILL_BATCH", 1)  # two runs to a batch
+    under_way = 2 * transfer_runner.BACKFILL_DEPTH
     backfills = Backfills(rig.store, clock=rig.clock)
     transfer_id = await make_transfer(rig, DestinationInput("DWH_DUCKDB", "wh", {"path": "e.db"}))
     await run_to_the_end(rig, transfer_id)  # the first recurring runs
@@ -245,10 +248,13 @@ async def test_a_cancelled_backfill_starts_nothing_more_and_keeps_what_it_loaded
         await backfills.create(ACME, TEAM, transfer_id, date(2026, 8, 1), date(2026, 8, 2))
     await rig.runner.run_pass()
     cancelled = await backfills.cancel(ACME, TEAM, made.id)
-    assert cancelled.status == "CANCELLED" and cancelled.counts["CANCELLED"] == 6
+    assert cancelled.status == "CANCELLED" and cancelled.counts["CANCELLED"] == 10 - under_way
     assert await backfills.incomplete(ACME, TEAM) == []
     runs = [r for r in await run_to_the_end(rig, transfer_id) if r.backfill_id == made.id]
-    assert sorted(r.status for r in runs) == ["CANCELLED"] * 6 + ["COMPLETED"] * 4
+    assert (
+        sorted(r.status for r in runs)
+        == ["CANCELLED"] * (10 - under_way) + ["COMPLETED"] * under_way
+    )
     loaded = {row[0] for row in duckdb_rows(rig.root / str(TEAM) / "e.db")}
     assert {r.data_date.isoformat() for r in runs if r.status == "COMPLETED"} <= loaded
     # Ended, it may be followed by another; a cancel of an ended backfill changes nothing.
