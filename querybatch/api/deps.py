@@ -107,4 +107,5 @@ async def authorized_principal(request: Request) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(authorized_principal)]
 
 # A team's id in a path (``/teams/{team_id}/...``): the tenant's numeric id.
-TeamId = Annotated[int, Path(ge=0, le=2**63 - 1)]
+MAX_TEAM_ID = 2**63 - 1
+TeamId = Annotated[int, Path(ge=0, le=MAX_TEAM_ID)]

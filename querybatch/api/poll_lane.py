@@ -28,7 +28,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from querybatch.api.auth import Principal
-from querybatch.api.deps import authorize
+from querybatch.api.deps import MAX_TEAM_ID, authorize
 from querybatch.api.errors import error_response
 from querybatch.api.poll_budget import PollBudget
 from querybatch.api.pretty import wants_pretty
@@ -60,7 +60,6 @@ BATCH_PATH = "/query/batch/"
 STATUS_SUFFIX = "/status"
 # Ids of the shape the route takes; one out of its bounds goes to the route, which names it.
 BACKFILL_PATH = re.compile(r"/teams/([0-9]{1,19})/backfills/([0-9]{1,10})")
-MAX_TEAM_ID = 2**63 - 1
 
 Answer = Callable[[Request, Services, Principal], Awaitable[Response]]
 

@@ -2,9 +2,10 @@
 
 A backfill makes one Backfill run per data date of its range at once; the transfer runner
 starts them after the recurring runs, as many at a time as keep a few batches of the
-tenant's concurrency of sub-queries under way (``BACKFILL_DEPTH``), so a long backfill runs as fast
-as one batch of the same sub-queries yet never holds back the schedule: the scheduler's
-turns between a tenant's batches give the recurring runs' batches their share. A cancel
+tenant's concurrency of sub-queries under way (``BACKFILL_DEPTH``), in a sequence, so a long
+backfill runs as fast as one batch of the same sub-queries yet never holds back the schedule:
+the scheduler's turns between a tenant's batches give the recurring runs' batches their
+share. A cancel
 stops the runs that have not started; what has loaded stays. Team-scoped paths name the
 caller's own team; a backfill or transfer of another tenant is NotFound.
 """

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import Connection
 
 from querybatch.store.database import Database
 from querybatch.store.prepared import PreparedRead
@@ -128,10 +128,8 @@ class BackfillStore:
         poll it while it runs: a read by key and a count of its runs by status (through
         their index), on the event loop of a SQLite server."""
         with self.db.point_reading() as conn:
-            found = _BACKFILL.rows(conn, {"account": account, "backfill_id": backfill_id})
-            if not found:
-                return None
-            return _state(conn, dict(zip(backfills.c.keys(), found[0], strict=True)))
+            row = _row(conn, account, backfill_id)
+            return None if row is None else _state(conn, row)
 
     @reads
     def latest(self, account: str, transfer_id: int) -> BackfillState | None:
@@ -185,16 +183,6 @@ class BackfillStore:
             return _state(conn, _row(conn, account, backfill_id))
 
 
-def _row(conn: Connection, account: str, backfill_id: int) -> RowMapping | None:
-    return (
-        conn.execute(
-            select(backfills).where(backfills.c.account == account, backfills.c.id == backfill_id)
-        )
-        .mappings()
-        .one_or_none()
-    )
-
-
 _BACKFILL = PreparedRead(
     select(backfills).where(
         backfills.c.account == bindparam("account"), backfills.c.id == bindparam("backfill_id")
@@ -219,6 +207,12 @@ _ERRORS = PreparedRead(
     .order_by(transfer_runs.c.data_date)
     .limit(MAX_ERRORS)
 )
+
+
+def _row(conn: Connection, account: str, backfill_id: int) -> dict[str, Any] | None:
+    """The account's backfill by id, its columns by name (None: not the account's)."""
+    found = _BACKFILL.rows(conn, {"account": account, "backfill_id": backfill_id})
+    return dict(zip(backfills.c.keys(), found[0], strict=True)) if found else None
 
 
 def _state(conn: Connection, row: Mapping[Any, Any] | None) -> BackfillState:

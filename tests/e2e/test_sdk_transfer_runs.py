@@ -38,6 +38,15 @@ def finished_runs(sdk: SupermetricsClient, team_id: int, transfer_id: int) -> li
         time.sleep(0.2)
 
 
+def stranger_key(server: ServerProcess, account: str) -> str:
+    """An admin key of another tenant, made with the CLI."""
+    made = run_cli(
+        server, "keys", "create", "--name", account, "--role", "admin", "--account", account, "-q"
+    )
+    assert made.returncode == 0, made.stderr
+    return made.stdout.strip()
+
+
 def direct_rows(server: ServerProcess, day: str) -> set[tuple[Any, ...]]:
     """The rows of the same query, run directly through the data API."""
     query = {
@@ -110,20 +119,7 @@ def test_a_new_transfer_loads_its_window_at_once_and_its_runs_are_read_through_t
 def test_runs_are_the_tenants_own_and_bad_ranges_are_refused(
     server: ServerProcess, team_id: int
 ) -> None:
-    made = run_cli(
-        server,
-        "keys",
-        "create",
-        "--name",
-        "r",
-        "--role",
-        "admin",
-        "--account",
-        "initech",
-        "--quiet",
-    )
-    assert made.returncode == 0, made.stderr
-    with client(server, made.stdout.strip()) as stranger:
+    with client(server, stranger_key(server, "initech")) as stranger:
         theirs = stranger.get("/whoami").json()["team_id"]
         assert_error(stranger.get(f"/teams/{team_id}/transfer_runs/1"), 404, "NOT_FOUND")
         assert_error(stranger.get(f"/teams/{theirs}/transfer_runs/1"), 404, "NOT_FOUND")
@@ -292,20 +288,7 @@ def test_a_backfill_is_polled_as_its_route_answers_under_every_prefix_and_refuse
         secret = api.post("/keys", json={"name": "blind", "role": "backfill-blind"}).json()
     with client(server, secret["secret"]) as blind_api:
         assert_error(blind_api.get(path), 403, "PERMISSION_ERROR")
-    stranger = run_cli(
-        server,
-        "keys",
-        "create",
-        "--name",
-        "s",
-        "--role",
-        "admin",
-        "--account",
-        "umbrella",
-        "--quiet",
-    )
-    assert stranger.returncode == 0, stranger.stderr
-    with client(server, stranger.stdout.strip()) as theirs:
+    with client(server, stranger_key(server, "umbrella")) as theirs:
         assert_error(theirs.get(path), 404, "NOT_FOUND")
         their_team = theirs.get("/whoami").json()["team_id"]
         assert_error(
