@@ -229,7 +229,7 @@ class DemoConnector(Connector):
             ikey=ikey,
             slot_values=slot_values,
             finish=ds.finisher(requested),
-            project=projector([ds.fields.index(known[f]) for f in request.fields]),
+            project=projector([ds.position[f] for f in request.fields]),
             pre=pre,
             post=post,
             limit=None if limit is None else max(limit, 0),

@@ -11,7 +11,7 @@ from collections.abc import (
     Iterable,
     Sequence,
 )
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from querybatch.domain.fields import FieldInfo, Value
 
@@ -167,7 +167,9 @@ _WEB_FIELDS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+# Compared by identity (eq=False): each dataset is one module-level object, and identity
+# keeps it cheap to hash as a cache key.
+@dataclass(frozen=True, slots=True, eq=False)
 class _Dataset:
     """What differs between ``ads`` and ``web``; field order matches the full-row layout."""
 
@@ -180,14 +182,16 @@ class _Dataset:
     row_values: Callable[[int], tuple[str, str]]
     accumulate: Accumulate
     finisher: Callable[[set[str]], Finish]
+    # Derived once, not per fetch: every sub-query's plan looks fields up by id.
+    by_id: dict[str, FieldInfo] = field(init=False, repr=False)
+    position: dict[str, int] = field(init=False, repr=False)
+    dims: tuple[str, ...] = field(init=False, repr=False)
 
-    @property
-    def by_id(self) -> dict[str, FieldInfo]:
-        return {f.field_id: f for f in self.fields}
-
-    @property
-    def dims(self) -> tuple[str, ...]:
-        return tuple(f.field_id for f in self.fields if not f.is_metric)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_id", {f.field_id: f for f in self.fields})
+        object.__setattr__(self, "position", {f.field_id: i for i, f in enumerate(self.fields)})
+        dims = tuple(f.field_id for f in self.fields if not f.is_metric)
+        object.__setattr__(self, "dims", dims)
 
 
 DATASETS = {

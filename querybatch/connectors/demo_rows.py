@@ -6,6 +6,7 @@ stays bounded by the groups of one window.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import (
     AsyncIterator,
@@ -82,7 +83,16 @@ def group_slots(
 ) -> tuple[tuple[int, ...], tuple[tuple[str, str], ...]]:
     """Map each row index to a slot: one per distinct value of the requested row dimensions."""
     names = [ds.fields[j].field_id for j in _ROW_DIMS]
-    picked = [k for k, name in enumerate(names) if name in requested]
+    picked = tuple(k for k, name in enumerate(names) if name in requested)
+    return _group_slots(ds, picked, rows_per_day)
+
+
+# Every sub-query of a batch asks for the same fields and rows per day: the slots are worked
+# out once, not once per sub-query (rows_per_day is bounded, so an entry is too).
+@functools.lru_cache(maxsize=64)
+def _group_slots(
+    ds: _Dataset, picked: tuple[int, ...], rows_per_day: int
+) -> tuple[tuple[int, ...], tuple[tuple[str, str], ...]]:
     seen: dict[tuple[str, ...], int] = {}
     ikey: list[int] = []
     values: list[tuple[str, str]] = []
