@@ -8,12 +8,14 @@ concurrent writers queue instead of deadlocking).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from querybatch.domain.status import BatchStatus, QueryStatus, can_move, progress_key
+from querybatch.store.prepared import PreparedWrite
 from querybatch.store.records import Outcome
 from querybatch.store.tables import batches, source_stats
 
@@ -53,11 +55,11 @@ class Deltas:
             {"b_id": batch_id, **{col: changes.get(col, 0) for col in COUNTER_COLUMNS.values()}}
             for batch_id, changes in sorted(self._by_batch.items())
         ]
-        conn.execute(_BUMP_COUNTERS, params)
+        _BUMP_COUNTERS.executemany(conn, params)
         return finish_idle_batches(conn, list(self._by_batch), now)
 
 
-_BUMP_COUNTERS = (
+_BUMP_COUNTERS = PreparedWrite(
     update(batches)
     .where(batches.c.id == bindparam("b_id"))
     .values(
@@ -88,18 +90,24 @@ def lock_batches(conn: Connection, batch_ids: Iterable[str]) -> None:
 
 def finish_idle_batches(conn: Connection, batch_ids: Sequence[str], now: float) -> list[str]:
     """Stop the given batches that have no queued or running query left."""
-    rows = conn.execute(
-        update(batches)
-        .where(
-            batches.c.id.in_(batch_ids),
-            batches.c.status != BatchStatus.STOPPED,
-            batches.c.n_queued == 0,
-            batches.c.n_running == 0,
-        )
-        .values(status=BatchStatus.STOPPED, end_time=now)
-        .returning(batches.c.id)
+    stopped = []
+    for batch_id in sorted(set(batch_ids)):
+        rows = _STOP_IF_IDLE.returning(conn, {"b_id": batch_id, "now": now})
+        stopped += [row[0] for row in rows]
+    return stopped
+
+
+_STOP_IF_IDLE = PreparedWrite(
+    update(batches)
+    .where(
+        batches.c.id == bindparam("b_id"),
+        batches.c.status != BatchStatus.STOPPED,
+        batches.c.n_queued == 0,
+        batches.c.n_running == 0,
     )
-    return [row.id for row in rows]
+    .values(status=BatchStatus.STOPPED, end_time=bindparam("now"))
+    .returning(batches.c.id)
+)
 
 
 def count_finished(conn: Connection, outcomes: Sequence[Outcome]) -> None:
@@ -111,22 +119,37 @@ def count_finished(conn: Connection, outcomes: Sequence[Outcome]) -> None:
         total[1] += outcome.result.run_seconds if outcome.result else 0.0
     if not totals:
         return
+    _COUNT_FINISHED[conn.dialect.name].executemany(
+        conn,
+        [
+            {"ds_id": ds_id, "status": status, "finished": int(finished), "run_seconds": seconds}
+            for (ds_id, status), (finished, seconds) in sorted(totals.items())
+        ],
+    )
+
+
+def _count_finished(insert: Callable[[Table], Any]) -> PreparedWrite:
     # One upsert: an update, then an insert where it changed nothing, lets two writers that
     # both found no row (two workers' first outcomes of a source) insert it twice, and the
     # loser's whole group of outcomes fail.
-    upsert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
-        source_stats
+    upsert = insert(source_stats).values(
+        ds_id=bindparam("ds_id"),
+        status=bindparam("status"),
+        finished=bindparam("finished"),
+        run_seconds=bindparam("run_seconds"),
     )
-    conn.execute(
+    return PreparedWrite(
         upsert.on_conflict_do_update(
             index_elements=[source_stats.c.ds_id, source_stats.c.status],
             set_={
                 "finished": source_stats.c.finished + upsert.excluded.finished,
                 "run_seconds": source_stats.c.run_seconds + upsert.excluded.run_seconds,
             },
-        ),
-        [
-            {"ds_id": ds_id, "status": status, "finished": int(finished), "run_seconds": seconds}
-            for (ds_id, status), (finished, seconds) in sorted(totals.items())
-        ],
+        )
     )
+
+
+_COUNT_FINISHED = {
+    "postgresql": _count_finished(postgresql.insert),
+    "sqlite": _count_finished(sqlite.insert),
+}

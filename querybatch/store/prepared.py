@@ -1,4 +1,4 @@
-"""The hottest reads (and the largest insert), compiled once and run on the driver's cursor.
+"""The hottest reads and writes, compiled once and run on the driver's cursor.
 
 A poll reads one query by key, or a page of a hundred sub-queries, and SQLAlchemy's way
 through a statement (execution context, events, result object, row mappings) costs several
@@ -12,6 +12,11 @@ Only reads whose parameters are plain values (strings, numbers) go this way: no 
 processing is applied to them. The same holds for a :class:`PreparedInsert`, which stores
 the sub-queries of a batch: a million rows of plain values, where SQLAlchemy's handling of
 each row's parameters cost more than the database's insert.
+
+A :class:`PreparedWrite` does the same for the writes every sub-query's run makes (claimed,
+started, ended, its result and counters), which the store's single writer thread of a
+SQLite server otherwise spends most of its time on in SQLAlchemy, not in the database. Its
+parameters go through the bind processors SQLAlchemy would apply (a JSON column's encoder).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, Table, bindparam, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.types import TypeEngine
 
 Processor = Callable[[Any], Any]
@@ -151,3 +157,125 @@ class PreparedInsert:
         order = None if positions is None else tuple(self.columns.index(n) for n in positions)
         self._compiled[dialect.name] = (compiled.string, order)
         return self._compiled[dialect.name]
+
+
+@dataclass(slots=True)
+class _CompiledWrite:
+    sql: str
+    # Per parameter in the driver's order: its name, whether the caller gives it (else the
+    # statement holds it: ``value``, processed), and the processor for a caller's value.
+    slots: tuple[tuple[str, bool, Any, Processor | None], ...]
+    positional: bool
+    returning: _Compiled | None
+
+
+class PreparedWrite:
+    """An insert, update or delete run straight on the DBAPI cursor of a connection."""
+
+    def __init__(self, statement: UpdateBase) -> None:
+        self.statement = statement
+        self._compiled: dict[str, _CompiledWrite] = {}
+
+    def execute(self, conn: Connection, params: Mapping[str, Any]) -> int:
+        """Run the statement once; the number of rows it changed."""
+        return self._run(conn, [params], many=False)[0]
+
+    def executemany(self, conn: Connection, params: Sequence[Mapping[str, Any]]) -> int:
+        """Run the statement for each set of parameters; the number of rows changed in all."""
+        if not params:
+            return 0
+        return self._run(conn, params, many=True)[0]
+
+    def returning(self, conn: Connection, params: Mapping[str, Any]) -> list[Sequence[Any]]:
+        """Run the statement once; the rows its RETURNING clause gives, as SQLAlchemy's."""
+        compiled = self._compiled_for(conn.dialect)
+        assert compiled.returning is not None, "the statement has no RETURNING clause"
+        rows = self._run(conn, [params], many=False)[1]
+        processors = compiled.returning.processors or ()
+        if not processors:
+            return rows
+        processed: list[Sequence[Any]] = []
+        for row in rows:
+            values_of_row = list(row)
+            for index, process in processors:
+                values_of_row[index] = process(values_of_row[index])
+            processed.append(values_of_row)
+        return processed
+
+    def _run(
+        self, conn: Connection, params: Sequence[Mapping[str, Any]], *, many: bool
+    ) -> tuple[int, list[Sequence[Any]]]:
+        dialect = conn.dialect
+        compiled = self._compiled_for(dialect)
+        bound = [_bind(compiled, values) for values in params]
+        if not conn.in_transaction():
+            conn.begin()  # as Connection.execute would: the caller commits or rolls it back
+        dbapi = conn.connection.driver_connection
+        assert dbapi is not None
+        cursor = dbapi.cursor()
+        try:
+            if many:
+                cursor.executemany(compiled.sql, bound)
+                return cursor.rowcount, []
+            cursor.execute(compiled.sql, bound[0])
+            rows: list[Sequence[Any]] = []
+            if compiled.returning is not None:
+                rows = cursor.fetchall()
+                if compiled.returning.processors is None:
+                    compiled.returning.processors = _processors(dialect, compiled.returning, cursor)
+            return cursor.rowcount, rows
+        except dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(
+                compiled.sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect
+            ) from exc
+        finally:
+            cursor.close()
+
+    def _compiled_for(self, dialect: Dialect) -> _CompiledWrite:
+        return self._compiled.get(dialect.name) or self._compile(dialect)
+
+    def _compile(self, dialect: Dialect) -> _CompiledWrite:
+        compiled = self.statement.compile(dialect=dialect)
+        if "POSTCOMPILE" in compiled.string:
+            raise ValueError("a prepared write cannot expand a list parameter (IN)")
+        positions = getattr(compiled, "positiontup", None)
+        names = list(positions) if positions is not None else list(compiled.params)
+        own = compiled.params
+        slots = []
+        for name in names:
+            bind = compiled.binds[name]
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if bind.required:
+                slots.append((name, True, None, process))
+            else:
+                value = own[name]
+                slots.append((name, False, process(value) if process else value, None))
+        returning = None
+        columns = list(self.statement.exported_columns)
+        if columns:
+            returning = _Compiled(
+                sql=compiled.string,
+                defaults={},
+                positions=None,
+                keys=tuple(str(column.key) for column in columns),
+                types=tuple(column.type for column in columns),
+            )
+        prepared = _CompiledWrite(
+            sql=compiled.string,
+            slots=tuple(slots),
+            positional=positions is not None,
+            returning=returning,
+        )
+        self._compiled[dialect.name] = prepared
+        return prepared
+
+
+def _bind(compiled: _CompiledWrite, params: Mapping[str, Any]) -> Any:
+    """One set of parameters as the driver takes them (a list, or a dict by name)."""
+    values = [
+        (process(params[name]) if process else params[name]) if given else value
+        for name, given, value, process in compiled.slots
+    ]
+    if compiled.positional:
+        return values
+    return {slot[0]: value for slot, value in zip(compiled.slots, values, strict=True)}

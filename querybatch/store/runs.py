@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Select,
     String,
     bindparam,
     cast,
@@ -29,6 +30,7 @@ from sqlalchemy import (
 from querybatch.domain.status import BatchStatus, QueryStatus
 from querybatch.store.counters import Deltas, count_finished, lock_batches
 from querybatch.store.database import Database
+from querybatch.store.prepared import PreparedWrite
 from querybatch.store.records import LaneRecord, Outcome, WorkItem
 from querybatch.store.repository import reads, writes
 from querybatch.store.tables import batches, queries, result_chunks, results
@@ -69,53 +71,25 @@ class RunStore:
         """Take up to ``limit`` scheduled sub-queries of a batch, in order, for an executor."""
         if limit <= 0:
             return []
-        candidates = (
-            select(queries.c.id)
-            .where(
-                queries.c.batch_id == lane.batch_id,
-                queries.c.status == QueryStatus.SCHEDULED,
-            )
-            .order_by(queries.c.position)
-            .limit(limit)
-        )
-        if not self.db.is_sqlite:
-            candidates = candidates.with_for_update(skip_locked=True)
+        claim = _CLAIM if self.db.is_sqlite else _CLAIM_SKIP_LOCKED
+        params = {"b_id": lane.batch_id, "limit": limit, "lease": lease_until}
         with self.db.writing() as conn:
             lock_batches(conn, [lane.batch_id])
-            rows = conn.execute(
-                update(queries)
-                .where(queries.c.id.in_(candidates.scalar_subquery()))
-                .values(
-                    status=QueryStatus.QUEUED,
-                    attempt=queries.c.attempt + 1,
-                    lease_expires_at=lease_until,
-                )
-                .returning(
-                    queries.c.id,
-                    queries.c.attempt,
-                    queries.c.spec,
-                    queries.c.fingerprint,
-                    queries.c.position,
-                )
-            ).all()
+            rows = claim.returning(conn, params)
             if rows:
-                conn.execute(
-                    update(batches)
-                    .where(batches.c.id == lane.batch_id, batches.c.status == BatchStatus.QUEUED)
-                    .values(status=BatchStatus.RUNNING, start_time=now)
-                )
-        rows = sorted(rows, key=lambda row: row.position)
+                _MARK_RUNNING.execute(conn, {"b_id": lane.batch_id, "now": now})
+        rows = sorted(rows, key=lambda row: row[4])  # position
         return [
             WorkItem(
-                query_id=row.id,
+                query_id=query_id,
                 batch_id=lane.batch_id,
                 account=lane.account,
-                attempt=row.attempt,
-                spec=row.spec,
-                fingerprint=row.fingerprint,
+                attempt=attempt,
+                spec=spec,
+                fingerprint=fingerprint,
                 exclude_account_errors=lane.exclude_account_errors,
             )
-            for row in rows
+            for query_id, attempt, spec, fingerprint, _ in rows
         ]
 
     @writes
@@ -124,7 +98,7 @@ class RunStore:
         params = [{"q_id": i.query_id, "q_attempt": i.attempt, "lease": lease_until} for i in items]
         if params:
             with self.db.writing() as conn:
-                conn.execute(_RENEW, params)
+                _RENEW.executemany(conn, params)
 
     @writes
     def record_runs(
@@ -168,10 +142,10 @@ class RunStore:
                     "at": at,
                     "lease": lease_until,
                 }
-                changed = conn.execute(_START, params).rowcount
+                changed = _START.execute(conn, params)
                 deltas.move(item.batch_id, QueryStatus.QUEUED, QueryStatus.RUNNING, changed)
                 if not changed and item.takeover:
-                    changed = conn.execute(_TAKE_OVER, params).rowcount
+                    changed = _TAKE_OVER.execute(conn, params)
                 began[index] = changed == 1
             count_finished(conn, [o for o, ok in zip(outcomes, ended, strict=True) if ok])
             stopped = deltas.apply(conn, now)
@@ -194,35 +168,29 @@ class RunStore:
             return False
         savepoint = conn.begin_nested()
         new_results = [o for o in outcomes if o.result is not None]
-        if new_results:
-            conn.execute(insert(results), [_result_row(o) for o in new_results])
-        if outcomes and conn.execute(
-            _FINISH, [_finish_params(o) for o in outcomes]
-        ).rowcount != len(outcomes):
+        _INSERT_RESULT.executemany(conn, [_result_row(o) for o in new_results])
+        finishes = [_finish_params(o) for o in outcomes]
+        if _FINISH.executemany(conn, finishes) != len(outcomes):
             savepoint.rollback()
             return False
         starts = [
             {"q_id": i.query_id, "q_attempt": i.attempt, "at": at, "lease": lease_until}
             for i, at in started
         ]
-        if starts and conn.execute(_START, starts).rowcount != len(starts):
+        if _START.executemany(conn, starts) != len(starts):
             savepoint.rollback()
             return False
-        chunks = [chunk for o in new_results for chunk in _chunk_rows(o)]
-        if chunks:
-            conn.execute(_INSERT_CHUNK, chunks)
+        _INSERT_CHUNK.executemany(conn, [chunk for o in new_results for chunk in _chunk_rows(o)])
         savepoint.commit()
         return True
 
     def _apply_outcome(self, conn: Connection, outcome: Outcome, deltas: Deltas) -> bool:
         if outcome.result is not None:
-            conn.execute(insert(results).values(_result_row(outcome)))
-        changed = conn.execute(_FINISH, _finish_params(outcome)).rowcount
+            _INSERT_RESULT.execute(conn, _result_row(outcome))
+        changed = _FINISH.execute(conn, _finish_params(outcome))
         if outcome.result is not None:
             if changed:
-                chunks = _chunk_rows(outcome)
-                if chunks:
-                    conn.execute(_INSERT_CHUNK, chunks)
+                _INSERT_CHUNK.executemany(conn, _chunk_rows(outcome))
             else:
                 result_id = outcome.result.id
                 conn.execute(delete(results).where(results.c.id == result_id))
@@ -471,7 +439,49 @@ def new_result_id() -> str:
     return secrets.token_hex(16)
 
 
-_START = (
+# The writes every sub-query's run makes, prepared (store.prepared): a batch of 10,000
+# sub-queries runs each of them 10,000 times on the store's one writer.
+_CANDIDATES = (
+    select(queries.c.id)
+    .where(
+        queries.c.batch_id == bindparam("b_id"),
+        queries.c.status == QueryStatus.SCHEDULED,
+    )
+    .order_by(queries.c.position)
+    .limit(bindparam("limit"))
+)
+
+
+def _claim(candidates: Select[Any]) -> PreparedWrite:
+    return PreparedWrite(
+        update(queries)
+        .where(queries.c.id.in_(candidates.scalar_subquery()))
+        .values(
+            status=QueryStatus.QUEUED,
+            attempt=queries.c.attempt + 1,
+            lease_expires_at=bindparam("lease"),
+        )
+        .returning(
+            queries.c.id,
+            queries.c.attempt,
+            queries.c.spec,
+            queries.c.fingerprint,
+            queries.c.position,
+        )
+    )
+
+
+_CLAIM = _claim(_CANDIDATES)
+# Claimers on other nodes pass over each other's rows instead of queueing behind them.
+_CLAIM_SKIP_LOCKED = _claim(_CANDIDATES.with_for_update(skip_locked=True))
+
+_MARK_RUNNING = PreparedWrite(
+    update(batches)
+    .where(batches.c.id == bindparam("b_id"), batches.c.status == BatchStatus.QUEUED)
+    .values(status=BatchStatus.RUNNING, start_time=bindparam("now"))
+)
+
+_START = PreparedWrite(
     update(queries)
     .where(
         queries.c.id == bindparam("q_id"),
@@ -484,7 +494,7 @@ _START = (
 )
 
 # A redelivered message of a run whose worker died: the same attempt, still RUNNING.
-_TAKE_OVER = (
+_TAKE_OVER = PreparedWrite(
     update(queries)
     .where(
         queries.c.id == bindparam("q_id"),
@@ -495,7 +505,7 @@ _TAKE_OVER = (
 )
 
 # No IN here: an executemany statement cannot expand a list parameter.
-_RENEW = (
+_RENEW = PreparedWrite(
     update(queries)
     .where(
         queries.c.id == bindparam("q_id"),
@@ -505,7 +515,7 @@ _RENEW = (
     .values(lease_expires_at=bindparam("lease"))
 )
 
-_FINISH = (
+_FINISH = PreparedWrite(
     update(queries)
     .where(
         queries.c.id == bindparam("q_id"),
@@ -524,10 +534,22 @@ _FINISH = (
     )
 )
 
-_INSERT_CHUNK = insert(result_chunks).values(
-    result_id=bindparam("r_id"),
-    seq=bindparam("seq"),
-    row_count=bindparam("n"),
-    payload=bindparam("payload"),
-    created_at=bindparam("at"),
+_INSERT_RESULT = PreparedWrite(
+    insert(results).values(
+        id=bindparam("id"),
+        total_rows=bindparam("total_rows"),
+        total_columns=bindparam("total_columns"),
+        run_seconds=bindparam("run_seconds"),
+        created_at=bindparam("created_at"),
+    )
+)
+
+_INSERT_CHUNK = PreparedWrite(
+    insert(result_chunks).values(
+        result_id=bindparam("r_id"),
+        seq=bindparam("seq"),
+        row_count=bindparam("n"),
+        payload=bindparam("payload"),
+        created_at=bindparam("at"),
+    )
 )
