@@ -92,7 +92,8 @@ class Queries:
         self.store = engine.store
         self.settings = engine.settings
         self.rows = ResultRows(engine.store)
-        self._reads = Coalescer(engine.settings.poll_freshness)
+        self._reads = Coalescer(engine.settings.poll_freshness, tag_of=_batch_of)
+        engine.listen_stopped(self._reads.forget)  # a stopped batch is seen so at once
         self._ended: OrderedDict[tuple[str, str], tuple[QueryRecord, float]] = OrderedDict()
 
     # -- what the routes call -----------------------------------------------------------------
@@ -270,3 +271,8 @@ class Queries:
     async def _rows(self, query: QueryRecord) -> QueryRows:
         fields = await self.engine.planner.field_metadata(query.ds_id, list(query.spec.fields))
         return QueryRows(query, fields, self.rows)
+
+
+def _batch_of(answer: object) -> str | None:
+    """The batch of a kept query, forgotten when it stops."""
+    return answer.batch_id if isinstance(answer, QueryRecord) else None

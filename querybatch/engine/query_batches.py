@@ -90,7 +90,8 @@ class QueryBatches:
         self.engine = engine
         self.store = engine.store
         self.settings = engine.settings
-        self._reads = Coalescer(engine.settings.poll_freshness)
+        self._reads = Coalescer(engine.settings.poll_freshness, tag_of=_batch_shown)
+        engine.listen_stopped(self._reads.forget)  # a batch's end is seen at the next poll
         self._filter_rows: dict[str, asyncio.Task[None]] = {}  # batch id -> being written
 
     # -- what the routes call -----------------------------------------------------------------
@@ -357,3 +358,8 @@ class QueryBatches:
             names=["schedule_id", *(names.get(i, i) for i in ids)],
             data_types=["string", *(types.get(i, "string") for i in ids)],
         )
+
+
+def _batch_shown(answer: object) -> str | None:
+    """The batch a kept answer shows, forgotten when it stops."""
+    return answer.id if isinstance(answer, BatchRecord) else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -77,6 +77,7 @@ class Engine:
         self._loop_task: asyncio.Task[None] | None = None
         self._callback_task: asyncio.Task[None] | None = None
         self._batches_stopped = asyncio.Event()
+        self._stop_listeners: list[Callable[[list[str]], None]] = []
         self.callbacks: CallbackSender | None = None
         try:
             allow = CallbackAllow.parse(settings.callback_allow)
@@ -129,8 +130,14 @@ class Engine:
         """Today in the server's time zone (relative dates resolve against it)."""
         return datetime.now(ZoneInfo(self.settings.timezone)).date()
 
+    def listen_stopped(self, listener: Callable[[list[str]], None]) -> None:
+        """Have ``listener`` called (on the loop) with the batches that stop on this node."""
+        self._stop_listeners.append(listener)
+
     def notify_stopped(self, batch_ids: list[str]) -> None:
         """These batches stopped: wake whoever waits for them, and send their callbacks."""
+        for listener in self._stop_listeners:
+            listener(batch_ids)
         self.waiters.notify(batch_ids)
         self._batches_stopped.set()
         if self.scheduler.transfer_runs is not None:

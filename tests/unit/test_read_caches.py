@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -141,3 +142,65 @@ async def test_fresh_answers_expire_and_their_number_is_bounded() -> None:
         await small.read(key, read)
     assert await small.read("a", read) == 6  # the oldest was dropped for "c"
     assert await small.read("c", read) == 5
+
+
+class Shown:
+    """An answer showing one batch, as a kept batch or query does."""
+
+    def __init__(self, batch: str, version: int) -> None:
+        self.batch = batch
+        self.version = version
+
+
+async def test_forgetting_a_tag_drops_every_answer_of_it_and_no_other() -> None:
+    versions = {"b1": 0, "b2": 0}
+
+    def reader(batch: str) -> Callable[[], Awaitable[Shown]]:
+        async def read() -> Shown:
+            versions[batch] += 1
+            return Shown(batch, versions[batch])
+
+        return read
+
+    fresh = Coalescer(fresh_for=60, tag_of=lambda answer: answer.batch)
+    for key, batch in [(("t1", "b1"), "b1"), (("t2", "b1"), "b1"), (("t1", "b2"), "b2")]:
+        await fresh.read(key, reader(batch))
+    assert (await fresh.read(("t1", "b1"), reader("b1"))).version == 1  # kept: no new read
+    fresh.forget(["b1"])  # b1 stopped
+    assert (await fresh.read(("t1", "b1"), reader("b1"))).version == 3
+    assert (await fresh.read(("t2", "b1"), reader("b1"))).version == 4
+    assert (await fresh.read(("t1", "b2"), reader("b2"))).version == 1  # still kept
+
+
+async def test_a_read_under_way_when_its_tag_is_forgotten_is_not_kept_or_joined() -> None:
+    gate = asyncio.Event()
+    reads = []
+
+    async def read() -> Shown:
+        reads.append(1)
+        version = len(reads)
+        if version == 1:
+            await gate.wait()  # read before the batch stopped, answered after
+        return Shown("b1", version)
+
+    fresh = Coalescer(fresh_for=60, tag_of=lambda answer: answer.batch)
+    older = asyncio.create_task(fresh.read("k", read))
+    await asyncio.sleep(0)
+    fresh.forget(["b1"])
+    newer = await fresh.read("k", read)  # does not wait for the older read
+    gate.set()
+    assert ((await older).version, newer.version) == (1, 2)
+    assert (await fresh.read("k", read)).version == 2  # the newer answer is the one kept
+
+
+async def test_tags_of_evicted_and_expired_answers_are_not_kept_forever() -> None:
+    read = CountingRead()
+    small = Coalescer(fresh_for=60, max_kept=2, tag_of=lambda answer: answer % 2)
+    for key in ("a", "b", "c", "d"):
+        await small.read(key, read)
+    assert sum(len(keys) for keys in small._keys_of_tag.values()) == 2
+    brief = Coalescer(fresh_for=0.001, tag_of=lambda answer: "t")
+    await brief.read("k", read)
+    await asyncio.sleep(0.01)
+    await brief.read("k", read)
+    assert brief._keys_of_tag == {"t": {"k"}}
