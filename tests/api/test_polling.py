@@ -3,6 +3,7 @@ answers and errors whichever way a poll is served."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -175,5 +176,33 @@ def test_polls_are_held_to_their_share_of_the_loop_while_work_runs_and_only_then
             for _ in range(300):
                 assert api.get(path).status_code == 200
             assert node_metric(api, "querybatch_node_polls_held_total") == held
+    finally:
+        server.stop()
+
+
+def test_a_batch_s_end_is_seen_at_the_next_poll_however_long_its_state_is_kept(
+    tmp_path: Path,
+) -> None:
+    """A batch's state is kept 5 s for its polls here; its end is not: the first poll after
+    the batch stopped says STOPPED, for the batch and for its sub-queries, not seconds later."""
+    server = ServerProcess(tmp_path / "data", env={"QB_POLL_FRESHNESS": "5"}).start()
+    try:
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=60
+        ) as api:
+            first_read = time.monotonic()
+            batch_id = slow_batch(api, latency_ms=300)["batch_id"]  # three of 0.3 s in a row
+            batch_path = f"/query/batch/{batch_id}"
+            last_path = f"/query/status?schedule_id={batch_id}_query_3"
+            # Both states are read while the batch runs, and kept until 5 s from now.
+            assert api.get(batch_path).json()["data"]["status_code"] != "STOPPED"
+            assert api.get(last_path).json()["meta"]["status_code"] != "SUCCESS"
+            wait_until(
+                lambda: api.get(batch_path).json()["data"]["status_code"] == "STOPPED" or None
+            )
+            seen_after = time.monotonic() - first_read
+            assert api.get(last_path).json()["meta"]["status_code"] == "SUCCESS"
+        # Kept its 5 s, the first answer would have said the batch runs until then.
+        assert seen_after < 4, seen_after
     finally:
         server.stop()

@@ -233,10 +233,12 @@ def _announcer(settings: Settings, client: redis.Redis | None) -> Announce:
     """What tells the leader that sub-queries ended (their outcomes are written)."""
     channel = done_channel(settings)
 
-    def announce(items: Sequence[WorkItem]) -> None:
-        if client is None or not items:
+    def announce(items: Sequence[WorkItem], stopped: Sequence[str]) -> None:
+        if client is None or not (items or stopped):
             return
-        notice = orjson.dumps([[item.query_id, item.attempt] for item in items])
+        ended = [[item.query_id, item.attempt] for item in items]
+        # A bare list is what a worker of an earlier release sends: the leader takes both.
+        notice = orjson.dumps({"ended": ended, "stopped": list(stopped)} if stopped else ended)
         try:
             client.publish(channel, notice)
         except redis.RedisError as exc:  # the leader's reconciliation will notice instead
@@ -267,6 +269,7 @@ class CeleryExecutor(Executor):
         self._task_ids: dict[str, set[str]] = defaultdict(set)
         self._sender = ThreadPoolExecutor(1, thread_name_prefix="qb-celery-send")
         self._on_done: DoneCallback | None = None
+        self._on_stopped: StoppedCallback | None = None
         self._loops: list[asyncio.Task[None]] = []
         self._redis = shared_redis(settings.shared_redis_url) if settings.shared_redis_url else None
         self._broker = shared_redis(settings.broker_url) if settings.broker_url else None
@@ -276,8 +279,9 @@ class CeleryExecutor(Executor):
         check_broker(settings)
 
     async def start(self, on_done: DoneCallback, on_stopped: StoppedCallback) -> None:
-        # Batches stop on the workers; the engine hears of them from the store.
+        # Batches stop on the workers, which say so in their notices (and the store does).
         self._on_done = on_done
+        self._on_stopped = on_stopped
         self._loops.append(asyncio.create_task(self._reconcile_forever(), name="qb-reconcile"))
         if self._redis is not None:
             self._loops.append(asyncio.create_task(self._listen_forever(), name="qb-done-notices"))
@@ -383,6 +387,14 @@ class CeleryExecutor(Executor):
         if done and self._on_done is not None:
             self._on_done(done)
 
+    def _heard(self, notice: Any) -> None:
+        """A worker's notice: the sub-queries that ended, then the batches that stopped."""
+        ended = notice["ended"] if isinstance(notice, dict) else notice
+        self._finish([(int(q), int(a)) for q, a in ended])
+        stopped = notice.get("stopped") if isinstance(notice, dict) else None
+        if stopped and self._on_stopped is not None:
+            self._on_stopped([str(batch_id) for batch_id in stopped])
+
     async def _reconcile_forever(self) -> None:
         while True:
             await asyncio.sleep(RECONCILE_SECONDS)
@@ -436,9 +448,7 @@ class CeleryExecutor(Executor):
                     await pubsub.subscribe(done_channel(self.settings))
                     async for message in pubsub.listen():
                         if message.get("type") == "message":
-                            self._finish(
-                                [(int(q), int(a)) for q, a in orjson.loads(message["data"])]
-                            )
+                            self._heard(orjson.loads(message["data"]))
             except (redis.RedisError, OSError) as exc:
                 log.warning("lost the finished-sub-query channel (%s); reconnecting", exc)
                 await asyncio.sleep(1)

@@ -5,7 +5,8 @@ Each worker process has its own store connection, data sources and in-process ex
 at once: Celery's threads hand chunks in, and each thread waits for its chunk to end. One
 watcher renews the leases of everything running here and lets go of any sub-query that was
 cancelled, timed out or taken back (the store no longer says it belongs to this attempt);
-one announcer tells the leader, in one notice per group commit, which sub-queries ended.
+one announcer tells the leader, in one notice per group commit, which sub-queries ended and
+which batches their ends stopped.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 
 WATCH_SECONDS = 0.5
 
-Announce = Callable[[Sequence[WorkItem]], None]
+# The sub-queries that ended, and the batches their ends stopped.
+Announce = Callable[[Sequence[WorkItem], Sequence[str]], None]
 
 
 @dataclass(eq=False)
@@ -54,14 +56,14 @@ class WorkerRuntime:
         self._running: dict[int, WorkItem] = {}  # submitted here and not ended
         self._chunks: dict[int, list[_Chunk]] = {}  # the chunks waiting for each sub-query
         self._ended: list[WorkItem] = []  # ended and not announced yet
+        self._stopped: list[str] = []  # batches stopped here and not announced yet
         self._wake = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
 
     async def open(self) -> None:
         """Open the data sources and start recording (call on the process's event loop)."""
         await self.sources.open()
-        # Batches that stop here are seen by their leader node in the store.
-        await self.executor.start(self._on_done, lambda _batch_ids: None)
+        await self.executor.start(self._on_done, self._on_stopped)
         self._loops = [
             asyncio.create_task(self._announce_forever(), name="qb-announce"),
             asyncio.create_task(self._watch_forever(), name="qb-watch-runs"),
@@ -91,6 +93,9 @@ class WorkerRuntime:
         self._ended.extend(items)
         self._wake.set()
 
+    def _on_stopped(self, batch_ids: Sequence[str]) -> None:
+        self._stopped.extend(batch_ids)
+
     async def _announce_forever(self) -> None:
         while True:
             await self._wake.wait()
@@ -98,10 +103,11 @@ class WorkerRuntime:
             ended, self._ended = self._ended, []
             # Runs that end while this group is written go out with the next one.
             await self.executor.drain()
+            stopped, self._stopped = self._stopped, []
             for item in ended:
                 self._running.pop(item.query_id, None)
             try:
-                self.announce(ended)
+                self.announce(ended, stopped)
             except Exception:  # the leader's reconciliation finds them ended instead
                 log.exception("could not announce %d finished sub-queries", len(ended))
             for item in ended:

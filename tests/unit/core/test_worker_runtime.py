@@ -31,9 +31,11 @@ class Announced:
     """What the runtime told the leader, notice by notice."""
 
     notices: list[list[int]] = field(default_factory=list)
+    stopped: list[list[str]] = field(default_factory=list)
 
-    def __call__(self, items: Sequence[WorkItem]) -> None:
+    def __call__(self, items: Sequence[WorkItem], stopped: Sequence[str]) -> None:
         self.notices.append([item.query_id for item in items])
+        self.stopped.append(list(stopped))
 
     @property
     def ids(self) -> list[int]:
@@ -67,9 +69,13 @@ async def test_chunks_run_at_once_and_each_returns_when_its_own_sub_queries_are_
     await within(runtime.run([second, third]))
     assert not held.done()
     assert sorted(announced.ids) == [second.query_id, third.query_id]
+    assert announced.stopped == [[]] * len(announced.notices)  # one sub-query still runs
     hold.release.set()
     await within(held)
     assert announced.ids[-1] == first.query_id
+    # The notice of the batch's last sub-query says the batch stopped, so that the leader
+    # tells its pollers and waiters at once, not when it next reads the store.
+    assert announced.stopped[-1] == ["qrb_chunks"]
     queries = await queries_of(store, "qrb_chunks")
     assert [q.status for q in queries] == [QueryStatus.SUCCESS] * 3
 
