@@ -389,7 +389,7 @@ class CeleryExecutor(Executor):
 
     def _heard(self, notice: Any) -> None:
         """A worker's notice: the sub-queries that ended, then the batches that stopped."""
-        ended = notice["ended"] if isinstance(notice, dict) else notice
+        ended = notice.get("ended", ()) if isinstance(notice, dict) else notice
         self._finish([(int(q), int(a)) for q, a in ended])
         stopped = notice.get("stopped") if isinstance(notice, dict) else None
         if stopped and self._on_stopped is not None:
