@@ -74,15 +74,7 @@ class PreparedRead:
             ) from exc
         finally:
             cursor.close()
-        if not processors:
-            return rows
-        processed: list[Sequence[Any]] = []
-        for row in rows:
-            values_of_row = list(row)
-            for index, process in processors:
-                values_of_row[index] = process(values_of_row[index])
-            processed.append(values_of_row)
-        return processed
+        return _processed(rows, processors)
 
     def mappings(self, conn: Connection, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The rows as dictionaries by column name (or label)."""
@@ -105,6 +97,21 @@ class PreparedRead:
         )
         self._compiled[dialect.name] = prepared
         return prepared
+
+
+def _processed(
+    rows: list[Sequence[Any]], processors: tuple[tuple[int, Processor], ...]
+) -> list[Sequence[Any]]:
+    """The rows with each value passed through its column's result processor, if any."""
+    if not processors:
+        return rows
+    processed: list[Sequence[Any]] = []
+    for row in rows:
+        values_of_row = list(row)
+        for index, process in processors:
+            values_of_row[index] = process(values_of_row[index])
+        processed.append(values_of_row)
+    return processed
 
 
 def _processors(
@@ -191,16 +198,7 @@ class PreparedWrite:
         compiled = self._compiled_for(conn.dialect)
         assert compiled.returning is not None, "the statement has no RETURNING clause"
         rows = self._run(conn, [params], many=False)[1]
-        processors = compiled.returning.processors or ()
-        if not processors:
-            return rows
-        processed: list[Sequence[Any]] = []
-        for row in rows:
-            values_of_row = list(row)
-            for index, process in processors:
-                values_of_row[index] = process(values_of_row[index])
-            processed.append(values_of_row)
-        return processed
+        return _processed(rows, compiled.returning.processors or ())
 
     def _run(
         self, conn: Connection, params: Sequence[Mapping[str, Any]], *, many: bool
