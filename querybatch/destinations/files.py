@@ -9,7 +9,9 @@ readers skip: pyarrow, DuckDB and Spark ignore ``_``-prefixed paths), and only o
 chunk is written moves each into place, replacing the account's previous file in one step
 (a rename, or an object PUT); the slice's accounts that yielded no rows lose their file. A
 load that fails before that leaves the previous files as they were; a reader sees each
-account's old file or its new one, never both, so each row is there exactly once.
+account's old file or its new one, never both, so each row is there exactly once. The
+slice as a whole is replaced account by account: a load killed during the moves leaves
+some accounts new and the others old, until the run's next load.
 """
 
 from __future__ import annotations
