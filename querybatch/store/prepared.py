@@ -21,7 +21,8 @@ parameters go through the bind processors SQLAlchemy would apply (a JSON column'
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,21 +60,12 @@ class PreparedRead:
         compiled = self._compiled_for(dialect)
         values = compiled.defaults | dict(params)
         bound = values if compiled.positions is None else [values[n] for n in compiled.positions]
-        dbapi = conn.connection.driver_connection
-        assert dbapi is not None
-        cursor = dbapi.cursor()
-        try:
+        with _driver_cursor(conn, compiled.sql) as cursor:
             cursor.execute(compiled.sql, bound)
             rows: list[Sequence[Any]] = cursor.fetchall()
             processors = compiled.processors
             if processors is None:
                 processors = compiled.processors = _processors(dialect, compiled, cursor)
-        except dialect.loaded_dbapi.Error as exc:
-            raise DBAPIError.instance(
-                compiled.sql, bound, exc, dialect.loaded_dbapi.Error, dialect=dialect
-            ) from exc
-        finally:
-            cursor.close()
         return _processed(rows, processors)
 
     def mappings(self, conn: Connection, params: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -97,6 +89,25 @@ class PreparedRead:
         )
         self._compiled[dialect.name] = prepared
         return prepared
+
+
+@contextlib.contextmanager
+def _driver_cursor(conn: Connection, sql: str) -> Iterator[Any]:
+    """The DBAPI cursor of ``conn``, closed after use; a driver error raised while it is used
+    becomes SQLAlchemy's, as ``Connection.execute`` would raise it (the store's own error
+    once it leaves ``Database.writing`` or ``reading``)."""
+    dialect = conn.dialect
+    dbapi = conn.connection.driver_connection
+    assert dbapi is not None
+    cursor = dbapi.cursor()
+    try:
+        yield cursor
+    except dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(
+            sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect
+        ) from exc
+    finally:
+        cursor.close()
 
 
 def _processed(
@@ -146,17 +157,8 @@ class PreparedInsert:
             bound = rows
         else:
             bound = ([row[i] for i in order] for row in rows)
-        dbapi = conn.connection.driver_connection
-        assert dbapi is not None
-        cursor = dbapi.cursor()
-        try:
+        with _driver_cursor(conn, sql) as cursor:
             cursor.executemany(sql, bound)
-        except dialect.loaded_dbapi.Error as exc:
-            raise DBAPIError.instance(
-                sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect
-            ) from exc
-        finally:
-            cursor.close()
 
     def _compile(self, dialect: Dialect) -> tuple[str, tuple[int, ...] | None]:
         compiled = self.statement.compile(dialect=dialect)
@@ -208,10 +210,7 @@ class PreparedWrite:
         bound = [_bind(compiled, values) for values in params]
         if not conn.in_transaction():
             conn.begin()  # as Connection.execute would: the caller commits or rolls it back
-        dbapi = conn.connection.driver_connection
-        assert dbapi is not None
-        cursor = dbapi.cursor()
-        try:
+        with _driver_cursor(conn, compiled.sql) as cursor:
             if many:
                 cursor.executemany(compiled.sql, bound)
                 return cursor.rowcount, []
@@ -222,12 +221,6 @@ class PreparedWrite:
                 if compiled.returning.processors is None:
                     compiled.returning.processors = _processors(dialect, compiled.returning, cursor)
             return cursor.rowcount, rows
-        except dialect.loaded_dbapi.Error as exc:
-            raise DBAPIError.instance(
-                compiled.sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect
-            ) from exc
-        finally:
-            cursor.close()
 
     def _compiled_for(self, dialect: Dialect) -> _CompiledWrite:
         return self._compiled.get(dialect.name) or self._compile(dialect)
