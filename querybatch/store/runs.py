@@ -20,7 +20,6 @@ from sqlalchemy import (
     bindparam,
     cast,
     delete,
-    insert,
     literal,
     or_,
     select,
@@ -30,7 +29,7 @@ from sqlalchemy import (
 from querybatch.domain.status import BatchStatus, QueryStatus
 from querybatch.store.counters import Deltas, count_finished, lock_batches
 from querybatch.store.database import Database
-from querybatch.store.prepared import PreparedWrite
+from querybatch.store.prepared import PreparedInsert, PreparedWrite
 from querybatch.store.records import LaneRecord, Outcome, WorkItem
 from querybatch.store.repository import reads, writes
 from querybatch.store.tables import batches, queries, result_chunks, results
@@ -168,7 +167,8 @@ class RunStore:
             return False
         savepoint = conn.begin_nested()
         new_results = [o for o in outcomes if o.result is not None]
-        _INSERT_RESULT.executemany(conn, [_result_row(o) for o in new_results])
+        if new_results:
+            _INSERT_RESULT.executemany(conn, [_result_row(o) for o in new_results])
         finishes = [_finish_params(o) for o in outcomes]
         if _FINISH.executemany(conn, finishes) != len(outcomes):
             savepoint.rollback()
@@ -180,17 +180,19 @@ class RunStore:
         if _START.executemany(conn, starts) != len(starts):
             savepoint.rollback()
             return False
-        _INSERT_CHUNK.executemany(conn, [chunk for o in new_results for chunk in _chunk_rows(o)])
+        chunks = [chunk for o in new_results for chunk in _chunk_rows(o)]
+        if chunks:
+            _INSERT_CHUNK.executemany(conn, chunks)
         savepoint.commit()
         return True
 
     def _apply_outcome(self, conn: Connection, outcome: Outcome, deltas: Deltas) -> bool:
         if outcome.result is not None:
-            _INSERT_RESULT.execute(conn, _result_row(outcome))
+            _INSERT_RESULT.executemany(conn, [_result_row(outcome)])
         changed = _FINISH.execute(conn, _finish_params(outcome))
         if outcome.result is not None:
-            if changed:
-                _INSERT_CHUNK.executemany(conn, _chunk_rows(outcome))
+            if changed and (chunks := _chunk_rows(outcome)):
+                _INSERT_CHUNK.executemany(conn, chunks)
             else:
                 result_id = outcome.result.id
                 conn.execute(delete(results).where(results.c.id == result_id))
@@ -400,15 +402,17 @@ class RunStore:
             ]
 
 
-def _result_row(outcome: Outcome) -> dict[str, Any]:
-    assert outcome.result is not None
-    return {
-        "id": outcome.result.id,
-        "total_rows": outcome.result.total_rows,
-        "total_columns": outcome.result.total_columns,
-        "run_seconds": outcome.result.run_seconds,
-        "created_at": outcome.end_time,
-    }
+def _result_row(outcome: Outcome) -> tuple[Any, ...]:
+    """A run's ``results`` row, in the order of ``_INSERT_RESULT``'s columns."""
+    result = outcome.result
+    assert result is not None
+    return (
+        result.id,
+        result.total_rows,
+        result.total_columns,
+        result.run_seconds,
+        outcome.end_time,
+    )
 
 
 def _finish_params(outcome: Outcome) -> dict[str, Any]:
@@ -426,12 +430,11 @@ def _finish_params(outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def _chunk_rows(outcome: Outcome) -> list[dict[str, Any]]:
+def _chunk_rows(outcome: Outcome) -> list[tuple[Any, ...]]:
+    """A run's last ``result_chunks`` rows, in the order of ``_INSERT_CHUNK``'s columns."""
     assert outcome.result is not None
-    return [
-        {"r_id": outcome.result.id, "seq": seq, "n": n, "payload": payload, "at": outcome.end_time}
-        for seq, n, payload in outcome.result.last_chunks
-    ]
+    result_id, end = outcome.result.id, outcome.end_time
+    return [(result_id, seq, n, payload, end) for seq, n, payload in outcome.result.last_chunks]
 
 
 def new_result_id() -> str:
@@ -534,22 +537,10 @@ _FINISH = PreparedWrite(
     )
 )
 
-_INSERT_RESULT = PreparedWrite(
-    insert(results).values(
-        id=bindparam("id"),
-        total_rows=bindparam("total_rows"),
-        total_columns=bindparam("total_columns"),
-        run_seconds=bindparam("run_seconds"),
-        created_at=bindparam("created_at"),
-    )
+# Every column of a run's result row and of its last chunks, as plain values.
+_INSERT_RESULT = PreparedInsert(
+    results, ["id", "total_rows", "total_columns", "run_seconds", "created_at"]
 )
-
-_INSERT_CHUNK = PreparedWrite(
-    insert(result_chunks).values(
-        result_id=bindparam("r_id"),
-        seq=bindparam("seq"),
-        row_count=bindparam("n"),
-        payload=bindparam("payload"),
-        created_at=bindparam("at"),
-    )
+_INSERT_CHUNK = PreparedInsert(
+    result_chunks, ["result_id", "seq", "row_count", "payload", "created_at"]
 )
