@@ -44,6 +44,8 @@ def test_ends_and_stops_are_heard_in_either_form(tmp_path: Path) -> None:
         assert done == [1, 2] and stopped == []  # 3's notice is of another attempt
         executor._heard({"ended": [[3, 1]], "stopped": ["qrb_notice"]})
         assert done == [1, 2, 3] and stopped == [["qrb_notice"]]
+        executor._heard({"stopped": ["qrb_other"]})  # no "ended": nothing ends, nothing fails
+        assert done == [1, 2, 3] and stopped == [["qrb_notice"], ["qrb_other"]]
     finally:
         executor._sender.shutdown()
         store.close()
