@@ -9,27 +9,29 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from querybatch.api.formats import delimited_stream, ndjson_stream, parquet_stream
+from querybatch.api.formats import delimited_stream, parquet_stream
 from querybatch.api.ranges import strong_etag
+from querybatch.api.stored_ndjson import ndjson_download
 from querybatch.domain.status import BatchStatus
+from querybatch.engine.batch_rows import StoredBlocks, decoded_rows
 from querybatch.engine.query_batches import BatchDownload
-from querybatch.engine.result_rows import Columns, RowChunks
+from querybatch.engine.result_rows import Columns
 
 
 def download_stream(
-    fmt: str, columns: Columns, chunks: RowChunks, *, escape_formulas: bool = True
+    fmt: str, columns: Columns, blocks: StoredBlocks, *, escape_formulas: bool = True
 ) -> AsyncIterator[bytes]:
     """The downloaded file in ``fmt`` (ndjson, csv or parquet); see formats on escaping."""
     if fmt == "csv":
         return delimited_stream(
             Columns(columns.ids, columns.ids, columns.data_types),
-            chunks,
+            decoded_rows(blocks),
             ",",
             escape_formulas=escape_formulas,
         )
     if fmt == "parquet":
-        return parquet_stream(columns, chunks)
-    return ndjson_stream(columns, chunks)
+        return parquet_stream(columns, decoded_rows(blocks))
+    return ndjson_download(columns, blocks)
 
 
 def download_etag(download: BatchDownload, fmt: str, *, escape_formulas: bool) -> str | None:

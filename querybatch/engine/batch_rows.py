@@ -6,6 +6,10 @@ a read, a decode and a hand-over of the loop for every five rows. Here one read 
 page of sub-queries with their first chunk of rows each, and rows from many results travel
 together in blocks of about :data:`BLOCK_ROWS`, so that a batch of 200,000 sub-queries of five
 rows streams as fast as one result of a million rows.
+
+The blocks come in two forms: :func:`batch_stored_rows` gives each sub-query's chunks as the
+store keeps them (their JSON, with the layout that places their fields), which a writer of
+JSON can copy without decoding them; :func:`batch_rows` decodes and lays them out.
 """
 
 from __future__ import annotations
@@ -13,21 +17,38 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
-from typing import Any
+from itertools import pairwise
+from typing import Any, NamedTuple
 
-from querybatch.engine.result_rows import CHUNK_ROWS, Columns, ResultRows, RowChunks
+from querybatch.engine.result_rows import (
+    CHUNK_ROWS,
+    THREAD_DECODE_BYTES,
+    Columns,
+    ResultRows,
+    RowChunks,
+)
 from querybatch.store.results import BatchResult, decode_rows
 from querybatch.store.store import Store
 
-__all__ = ["BLOCK_ROWS", "PAGE_RESULTS", "batch_rows"]
+__all__ = [
+    "BLOCK_ROWS",
+    "PAGE_RESULTS",
+    "Layout",
+    "StoredBlocks",
+    "StoredRows",
+    "batch_rows",
+    "batch_stored_rows",
+    "decoded_rows",
+]
 
 PAGE_RESULTS = 1000  # sub-queries read at a time, each with its first chunk
 BLOCK_ROWS = 4 * CHUNK_ROWS  # rows handed to the writer at a time
 MAX_LAYOUTS = 1000  # layouts kept for the download of one batch
 
 
-class _Layout:
-    """Where each field of a sub-query's rows goes in the batch's wide row."""
+class Layout:
+    """Where each field of a sub-query's rows goes in the batch's wide row, whose first
+    column is the sub-query's schedule id."""
 
     def __init__(self, columns: Columns, fields: Sequence[str]) -> None:
         position = {field: index for index, field in enumerate(columns.ids)}
@@ -35,6 +56,9 @@ class _Layout:
         self.targets = [position[f] for f in fields]
         # Most batches ask every sub-query for the same fields, in the batch's column order.
         self.in_order = self.targets == list(range(1, self.width))
+        # Fields in column order (some of the batch's columns missing): a row's values keep
+        # their order in the wide row.
+        self.ascending = all(a < b for a, b in pairwise(self.targets))
 
     def rows(self, schedule_id: str, rows: list[list[Any]]) -> list[list[Any]]:
         """``rows`` of the sub-query ``schedule_id`` as wide rows."""
@@ -50,7 +74,89 @@ class _Layout:
         return laid_out
 
 
-async def batch_rows(
+class StoredRows(NamedTuple):
+    """Rows of one sub-query as the store keeps them: a chunk's JSON, not yet decoded."""
+
+    schedule_id: str
+    layout: Layout
+    payload: bytes
+    row_count: int  # the rows the payload holds
+
+    def decoded(self) -> list[list[Any]]:
+        """The rows, decoded (not laid out)."""
+        return decode_rows(self.payload)
+
+
+StoredBlocks = AsyncGenerator[list[StoredRows]]
+
+
+async def batch_stored_rows(
+    store: Store,
+    batch_id: str,
+    columns: Columns,
+    page_results: int = PAGE_RESULTS,
+    *,
+    after: int = 0,
+    through: int | None = None,
+) -> StoredBlocks:
+    """Every stored chunk of every successful sub-query of the batch, in batch order, with
+    the layout of its rows on ``columns``; only the sub-queries after position ``after`` and
+    up to ``through`` (included) when given (a transfer run's queries in the batch it shares
+    with other runs).
+
+    Yields blocks of chunks holding about :data:`BLOCK_ROWS` rows in all (the last may hold
+    fewer), and hands the loop to other requests after each one.
+    """
+    rest = ResultRows(store)
+    layouts: dict[str, Layout] = {}  # by the text of the fields: a batch asks for few sets
+    block: list[StoredRows] = []
+    rows = 0
+    async with aclosing(_pages(store, batch_id, page_results, after, through)) as pages:
+        async for page in pages:
+            for result in page:
+                if result.first_chunk is None:
+                    continue
+                layout = layouts.get(key := result.fields_text())
+                if layout is None:
+                    layout = Layout(columns, result.fields())
+                    if len(layouts) < MAX_LAYOUTS:  # a batch of a million distinct sets
+                        layouts[key] = layout
+                schedule_id, total = result.schedule_id, result.total_rows
+                count = min(total, CHUNK_ROWS)
+                block.append(StoredRows(schedule_id, layout, result.first_chunk, count))
+                rows += count
+                if total > CHUNK_ROWS:
+                    last = (total - 1) // CHUNK_ROWS
+                    async for seq, payload in rest.payloads(result.result_id, 1, last):
+                        count = min(total - seq * CHUNK_ROWS, CHUNK_ROWS)
+                        block.append(StoredRows(schedule_id, layout, payload, count))
+                        rows += count
+                        if rows >= BLOCK_ROWS:
+                            yield block
+                            block, rows = [], 0
+                if rows >= BLOCK_ROWS:
+                    yield block
+                    block, rows = [], 0
+                    await asyncio.sleep(0)
+    if block:
+        yield block
+
+
+async def decoded_rows(blocks: StoredBlocks) -> RowChunks:
+    """The rows of stored blocks, decoded and laid out: a block of rows for each."""
+    async with aclosing(blocks):
+        async for block in blocks:
+            rows: list[list[Any]] = []
+            for stored in block:
+                if len(stored.payload) > THREAD_DECODE_BYTES:  # a full chunk: milliseconds
+                    decoded = await asyncio.to_thread(stored.decoded)
+                else:
+                    decoded = stored.decoded()
+                rows += stored.layout.rows(stored.schedule_id, decoded)
+            yield rows
+
+
+def batch_rows(
     store: Store,
     batch_id: str,
     columns: Columns,
@@ -59,39 +165,10 @@ async def batch_rows(
     after: int = 0,
     through: int | None = None,
 ) -> RowChunks:
-    """Every row of every successful sub-query of the batch, in batch order, on ``columns``;
-    only those after position ``after`` and up to ``through`` (included) when given (a
-    transfer run's queries in the batch it shares with other runs).
-
-    Yields blocks of about :data:`BLOCK_ROWS` rows (the last may hold fewer), and hands the
-    loop to other requests after each one.
-    """
-    rest = ResultRows(store)
-    layouts: dict[str, _Layout] = {}  # by the text of the fields: a batch asks for few sets
-    block: list[list[Any]] = []
-    async with aclosing(_pages(store, batch_id, page_results, after, through)) as pages:
-        async for page in pages:
-            for result in page:
-                if result.first_chunk is None:
-                    continue
-                layout = layouts.get(key := result.fields_text())
-                if layout is None:
-                    layout = _Layout(columns, result.fields())
-                    if len(layouts) < MAX_LAYOUTS:  # a batch of a million distinct sets
-                        layouts[key] = layout
-                block += layout.rows(result.schedule_id, decode_rows(result.first_chunk))
-                if result.total_rows > CHUNK_ROWS:
-                    async for rows in rest.read(result.result_id, CHUNK_ROWS, result.total_rows):
-                        block += layout.rows(result.schedule_id, rows)
-                        if len(block) >= BLOCK_ROWS:
-                            yield block
-                            block = []
-                if len(block) >= BLOCK_ROWS:
-                    yield block
-                    block = []
-                    await asyncio.sleep(0)
-    if block:
-        yield block
+    """Every row of every successful sub-query of the batch, in batch order, on ``columns``:
+    :func:`batch_stored_rows`, decoded and laid out."""
+    blocks = batch_stored_rows(store, batch_id, columns, page_results, after=after, through=through)
+    return decoded_rows(blocks)
 
 
 async def _pages(

@@ -23,11 +23,11 @@ from querybatch.domain.sub_query_filter import (
     SubQueryFilter,
 )
 from querybatch.engine.activity import MAX_MINUTES, Activity, read_activity, window_minutes
-from querybatch.engine.batch_rows import batch_rows
+from querybatch.engine.batch_rows import StoredBlocks, batch_stored_rows
 from querybatch.engine.batches import plan_batch, request_hash
 from querybatch.engine.coalesce import Coalescer
 from querybatch.engine.executors.lifecycle import log_stopped
-from querybatch.engine.result_rows import Columns, RowChunks
+from querybatch.engine.result_rows import Columns
 from querybatch.engine.service import Caller, Engine
 from querybatch.errors import BadRequest, Conflict, NotFound
 from querybatch.store.jobs import POINT_PAGE_ROWS
@@ -76,7 +76,7 @@ class BatchDownload:
 
     batch: BatchRecord
     columns: Columns
-    rows: RowChunks
+    blocks: StoredBlocks  # its rows as stored; batch_rows.decoded_rows decodes them
 
 
 class QueryBatches:
@@ -210,7 +210,7 @@ class QueryBatches:
         """Every collected row of the caller's batch (so far, if it still runs)."""
         batch = await self.get(caller, batch_id)
         columns = await self._columns(batch)
-        return BatchDownload(batch, columns, batch_rows(self.store, batch.id, columns))
+        return BatchDownload(batch, columns, batch_stored_rows(self.store, batch.id, columns))
 
     async def activity(self, caller: Caller, minutes: int) -> Activity:
         """The tenant's sub-queries finished per minute and failures by reason over the last

@@ -51,6 +51,18 @@ class ResultRows:
         if end <= offset:
             return
         first, last = chunk_span(offset, end)
+        async for seq, payload in self.payloads(result_id, first, last):
+            base = seq * CHUNK_ROWS
+            if len(payload) > THREAD_DECODE_BYTES:
+                rows = await asyncio.to_thread(decode_rows, payload)
+            else:
+                rows = decode_rows(payload)
+            yield rows[max(offset - base, 0) : max(min(end - base, len(rows)), 0)]
+
+    async def payloads(
+        self, result_id: str, first: int, last: int
+    ) -> AsyncIterator[tuple[int, bytes]]:
+        """Chunks ``first`` to ``last`` of a result as stored, with their numbers."""
         results = self.store.results
         for seq in range(first, last + 1, CHUNKS_PER_READ):
             upto = min(last, seq + CHUNKS_PER_READ - 1)
@@ -62,12 +74,7 @@ class ResultRows:
                 read = results.read_chunks.point if seq == upto else results.read_chunks
                 payloads = await read(result_id, seq, upto)
             for index, payload in enumerate(payloads):
-                base = (seq + index) * CHUNK_ROWS
-                if len(payload) > THREAD_DECODE_BYTES:
-                    rows = await asyncio.to_thread(decode_rows, payload)
-                else:
-                    rows = decode_rows(payload)
-                yield rows[max(offset - base, 0) : max(min(end - base, len(rows)), 0)]
+                yield seq + index, payload
                 # Nothing else need suspend this stream (cached chunks, a client that reads as
                 # fast as it is sent): hand the loop to other requests after every chunk, so
                 # that a million-row answer costs them a few milliseconds at a time, not seconds.

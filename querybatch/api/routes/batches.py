@@ -335,7 +335,7 @@ async def download_query_batch(
     require(principal, "get_data")
     download = await services.query_batches.download(principal.caller, batch_id)
     escape = services.settings.csv_escape_formulas
-    body = download_stream(format, download.columns, download.rows, escape_formulas=escape)
+    body = download_stream(format, download.columns, download.blocks, escape_formulas=escape)
     extension = {"ndjson": "ndjson", "csv": "csv", "parquet": "parquet"}[format]
     headers = {"Content-Disposition": f'attachment; filename="{download.batch.id}.{extension}"'}
     etag = download_etag(download, format, escape_formulas=escape)
