@@ -7,11 +7,13 @@ thirds of a download of many small results; here each value's text is taken from
 chunk as it is and put into a line template of the sub-query's layout, by one bytes
 formatting per chunk.
 
-That is exact only where every comma and ``[`` of the chunk's text is the JSON's own:
-the chunk is decoded (which checks that it is JSON, and gives each row's width), and when
-every row has one value per field, the text holds exactly the commas and ``[`` those rows
-need, and so none within a value, the split is the values'. Any other chunk (a value with
-a comma, a nested list, a row of the wrong width) is decoded, laid out and encoded as
+That is exact only where every comma and bracket of the chunks' text is the JSON's own,
+which is checked without decoding it: taking out of the text every byte but ``"``, ``,``,
+brackets, braces and backslashes, and then every ``""`` (a string with none of these
+within), must leave exactly the structure of the chunks' rows, ``[[,,],[,,]]`` for two rows
+of three values (the row counts are the store's). What is left otherwise tells a string
+holding a comma, a bracket or an escape, a value that is a list or an object, or a row of
+the wrong width. A chunk that fails the check is decoded, laid out and encoded as
 :func:`querybatch.api.formats.ndjson_stream` does, which the lines copied equal byte for
 byte.
 """
@@ -21,7 +23,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from itertools import chain, groupby
+from itertools import groupby
 from operator import attrgetter
 
 import orjson
@@ -30,6 +32,11 @@ from querybatch.engine.batch_rows import MAX_LAYOUTS, Layout, StoredBlocks, Stor
 from querybatch.engine.result_rows import Columns
 
 __all__ = ["ndjson_download"]
+
+# What the check of a chunk's JSON keeps of it: its structure, and what would tell a value
+# that is more than plain text, a number, true, false or null.
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'",[]{}\\')
+MAX_SHAPES = 4096
 
 # Blocks of more rows than this are written on a thread, as CSV blocks are: thousands of
 # rows take milliseconds, which every other request on the loop would wait.
@@ -47,6 +54,7 @@ class _Lines:
         self.copyable = bool(self.ids) and len(set(self.ids)) == len(self.ids)
         self.start = b"{" + self.keys[0] + b":" if self.keys else b"{"
         self._tails: dict[Layout, bytes | None] = {}
+        self._shapes: dict[tuple[int, int], bytes] = {}
 
     def block(self, block: list[StoredRows]) -> bytes:
         """Every line of a block."""
@@ -71,36 +79,39 @@ class _Lines:
 
     def _copied(self, group: list[StoredRows]) -> bytes | None:
         """The lines of the chunks of ``group``, every value's text cut from their JSON;
-        None unless each row has a value for each of the layout's fields and no value's
-        text holds a comma, a ``[`` or a ``]`` (the module's docstring says why that
-        makes the cut exact)."""
+        None unless the JSON is a list of rows of the layout's width each, every value a
+        string, number, boolean or null, and no string holds a comma, a bracket, a brace or
+        an escape (the module's docstring says why that makes the cut exact)."""
         layout = group[0].layout
         tail = self._tail(layout)
         if tail is None:
             return None
         group = [stored for stored in group if stored.payload != b"[]"]
+        if not group:
+            return b""
         text = b"[" + b",".join([stored.payload for stored in group]) + b"]"
-        chunks = orjson.loads(text)
         width = len(layout.targets)
-        if set(map(len, chain.from_iterable(chunks))) != {width}:
-            return None
-        rows = sum(map(len, chunks))
-        brackets = 1 + len(chunks) + rows  # the list of chunks, each chunk, each row
-        if (
-            text.count(b",") != rows * width - 1
-            or text.count(b"[") != brackets
-            or text.count(b"]") != brackets
-        ):
+        expected = b"[" + b",".join([self._shape(width, s.row_count) for s in group]) + b"]"
+        if text.translate(None, _NOT_STRUCTURE).replace(b'""', b"") != expected:
             return None
         # [[[a,b],[c,d]],[[e,f]]] -> a,b,c,d,e,f
         values = tuple(text.translate(None, b"[]").split(b","))
         template = b"".join(
-            [
-                (self._head(stored.schedule_id) + tail) * len(rows_of)
-                for stored, rows_of in zip(group, chunks, strict=True)
-            ]
+            [(self._head(stored.schedule_id) + tail) * stored.row_count for stored in group]
         )
         return template % values
+
+    def _shape(self, width: int, rows: int) -> bytes:
+        """What a chunk of ``rows`` rows of ``width`` plain values leaves of its JSON once
+        everything but its structure is taken out (``[[,],[,]]``)."""
+        key = (width, rows)
+        shape = self._shapes.get(key)
+        if shape is None:
+            if len(self._shapes) >= MAX_SHAPES:
+                self._shapes.clear()
+            row = b"[" + b"," * (width - 1) + b"]"
+            shape = self._shapes[key] = b"[" + b",".join([row] * rows) + b"]"
+        return shape
 
     def _head(self, schedule_id: str) -> bytes:
         head = self.start + orjson.dumps(schedule_id) + b","

@@ -119,6 +119,8 @@ def test_plain_values_are_copied_not_encoded_again(monkeypatch: pytest.MonkeyPat
     [
         [["a,b"]],  # one value short, its comma standing in for the missing one
         [["x", 1, 2]],  # one value too many
+        [[{"a": 1, "b": 2}]],  # one value short, an object's comma standing in
+        [['a","b']],  # one value short, escaped quotes around a comma
     ],
 )
 def test_rows_of_the_wrong_width_fail_as_they_did(rows: list[list[Any]]) -> None:
