@@ -15,6 +15,7 @@ JSON can copy without decoding them; :func:`batch_rows` decodes and lays them ou
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from itertools import pairwise
@@ -97,12 +98,12 @@ async def batch_stored_rows(
     page_results: int = PAGE_RESULTS,
     *,
     after: int = 0,
-    through: int | None = None,
+    through: int,
 ) -> StoredBlocks:
     """Every stored chunk of every successful sub-query of the batch, in batch order, with
-    the layout of its rows on ``columns``; only the sub-queries after position ``after`` and
-    up to ``through`` (included) when given (a transfer run's queries in the batch it shares
-    with other runs).
+    the layout of its rows on ``columns``: those after position ``after`` up to ``through``
+    (included), which is the batch's last position for all of them, or a transfer run's
+    window of the batch it shares with other runs.
 
     Yields blocks of chunks holding about :data:`BLOCK_ROWS` rows in all (the last may hold
     fewer), and hands the loop to other requests after each one.
@@ -163,33 +164,41 @@ def batch_rows(
     page_results: int = PAGE_RESULTS,
     *,
     after: int = 0,
-    through: int | None = None,
+    through: int,
 ) -> RowChunks:
-    """Every row of every successful sub-query of the batch, in batch order, on ``columns``:
-    :func:`batch_stored_rows`, decoded and laid out."""
+    """Every row of the successful sub-queries of the batch after ``after`` up to
+    ``through``, in batch order, on ``columns``: :func:`batch_stored_rows`, decoded and laid
+    out."""
     blocks = batch_stored_rows(store, batch_id, columns, page_results, after=after, through=through)
     return decoded_rows(blocks)
 
 
 async def _pages(
-    store: Store, batch_id: str, page_results: int, after: int, through: int | None
+    store: Store, batch_id: str, page_results: int, after: int, through: int
 ) -> AsyncGenerator[list[BatchResult]]:
-    """The batch's successful sub-queries after ``after`` (up to ``through``), a page at a
-    time, the next page read on a reader thread while this one is laid out."""
+    """The batch's successful sub-queries after ``after`` up to ``through``, a range of
+    ``page_results`` positions at a time, the next ranges read on reader threads while this
+    one is laid out: one on SQLite, whose reads hold the GIL for much of their time, several
+    on PostgreSQL, whose reads wait on its server side by side."""
     read = store.results.batch_results
-    if through is not None:  # no more than the window holds
-        page_results = max(1, min(page_results, through - after))
-    page = await read(batch_id, after, page_results)
-    while page:
-        following = (
-            asyncio.ensure_future(read(batch_id, page[-1].position, page_results))
-            if through is None or page[-1].position < through
-            else None
-        )
-        try:
-            yield page if through is None else [r for r in page if r.position <= through]
-        except BaseException:
-            if following is not None:
-                following.cancel()
-            raise
-        page = [] if following is None else await following
+    ahead = 1 if store.db.is_sqlite else 3
+    bounds = iter(range(after, through, page_results))
+    reading: deque[asyncio.Future[list[BatchResult]]] = deque()
+
+    def read_next() -> None:
+        low = next(bounds, None)
+        if low is not None:
+            upto = min(low + page_results, through)
+            reading.append(asyncio.ensure_future(read(batch_id, low, upto)))
+
+    for _ in range(ahead):
+        read_next()
+    try:
+        while reading:
+            page = await reading.popleft()
+            read_next()
+            if page:
+                yield page
+    finally:
+        for pending in reading:
+            pending.cancel()

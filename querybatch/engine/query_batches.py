@@ -210,7 +210,8 @@ class QueryBatches:
         """Every collected row of the caller's batch (so far, if it still runs)."""
         batch = await self.get(caller, batch_id)
         columns = await self._columns(batch)
-        return BatchDownload(batch, columns, batch_stored_rows(self.store, batch.id, columns))
+        blocks = batch_stored_rows(self.store, batch.id, columns, through=batch.query_amount)
+        return BatchDownload(batch, columns, blocks)
 
     async def activity(self, caller: Caller, minutes: int) -> Activity:
         """The tenant's sub-queries finished per minute and failures by reason over the last

@@ -144,11 +144,11 @@ class ResultStore:
             return {row.result_id: bytes(row.payload) for row in rows}
 
     @reads
-    def batch_results(self, batch_id: str, after: int, limit: int) -> list[BatchResult]:
-        """The successful sub-queries of a batch after position ``after``, ``limit`` of them in
-        batch order, each with its first chunk: one read for many small results, which a
+    def batch_results(self, batch_id: str, after: int, through: int) -> list[BatchResult]:
+        """The successful sub-queries of a batch after position ``after`` up to ``through``,
+        in batch order, each with its first chunk: one read for many small results, which a
         download of a batch of many sub-queries would otherwise make one at a time."""
-        params = {"b_id": batch_id, "after": after, "limit": limit}
+        params = {"b_id": batch_id, "after": after, "through": through}
         with self.db.reading() as conn:
             return [BatchResult(*row) for row in _BATCH_RESULTS.rows(conn, params)]
 
@@ -194,7 +194,7 @@ _BATCH_RESULTS = PreparedRead(
         queries.c.batch_id == bindparam("b_id"),
         queries.c.status == QueryStatus.SUCCESS.value,
         queries.c.position > bindparam("after"),
+        queries.c.position <= bindparam("through"),
     )
     .order_by(queries.c.position)
-    .limit(bindparam("limit"))
 )

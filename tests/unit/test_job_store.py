@@ -434,9 +434,18 @@ async def test_a_batch_s_rows_come_in_batch_order_across_pages_and_chunks(store:
     ]
     # A column the sub-queries do not have comes first: every row is laid out, not copied.
     columns = Columns(["schedule_id", "other", "date"], ["schedule_id", "other", "date"], [])
-    blocks = [b async for b in batch_rows(store, "qrb_000000000001", columns, page_results=2)]
+    blocks = [
+        b async for b in batch_rows(store, "qrb_000000000001", columns, page_results=2, through=6)
+    ]
     assert [row for block in blocks for row in block] == expected
     assert all(blocks)
+    # Pages are ranges of positions: one holding only the failed sub-query is passed over.
+    one_by_one = [
+        row
+        async for block in batch_rows(store, "qrb_000000000001", columns, page_results=1, through=6)
+        for row in block
+    ]
+    assert one_by_one == expected
     # A window of positions (a transfer run's queries in a shared batch) reads only those.
     window = [
         row
