@@ -42,6 +42,7 @@ import json
 import os
 import secrets
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,7 +52,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil  # type: ignore[import-untyped]
 import psycopg
@@ -62,12 +63,17 @@ from bench._common import Figures, chosen, describe_machine, parser, ratio, run
 from bench._server import MB, BenchServer
 from bench.scaleout import POSTGRES, REDIS, deployment_env, worker_pool
 
+T = TypeVar("T")
+
 NAME = "peers"
 REPO = Path(__file__).resolve().parents[1]
 SYSTEMS = ("querybatch", "querybatch_scaled_out", "celery", "arq", "procrastinate")
 PEERS = ("celery", "arq", "procrastinate")
 ROWS_PER_SUBQUERY = 5
 WARM_UP = 20  # sub-queries run before measuring: imports, connections, first queries
+# Reading every result back takes a few tenths of a second, within which one run varies by
+# half: each system reads back this many times, and the median is its figure.
+READS = 5
 DONE_POLL_S = 0.01
 FIGURES = (
     "makespan_s",
@@ -264,6 +270,19 @@ def wait_for(done: Callable[[], bool], timeout: float, poll: float = DONE_POLL_S
     return time.time()
 
 
+def timed_reads(read: Callable[[], T]) -> tuple[T, float]:
+    """What ``read`` returns the first time, and the median of its durations over
+    :data:`READS` calls."""
+    durations = []
+    first: list[T] = []
+    for _ in range(READS):
+        began = time.perf_counter()
+        value = read()
+        durations.append(time.perf_counter() - began)
+        first = first or [value]
+    return first[0], statistics.median(durations)
+
+
 def run_timeout(work: Workload) -> float:
     """Seconds any system may take: fifty times the ideal makespan, and five minutes more."""
     return 300 + 50 * work.n * work.latency_ms / 1000 / work.concurrency
@@ -295,15 +314,18 @@ def run_querybatch_on(
             began = time.time()
             batch_id = submit(client, querybatch_body(work))
             batch = wait_stopped(client, batch_id, poll=0.1)
-        read_began = time.perf_counter()
-        rows = 0
-        with client.stream(
-            "GET", f"/query/batch/{batch_id}/download", params={"format": "ndjson"}
-        ) as response:
-            response.raise_for_status()
-            for line in response.iter_lines():
-                rows += bool(line)
-        readback = time.perf_counter() - read_began
+
+        def read() -> int:
+            rows = 0
+            with client.stream(
+                "GET", f"/query/batch/{batch_id}/download", params={"format": "ndjson"}
+            ) as response:
+                response.raise_for_status()
+                for line in response.iter_lines():
+                    rows += bool(line)
+            return rows
+
+        rows, readback = timed_reads(read)
     outcome = Outcome(
         began=began,
         ended=epoch(batch["end_time"]),
@@ -425,9 +447,7 @@ def run_celery(work: Workload) -> Figures:
                 began = time.time()
                 result = group(task.s(i) for i in range(work.n)).apply_async()
                 ended = wait_for(runs_done(queue, work.n + WARM_UP), run_timeout(work))
-            read_began = time.perf_counter()
-            values = result.join_native(timeout=600)
-            readback = time.perf_counter() - read_began
+            values, readback = timed_reads(lambda: result.join_native(timeout=600))
             result.forget()
             warm.forget()
             _, twice = runs_counted(queue, work.n)
@@ -493,7 +513,8 @@ def run_arq(work: Workload) -> Figures:
             with meter.measuring():
                 began = arq_command(python, "enqueue", "0", str(work.n))["began"]
                 wait_for(runs_done(queue, work.n + WARM_UP), run_timeout(work))
-            read = arq_command(python, "results", str(work.n))
+            reads = [arq_command(python, "results", str(work.n)) for _ in range(READS)]
+            read = reads[0] | {"readback_s": statistics.median(r["readback_s"] for r in reads)}
             _, twice = runs_counted(queue, work.n)
             outcome = Outcome(
                 began=began,
@@ -539,17 +560,20 @@ def run_procrastinate(work: Workload) -> Figures:
                 began = time.time()
                 asyncio.run(_procrastinate_defer(module, range(work.n)))
                 wait_for(lambda: _stored(url) >= work.n + WARM_UP, run_timeout(work), poll=0.2)
-            read_began = time.perf_counter()
+
+            def read() -> list[tuple[Any, ...]]:
+                with psycopg.connect(url) as conn:
+                    return conn.execute(
+                        f"SELECT rows, runs FROM {module.RESULTS_TABLE} WHERE id < %s", (work.n,)
+                    ).fetchall()
+
+            stored, readback = timed_reads(read)
             with psycopg.connect(url) as conn:
-                stored = conn.execute(
-                    f"SELECT rows, runs FROM {module.RESULTS_TABLE} WHERE id < %s", (work.n,)
-                ).fetchall()
                 last = conn.execute(
                     f"SELECT extract(epoch FROM max(written_at)) FROM {module.RESULTS_TABLE} "
                     "WHERE id < %s",
                     (work.n,),
                 ).fetchone()
-            readback = time.perf_counter() - read_began
             assert last is not None
             outcome = Outcome(
                 began=began,
