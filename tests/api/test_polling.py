@@ -4,10 +4,12 @@ answers and errors whichever way a poll is served."""
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from querybatch.cli.http import ApiClient
@@ -184,25 +186,37 @@ def test_a_batch_s_end_is_seen_at_the_next_poll_however_long_its_state_is_kept(
     tmp_path: Path,
 ) -> None:
     """A batch's state is kept 5 s for its polls here; its end is not: the first poll after
-    the batch stopped says STOPPED, for the batch and for its sub-queries, not seconds later."""
+    the batch stopped says STOPPED, for the batch and for its sub-queries, not when the kept
+    answers expire. A batch that ends after they would have expired anyway shows nothing,
+    so on a machine too busy to end one within 4 s another is run (three at most)."""
     server = ServerProcess(tmp_path / "data", env={"QB_POLL_FRESHNESS": "5"}).start()
     try:
         with httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=60
         ) as api:
-            first_read = time.monotonic()
-            batch_id = slow_batch(api, latency_ms=300)["batch_id"]  # three of 0.3 s in a row
-            batch_path = f"/query/batch/{batch_id}"
-            last_path = f"/query/status?schedule_id={batch_id}_query_3"
-            # Both states are read while the batch runs, and kept until 5 s from now.
-            assert api.get(batch_path).json()["data"]["status_code"] != "STOPPED"
-            assert api.get(last_path).json()["meta"]["status_code"] != "SUCCESS"
-            wait_until(
-                lambda: api.get(batch_path).json()["data"]["status_code"] == "STOPPED" or None
-            )
-            seen_after = time.monotonic() - first_read
+            for _ in range(3):
+                batch_id = slow_batch(api, latency_ms=300)["batch_id"]  # three of 0.3 s
+                batch_path = f"/query/batch/{batch_id}"
+                last_path = f"/query/status?schedule_id={batch_id}_query_3"
+
+                def stopped(path: str = batch_path) -> dict[str, Any] | None:
+                    data: dict[str, Any] = api.get(path).json()["data"]
+                    return data if data["status_code"] == "STOPPED" else None
+
+                # Both states are read while the batch runs, and kept 5 s from now.
+                kept_from = time.time()
+                assert api.get(batch_path).json()["data"]["status_code"] != "STOPPED"
+                assert api.get(last_path).json()["meta"]["status_code"] != "SUCCESS"
+                batch = wait_until(stopped)
+                seen = time.time()
+                ended = datetime.fromisoformat(batch["end_time"]).timestamp()
+                if ended - kept_from < 4:
+                    break
+            else:
+                pytest.fail("no batch ended within 4 s of its first poll: nothing was shown")
             assert api.get(last_path).json()["meta"]["status_code"] == "SUCCESS"
-        # Kept its 5 s, the first answer would have said the batch runs until then.
-        assert seen_after < 4, seen_after
+        # Kept its 5 s, the first answer would have shown the batch running for more than a
+        # second after its end.
+        assert seen - ended < 1, seen - ended
     finally:
         server.stop()
