@@ -9,7 +9,7 @@ rows streams as fast as one result of a million rows.
 
 The blocks come in two forms: :func:`batch_stored_rows` gives each sub-query's chunks as the
 store keeps them (their JSON, with the layout that places their fields), which a writer of
-JSON can copy without decoding them; :func:`batch_rows` decodes and lays them out.
+JSON can copy without decoding them; :func:`decoded_rows` decodes and lays them out.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ __all__ = [
     "Layout",
     "StoredBlocks",
     "StoredRows",
-    "batch_rows",
     "batch_stored_rows",
     "decoded_rows",
 ]
@@ -155,22 +154,6 @@ async def decoded_rows(blocks: StoredBlocks) -> RowChunks:
                     decoded = stored.decoded()
                 rows += stored.layout.rows(stored.schedule_id, decoded)
             yield rows
-
-
-def batch_rows(
-    store: Store,
-    batch_id: str,
-    columns: Columns,
-    page_results: int = PAGE_RESULTS,
-    *,
-    after: int = 0,
-    through: int,
-) -> RowChunks:
-    """Every row of the successful sub-queries of the batch after ``after`` up to
-    ``through``, in batch order, on ``columns``: :func:`batch_stored_rows`, decoded and laid
-    out."""
-    blocks = batch_stored_rows(store, batch_id, columns, page_results, after=after, through=through)
-    return decoded_rows(blocks)
 
 
 async def _pages(

@@ -35,7 +35,7 @@ from querybatch import logs
 from querybatch.destinations.base import Column, RowChunk, Slice, SliceRows, column_type_of
 from querybatch.domain.batch import batch_query_schedule_id
 from querybatch.domain.fields import Row
-from querybatch.engine.batch_rows import BLOCK_ROWS, batch_rows
+from querybatch.engine.batch_rows import BLOCK_ROWS, batch_stored_rows, decoded_rows
 from querybatch.engine.destinations import Destinations
 from querybatch.engine.result_rows import Columns
 from querybatch.engine.transfers import Transfers
@@ -223,7 +223,8 @@ class _SharedRead:
         wide = Columns(ids=ids, names=ids, data_types=["string"] * len(ids))
         after = runs[0].run.query_offset
         through = runs[-1].run.query_offset + _count(runs[-1], accounts)
-        self._blocks = batch_rows(store, batch.id, wide, after=after, through=through)
+        stored = batch_stored_rows(store, batch.id, wide, after=after, through=through)
+        self._blocks = decoded_rows(stored)
         self._block: list[list[Any]] = []
         self._next = 0  # the block's first row not handed out yet
 

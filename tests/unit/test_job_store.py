@@ -399,11 +399,11 @@ async def test_a_read_run_as_a_point_read_answers_the_same_and_a_write_never_is(
 
 
 async def test_a_batch_s_rows_come_in_batch_order_across_pages_and_chunks(store: Store) -> None:
-    from querybatch.engine.batch_rows import batch_rows
+    from querybatch.engine.batch_rows import batch_stored_rows, decoded_rows
     from querybatch.engine.result_rows import Columns
     from querybatch.store.results import CHUNK_ROWS
 
-    make_batch(store, 6)
+    batch = make_batch(store, 6).id
     items = claim(store, "qrb_000000000001", 6)
     now = time.time()
     store.runs.record_runs.blocking([(i, now) for i in items], [], now + 30, now)
@@ -435,21 +435,28 @@ async def test_a_batch_s_rows_come_in_batch_order_across_pages_and_chunks(store:
     # A column the sub-queries do not have comes first: every row is laid out, not copied.
     columns = Columns(["schedule_id", "other", "date"], ["schedule_id", "other", "date"], [])
     blocks = [
-        b async for b in batch_rows(store, "qrb_000000000001", columns, page_results=2, through=6)
+        b
+        async for b in decoded_rows(
+            batch_stored_rows(store, batch, columns, page_results=2, through=6)
+        )
     ]
     assert [row for block in blocks for row in block] == expected
     assert all(blocks)
     # Pages are ranges of positions: one holding only the failed sub-query is passed over.
     one_by_one = [
         row
-        async for block in batch_rows(store, "qrb_000000000001", columns, page_results=1, through=6)
+        async for block in decoded_rows(
+            batch_stored_rows(store, batch, columns, page_results=1, through=6)
+        )
         for row in block
     ]
     assert one_by_one == expected
     # A window of positions (a transfer run's queries in a shared batch) reads only those.
     window = [
         row
-        async for block in batch_rows(store, "qrb_000000000001", columns, after=2, through=5)
+        async for block in decoded_rows(
+            batch_stored_rows(store, batch, columns, after=2, through=5)
+        )
         for row in block
     ]
     assert window == [row for row in expected if row[0].rsplit("_", 1)[1] in ("3", "4", "5")]
