@@ -91,13 +91,16 @@ async def keyjson_stream(
     yield b"]}"
 
 
+def ndjson_lines(ids: list[str], rows: list[list[Any]]) -> bytes:
+    """``rows`` as ndjson lines, each an object keyed by ``ids``."""
+    return b"".join(orjson.dumps(dict(zip(ids, row, strict=True))) + b"\n" for row in rows)
+
+
 async def ndjson_stream(columns: Columns, chunks: RowChunks) -> AsyncIterator[bytes]:
     """One JSON object per line, keyed by field id, values typed (the ``ndjson`` format)."""
     async for rows in chunks:
         if rows:
-            yield b"".join(
-                orjson.dumps(dict(zip(columns.ids, row, strict=True))) + b"\n" for row in rows
-            )
+            yield ndjson_lines(columns.ids, rows)
 
 
 def spreadsheet_safe(value: Any) -> Any:

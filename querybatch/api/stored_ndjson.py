@@ -14,7 +14,7 @@ within), must leave exactly the structure of the chunks' rows, ``[[,,],[,,]]`` f
 of three values (the row counts are the store's). What is left otherwise tells a string
 holding a comma, a bracket or an escape, a value that is a list or an object, or a row of
 the wrong width. A chunk that fails the check is decoded, laid out and encoded as
-:func:`querybatch.api.formats.ndjson_stream` does, which the lines copied equal byte for
+:func:`querybatch.api.formats.ndjson_lines` does, which the lines copied equal byte for
 byte.
 """
 
@@ -28,6 +28,7 @@ from operator import attrgetter
 
 import orjson
 
+from querybatch.api.formats import ndjson_lines
 from querybatch.engine.batch_rows import MAX_LAYOUTS, Layout, StoredBlocks, StoredRows
 from querybatch.engine.result_rows import Columns
 
@@ -71,11 +72,7 @@ class _Lines:
         if len(group) > 1:
             return b"".join([self._group([stored]) for stored in group])
         stored = group[0]
-        ids = self.ids
-        return b"".join(
-            orjson.dumps(dict(zip(ids, row, strict=True))) + b"\n"
-            for row in stored.layout.rows(stored.schedule_id, stored.decoded())
-        )
+        return ndjson_lines(self.ids, stored.layout.rows(stored.schedule_id, stored.decoded()))
 
     def _copied(self, group: list[StoredRows]) -> bytes | None:
         """The lines of the chunks of ``group``, every value's text cut from their JSON;
