@@ -23,10 +23,10 @@ from typing import Any, NamedTuple
 
 from querybatch.engine.result_rows import (
     CHUNK_ROWS,
-    THREAD_DECODE_BYTES,
     Columns,
     ResultRows,
     RowChunks,
+    decoded_chunk,
 )
 from querybatch.store.results import BatchResult, decode_rows
 from querybatch.store.store import Store
@@ -148,10 +148,7 @@ async def decoded_rows(blocks: StoredBlocks) -> RowChunks:
         async for block in blocks:
             rows: list[list[Any]] = []
             for stored in block:
-                if len(stored.payload) > THREAD_DECODE_BYTES:  # a full chunk: milliseconds
-                    decoded = await asyncio.to_thread(stored.decoded)
-                else:
-                    decoded = stored.decoded()
+                decoded = await decoded_chunk(stored.payload)
                 rows += stored.layout.rows(stored.schedule_id, decoded)
             yield rows
 

@@ -11,7 +11,7 @@ from querybatch.domain.fields import FieldInfo
 from querybatch.store.results import CHUNK_ROWS, chunk_span, decode_rows
 from querybatch.store.store import Store
 
-__all__ = ["CHUNK_ROWS", "Columns", "ResultRows", "RowChunks", "no_rows"]
+__all__ = ["CHUNK_ROWS", "Columns", "ResultRows", "RowChunks", "decoded_chunk", "no_rows"]
 
 CHUNKS_PER_READ = 8
 # A chunk larger than this is decoded on a thread: a full chunk takes a few milliseconds,
@@ -53,10 +53,7 @@ class ResultRows:
         first, last = chunk_span(offset, end)
         async for seq, payload in self.payloads(result_id, first, last):
             base = seq * CHUNK_ROWS
-            if len(payload) > THREAD_DECODE_BYTES:
-                rows = await asyncio.to_thread(decode_rows, payload)
-            else:
-                rows = decode_rows(payload)
+            rows = await decoded_chunk(payload)
             yield rows[max(offset - base, 0) : max(min(end - base, len(rows)), 0)]
 
     async def payloads(
@@ -79,6 +76,13 @@ class ResultRows:
                 # fast as it is sent): hand the loop to other requests after every chunk, so
                 # that a million-row answer costs them a few milliseconds at a time, not seconds.
                 await asyncio.sleep(0)
+
+
+async def decoded_chunk(payload: bytes) -> list[list[Any]]:
+    """A stored chunk's rows, decoded on a thread if it is large."""
+    if len(payload) > THREAD_DECODE_BYTES:
+        return await asyncio.to_thread(decode_rows, payload)
+    return decode_rows(payload)
 
 
 async def no_rows() -> RowChunks:
