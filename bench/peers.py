@@ -273,14 +273,14 @@ def wait_for(done: Callable[[], bool], timeout: float, poll: float = DONE_POLL_S
 def timed_reads(read: Callable[[], T]) -> tuple[T, float]:
     """What ``read`` returns the first time, and the median of its durations over
     :data:`READS` calls."""
-    durations = []
-    first: list[T] = []
-    for _ in range(READS):
+    began = time.perf_counter()
+    first = read()
+    durations = [time.perf_counter() - began]
+    for _ in range(READS - 1):
         began = time.perf_counter()
-        value = read()
+        read()
         durations.append(time.perf_counter() - began)
-        first = first or [value]
-    return first[0], statistics.median(durations)
+    return first, statistics.median(durations)
 
 
 def run_timeout(work: Workload) -> float:
