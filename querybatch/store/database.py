@@ -22,9 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, ParamSpec, TypeVar
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Connection, create_engine, event, make_url, text, update
+from sqlalchemy import Connection, create_engine, event, inspect, make_url, text, update
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
@@ -32,6 +30,7 @@ from querybatch import logs
 from querybatch.cpu_meter import metered
 from querybatch.errors import ConfigurationError, Conflict, StoreUnavailable
 from querybatch.logs import redact
+from querybatch.store.migrations import HEAD, VERSION_TABLE
 from querybatch.store.private_files import PRIVATE_FILE, prepare_sqlite_file
 from querybatch.store.tables import server_state
 
@@ -87,6 +86,25 @@ _LOCK_IDS = {
     "node": 0x51BA7C5,  # held by the one embedded (in-process executor) server
     "scheduler": 0x51BA7C6,  # held by the node that schedules for a scale-out cluster
 }
+
+
+def _revision_of(conn: Connection) -> str | None:
+    """The migration recorded in the database (Alembic's version table), None if none is."""
+    if not inspect(conn).has_table(VERSION_TABLE):
+        return None
+    revision = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+    return None if revision is None else str(revision)
+
+
+def _upgrade(conn: Connection) -> None:
+    """Run the migrations from where the database stands to the head, on ``conn``."""
+    from alembic import command  # only a database behind the head needs Alembic
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", "querybatch.store:migrations")
+    config.attributes["connection"] = conn
+    command.upgrade(config, "head")
 
 
 def normalize_url(raw: str) -> URL:
@@ -282,9 +300,12 @@ class Database:
         raise AssertionError("unreachable")
 
     def migrate(self) -> None:
-        """Bring the schema to the newest migration (safe when several nodes start at once)."""
-        config = Config()
-        config.set_main_option("script_location", "querybatch.store:migrations")
+        """Bring the schema to the newest migration (safe when several nodes start at once).
+
+        A database already at :data:`~querybatch.store.migrations.HEAD` (every start but the
+        first after an upgrade) is left as it is without loading Alembic, which costs a
+        server, a worker or a CLI command about 0.2 s and 8 MB.
+        """
         try:
             with self.engine.begin() as conn:
                 if not self.is_sqlite:
@@ -292,8 +313,8 @@ class Database:
                         text("SELECT pg_advisory_xact_lock(:id, hashtext(current_schema()))"),
                         {"id": _MIGRATION_LOCK_ID},
                     )
-                config.attributes["connection"] = conn
-                command.upgrade(config, "head")
+                if _revision_of(conn) != HEAD:
+                    _upgrade(conn)
             if self.is_sqlite:
                 self._convert_to_incremental_vacuum()
         except SQLAlchemyError as exc:
@@ -493,11 +514,9 @@ class Database:
 
     def revision(self) -> str | None:
         """The migration the database is at; None when it holds no querybatch schema yet."""
-        from alembic.runtime.migration import MigrationContext
-
         try:
             with self.engine.connect() as conn:
-                return MigrationContext.configure(conn).get_current_revision()
+                return _revision_of(conn)
         except SQLAlchemyError as exc:
             raise StoreUnavailable(
                 f"Cannot reach the database at {self.url.render_as_string(hide_password=True)}",
@@ -506,16 +525,11 @@ class Database:
 
     def check_schema(self) -> None:
         """Raise StoreUnavailable unless the database answers and is migrated to our head."""
-        from alembic.script import ScriptDirectory
-
-        config = Config()
-        config.set_main_option("script_location", "querybatch.store:migrations")
-        head = ScriptDirectory.from_config(config).get_current_head()
         current = self.revision()
-        if current != head:
+        if current != HEAD:
             raise StoreUnavailable(
                 "The database is not migrated for this version of querybatch",
-                f"It is at revision {current}, this version needs {head}: start `querybatch serve` "
+                f"It is at revision {current}, this version needs {HEAD}: start `querybatch serve` "
                 "once, it migrates the database.",
             )
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from querybatch.store.database import Database
+from querybatch.store.migrations import HEAD
 from querybatch.store.tables import metadata
 
 
@@ -39,3 +44,27 @@ def test_migrating_twice_is_harmless(database_url: str) -> None:
         db.migrate()
     finally:
         db.close()
+
+
+def test_the_head_querybatch_knows_is_alembic_s_head() -> None:
+    config = Config()
+    config.set_main_option("script_location", "querybatch.store:migrations")
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD
+
+
+def test_a_store_at_the_head_opens_without_loading_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    Database(url).migrate()  # the first start migrates
+    program = (
+        "import sys\n"
+        "from querybatch.store.database import Database\n"
+        "import querybatch.api.app, querybatch.engine.executors.worker_process\n"
+        f"db = Database({url!r})\n"
+        "db.migrate()\n"
+        "db.check_schema()\n"
+        "print(db.revision(), sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.split() == [HEAD, "[]"]
