@@ -164,6 +164,9 @@ async def delimited_stream(
 
 
 PARQUET_GROUP_ROWS = 64 * 1024  # rows of a Parquet row group, gathered across chunks
+# Rows turned into Arrow at a time (a group is eight such blocks): a group waiting to be
+# written is held as Arrow columns, about a tenth of what its rows take as Python lists.
+ARROW_BLOCK_ROWS = PARQUET_GROUP_ROWS // 8
 
 
 class _TakenBytes(io.RawIOBase):
@@ -196,8 +199,9 @@ class _TakenBytes(io.RawIOBase):
 async def parquet_stream(columns: Columns, chunks: RowChunks) -> AsyncIterator[bytes]:
     """A Parquet file, sent as it is written: rows gather into row groups of
     :data:`PARQUET_GROUP_ROWS` whatever the chunks they came in (a batch's many small results
-    make one group, not one each), and each group is built and written on a worker thread,
-    so memory holds one group and the loop never encodes one."""
+    make one group, not one each). Rows become Arrow columns :data:`ARROW_BLOCK_ROWS` at a
+    time and each group is written as soon as it is full, both on a worker thread, so memory
+    holds one group as Arrow and one block of rows, and the loop never encodes either."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -218,20 +222,33 @@ async def parquet_stream(columns: Columns, chunks: RowChunks) -> AsyncIterator[b
     sink = _TakenBytes()
     writer = pq.ParquetWriter(sink, schema)
 
-    def write_group(rows: list[list[Any]]) -> bytes:
+    def arrow_block(rows: list[list[Any]]) -> Any:
         arrays = [
             _arrow_column([row[i] for row in rows], field.type) for i, field in enumerate(schema)
         ]
-        writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    def write_group(blocks: list[Any]) -> bytes:
+        table = pa.Table.from_batches(blocks, schema=schema)
+        writer.write_table(table, row_group_size=PARQUET_GROUP_ROWS)
         return sink.take()
 
     try:
-        group: list[list[Any]] = []
+        pending: list[list[Any]] = []  # rows not yet turned into Arrow
+        group: list[Any] = []  # the group's blocks
         async for rows in chunks:
-            group += rows
-            while len(group) >= PARQUET_GROUP_ROWS:
-                full, group = group[:PARQUET_GROUP_ROWS], group[PARQUET_GROUP_ROWS:]
-                yield await asyncio.to_thread(write_group, full)
+            pending += rows
+            taken = 0
+            while len(pending) - taken >= ARROW_BLOCK_ROWS:
+                block = pending[taken : taken + ARROW_BLOCK_ROWS]
+                group.append(await asyncio.to_thread(arrow_block, block))
+                taken += ARROW_BLOCK_ROWS
+                if len(group) * ARROW_BLOCK_ROWS == PARQUET_GROUP_ROWS:
+                    yield await asyncio.to_thread(write_group, group)
+                    group = []
+            del pending[:taken]
+        if pending:
+            group.append(await asyncio.to_thread(arrow_block, pending))
         if group:
             yield await asyncio.to_thread(write_group, group)
     finally:

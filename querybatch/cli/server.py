@@ -32,6 +32,7 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Start the API server (and, on the embedded default, its workers)."""
+    _arrow_allocator()
     import uvicorn
 
     from querybatch.api.app import create_app, served
@@ -118,6 +119,7 @@ def worker(
     ] = None,
 ) -> None:
     """Run sub-queries handed out by the servers (QB_EXECUTOR=celery, QB_BROKER_URL)."""
+    _arrow_allocator()  # its processes inherit it: they load transfers' rows with Arrow
     from querybatch.engine.factory import check_worker
 
     settings = settings_with()
@@ -159,3 +161,11 @@ def worker(
     from querybatch.engine.executors.celery import run_worker
 
     run_worker(settings, chunks, log_level, node)
+
+
+def _arrow_allocator() -> None:
+    """Arrow allocates from the C library's allocator unless the operator chose another
+    (``ARROW_DEFAULT_MEMORY_POOL``). Its default, mimalloc, kept what every Parquet row group
+    had used: a Parquet download of 1,000,000 rows in 200,000 results grew the server by
+    106 MB, and by 65 MB with this. Set before anything loads Arrow, which reads it once."""
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
