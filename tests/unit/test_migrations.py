@@ -7,11 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from querybatch.errors import StoreUnavailable
 from querybatch.store.database import Database
 from querybatch.store.migrations import HEAD
 from querybatch.store.tables import metadata
@@ -46,10 +48,38 @@ def test_migrating_twice_is_harmless(database_url: str) -> None:
         db.close()
 
 
-def test_the_head_querybatch_knows_is_alembic_s_head() -> None:
+def _alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", "querybatch.store:migrations")
-    assert ScriptDirectory.from_config(config).get_current_head() == HEAD
+    return config
+
+
+def test_the_head_querybatch_knows_is_alembic_s_head() -> None:
+    assert ScriptDirectory.from_config(_alembic_config()).get_current_head() == HEAD
+
+
+def test_a_store_behind_the_head_is_refused_by_the_schema_check_and_migrated_at_start(
+    database_url: str,
+) -> None:
+    db = Database(database_url)
+    try:
+        assert db.revision() is None
+        with pytest.raises(StoreUnavailable, match="not migrated"):
+            db.check_schema()  # no schema at all
+        config = _alembic_config()
+        with db.engine.begin() as conn:  # a store left by the previous version
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0013")
+        assert db.revision() == "0013"
+        with pytest.raises(StoreUnavailable) as refused:
+            db.check_schema()
+        assert refused.value.description is not None
+        assert f"at revision 0013, this version needs {HEAD}" in refused.value.description
+        db.migrate()
+        assert db.revision() == HEAD
+        db.check_schema()
+    finally:
+        db.close()
 
 
 def test_a_store_at_the_head_opens_without_loading_alembic(tmp_path: Path) -> None:
