@@ -1,4 +1,4 @@
-"""Fixtures: a server process per test module, and clients for it."""
+"""Fixtures: server processes the test modules share, and clients for them."""
 
 from __future__ import annotations
 
@@ -14,7 +14,14 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from support import DEPLOYMENT, ServerProcess, client, drop_scaleout_schemas, running_server
+from support import (
+    DEPLOYMENT,
+    ServerProcess,
+    client,
+    drop_scaleout_schemas,
+    running_server,
+    shared_server,
+)
 
 DEPLOYMENTS = ("embedded", "scaleout")
 
@@ -31,6 +38,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         marker = metafunc.definition.get_closest_marker("deployments")
         modes = marker.args if marker else getattr(metafunc.module, "DEPLOYMENTS", DEPLOYMENTS)
         metafunc.parametrize("deployment", modes, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="session")
+def shared_servers() -> Iterator[dict[str, ServerProcess]]:
+    """The servers of this test process that modules share, by deployment and log level
+    (each started when a module first needs it)."""
+    servers: dict[str, ServerProcess] = {}
+    yield servers
+    for started in servers.values():
+        started.stop()
+    drop_scaleout_schemas(shared=True)
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +69,23 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def server(deployment: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A server shared by the tests of one module (each test uses its own data)."""
-    with running_server(tmp_path_factory.mktemp("server")) as started:
-        yield started
+def server(
+    deployment: str,
+    shared_servers: dict[str, ServerProcess],
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ServerProcess]:
+    """The module's server: one per deployment, shared by the modules of this test process
+    (each test uses its own data), since a start costs about 2 s of CPU.
+
+    A module whose tests read the process itself (what it has loaded, what it logged) is
+    marked ``own_server`` and gets a server of its own.
+    """
+    if request.node.get_closest_marker("own_server"):
+        with running_server(tmp_path_factory.mktemp("server")) as started:
+            yield started
+        return
+    yield shared_server(shared_servers, deployment, tmp_path_factory)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import orjson
+from pytest import TempPathFactory
 
 ADMIN_KEY = "qb_test_admin_key_0123456789abcdefghijklmnopqrst"
 REPO = Path(__file__).resolve().parents[1]
@@ -26,6 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 # set per test by the `deployment` fixture, read by every server the tests start.
 DEPLOYMENT = {"mode": "embedded", "postgres": "", "redis": ""}
 _SCHEMAS: set[str] = set()
+# Schemas of servers that several test modules share: dropped only at the end of the session.
+SHARED_SCHEMAS: set[str] = set()
 
 
 def scaleout() -> bool:
@@ -33,18 +36,20 @@ def scaleout() -> bool:
     return DEPLOYMENT["mode"] == "scaleout"
 
 
-def _scaleout_env(data_dir: Path) -> dict[str, str]:
-    """Settings of a scale-out stack whose state is private to ``data_dir``.
-
-    The schema and the queue are named after the data directory, so a server restarted on
-    the same directory finds the same state again.
-    """
+def scaleout_schema(data_dir: Path) -> str:
+    """The PostgreSQL schema of a scale-out server on ``data_dir`` (its Celery queue is named
+    the same way), so a server restarted on the same directory finds the same state again."""
     import hashlib
 
+    return "qbt_" + hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
+
+
+def _scaleout_env(data_dir: Path) -> dict[str, str]:
+    """Settings of a scale-out stack whose state is private to ``data_dir``."""
     import psycopg
 
-    tag = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
-    schema, queue = f"qbt_{tag}", f"qbt-{tag}"
+    schema = scaleout_schema(data_dir)
+    queue = schema.replace("_", "-")
     plain = DEPLOYMENT["postgres"].replace("postgresql+psycopg://", "postgresql://")
     if schema not in _SCHEMAS:
         with psycopg.connect(plain, autocommit=True) as conn:
@@ -63,17 +68,18 @@ def _scaleout_env(data_dir: Path) -> dict[str, str]:
     }
 
 
-def drop_scaleout_schemas() -> None:
-    """Remove every schema the scale-out runs created."""
-    if not _SCHEMAS:
+def drop_scaleout_schemas(*, shared: bool = False) -> None:
+    """Remove the schemas the scale-out runs created; those of shared servers too if ``shared``."""
+    dropped = _SCHEMAS if shared else _SCHEMAS - SHARED_SCHEMAS
+    if not dropped:
         return
     import psycopg
 
     plain = DEPLOYMENT["postgres"].replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(plain, autocommit=True) as conn:
-        for schema in sorted(_SCHEMAS):
+        for schema in sorted(dropped):
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    _SCHEMAS.clear()
+    _SCHEMAS.difference_update(set(dropped))
 
 
 def free_port() -> int:
@@ -221,6 +227,24 @@ def kill_worker(worker: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(5)
+
+
+def shared_server(
+    shared_servers: dict[str, ServerProcess],
+    deployment: str,
+    tmp_path_factory: TempPathFactory,
+    log_level: str = "warning",
+) -> ServerProcess:
+    """The shared server of this deployment logging at ``log_level``, started if need be."""
+    name = f"{deployment}-{log_level}"
+    shared = shared_servers.get(name)
+    if shared is None or shared.process is None or shared.process.poll() is not None:
+        data_dir = tmp_path_factory.mktemp(f"shared-{name}")
+        if deployment == "scaleout":
+            SHARED_SCHEMAS.add(scaleout_schema(data_dir))
+        shared = ServerProcess(data_dir, log_level=log_level).start()
+        shared_servers[name] = shared
+    return shared
 
 
 @contextlib.contextmanager

@@ -6,9 +6,12 @@ destinations; a server that never does either never loads it.
 
 from __future__ import annotations
 
+import pytest
+
 from support import ServerProcess, client, wait_until
 
 DEPLOYMENTS = ("embedded",)  # what one process imports: the same module list either way
+pytestmark = pytest.mark.own_server  # what the process has loaded, which other modules change
 
 BATCH = {
     "queries": [

@@ -1,5 +1,6 @@
 """What every browser test of the console shares: one server that logs requests (so that a
-test can look for keys in its log), one Chromium saving downloads, where screenshots go."""
+test can look for keys in its log), shared by the console's modules; one Chromium per module
+saving downloads; where screenshots go."""
 
 from __future__ import annotations
 
@@ -11,17 +12,17 @@ import pytest
 from selenium.webdriver.chrome.webdriver import WebDriver
 
 from browser import chromium
-from support import ServerProcess
+from support import ServerProcess, shared_server
 
 
 @pytest.fixture(scope="module")
-def server(deployment: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """The module's server, logging at info."""
-    started = ServerProcess(tmp_path_factory.mktemp("console"), log_level="info").start()
-    try:
-        yield started
-    finally:
-        started.stop()
+def server(
+    deployment: str,
+    shared_servers: dict[str, ServerProcess],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> ServerProcess:
+    """The console modules' server, logging at info."""
+    return shared_server(shared_servers, deployment, tmp_path_factory, log_level="info")
 
 
 @pytest.fixture(scope="module")
