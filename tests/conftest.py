@@ -21,6 +21,7 @@ from support import (
     drop_scaleout_schemas,
     running_server,
     shared_server,
+    stop_shared_servers,
 )
 
 DEPLOYMENTS = ("embedded", "scaleout")
@@ -40,15 +41,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("deployment", modes, indirect=True, scope="module")
 
 
-@pytest.fixture(scope="session")
-def shared_servers() -> Iterator[dict[str, ServerProcess]]:
-    """The servers of this test process that modules share, by deployment and log level
-    (each started when a module first needs it)."""
-    servers: dict[str, ServerProcess] = {}
-    yield servers
-    for started in servers.values():
-        started.stop()
-    drop_scaleout_schemas(shared=True)
+@pytest.fixture(scope="session", autouse=True)
+def _shared_servers_stopped() -> Iterator[None]:
+    """Stop the servers the modules of this test process shared, once they are all done."""
+    yield
+    stop_shared_servers()
 
 
 @pytest.fixture(scope="module")
@@ -70,13 +67,10 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def server(
-    deployment: str,
-    shared_servers: dict[str, ServerProcess],
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
+    deployment: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
     """The module's server: one per deployment, shared by the modules of this test process
-    (each test uses its own data), since a start costs about 2 s of CPU.
+    (each test uses its own data), since a start costs 1 to 2 s of CPU.
 
     A module whose tests read the process itself (what it has loaded, what it logged) is
     marked ``own_server`` and gets a server of its own.
@@ -85,7 +79,7 @@ def server(
         with running_server(tmp_path_factory.mktemp("server")) as started:
             yield started
         return
-    yield shared_server(shared_servers, deployment, tmp_path_factory)
+    yield shared_server(deployment, tmp_path_factory)
 
 
 @pytest.fixture

@@ -27,8 +27,6 @@ REPO = Path(__file__).resolve().parents[1]
 # set per test by the `deployment` fixture, read by every server the tests start.
 DEPLOYMENT = {"mode": "embedded", "postgres": "", "redis": ""}
 _SCHEMAS: set[str] = set()
-# Schemas of servers that several test modules share: dropped only at the end of the session.
-SHARED_SCHEMAS: set[str] = set()
 
 
 def scaleout() -> bool:
@@ -68,9 +66,9 @@ def _scaleout_env(data_dir: Path) -> dict[str, str]:
     }
 
 
-def drop_scaleout_schemas(*, shared: bool = False) -> None:
-    """Remove the schemas the scale-out runs created; those of shared servers too if ``shared``."""
-    dropped = _SCHEMAS if shared else _SCHEMAS - SHARED_SCHEMAS
+def drop_scaleout_schemas() -> None:
+    """Remove the schemas the scale-out runs created, but those of the shared servers."""
+    dropped = _SCHEMAS - {scaleout_schema(shared.data_dir) for shared in _SHARED.values()}
     if not dropped:
         return
     import psycopg
@@ -79,7 +77,7 @@ def drop_scaleout_schemas(*, shared: bool = False) -> None:
     with psycopg.connect(plain, autocommit=True) as conn:
         for schema in sorted(dropped):
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    _SCHEMAS.difference_update(set(dropped))
+    _SCHEMAS.difference_update(dropped)
 
 
 def free_port() -> int:
@@ -229,22 +227,29 @@ def kill_worker(worker: subprocess.Popen[bytes]) -> None:
         worker.wait(5)
 
 
+# Servers that the test modules of this process share, by deployment and log level.
+_SHARED: dict[str, ServerProcess] = {}
+
+
 def shared_server(
-    shared_servers: dict[str, ServerProcess],
-    deployment: str,
-    tmp_path_factory: TempPathFactory,
-    log_level: str = "warning",
+    deployment: str, tmp_path_factory: TempPathFactory, log_level: str = "warning"
 ) -> ServerProcess:
-    """The shared server of this deployment logging at ``log_level``, started if need be."""
+    """The shared server of this deployment logging at ``log_level``, started if need be
+    (again, if a test ended it)."""
     name = f"{deployment}-{log_level}"
-    shared = shared_servers.get(name)
+    shared = _SHARED.get(name)
     if shared is None or shared.process is None or shared.process.poll() is not None:
         data_dir = tmp_path_factory.mktemp(f"shared-{name}")
-        if deployment == "scaleout":
-            SHARED_SCHEMAS.add(scaleout_schema(data_dir))
-        shared = ServerProcess(data_dir, log_level=log_level).start()
-        shared_servers[name] = shared
+        shared = _SHARED[name] = ServerProcess(data_dir, log_level=log_level).start()
     return shared
+
+
+def stop_shared_servers() -> None:
+    """Stop the shared servers and remove what they kept."""
+    for shared in _SHARED.values():
+        shared.stop()
+    _SHARED.clear()
+    drop_scaleout_schemas()
 
 
 @contextlib.contextmanager

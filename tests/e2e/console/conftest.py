@@ -16,13 +16,9 @@ from support import ServerProcess, shared_server
 
 
 @pytest.fixture(scope="module")
-def server(
-    deployment: str,
-    shared_servers: dict[str, ServerProcess],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> ServerProcess:
+def server(deployment: str, tmp_path_factory: pytest.TempPathFactory) -> ServerProcess:
     """The console modules' server, logging at info."""
-    return shared_server(shared_servers, deployment, tmp_path_factory, log_level="info")
+    return shared_server(deployment, tmp_path_factory, log_level="info")
 
 
 @pytest.fixture(scope="module")
