@@ -78,6 +78,15 @@ class Settings(BaseSettings):
     max_batch_queries: int = Field(
         default=1_000_000, ge=1, description="sub-queries one batch may hold"
     )
+    batch_store_slice: int = Field(
+        default=10_000,
+        ge=100,
+        le=1_000_000,
+        description=(
+            "sub-queries stored with a batch before it is answered, and in each write after "
+            "it: a larger batch's other sub-queries are stored behind the answer"
+        ),
+    )
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     upload_ttl: int = Field(
         default=3600, ge=1, description="seconds an upload URL (and an uploaded file) stays valid"

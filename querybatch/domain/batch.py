@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -61,6 +62,15 @@ def new_batch_id() -> str:
 def batch_query_schedule_id(batch_id: str, position: int) -> str:
     """The schedule id of the ``position``-th (from 1) sub-query of a batch."""
     return f"{batch_id}_query_{position}"
+
+
+_NUMBERED = re.compile(r"(qrb_[0-9a-f]{12})_query_([1-9][0-9]{0,6})")
+
+
+def batch_query_position(schedule_id: str) -> tuple[str, int] | None:
+    """(batch id, position) of a schedule id :func:`batch_query_schedule_id` made, else None."""
+    found = _NUMBERED.fullmatch(schedule_id)
+    return None if found is None else (found[1], int(found[2]))
 
 
 class PlannedQuery(NamedTuple):

@@ -7,6 +7,7 @@ single 400 that names it by index and parameter, and nothing is created.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -26,6 +27,7 @@ from querybatch.domain.splitting import count_subqueries, split_query
 from querybatch.engine.planner import Planner
 
 _REQUESTS = TypeAdapter(list[DataRequest])
+_SPECS = TypeAdapter(list[QuerySpec])
 Piece = tuple[tuple[str, ...], date, date]  # a sub-query's accounts, start and end dates
 
 
@@ -52,12 +54,31 @@ class SubQueries:
         self.total = total
         self.interleaved = interleaved
 
+    @classmethod
+    def from_plan(cls, batch_id: str, plan: str, settings: BatchSettings, total: int) -> SubQueries:
+        """The sub-queries a stored :meth:`plan` makes (the batch's split settings and size
+        are stored with the batch itself)."""
+        stored = orjson.loads(plan)
+        specs = _SPECS.validate_python(stored["specs"])
+        return cls(batch_id, specs, settings, total, interleaved=stored["interleaved"])
+
+    def plan(self) -> str:
+        """What the sub-queries are made from, as text to store: the queries' specs (their
+        account lists resolved, their dates concrete) and the order of their pieces."""
+        specs = [spec.model_dump(mode="json") for spec in self.specs]
+        return orjson.dumps({"specs": specs, "interleaved": self.interleaved}).decode()
+
     def __len__(self) -> int:
         return self.total
 
     def __iter__(self) -> Iterator[PlannedQuery]:
-        for position, (spec, template, (accounts, start, end)) in enumerate(self._pieces(), 1):
-            schedule_id = batch_query_schedule_id(self.batch_id, position)
+        return self.after(0)
+
+    def after(self, position: int) -> Iterator[PlannedQuery]:
+        """The sub-queries after the first ``position`` (those are skipped unmade)."""
+        pieces = itertools.islice(self._pieces(), position, None)
+        for number, (spec, template, (accounts, start, end)) in enumerate(pieces, position + 1):
+            schedule_id = batch_query_schedule_id(self.batch_id, number)
             yield PlannedQuery.piece(schedule_id, spec, template, accounts, start, end)
 
     def _pieces(self) -> Iterator[tuple[QuerySpec, PieceTemplate, Piece]]:

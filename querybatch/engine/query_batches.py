@@ -35,6 +35,10 @@ from querybatch.store.records import BatchRecord, Counts, QueryRecord, SubQueryS
 
 log = logging.getLogger(__name__)
 
+# A batch stored behind its answer keeps its queries' specs until all its sub-queries are
+# stored: a batch of more queries than this is stored whole before it is answered.
+MAX_PLAN_QUERIES = 10_000
+
 # Sub-queries whose filter rows one store write makes: about 0.15 s of the writer at a time on
 # SQLite, so that the engine's own writes are not held up for the whole of a large batch.
 FILTER_ROWS_SLICE = 20_000
@@ -144,6 +148,7 @@ class QueryBatches:
     ) -> BatchStatusPage:
         """The caller's batch and ``limit`` of its sub-queries after the first ``offset``."""
         batch = await self.get(caller, batch_id)
+        await self.wait_stored(batch, offset + limit)
         read = self.store.jobs.batch_page
         small = limit <= POINT_PAGE_ROWS
         queries = await (read.point if small else read)(batch.id, offset, limit)
@@ -184,6 +189,7 @@ class QueryBatches:
         return task
 
     async def _write_filter_rows(self, batch: BatchRecord) -> None:
+        await self.wait_stored(batch, batch.query_amount)
         views = self.store.sub_queries
         if await views.has_keys(batch.id, batch.query_amount):
             return
@@ -223,6 +229,13 @@ class QueryBatches:
         )
 
     # -- what the engine's other parts call ---------------------------------------------------
+
+    async def wait_stored(self, batch: BatchRecord, upto: int) -> None:
+        """Return once the batch's sub-queries up to position ``upto`` are stored (a large
+        batch's are stored behind its answer), or once waiting for them took too long."""
+        if batch.stored is not None and batch.stored < min(upto, batch.query_amount):
+            upto = min(upto, batch.query_amount)
+            await self.engine.batch_storing.wait_stored(batch.account, batch.id, upto)
 
     async def submit(
         self,
@@ -268,6 +281,14 @@ class QueryBatches:
             self.settings.max_batch_queries,
             interleaved=interleaved,
         )
+        subqueries = planned.subqueries
+        # A batch of many sub-queries from few queries (a plan much smaller than what it
+        # makes) is answered once its first slice is stored; the rest are stored behind the
+        # answer from its plan (engine.batch_storing).
+        first = self.settings.batch_store_slice
+        queries = len(subqueries.specs)
+        behind = len(subqueries) > first and queries <= min(MAX_PLAN_QUERIES, len(subqueries) // 2)
+        plan = await asyncio.to_thread(subqueries.plan) if behind else None
         now = time.time()
         try:
             batch = await self.store.jobs.create_batch(
@@ -282,12 +303,14 @@ class QueryBatches:
                     settings.timeout_minutes * self.settings.timeout_minute_seconds
                 ),
                 schedule_time=settings.schedule_time.timestamp() if settings.schedule_time else now,
-                subqueries=planned.subqueries,
+                subqueries=subqueries,
                 now=now,
                 idempotency_key=idempotency_key,
                 request_hash=digest,
                 callback_url=settings.callback_url,
                 sequence=sequence,
+                plan=plan,
+                stored_now=first if behind else None,
             )
         except Conflict:
             if idempotency_key:
@@ -295,6 +318,8 @@ class QueryBatches:
                 if earlier is not None:
                     return earlier, False
             raise
+        if batch.stored is not None:
+            self.engine.batch_storing.hand_over(batch.id, subqueries, batch.stored)
         self.engine.scheduler.wake()
         logs.event(
             log,

@@ -58,6 +58,13 @@ class Background(Protocol):
         """Stop what runs; the node stops."""
 
 
+class Looker(Protocol):
+    """Work the leading node looks for on its ticks (batches whose storing stopped)."""
+
+    def look(self) -> None:
+        """Look, in the background, unless it looked a moment ago."""
+
+
 @dataclass(frozen=True, slots=True)
 class SchedulerSettings:
     """The limits and periods the scheduler works with."""
@@ -111,6 +118,7 @@ class Scheduler:
         self.leadership = leadership
         self.expiry = expiry
         self.transfer_runs: Background | None = None  # set once the transfers service exists
+        self.batch_storing: Looker | None = None  # takes over batches whose storing stopped
         # Leases, timeouts and claims all read the time here, so a test can move it by hand.
         self.clock = clock
         self.store = store
@@ -177,6 +185,8 @@ class Scheduler:
             self.expiry.start()  # in the background, a slice at a time
         if self.transfer_runs is not None:
             self.transfer_runs.start()  # paced by itself; only the leader gets this far
+        if self.batch_storing is not None:
+            self.batch_storing.look()
         self._refill()
         self._pump()
 

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from querybatch import logs
 from querybatch.connectors.registry import SourceRegistry
 from querybatch.domain.callback_policy import CallbackAllow
+from querybatch.engine.batch_storing import BatchStoring
 from querybatch.engine.callback_targets import CallbackTargets
 from querybatch.engine.callbacks import CallbackSender
 from querybatch.engine.executors.base import Executor
@@ -74,6 +75,10 @@ class Engine:
             Leadership(store.db) if executor.scale_out else None,
             expiry=self.expiry,
         )
+        self.batch_storing = BatchStoring(
+            store, settings.batch_store_slice, self.scheduler.wake, alone=not executor.scale_out
+        )
+        self.scheduler.batch_storing = self.batch_storing
         self._loop_task: asyncio.Task[None] | None = None
         self._callback_task: asyncio.Task[None] | None = None
         self._batches_stopped = asyncio.Event()
@@ -104,6 +109,7 @@ class Engine:
         if self.scheduler.transfer_runs is not None:
             await self.scheduler.transfer_runs.stop()
         await self.expiry.stop()
+        await self.batch_storing.stop()
         if self._callback_task is not None:
             self._callback_task.cancel()
             await asyncio.gather(self._callback_task, return_exceptions=True)

@@ -330,6 +330,7 @@ class TransferRunner:
         if batch.cancel_time is None and not counts.failure and not counts.stopped:
             return None  # every query of the batch succeeded, so every one of the run's
         count = run.query_count if run.query_count is not None else counts.total
+        await self.batches.wait_stored(batch, run.query_offset + count)  # a stop stores the rest
         own = await self.store.jobs.batch_page(batch.id, run.query_offset, count)
         failed = [q for q in own if q.status is not QueryStatus.SUCCESS]
         if not failed:

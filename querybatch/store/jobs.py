@@ -6,10 +6,11 @@ Status changes live in runs.py, counters in counters.py, expiry and callbacks in
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
+    Connection,
     RowMapping,
     Text,
     and_,
@@ -20,9 +21,10 @@ from sqlalchemy import (
     or_,
     select,
     type_coerce,
+    update,
 )
 
-from querybatch.domain.batch import BatchSettings, PlannedQueries
+from querybatch.domain.batch import BatchSettings, PlannedQueries, PlannedQuery
 from querybatch.domain.status import BatchStatus, QueryStatus
 from querybatch.store.codec import StoredSettings
 from querybatch.store.database import Database
@@ -31,6 +33,7 @@ from querybatch.store.records import (
     BatchRecord,
     Counts,
     ErrorInfo,
+    PartlyStored,
     QueryRecord,
     ResultRecord,
     SubQueryState,
@@ -119,6 +122,13 @@ _INSERT_QUERIES = PreparedInsert(
     ],
 )
 _BATCH_STATUS = select(batches.c.status).where(batches.c.id == bindparam("b_id"))
+_STORED_THROUGH = PreparedRead(
+    select(batches.c.n_stored).where(
+        batches.c.id == bindparam("b_id"),
+        batches.c.account == bindparam("account"),
+        batches.c.n_stored.is_not(None),
+    )
+)
 _WORKFLOW = select(
     func.coalesce(func.sum(batches.c.n_queued), 0),
     func.coalesce(func.sum(batches.c.n_running), 0),
@@ -153,6 +163,8 @@ class JobStore:
         request_id: str | None = None,
         cached: tuple[str, float] | None = None,
         sequence: str | None = None,
+        plan: str | None = None,
+        stored_now: int | None = None,
     ) -> BatchRecord:
         """Store a batch and its sub-queries, all or nothing.
 
@@ -161,8 +173,13 @@ class JobStore:
 
         ``cached`` (result id, cache time) stores a one-query batch already answered from the
         cache of an identical earlier query.
+
+        With a ``plan`` (what the sub-queries are made from), only the first ``stored_now``
+        sub-queries are stored with the batch; :meth:`store_more` stores the rest.
         """
         status = QueryStatus.SUCCESS if cached else QueryStatus.SCHEDULED
+        deferred = plan is not None and stored_now is not None and stored_now < len(subqueries)
+        to_store = stored_now if deferred and stored_now is not None else len(subqueries)
         with self.db.writing() as conn:
             conn.execute(
                 insert(batches).values(
@@ -187,6 +204,8 @@ class JobStore:
                     idempotency_key=idempotency_key,
                     request_hash=request_hash,
                     callback_url=callback_url,
+                    n_stored=to_store if deferred else None,
+                    plan=plan if deferred else None,
                 )
             )
             cache_values = (now, now, cached[0], True, cached[1]) if cached else (None,) * 5
@@ -210,16 +229,113 @@ class JobStore:
                     bool(cache_used),
                     cache_time,
                 )
-                for position, planned in enumerate(subqueries, 1)
+                for position, planned in enumerate(itertools.islice(subqueries, to_store), 1)
             )
-            stored = 0
-            while piece := list(itertools.islice(rows, INSERT_SLICE)):
-                _INSERT_QUERIES.executemany(conn, piece)
-                stored += len(piece)
-            if stored != len(subqueries):
-                raise ValueError(f"{len(subqueries)} sub-queries planned, {stored} made")
+            stored = _insert_rows(conn, rows)
+            if stored != to_store:
+                raise ValueError(f"{to_store} sub-queries planned, {stored} made")
             row = conn.execute(select(batches).where(batches.c.id == batch_id)).mappings().one()
         return batch_record(row)
+
+    @writes
+    def store_more(
+        self, batch_id: str, after: int, subqueries: Iterator[PlannedQuery], most: int, now: float
+    ) -> int | None:
+        """Store the next sub-queries of a batch stored in part: those after position
+        ``after``, read from ``subqueries`` (which must begin there), at most ``most``.
+
+        Returns how many of the batch's sub-queries are stored now, or None when the store
+        does not hold the batch at ``after`` any more (another node stored them, or it is
+        gone): the caller lets it be. A batch that stopped meanwhile gets them as stopped
+        sub-queries (its counters already count them so).
+        """
+        with self.db.writing() as conn:
+            batch = conn.execute(
+                select(
+                    batches.c.account,
+                    batches.c.status,
+                    batches.c.n_stored,
+                    batches.c.query_amount,
+                    batches.c.end_time,
+                    batches.c.cancel_time,
+                )
+                .where(batches.c.id == batch_id)
+                .with_for_update()
+            ).one_or_none()
+            if batch is None or batch.n_stored != after:
+                return None
+            upto: int = min(after + most, batch.query_amount)
+            rows = (
+                (
+                    batch.account,
+                    planned.schedule_id,
+                    batch_id,
+                    position,
+                    QueryStatus.SCHEDULED.value,
+                    planned.base.ds_id,
+                    planned.spec_text,
+                    planned.fingerprint,
+                    None,
+                    now,
+                    None,
+                    None,
+                    0,
+                    None,
+                    False,
+                    None,
+                )
+                for position, planned in enumerate(
+                    itertools.islice(subqueries, upto - after), after + 1
+                )
+            )
+            stored = _insert_rows(conn, rows)
+            if stored != upto - after:
+                raise ValueError(f"{upto - after} sub-queries planned, {stored} made")
+            if batch.status == BatchStatus.STOPPED:
+                conn.execute(
+                    update(queries)
+                    .where(
+                        queries.c.batch_id == batch_id,
+                        queries.c.position > after,
+                        queries.c.position <= upto,
+                    )
+                    .values(
+                        status=QueryStatus.STOPPED,
+                        end_time=batch.end_time,
+                        error_code="QUERY_STOPPED",
+                        error_message="Cancelled" if batch.cancel_time else "Timed out",
+                    )
+                )
+            done = upto >= batch.query_amount
+            left = {"n_stored": None, "plan": None} if done else {"n_stored": upto}
+            conn.execute(update(batches).where(batches.c.id == batch_id).values(left))
+        return upto
+
+    @point_reads
+    def stored_through(self, account: str, batch_id: str) -> int | None:
+        """How many of a tenant's batch's sub-queries are stored, if not all of them yet
+        (None: all are, or there is no such batch)."""
+        with self.db.point_reading() as conn:
+            rows = _STORED_THROUGH.rows(conn, {"account": account, "b_id": batch_id})
+        return int(rows[0][0]) if rows else None
+
+    @reads
+    def stored_in_part(self) -> list[PartlyStored]:
+        """Every batch whose sub-queries are not all stored yet, with its plan."""
+        with self.db.reading() as conn:
+            rows = conn.execute(
+                select(
+                    batches.c.id,
+                    batches.c.settings,
+                    batches.c.query_amount,
+                    batches.c.n_stored,
+                    batches.c.plan,
+                ).where(batches.c.n_stored.is_not(None))
+            ).all()
+        return [
+            PartlyStored(row.id, _settings(row.settings), row.query_amount, row.n_stored, row.plan)
+            for row in rows
+        ]
 
     @reads
     def find_cached(
@@ -440,6 +556,15 @@ def sub_query_state(
 _STATUSES = {status.value: status for status in QueryStatus}
 
 
+def _insert_rows(conn: Connection, rows: Iterator[tuple[Any, ...]]) -> int:
+    """Insert rows of ``_INSERT_QUERIES`` a slice at a time; how many there were."""
+    stored = 0
+    while piece := list(itertools.islice(rows, INSERT_SLICE)):
+        _INSERT_QUERIES.executemany(conn, piece)
+        stored += len(piece)
+    return stored
+
+
 def batch_record(row: RowMapping) -> BatchRecord:
     return BatchRecord(
         id=row["id"],
@@ -468,6 +593,7 @@ def batch_record(row: RowMapping) -> BatchRecord:
         request_hash=row["request_hash"],
         callback_url=row["callback_url"],
         callback_sent_at=row["callback_sent_at"],
+        stored=row["n_stored"],
     )
 
 

@@ -81,6 +81,19 @@ class BatchRecord:
     request_hash: str | None = None
     callback_url: str | None = None
     callback_sent_at: float | None = None
+    stored: int | None = None  # sub-queries stored so far, while not all are (None: all are)
+
+
+@dataclass(frozen=True, slots=True)
+class PartlyStored:
+    """A batch whose sub-queries are stored in part: how many, and what the rest are made
+    from (the plan's text, which the engine reads)."""
+
+    batch_id: str
+    settings: BatchSettings
+    query_amount: int
+    stored: int
+    plan: str
 
 
 @dataclass(frozen=True, slots=True)

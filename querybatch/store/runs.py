@@ -348,6 +348,15 @@ class RunStore:
                     )
                 ).rowcount
                 deltas.move(batch_id, source, QueryStatus.STOPPED, changed)
+            # Sub-queries not stored yet are stored stopped (JobStore.store_more), and are
+            # counted so now.
+            unstored = conn.execute(
+                select(batches.c.query_amount - batches.c.n_stored).where(
+                    batches.c.id == batch_id, batches.c.n_stored.is_not(None)
+                )
+            ).scalar()
+            if unstored:
+                deltas.move(batch_id, QueryStatus.SCHEDULED, QueryStatus.STOPPED, unstored)
             deltas.apply(conn, now)
         return in_flight, True
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -108,10 +109,17 @@ batches = Table(
     Column("request_hash", String(64)),
     Column("callback_url", String(2048)),
     Column("callback_sent_at", Double),
+    # A batch of many sub-queries is answered once its first slice is stored; the rest are
+    # stored behind the answer from its plan (the queries' specs, split again). Both are
+    # NULL once every sub-query is stored (engine.batch_storing).
+    Column("n_stored", Integer),
+    Column("plan", Text),
     UniqueConstraint("account", "idempotency_key"),
     Index(None, "status", "kind"),
     Index(None, "status", "end_time"),
     Index(None, "account", "kind", "created_at"),
+    # The few batches still being stored, found without reading every batch.
+    Index(None, "n_stored", **_partial("n_stored IS NOT NULL")),
 )
 
 results = Table(

@@ -101,6 +101,7 @@ class UpkeepStore:
                     .where(
                         batches.c.status == BatchStatus.STOPPED,
                         batches.c.end_time < now - self.result_ttl,
+                        batches.c.n_stored.is_(None),  # none of it is still being stored
                     )
                     .order_by(batches.c.end_time)
                     .limit(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from support import ServerProcess, client, wait_until
@@ -65,5 +66,62 @@ def test_the_first_start_prints_an_admin_key_once_and_it_works(data_dir: Path) -
     second = ServerProcess(data_dir, {"QB_ADMIN_KEY": ""}).start()
     try:
         assert "admin API key" not in second.log()
+    finally:
+        second.stop()
+
+
+def test_a_large_batch_killed_while_stored_in_part_is_stored_whole_after_the_restart(
+    data_dir: Path,
+) -> None:
+    # 2 queries x 25 accounts x 2,000 days: answered after 1,000, the rest stored behind.
+    accounts = [f"ads-{n:04d}" for n in range(1, 26)]
+    total = 2 * len(accounts) * 2000
+    body = {
+        "queries": [
+            {
+                "ds_id": "DEMO_ADS",
+                "ds_accounts": accounts,
+                "fields": "date,clicks",
+                "start_date": start,
+                "end_date": (date.fromisoformat(start) + timedelta(days=1999)).isoformat(),
+            }
+            for start in ("2010-01-01", "2016-01-01")
+        ],
+        "split_accounts_policy": "all",
+        "split_dates_policy": "day",
+        "schedule_time": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+    }
+    env = {"QB_BATCH_STORE_SLICE": "1000"}
+    first = ServerProcess(data_dir, env).start()
+    try:
+        with client(first) as api:
+            made = api.post("/query/batch", json=body)
+            assert made.status_code == 201, made.text
+            batch_id = made.json()["data"]["batch_id"]
+    finally:
+        first.kill()
+    ((stored,),) = first.sql("SELECT n_stored FROM batches WHERE id = :b", b=batch_id)
+    assert stored is not None and 1000 <= stored < total  # as the crash left it
+
+    second = ServerProcess(data_dir, env).start()
+    try:
+        with client(second) as api:
+            last = api.get(f"/query/batch/{batch_id}/status", params={"offset": total - 1})
+            assert [q["schedule_id"] for q in last.json()["data"]] == [
+                f"{batch_id}_query_{total}"
+            ], last.text
+            wait_until(
+                lambda: (
+                    second.sql("SELECT n_stored FROM batches WHERE id = :b", b=batch_id)
+                    == [(None,)]
+                )
+            )
+        ((count, positions, highest),) = second.sql(
+            "SELECT count(*), count(DISTINCT position), max(position) FROM queries"
+            " WHERE batch_id = :b",
+            b=batch_id,
+        )
+        assert count == positions == highest == total
+        assert "storing the sub-queries of batch" in second.log()
     finally:
         second.stop()
