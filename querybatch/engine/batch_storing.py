@@ -127,7 +127,7 @@ class BatchStoring:
     async def _store_slice(self, batch_id: str, storing: _Storing) -> None:
         try:
             stored = await self.store.jobs.store_more(
-                batch_id, storing.stored, storing.pieces, self.slice_size, self.clock()
+                batch_id, storing.stored, storing.pieces, self.slice_size
             )
         except Exception as exc:
             # Some pieces were made and not stored: what is stored is known only to the

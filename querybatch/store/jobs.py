@@ -239,7 +239,7 @@ class JobStore:
 
     @writes
     def store_more(
-        self, batch_id: str, after: int, subqueries: Iterator[PlannedQuery], most: int, now: float
+        self, batch_id: str, after: int, subqueries: Iterator[PlannedQuery], most: int
     ) -> int | None:
         """Store the next sub-queries of a batch stored in part: those after position
         ``after``, read from ``subqueries`` (which must begin there), at most ``most``.
@@ -256,6 +256,7 @@ class JobStore:
                     batches.c.status,
                     batches.c.n_stored,
                     batches.c.query_amount,
+                    batches.c.created_at,
                     batches.c.end_time,
                     batches.c.cancel_time,
                 )
@@ -276,7 +277,7 @@ class JobStore:
                     planned.spec_text,
                     planned.fingerprint,
                     None,
-                    now,
+                    batch.created_at,  # as if stored with the batch
                     None,
                     None,
                     0,

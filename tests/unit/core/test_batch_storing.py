@@ -46,7 +46,13 @@ def stored_rows(store: Store, batch_id: str) -> list[tuple[Any, ...]]:
     """What the store holds of each sub-query, the batch's id left out of its schedule id."""
     rows = store.jobs.batch_queries.blocking(batch_id, 0, 100_000)
     return [
-        (q.position, q.schedule_id.removeprefix(batch_id), q.status.value, q.spec, q.fingerprint)
+        (
+            q.position,
+            q.schedule_id.removeprefix(batch_id),
+            q.status.value,
+            q.spec,
+            q.fingerprint,
+        )
         for q in rows
     ]
 
@@ -106,6 +112,8 @@ async def test_the_rest_stored_behind_is_what_storing_the_whole_batch_stores(
     storing.hand_over(behind, subqueries, FIRST)
     await until_stored(store, behind)
     assert stored_rows(store, behind) == stored_rows(store, whole)
+    every = store.jobs.batch_queries.blocking(behind, 0, 100_000)
+    assert {q.created_at for q in every} == {batch.created_at}
     assert store.jobs.stored_in_part.blocking() == []
     await storing.stop()
 
@@ -138,9 +146,7 @@ async def test_scaled_out_the_leader_takes_over_only_a_batch_whose_storing_stopp
 
     # Another node stores a slice meanwhile: its storing goes on, so the leader lets it be.
     again = sub_queries("qrb_0000000000c1")
-    stored = store.jobs.store_more.blocking(
-        "qrb_0000000000c1", FIRST, again.after(FIRST), 10, time.time()
-    )
+    stored = store.jobs.store_more.blocking("qrb_0000000000c1", FIRST, again.after(FIRST), 10)
     assert stored == FIRST + 10
     clock.advance(LOOK_SECONDS)
     storing.look()
@@ -158,11 +164,11 @@ async def test_a_slice_is_stored_once_whoever_writes_it(store: Store) -> None:
     create(store, "qrb_0000000000d1", subqueries, behind=True)
     # A writer that believes fewer are stored than are: nothing is written.
     stale = store.jobs.store_more.blocking(
-        "qrb_0000000000d1", FIRST - 10, subqueries.after(FIRST - 10), 50, time.time()
+        "qrb_0000000000d1", FIRST - 10, subqueries.after(FIRST - 10), 50
     )
     assert stale is None
     assert len(stored_rows(store, "qrb_0000000000d1")) == FIRST
-    assert store.jobs.store_more.blocking("qrb_unknown00000", 0, iter([]), 50, time.time()) is None
+    assert store.jobs.store_more.blocking("qrb_unknown00000", 0, iter([]), 50) is None
 
 
 async def test_a_batch_stopped_while_stored_in_part_counts_and_stores_the_rest_stopped(
