@@ -185,6 +185,15 @@ def _expire_into(
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
+def _wait_stored(db_path: Path, batch_id: str) -> None:
+    """Return once every sub-query of the batch is stored."""
+    with contextlib.closing(sqlite3.connect(db_path, timeout=30)) as db:
+        while db.execute(
+            "SELECT n_stored FROM batches WHERE id = ? AND n_stored IS NOT NULL", (batch_id,)
+        ).fetchone():
+            time.sleep(0.2)
+
+
 def _count(db_path: Path, table: str) -> int:
     with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as db:
         return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
@@ -227,6 +236,7 @@ def measure_restart(live: int, expired: int) -> Figures:
             body = batch_body(max(live, expired, EFFECT_BATCH), CONCURRENCY)
             body["schedule_time"] = tomorrow
             template = submit(client, body)
+        _wait_stored(server.db_path, template)  # the rest are stored behind the answer
         server.stop()
         _expire_into(server.db_path, template, expired, "e1")
         if live < max(live, expired, EFFECT_BATCH):
