@@ -145,7 +145,7 @@ async def start_server(
         query_batches=query_batches,
         destinations=destinations,
         transfers=transfers,
-        transfer_runs=TransferRuns(store, transfers),
+        transfer_runs=TransferRuns(store, transfers, engine.batch_storing),
         backfills=Backfills(store, created=runner.poke),
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from querybatch.engine.batch_storing import BatchStoring
 from querybatch.engine.catalog import check_team
 from querybatch.engine.service import Caller
 from querybatch.engine.transfers import Transfers
@@ -43,9 +44,10 @@ class RunDetail:
 class TransferRuns:
     """The one door to reading transfer runs (``/teams/{team_id}/transfer_runs``)."""
 
-    def __init__(self, store: Store, transfers: Transfers) -> None:
+    def __init__(self, store: Store, transfers: Transfers, batch_storing: BatchStoring) -> None:
         self.store = store
         self.transfers = transfers
+        self.batch_storing = batch_storing  # a run's batch may still be stored behind
 
     async def list_runs(
         self, caller: Caller, team_id: int, transfer_id: int, query: RunsQuery
@@ -65,6 +67,8 @@ class TransferRuns:
         queries: list[QueryDetail] = []
         if run.batch_id is not None:
             count = min(run.query_count or MAX_DETAILS, MAX_DETAILS)
+            upto = run.query_offset + count
+            await self.batch_storing.wait_stored(caller.account, run.batch_id, upto)
             page = await self.store.jobs.batch_page(run.batch_id, run.query_offset, count)
             for state in page:
                 took = None

@@ -518,7 +518,7 @@ async def test_the_runs_of_a_backfill_share_query_batches_each_run_with_its_own_
     per_date = {r.data_date.isoformat(): r.rows_loaded for r in runs}
     assert per_date == {day: sum(row[0] == day for row in loaded) for day in per_date}
     assert len(loaded) == len(set(loaded))
-    details = TransferRuns(rig.store, rig.transfers)
+    details = TransferRuns(rig.store, rig.transfers, rig.engine.batch_storing)
     for run in runs:
         found = await details.get(ACME, TEAM, run.id)
         assert [q.status for q in found.queries] == ["SUCCESS", "SUCCESS"]
@@ -553,7 +553,7 @@ async def test_a_failed_sub_query_fails_only_its_own_run_and_the_others_of_its_b
         assert run.rows_loaded == len(own) > 0
         assert {row[1] for row in own} == set(ACCOUNTS)
 
-    details = TransferRuns(rig.store, rig.transfers)
+    details = TransferRuns(rig.store, rig.transfers, rig.engine.batch_storing)
     failed = (await details.get(ACME, TEAM, bad.id)).queries
     assert [(q.status, q.error) for q in failed] == [
         ("SUCCESS", None),
