@@ -45,6 +45,7 @@ from querybatch.api.services import Services
 from querybatch.api.sub_query_params import FILTER_PARAMS
 from querybatch.cpu_meter import CpuMeter
 from querybatch.errors import QueryBatchError
+from querybatch.turns import current_turn
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,11 @@ class PollLane:
         spent = CpuMeter()
         async with self._turns:
             await budget.wait_turn()
-            response = await spent.run(self._answer(poll, request))
+            turn = current_turn.set(self._turns)
+            try:
+                response = await spent.run(self._answer(poll, request))
+            finally:
+                current_turn.reset(turn)
         try:
             await spent.run(response(scope, receive, send))
         finally:

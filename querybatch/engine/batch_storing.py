@@ -30,6 +30,7 @@ from querybatch.domain.batch import PlannedQuery
 from querybatch.engine.batches import SubQueries
 from querybatch.store.records import PartlyStored
 from querybatch.store.store import Store
+from querybatch.turns import outside_turn
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +93,15 @@ class BatchStoring:
         """Return once the tenant's batch has its first ``position`` sub-queries stored (at
         once when it has, or there is no such batch), or after :data:`WAIT_MOST_SECONDS`."""
         deadline = self.clock() + WAIT_MOST_SECONDS
-        while True:
-            stored = await self.store.jobs.stored_through(account, batch_id)
-            if stored is None or stored >= position or self.clock() >= deadline:
-                return
-            await asyncio.sleep(WAIT_POLL_SECONDS)
+        stored = await self.store.jobs.stored_through(account, batch_id)
+        if stored is None or stored >= position:
+            return
+        async with outside_turn():  # a poll waiting here holds no other poll up
+            while self.clock() < deadline:
+                await asyncio.sleep(WAIT_POLL_SECONDS)
+                stored = await self.store.jobs.stored_through(account, batch_id)
+                if stored is None or stored >= position:
+                    return
 
     async def stop(self) -> None:
         """Stop storing (the plans stay in the store: the next start goes on)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -154,3 +155,40 @@ def test_another_tenants_sub_query_of_such_a_batch_is_not_found(
         assert_error(other.get("/query/status", params=last), 404, "STATUS_NOT_FOUND")
         assert time.monotonic() - started < 5  # not held until it is stored
         assert_error(other.get(f"/query/batch/{batch_id}/status"), 404, "NOT_FOUND")
+
+
+def test_a_poll_waiting_for_a_sub_query_not_stored_yet_holds_no_other_poll_up(
+    server: ServerProcess,
+) -> None:
+    # 2 queries x 25 accounts x 2,000 days: 100,000 sub-queries, stored 100 per write.
+    accounts = [f"ads-{n:04d}" for n in range(1, 26)]
+    total = 2 * len(accounts) * 2000
+    made = body(tomorrow=True)
+    made["queries"] = [
+        {
+            "ds_id": "DEMO_ADS",
+            "ds_accounts": accounts,
+            "fields": "date,clicks",
+            "start_date": start,
+            "end_date": (datetime.fromisoformat(start) + timedelta(days=1999)).date().isoformat(),
+        }
+        for start in ("2010-01-01", "2016-01-01")
+    ]
+    with client(server) as api:
+        answer = api.post("/query/batch", json=made)
+        assert answer.status_code == 201, answer.text
+        batch_id = answer.json()["data"]["batch_id"]
+        with ThreadPoolExecutor(1) as pool, client(server) as waiting:
+            last = pool.submit(
+                waiting.get, f"/query/batch/{batch_id}/status", params={"offset": total - 1}
+            )
+            answered_while_waiting = 0
+            while not last.done() and answered_while_waiting < 5:
+                started = time.monotonic()
+                polled = api.get(f"/query/batch/{batch_id}")
+                assert polled.status_code == 200, polled.text
+                assert time.monotonic() - started < 2.0
+                answered_while_waiting += 0 if last.done() else 1
+            assert answered_while_waiting == 5  # every one of them while the page waited
+            page = last.result(timeout=120)
+        assert [q["schedule_id"] for q in page.json()["data"]] == [f"{batch_id}_query_{total}"]
