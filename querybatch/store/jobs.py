@@ -6,7 +6,7 @@ Status changes live in runs.py, counters in counters.py, expiry and callbacks in
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -178,8 +178,10 @@ class JobStore:
         sub-queries are stored with the batch; :meth:`store_more` stores the rest.
         """
         status = QueryStatus.SUCCESS if cached else QueryStatus.SCHEDULED
-        deferred = plan is not None and stored_now is not None and stored_now < len(subqueries)
-        to_store = stored_now if deferred and stored_now is not None else len(subqueries)
+        to_store = len(subqueries)
+        if plan is not None and stored_now is not None:
+            to_store = min(stored_now, to_store)
+        deferred = to_store < len(subqueries)
         with self.db.writing() as conn:
             conn.execute(
                 insert(batches).values(
@@ -208,32 +210,10 @@ class JobStore:
                     plan=plan if deferred else None,
                 )
             )
-            cache_values = (now, now, cached[0], True, cached[1]) if cached else (None,) * 5
-            start_time, end_time, result_id, cache_used, cache_time = cache_values
-            rows = (
-                (
-                    account,
-                    planned.schedule_id,
-                    batch_id,
-                    position,
-                    status.value,
-                    planned.base.ds_id,
-                    planned.spec_text,
-                    planned.fingerprint,
-                    request_id,
-                    now,
-                    start_time,
-                    end_time,
-                    0,
-                    result_id,
-                    bool(cache_used),
-                    cache_time,
-                )
-                for position, planned in enumerate(itertools.islice(subqueries, to_store), 1)
+            done = (now, now, cached[0], True, cached[1]) if cached else (None,) * 5
+            _insert_queries(
+                conn, account, batch_id, subqueries, 0, to_store, status, now, request_id, done
             )
-            stored = _insert_rows(conn, rows)
-            if stored != to_store:
-                raise ValueError(f"{to_store} sub-queries planned, {stored} made")
             row = conn.execute(select(batches).where(batches.c.id == batch_id)).mappings().one()
         return batch_record(row)
 
@@ -266,32 +246,16 @@ class JobStore:
             if batch is None or batch.n_stored != after:
                 return None
             upto: int = min(after + most, batch.query_amount)
-            rows = (
-                (
-                    batch.account,
-                    planned.schedule_id,
-                    batch_id,
-                    position,
-                    QueryStatus.SCHEDULED.value,
-                    planned.base.ds_id,
-                    planned.spec_text,
-                    planned.fingerprint,
-                    None,
-                    batch.created_at,  # as if stored with the batch
-                    None,
-                    None,
-                    0,
-                    None,
-                    False,
-                    None,
-                )
-                for position, planned in enumerate(
-                    itertools.islice(subqueries, upto - after), after + 1
-                )
+            _insert_queries(
+                conn,
+                batch.account,
+                batch_id,
+                subqueries,
+                after,
+                upto - after,
+                QueryStatus.SCHEDULED,
+                batch.created_at,  # as if stored with the batch
             )
-            stored = _insert_rows(conn, rows)
-            if stored != upto - after:
-                raise ValueError(f"{upto - after} sub-queries planned, {stored} made")
             if batch.status == BatchStatus.STOPPED:
                 conn.execute(
                     update(queries)
@@ -557,13 +521,49 @@ def sub_query_state(
 _STATUSES = {status.value: status for status in QueryStatus}
 
 
-def _insert_rows(conn: Connection, rows: Iterator[tuple[Any, ...]]) -> int:
-    """Insert rows of ``_INSERT_QUERIES`` a slice at a time; how many there were."""
+def _insert_queries(
+    conn: Connection,
+    account: str,
+    batch_id: str,
+    subqueries: Iterable[PlannedQuery],
+    after: int,
+    count: int,
+    status: QueryStatus,
+    created_at: float,
+    request_id: str | None = None,
+    done: tuple[float | None, float | None, str | None, bool | None, float | None] = (None,) * 5,
+) -> None:
+    """Insert the next ``count`` of ``subqueries`` as the batch's sub-queries after position
+    ``after``, a slice of ``_INSERT_QUERIES`` at a time. ``done`` is (start time, end time,
+    result id, cache used, cache time) of sub-queries answered from the cache."""
+    start_time, end_time, result_id, cache_used, cache_time = done
+    rows = (
+        (
+            account,
+            planned.schedule_id,
+            batch_id,
+            position,
+            status.value,
+            planned.base.ds_id,
+            planned.spec_text,
+            planned.fingerprint,
+            request_id,
+            created_at,
+            start_time,
+            end_time,
+            0,
+            result_id,
+            bool(cache_used),
+            cache_time,
+        )
+        for position, planned in enumerate(itertools.islice(subqueries, count), after + 1)
+    )
     stored = 0
     while piece := list(itertools.islice(rows, INSERT_SLICE)):
         _INSERT_QUERIES.executemany(conn, piece)
         stored += len(piece)
-    return stored
+    if stored != count:
+        raise ValueError(f"{count} sub-queries planned, {stored} made")
 
 
 def batch_record(row: RowMapping) -> BatchRecord:
