@@ -89,19 +89,21 @@ class BatchStoring:
         self._last_look = now
         self._looking = asyncio.create_task(self._look(), name="qb-batch-storing-look")
 
-    async def wait_stored(self, account: str, batch_id: str, position: int) -> None:
+    async def wait_stored(self, account: str, batch_id: str, position: int) -> bool:
         """Return once the tenant's batch has its first ``position`` sub-queries stored (at
-        once when it has, or there is no such batch), or after :data:`WAIT_MOST_SECONDS`."""
+        once when it has, or there is no such batch), or after :data:`WAIT_MOST_SECONDS`;
+        whether it waited (what was read before may have been stored since)."""
         deadline = self.clock() + WAIT_MOST_SECONDS
         stored = await self.store.jobs.stored_through(account, batch_id)
         if stored is None or stored >= position:
-            return
+            return False
         async with outside_turn():  # a poll waiting here holds no other poll up
             while self.clock() < deadline:
                 await asyncio.sleep(WAIT_POLL_SECONDS)
                 stored = await self.store.jobs.stored_through(account, batch_id)
                 if stored is None or stored >= position:
-                    return
+                    break
+        return True
 
     async def stop(self) -> None:
         """Stop storing (the plans stay in the store: the next start goes on)."""

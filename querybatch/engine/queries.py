@@ -186,9 +186,7 @@ class Queries:
         if query is None and (numbered := batch_query_position(ident)) is not None:
             # Of a large batch, stored behind its answer: there soon, if not yet.
             batch_id, position = numbered
-            stored = await self.store.jobs.stored_through(caller.account, batch_id)
-            if stored is not None and stored < position:
-                await self.engine.batch_storing.wait_stored(caller.account, batch_id, position)
+            if await self.engine.batch_storing.wait_stored(caller.account, batch_id, position):
                 query = await self.store.jobs.get_query(caller.account, ident, now)
         if query is None and request_ids:
             schedule_id = await self.store.requests.schedule_id_of(caller.account, ident)

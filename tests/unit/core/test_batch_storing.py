@@ -212,12 +212,12 @@ async def test_a_reader_waits_for_a_sub_query_not_stored_yet_and_no_longer(
         storing.hand_over("qrb_0000000000f1", subqueries, FIRST)
 
     later = asyncio.create_task(store_later())
-    await storing.wait_stored("acme", "qrb_0000000000f1", subqueries.total)
+    assert await storing.wait_stored("acme", "qrb_0000000000f1", subqueries.total)
     assert await store.jobs.stored_through("acme", "qrb_0000000000f1") is None
     # Another tenant's batch, or none: no wait at all.
     started = time.monotonic()
-    await storing.wait_stored("other", "qrb_0000000000f1", 10**6)
-    await storing.wait_stored("acme", "qrb_unknown00000", 10**6)
+    assert not await storing.wait_stored("other", "qrb_0000000000f1", 10**6)
+    assert not await storing.wait_stored("acme", "qrb_unknown00000", 10**6)
     assert time.monotonic() - started < 0.5
     await later
     await storing.stop()
