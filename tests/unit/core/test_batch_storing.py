@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 from fakes import FakeClock
+from sqlalchemy import text
 
 from querybatch.domain.batch import BatchSettings
 from querybatch.domain.query import QuerySpec
 from querybatch.domain.status import BatchStatus
-from querybatch.engine.batch_storing import LOOK_SECONDS, BatchStoring
+from querybatch.engine.batch_storing import LOOK_SECONDS, WAIT_MOST_SECONDS, BatchStoring
 from querybatch.engine.batches import SubQueries
 from querybatch.store.records import BatchRecord
 from querybatch.store.store import Store
@@ -220,4 +221,65 @@ async def test_a_reader_waits_for_a_sub_query_not_stored_yet_and_no_longer(
     assert not await storing.wait_stored("acme", "qrb_unknown00000", 10**6)
     assert time.monotonic() - started < 0.5
     await later
+    await storing.stop()
+
+
+async def test_a_reader_gives_up_waiting_for_a_storing_that_stopped(
+    store: Store, clock: FakeClock
+) -> None:
+    create(store, "qrb_0000000000f2", sub_queries("qrb_0000000000f2"), behind=True)
+    storing = BatchStoring(store, 30, lambda: None, alone=True, clock=clock)  # nothing stores
+
+    async def time_passes() -> None:
+        await asyncio.sleep(0.2)
+        clock.advance(WAIT_MOST_SECONDS)
+
+    passing = asyncio.create_task(time_passes())
+    assert await asyncio.wait_for(storing.wait_stored("acme", "qrb_0000000000f2", FIRST + 1), 5)
+    assert await store.jobs.stored_through("acme", "qrb_0000000000f2") == FIRST
+    await passing
+
+
+async def test_a_slice_that_fails_is_stored_again_from_the_plan_at_the_next_look(
+    store: Store, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    create(store, "qrb_0000000000g0", sub_queries("qrb_0000000000g0"), behind=False)
+    subqueries = sub_queries("qrb_0000000000g1")
+    create(store, "qrb_0000000000g1", subqueries, behind=True)
+    storing = BatchStoring(store, 40, lambda: None, alone=True, clock=clock)
+    # Handed the wrong batch's pieces: their schedule ids are taken, so the write fails.
+    storing.hand_over("qrb_0000000000g1", sub_queries("qrb_0000000000g0"), FIRST)
+    for _ in range(100):
+        if "storing the sub-queries of batch qrb_0000000000g1 failed" in caplog.text:
+            break
+        await asyncio.sleep(0.01)
+    assert "storing the sub-queries of batch qrb_0000000000g1 failed" in caplog.text
+    assert await store.jobs.stored_through("acme", "qrb_0000000000g1") == FIRST
+
+    storing.look()  # the next look takes it over from its plan
+    await until_stored(store, "qrb_0000000000g1")
+    whole = sub_queries("qrb_0000000000g1")
+    stored = store.jobs.batch_queries.blocking("qrb_0000000000g1", 0, 100_000)
+    assert [(q.schedule_id, q.fingerprint) for q in stored] == [
+        (p.schedule_id, p.fingerprint) for p in whole
+    ]
+    await storing.stop()
+
+
+async def test_a_plan_that_cannot_be_read_leaves_the_batch_as_it_is(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    create(store, "qrb_0000000000h1", sub_queries("qrb_0000000000h1"), behind=True)
+    with store.db.writing() as conn:
+        conn.execute(
+            text("UPDATE batches SET plan = '{\"specs\": 7}' WHERE id = 'qrb_0000000000h1'")
+        )
+    storing = BatchStoring(store, 40, lambda: None, alone=True)
+    storing.look()
+    for _ in range(100):
+        if "cannot be read" in caplog.text:
+            break
+        await asyncio.sleep(0.01)
+    assert "the plan of batch qrb_0000000000h1 cannot be read" in caplog.text
+    assert await store.jobs.stored_through("acme", "qrb_0000000000h1") == FIRST
     await storing.stop()
