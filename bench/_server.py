@@ -221,33 +221,54 @@ class BenchServer:
         self._tmp.cleanup()
 
 
-class RssSampler:
-    """Samples a process's RSS on a background thread; the peak since :meth:`reset`."""
+class Sampler:
+    """Calls :meth:`sample` every ``interval`` seconds on a background thread while
+    :meth:`running`."""
 
-    def __init__(self, server: BenchServer, interval: float = 0.02) -> None:
-        self.server = server
+    def __init__(self, interval: float) -> None:
         self.interval = interval
-        self.peak_mb = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def reset(self) -> None:
-        """Start a new peak from the current RSS."""
-        self.peak_mb = self.server.rss_mb()
+    def sample(self) -> None:
+        """Take one sample (on the sampler's thread)."""
+        raise NotImplementedError
+
+    def begin(self) -> None:
+        """Before the first sample (on the caller's thread)."""
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            with contextlib.suppress(psutil.Error):
-                self.peak_mb = max(self.peak_mb, self.server.rss_mb())
+            self.sample()
             self._stop.wait(self.interval)
 
     @contextlib.contextmanager
-    def running(self) -> Iterator[RssSampler]:
+    def running(self) -> Iterator[Sampler]:
         """Sample while the block runs."""
-        self.reset()
+        self.begin()
         self._thread.start()
         try:
             yield self
         finally:
             self._stop.set()
             self._thread.join()
+
+
+class RssSampler(Sampler):
+    """Samples a process's RSS on a background thread; the peak since :meth:`reset`."""
+
+    def __init__(self, server: BenchServer, interval: float = 0.02) -> None:
+        super().__init__(interval)
+        self.server = server
+        self.peak_mb = 0.0
+
+    def reset(self) -> None:
+        """Start a new peak from the current RSS."""
+        self.peak_mb = self.server.rss_mb()
+
+    def begin(self) -> None:
+        self.reset()
+
+    def sample(self) -> None:
+        with contextlib.suppress(psutil.Error):
+            self.peak_mb = max(self.peak_mb, self.server.rss_mb())

@@ -40,9 +40,8 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -51,7 +50,7 @@ import httpx
 from bench import results as results_bench
 from bench._batch import batch_body, run_batch, submit, wait_stopped
 from bench._common import Figures, Profiling, parser, print_figures, profiling, ratio, run, target
-from bench._server import BenchServer, RssSampler
+from bench._server import BenchServer, RssSampler, Sampler
 
 NAME = "scale"
 FORMATS = ("ndjson", "csv", "parquet")
@@ -108,39 +107,31 @@ def measure_sizes(sizes: Sequence[int]) -> Figures:
     return figures
 
 
-class StoringWatch:
+class StoringWatch(Sampler):
     """When a batch's sub-queries were all stored: the last moment, from the start of the
     watch, at which the store still held a batch stored in part (the answer of a batch of
     more than ``QB_BATCH_STORE_SLICE`` sub-queries comes before the rest are stored)."""
 
     def __init__(self, db_path: Path, interval: float = 0.02) -> None:
+        super().__init__(interval)
         self.db_path = db_path
-        self.interval = interval
         self.last_seen_s = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._started = 0.0
 
-    def _run(self) -> None:
-        started = time.perf_counter()
-        with contextlib.closing(sqlite3.connect(self.db_path, timeout=5)) as db:
-            while not self._stop.is_set():
-                with contextlib.suppress(sqlite3.Error):
-                    (partly,) = db.execute(
-                        "SELECT count(*) FROM batches WHERE n_stored IS NOT NULL"
-                    ).fetchone()
-                    if partly:
-                        self.last_seen_s = time.perf_counter() - started + self.interval
-                self._stop.wait(self.interval)
+    def begin(self) -> None:
+        self._started = time.perf_counter()
 
-    @contextlib.contextmanager
-    def running(self) -> Iterator[StoringWatch]:
-        """Watch while the block runs."""
-        self._thread.start()
-        try:
-            yield self
-        finally:
-            self._stop.set()
-            self._thread.join()
+    def sample(self) -> None:
+        # A connection per sample: one is bound to the thread that opened it.
+        with (
+            contextlib.suppress(sqlite3.Error),
+            contextlib.closing(sqlite3.connect(self.db_path, timeout=5)) as db,
+        ):
+            (partly,) = db.execute(
+                "SELECT count(*) FROM batches WHERE n_stored IS NOT NULL"
+            ).fetchone()
+            if partly:
+                self.last_seen_s = time.perf_counter() - self._started + self.interval
 
 
 def _expire_into(
