@@ -163,9 +163,14 @@ class BatchStoring:
                 await self._take_over(batch)
 
     async def _take_over(self, batch: PartlyStored) -> None:
+        # The plan is read only here: a look reads only the counts of the batches.
         try:
+            planned = await self.store.jobs.plan_of(batch.batch_id)
+            if planned is None:  # all stored since the look
+                return
+            settings, plan = planned
             subqueries = await asyncio.to_thread(
-                SubQueries.from_plan, batch.batch_id, batch.plan, batch.settings, batch.query_amount
+                SubQueries.from_plan, batch.batch_id, plan, settings, batch.query_amount
             )
         except Exception as exc:  # a plan this version cannot read: say so, every look
             logs.retrying(log, f"the plan of batch {batch.batch_id} cannot be read", exc)

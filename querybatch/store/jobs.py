@@ -286,21 +286,25 @@ class JobStore:
 
     @reads
     def stored_in_part(self) -> list[PartlyStored]:
-        """Every batch whose sub-queries are not all stored yet, with its plan."""
+        """Every batch whose sub-queries are not all stored yet."""
         with self.db.reading() as conn:
             rows = conn.execute(
-                select(
-                    batches.c.id,
-                    batches.c.settings,
-                    batches.c.query_amount,
-                    batches.c.n_stored,
-                    batches.c.plan,
-                ).where(batches.c.n_stored.is_not(None))
+                select(batches.c.id, batches.c.query_amount, batches.c.n_stored).where(
+                    batches.c.n_stored.is_not(None)
+                )
             ).all()
-        return [
-            PartlyStored(row.id, _settings(row.settings), row.query_amount, row.n_stored, row.plan)
-            for row in rows
-        ]
+        return [PartlyStored(row.id, row.query_amount, row.n_stored) for row in rows]
+
+    @reads
+    def plan_of(self, batch_id: str) -> tuple[BatchSettings, str] | None:
+        """The settings and plan of a batch not all stored yet (None: it is, or is gone)."""
+        with self.db.reading() as conn:
+            row = conn.execute(
+                select(batches.c.settings, batches.c.plan).where(
+                    batches.c.id == batch_id, batches.c.n_stored.is_not(None)
+                )
+            ).one_or_none()
+        return None if row is None else (_settings(row.settings), row.plan)
 
     @reads
     def find_cached(

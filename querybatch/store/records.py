@@ -86,14 +86,11 @@ class BatchRecord:
 
 @dataclass(frozen=True, slots=True)
 class PartlyStored:
-    """A batch whose sub-queries are stored in part: how many, and what the rest are made
-    from (the plan's text, which the engine reads)."""
+    """A batch whose sub-queries are stored in part, and how many are."""
 
     batch_id: str
-    settings: BatchSettings
     query_amount: int
     stored: int
-    plan: str
 
 
 @dataclass(frozen=True, slots=True)
