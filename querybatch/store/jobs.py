@@ -541,6 +541,7 @@ def _insert_queries(
     ``after``, a slice of ``_INSERT_QUERIES`` at a time. ``done`` is (start time, end time,
     result id, cache used, cache time) of sub-queries answered from the cache."""
     start_time, end_time, result_id, cache_used, cache_time = done
+    from_cache = bool(cache_used)
     rows = (
         (
             account,
@@ -557,7 +558,7 @@ def _insert_queries(
             end_time,
             0,
             result_id,
-            bool(cache_used),
+            from_cache,
             cache_time,
         )
         for position, planned in enumerate(itertools.islice(subqueries, count), after + 1)
