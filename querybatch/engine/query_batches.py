@@ -233,8 +233,8 @@ class QueryBatches:
     async def wait_stored(self, batch: BatchRecord, upto: int) -> None:
         """Return once the batch's sub-queries up to position ``upto`` are stored (a large
         batch's are stored behind its answer), or once waiting for them took too long."""
-        if batch.stored is not None and batch.stored < min(upto, batch.query_amount):
-            upto = min(upto, batch.query_amount)
+        upto = min(upto, batch.query_amount)
+        if batch.stored is not None and batch.stored < upto:
             await self.engine.batch_storing.wait_stored(batch.account, batch.id, upto)
 
     async def submit(
