@@ -10,7 +10,10 @@ import dataclasses
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from starlette.requests import Request
 
 from querybatch.api import batch_shapes, shapes
@@ -231,11 +234,7 @@ def test_status_page_items_are_written_once_per_state_of_their_sub_query() -> No
     assert items.of(running, "http://h") is first
     assert items.of(stopped, "http://h") != first
     assert items.page([running, stopped], "http://h") == (
-        b"["
-        + first
-        + b","
-        + batch_shapes.batch_query(stopped, "http://h").model_dump_json(by_alias=True).encode()
-        + b"]"
+        b"[" + first + b"," + model_item(stopped, "http://h") + b"]"
     )
 
 
@@ -256,6 +255,67 @@ def test_a_successful_sub_query_links_its_results_and_names_excluded_accounts() 
         '{"total_rows":2,"results_url":"http://h/query/results?'
         'schedule_id=qrb_0123456789ab_query_1"},"excluded_accounts":{"ads-0002":"gone"}}'
     )
+
+
+def model_item(query: SubQueryState, base: str) -> bytes:
+    """The item as its documented model writes it."""
+    return batch_shapes.batch_query(query, base).model_dump_json(by_alias=True).encode()
+
+
+def test_status_page_items_are_written_as_their_model_writes_them() -> None:
+    for query in (RUNNING, STOPPED, SUCCEEDED):
+        state = page_state(query)
+        assert batch_shapes.item_json(state, "http://h/v2") == model_item(state, "http://h/v2")
+
+
+texts = st.text(max_size=12)
+epochs = st.none() | st.floats(-1e12, 1e12, allow_nan=False) | st.integers(0, 2**31)
+
+
+@given(
+    schedule_id=texts,
+    status=st.sampled_from(list(QueryStatus)),
+    ds_id=texts,
+    accounts=st.lists(texts, max_size=3),
+    dates=st.tuples(texts, texts),
+    times=st.tuples(epochs, epochs),
+    error=st.none()
+    | st.builds(
+        ErrorInfo,
+        st.sampled_from(["QUERY_STOPPED", "DATA_SOURCE_ERROR", "X"]),
+        texts,
+        st.none() | texts,
+    ),
+    excluded=st.none() | st.dictionaries(texts, texts, max_size=2),
+    total_rows=st.none() | st.integers(0, 10**12),
+    base=st.sampled_from(["http://h", "https://[::1]:8443/prefix", "http://h/v2"]),
+)
+def test_any_status_page_item_is_written_as_its_model_writes_it(
+    schedule_id: str,
+    status: QueryStatus,
+    ds_id: str,
+    accounts: list[str],
+    dates: tuple[str, str],
+    times: tuple[float | None, float | None],
+    error: ErrorInfo | None,
+    excluded: dict[str, str] | None,
+    total_rows: int | None,
+    base: str,
+) -> None:
+    spec = {"accounts": accounts, "start_date": dates[0], "end_date": dates[1], "fields": []}
+    state = SubQueryState(
+        id=1,
+        schedule_id=schedule_id,
+        status=status,
+        ds_id=ds_id,
+        spec_text=orjson.dumps(spec).decode(),
+        start_time=times[0],
+        end_time=times[1],
+        error=error,
+        excluded_accounts=excluded,
+        total_rows=total_rows,
+    )
+    assert batch_shapes.item_json(state, base) == model_item(state, base)
 
 
 @pytest.mark.parametrize(
