@@ -10,6 +10,7 @@ update matches no row.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -447,8 +448,16 @@ def _chunk_rows(outcome: Outcome) -> list[tuple[Any, ...]]:
 
 
 def new_result_id() -> str:
-    """A fresh id for the rows of one run."""
-    return secrets.token_hex(16)
+    """A fresh id for the rows of one run: the time in milliseconds (12 hex digits), then 80
+    random bits.
+
+    Ids in the order they were made keep the indexes keyed by them (``results``,
+    ``result_chunks`` and a sub-query's ``result_id``) growing at their end, and the results
+    of sub-queries that ran together on the same pages. Random ids put every run's entries
+    on pages all over those indexes: each commit rewrote pages in proportion to the store's
+    size, and a batch's cost per sub-query grew with it (docs/performance.md).
+    """
+    return f"{time.time_ns() // 1_000_000:012x}" + secrets.token_hex(10)
 
 
 # The writes every sub-query's run makes, prepared (store.prepared): a batch of 10,000

@@ -96,6 +96,21 @@ def counts(store: Store, batch_id: str = "qrb_000000000001") -> tuple[int, ...]:
     return (c.queued, c.running, c.success, c.failure, c.stopped)
 
 
+def test_result_ids_made_later_sort_later() -> None:
+    """Result ids lead with the time they were made, so that the indexes keyed by them
+    (results, result chunks, a sub-query's result) grow at their end, and the results of
+    neighbouring sub-queries sit together."""
+    made = []
+    for _ in range(5):
+        made.append(new_result_id())
+        time.sleep(0.002)
+    assert sorted(made) == made
+    assert len(set(made)) == 5
+    assert all(len(i) == 32 and set(i) <= set("0123456789abcdef") for i in made)
+    same_moment = {new_result_id() for _ in range(1000)}
+    assert len(same_moment) == 1000
+
+
 def test_claims_take_queries_in_order_and_start_the_batch(store: Store) -> None:
     make_batch(store, 10)
     items = claim(store, "qrb_000000000001", 3)
