@@ -29,4 +29,7 @@ async def outside_turn() -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await turn.acquire()
+        # The caller gives its turn back when it leaves, however it leaves: cancelled while
+        # waiting here, it must still take one, or the turns would grow by one. Shielded,
+        # the take goes on and pays for that give-back.
+        await asyncio.shield(turn.acquire())
