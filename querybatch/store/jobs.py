@@ -39,6 +39,7 @@ from querybatch.store.records import (
     SubQueryState,
 )
 from querybatch.store.repository import point_reads, reads, writes
+from querybatch.store.runs import stopped_values
 from querybatch.store.tables import batches, queries, results
 
 _QUERY_COLUMNS = [*queries.c, batches.c.kind, batches.c.settings.label("batch_settings")]
@@ -264,12 +265,7 @@ class JobStore:
                         queries.c.position > after,
                         queries.c.position <= upto,
                     )
-                    .values(
-                        status=QueryStatus.STOPPED,
-                        end_time=batch.end_time,
-                        error_code="QUERY_STOPPED",
-                        error_message="Cancelled" if batch.cancel_time else "Timed out",
-                    )
+                    .values(stopped_values(batch.end_time, cancelled=bool(batch.cancel_time)))
                 )
             done = upto >= batch.query_amount
             left = {"n_stored": None, "plan": None} if done else {"n_stored": upto}

@@ -340,13 +340,7 @@ class RunStore:
                 changed = conn.execute(
                     update(queries)
                     .where(queries.c.batch_id == batch_id, queries.c.status == source)
-                    .values(
-                        status=QueryStatus.STOPPED,
-                        end_time=now,
-                        lease_expires_at=None,
-                        error_code="QUERY_STOPPED",
-                        error_message="Cancelled" if cancelled else "Timed out",
-                    )
+                    .values(stopped_values(now, cancelled=cancelled))
                 ).rowcount
                 deltas.move(batch_id, source, QueryStatus.STOPPED, changed)
             # Sub-queries not stored yet are stored stopped (JobStore.store_more), and are
@@ -445,6 +439,17 @@ def _chunk_rows(outcome: Outcome) -> list[tuple[Any, ...]]:
     assert outcome.result is not None
     result_id, end = outcome.result.id, outcome.end_time
     return [(result_id, seq, n, payload, end) for seq, n, payload in outcome.result.last_chunks]
+
+
+def stopped_values(end_time: float, *, cancelled: bool) -> dict[str, Any]:
+    """What a sub-query stopped with its batch holds: cancelled, or timed out."""
+    return {
+        "status": QueryStatus.STOPPED,
+        "end_time": end_time,
+        "lease_expires_at": None,
+        "error_code": "QUERY_STOPPED",
+        "error_message": "Cancelled" if cancelled else "Timed out",
+    }
 
 
 def new_result_id() -> str:
