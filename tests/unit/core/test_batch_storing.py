@@ -240,6 +240,15 @@ async def test_a_reader_gives_up_waiting_for_a_storing_that_stopped(
     await passing
 
 
+async def until_logged(caplog: pytest.LogCaptureFixture, line: str) -> None:
+    """Return once ``line`` is logged (fail after a second)."""
+    for _ in range(100):
+        if line in caplog.text:
+            return
+        await asyncio.sleep(0.01)
+    assert line in caplog.text
+
+
 async def test_a_slice_that_fails_is_stored_again_from_the_plan_at_the_next_look(
     store: Store, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -249,11 +258,7 @@ async def test_a_slice_that_fails_is_stored_again_from_the_plan_at_the_next_look
     storing = BatchStoring(store, 40, lambda: None, alone=True, clock=clock)
     # Handed the wrong batch's pieces: their schedule ids are taken, so the write fails.
     storing.hand_over("qrb_0000000000g1", sub_queries("qrb_0000000000g0"), FIRST)
-    for _ in range(100):
-        if "storing the sub-queries of batch qrb_0000000000g1 failed" in caplog.text:
-            break
-        await asyncio.sleep(0.01)
-    assert "storing the sub-queries of batch qrb_0000000000g1 failed" in caplog.text
+    await until_logged(caplog, "storing the sub-queries of batch qrb_0000000000g1 failed")
     assert await store.jobs.stored_through("acme", "qrb_0000000000g1") == FIRST
 
     storing.look()  # the next look takes it over from its plan
@@ -276,10 +281,6 @@ async def test_a_plan_that_cannot_be_read_leaves_the_batch_as_it_is(
         )
     storing = BatchStoring(store, 40, lambda: None, alone=True)
     storing.look()
-    for _ in range(100):
-        if "cannot be read" in caplog.text:
-            break
-        await asyncio.sleep(0.01)
-    assert "the plan of batch qrb_0000000000h1 cannot be read" in caplog.text
+    await until_logged(caplog, "the plan of batch qrb_0000000000h1 cannot be read")
     assert await store.jobs.stored_through("acme", "qrb_0000000000h1") == FIRST
     await storing.stop()
