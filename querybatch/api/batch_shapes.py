@@ -4,7 +4,7 @@ Each builder returns its response model of ``schemas``, which both documents the
 /openapi.json and writes the answer. A status page's items are the exception: a page of a
 hundred is polled again and again, and building a model per item cost twice what writing
 the item's JSON with orjson does (:func:`item_json`, which writes the very bytes the model
-would, checked by the unit tests).
+``BatchQueryItem`` would, checked by the unit tests).
 """
 
 from __future__ import annotations
@@ -19,13 +19,9 @@ import orjson
 from querybatch.api import shapes
 from querybatch.api.schemas import (
     BatchProgress,
-    BatchQueryError,
-    BatchQueryItem,
-    BatchQueryResult,
     Link,
     QueryBatch,
     QueryBatchLinks,
-    SplitInfo,
 )
 from querybatch.domain.status import QueryStatus
 from querybatch.engine.query_batches import BatchRecord, Counts, SubQueryState
@@ -83,43 +79,10 @@ def query_batch(batch: BatchRecord, base: str) -> QueryBatch:
     )
 
 
-def batch_query(query: SubQueryState, base: str) -> BatchQueryItem:
-    """One sub-query's status item: times, split, error and where its results are (the
-    documented shape of what :func:`item_json` writes)."""
-    error_info = None
-    if query.error is not None and query.status in (QueryStatus.FAILURE, QueryStatus.STOPPED):
-        error_info = BatchQueryError(
-            status=_http_status(query.error.code),
-            code=query.error.code,
-            message=query.error.message,
-            description=query.error.description,
-        )
-    result_info = None
-    if query.status is QueryStatus.SUCCESS and query.total_rows is not None:
-        result_info = BatchQueryResult(
-            total_rows=query.total_rows, results_url=_results_url(query, base)
-        )
-    accounts, start_date, end_date = query.split()
-    return BatchQueryItem(
-        schedule_id=query.schedule_id,
-        status_code=query.status.value,
-        query_start_time=iso_time(query.start_time),
-        query_end_time=iso_time(query.end_time),
-        split_info=SplitInfo(
-            ds_id=query.ds_id,
-            ds_accounts=list(accounts),
-            start_date=start_date,
-            end_date=end_date,
-        ),
-        error_info=error_info,
-        result_info=result_info,
-        excluded_accounts=query.excluded_accounts or None,
-    )
-
-
 def item_json(query: SubQueryState, base: str) -> bytes:
-    """The JSON of :func:`batch_query`'s item, written without building the model: its keys
-    in the model's order, ``excluded_accounts`` left out when there are none."""
+    """One sub-query's status item (``schemas.BatchQueryItem``: times, split, error and where
+    its results are) as JSON, written without building the model: its keys in the model's
+    order, ``excluded_accounts`` left out when there are none."""
     error_info = None
     if query.error is not None and query.status in (QueryStatus.FAILURE, QueryStatus.STOPPED):
         error = query.error

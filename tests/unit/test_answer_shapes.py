@@ -18,7 +18,7 @@ from starlette.requests import Request
 
 from querybatch.api import batch_shapes, shapes
 from querybatch.api.answer import model_response, public_base
-from querybatch.api.schemas import DataResponse, QueryBatchResponse, RequestMeta
+from querybatch.api.schemas import BatchQueryItem, DataResponse, QueryBatchResponse, RequestMeta
 from querybatch.domain.batch import BatchSettings
 from querybatch.domain.fields import FieldInfo
 from querybatch.domain.query import QuerySpec
@@ -234,13 +234,13 @@ def test_status_page_items_are_written_once_per_state_of_their_sub_query() -> No
     assert items.of(running, "http://h") is first
     assert items.of(stopped, "http://h") != first
     assert items.page([running, stopped], "http://h") == (
-        b"[" + first + b"," + model_item(stopped, "http://h") + b"]"
+        b"[" + first + b"," + batch_shapes.item_json(stopped, "http://h") + b"]"
     )
 
 
 def test_a_stopped_sub_query_sends_a_null_description_and_no_result() -> None:
-    item = batch_shapes.batch_query(page_state(STOPPED), "http://h")
-    assert item.model_dump_json(by_alias=True) == (
+    item = batch_shapes.item_json(page_state(STOPPED), "http://h")
+    assert item.decode() == (
         '{"@type":"batch_query","schedule_id":"qrb_0123456789ab_query_1",'
         '"status_code":"STOPPED",' + SPLIT_JSON + ',"error_info":{"status":409,'
         '"code":"QUERY_STOPPED","message":"Cancelled","description":null},"result_info":null}'
@@ -248,8 +248,8 @@ def test_a_stopped_sub_query_sends_a_null_description_and_no_result() -> None:
 
 
 def test_a_successful_sub_query_links_its_results_and_names_excluded_accounts() -> None:
-    item = batch_shapes.batch_query(page_state(SUCCEEDED), "http://h")
-    assert item.model_dump_json(by_alias=True) == (
+    item = batch_shapes.item_json(page_state(SUCCEEDED), "http://h")
+    assert item.decode() == (
         '{"@type":"batch_query","schedule_id":"qrb_0123456789ab_query_1",'
         '"status_code":"SUCCESS",' + SPLIT_JSON + ',"error_info":null,"result_info":'
         '{"total_rows":2,"results_url":"http://h/query/results?'
@@ -257,15 +257,15 @@ def test_a_successful_sub_query_links_its_results_and_names_excluded_accounts() 
     )
 
 
-def model_item(query: SubQueryState, base: str) -> bytes:
-    """The item as its documented model writes it."""
-    return batch_shapes.batch_query(query, base).model_dump_json(by_alias=True).encode()
+def as_the_model_writes(item: bytes) -> bytes:
+    """``item`` read as the documented model (``BatchQueryItem``) and written by it."""
+    return BatchQueryItem.model_validate_json(item).model_dump_json(by_alias=True).encode()
 
 
 def test_status_page_items_are_written_as_their_model_writes_them() -> None:
-    for query in (RUNNING, STOPPED, SUCCEEDED):
-        state = page_state(query)
-        assert batch_shapes.item_json(state, "http://h/v2") == model_item(state, "http://h/v2")
+    for query in (RUNNING, STOPPED, FAILED, SUCCEEDED):
+        item = batch_shapes.item_json(page_state(query), "http://h/v2")
+        assert item == as_the_model_writes(item)
 
 
 texts = st.text(max_size=12)
@@ -315,7 +315,8 @@ def test_any_status_page_item_is_written_as_its_model_writes_it(
         excluded_accounts=excluded,
         total_rows=total_rows,
     )
-    assert batch_shapes.item_json(state, base) == model_item(state, base)
+    item = batch_shapes.item_json(state, base)
+    assert item == as_the_model_writes(item)
 
 
 @pytest.mark.parametrize(
