@@ -91,16 +91,17 @@ class BatchStoring:
 
     async def wait_stored(self, account: str, batch_id: str, position: int) -> bool:
         """Return once the tenant's batch has its first ``position`` sub-queries stored (at
-        once when it has, or there is no such batch), or after :data:`WAIT_MOST_SECONDS`;
-        whether it waited (what was read before may have been stored since)."""
+        once when it has, when there is no such batch or it never holds that many), or after
+        :data:`WAIT_MOST_SECONDS`; whether it waited (what was read before may have been
+        stored since)."""
         deadline = self.clock() + WAIT_MOST_SECONDS
-        stored = await self.store.jobs.stored_through(account, batch_id)
+        stored = await self.store.jobs.stored_through(account, batch_id, position)
         if stored is None or stored >= position:
             return False
         async with outside_turn():  # a poll waiting here holds no other poll up
             while self.clock() < deadline:
                 await asyncio.sleep(WAIT_POLL_SECONDS)
-                stored = await self.store.jobs.stored_through(account, batch_id)
+                stored = await self.store.jobs.stored_through(account, batch_id, position)
                 if stored is None or stored >= position:
                     break
         return True

@@ -128,6 +128,7 @@ _STORED_THROUGH = PreparedRead(
         batches.c.id == bindparam("b_id"),
         batches.c.account == bindparam("account"),
         batches.c.n_stored.is_not(None),
+        batches.c.query_amount >= bindparam("holding"),
     )
 )
 _WORKFLOW = select(
@@ -273,11 +274,12 @@ class JobStore:
         return upto
 
     @point_reads
-    def stored_through(self, account: str, batch_id: str) -> int | None:
+    def stored_through(self, account: str, batch_id: str, holding: int = 1) -> int | None:
         """How many of a tenant's batch's sub-queries are stored, if not all of them yet
-        (None: all are, or there is no such batch)."""
+        (None: all are, there is no such batch, or it holds fewer than ``holding``)."""
+        params = {"account": account, "b_id": batch_id, "holding": holding}
         with self.db.point_reading() as conn:
-            rows = _STORED_THROUGH.rows(conn, {"account": account, "b_id": batch_id})
+            rows = _STORED_THROUGH.rows(conn, params)
         return int(rows[0][0]) if rows else None
 
     @reads

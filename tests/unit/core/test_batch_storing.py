@@ -227,8 +227,12 @@ async def test_a_reader_waits_for_a_sub_query_not_stored_yet_and_no_longer(
 async def test_a_reader_gives_up_waiting_for_a_storing_that_stopped(
     store: Store, clock: FakeClock
 ) -> None:
-    create(store, "qrb_0000000000f2", sub_queries("qrb_0000000000f2"), behind=True)
+    subqueries = sub_queries("qrb_0000000000f2")
+    create(store, "qrb_0000000000f2", subqueries, behind=True)
     storing = BatchStoring(store, 30, lambda: None, alone=True, clock=clock)  # nothing stores
+    # A position the batch will never hold (a made-up schedule id) is not waited for.
+    beyond = storing.wait_stored("acme", "qrb_0000000000f2", subqueries.total + 1)
+    assert not await asyncio.wait_for(beyond, 5)
 
     async def time_passes() -> None:
         await asyncio.sleep(0.2)
