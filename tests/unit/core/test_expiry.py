@@ -141,3 +141,20 @@ async def test_a_pass_beside_work_still_gets_to_the_end(store: Store) -> None:
         busy=lambda: True,
     )
     assert await expiry.run_pass() == (6, 2, 0)
+
+
+def test_a_slice_takes_on_what_fits_in_its_time_at_the_last_one_s_pace() -> None:
+    from querybatch.engine.expiry import SliceSize
+
+    rows = SliceSize(1000, seconds=0.02)
+    assert rows.size == 125  # a pass may begin beside work
+    rows.after(0.001)  # fast: at most twice as many next time
+    assert rows.size == 250
+    rows.after(0.001)
+    rows.after(0.001)
+    rows.after(0.0)
+    assert rows.size == 1000  # never more than the most
+    rows.after(0.1)  # five times too slow: a fifth as many
+    assert rows.size == 200 and rows.spent == 0.1
+    rows.after(30.0)  # a store that stalls: still one at a time
+    assert rows.size == 1
