@@ -9,6 +9,7 @@ the item's JSON with orjson does (:func:`item_json`, which writes the very bytes
 
 from __future__ import annotations
 
+import string
 from collections import OrderedDict
 from functools import cache
 from typing import Any
@@ -117,7 +118,16 @@ def item_json(query: SubQueryState, base: str) -> bytes:
 
 
 def _results_url(query: SubQueryState, base: str) -> str:
+    schedule_id = query.schedule_id
+    if schedule_id and not schedule_id.encode().rstrip(_URL_SAFE):
+        # Nothing to quote (schedule ids are ours, letters, digits and "_"): what urlencode
+        # writes, at a tenth of its cost.
+        return f"{base}/query/results?schedule_id={schedule_id}"
     return f"{base}/query/results?" + urlencode({"schedule_id": query.schedule_id})
+
+
+# What urllib's quoting leaves as it is.
+_URL_SAFE = string.ascii_letters.encode() + string.digits.encode() + b"_.-~"
 
 
 class ItemJson:

@@ -6,6 +6,7 @@ Each builder returns its response model of ``schemas``, which both documents the
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -29,9 +30,27 @@ def iso_time(epoch: float | None) -> str | None:
     """Epoch seconds as an ISO 8601 UTC timestamp (what clients parse)."""
     if epoch is None:
         return None
+    if 0.0 <= epoch < _SECONDS_KEPT_UNTIL:
+        # What datetime.fromtimestamp does (the fraction rounded half to even into
+        # microseconds), with the text of the whole second kept: a status page writes two
+        # times per item, and the times of neighbouring sub-queries share their seconds.
+        fraction, whole = math.modf(epoch)
+        seconds, micros = int(whole), round(fraction * 1e6)
+        if micros >= 1_000_000:
+            seconds, micros = seconds + 1, micros - 1_000_000
+        return f"{_second_text(seconds)}.{micros // 1000:03d}Z"
     return (
         datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     )
+
+
+_SECONDS_KEPT_UNTIL = 253_402_300_800.0  # 10000-01-01: beyond it, datetime raises
+
+
+@lru_cache(maxsize=4096)
+def _second_text(seconds: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` of a whole second since the epoch, in UTC."""
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")[:-6]
 
 
 def fields_meta(field_ids: list[str], infos: list[FieldInfo]) -> tuple[FieldMeta, ...]:

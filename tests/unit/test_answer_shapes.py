@@ -336,3 +336,39 @@ def test_the_base_of_links_is_the_frameworks_base_url(scope: dict[str, Any]) -> 
     expected = str(request.base_url).rstrip("/")
     assert public_base(request, services) == expected  # type: ignore[arg-type]
     assert public_base(request, services) == expected  # type: ignore[arg-type]
+
+
+def datetime_iso_time(epoch: float) -> str:
+    from datetime import UTC, datetime
+
+    return (
+        datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
+
+
+@given(
+    st.floats(0.0, 253_402_300_799.0)
+    | st.integers(0, 10**10).map(lambda s: s + 0.9999995)
+    | st.integers(0, 10**10).map(lambda s: s + 0.0005)
+    | st.integers(0, 2 * 10**9).map(lambda s: s / 1000)
+)
+def test_a_time_is_written_as_datetime_writes_it(epoch: float) -> None:
+    assert shapes.iso_time(epoch) == datetime_iso_time(epoch)
+
+
+def test_times_at_the_edges_of_a_second_and_of_the_calendar() -> None:
+    for epoch in (0.0, 0.0000005, 0.0000015, 59.9999995, 1_764_460_800.4995, 253_402_300_799.0):
+        assert shapes.iso_time(epoch) == datetime_iso_time(epoch)
+    assert shapes.iso_time(-1.5) == datetime_iso_time(-1.5)  # before 1970: datetime's own way
+    assert shapes.iso_time(None) is None
+    assert batch_shapes.iso_time(1e20) is None  # no calendar shows it
+
+
+@given(st.text(max_size=30) | st.from_regex(r"qrb_[0-9a-f]{12}_query_[0-9]{1,7}", fullmatch=True))
+def test_a_results_url_quotes_its_schedule_id_as_urlencode_does(schedule_id: str) -> None:
+    from urllib.parse import urlencode
+
+    state = SubQueryState(1, schedule_id, QueryStatus.SUCCESS, "D", "{}", 1.0, 2.0, None, None, 5)
+    assert batch_shapes._results_url(state, "http://h") == (
+        "http://h/query/results?" + urlencode({"schedule_id": schedule_id})
+    )
