@@ -25,12 +25,13 @@ caches as cold and indexes as large.
 Part ``downloads``: one batch of N demo sub-queries (default 200,000) of 5 rows each (one
 account and day each, ``demo_rows_per_day`` 5) runs on a fresh embedded server, then its
 ``GET /query/batch/{id}/download`` is read in each format (ndjson, csv, parquet), counting
-bytes. The baseline, in the same server and run: a batch of one query holding as many rows
-in a single result (one account, 1,000 days, ``demo_rows_per_day`` N * 5 / 1,000), downloaded
-the same way. Reported per format: rows per second of each download, their ratio (many
-small results over one large one: 1.0 means a download costs per row, not per sub-query),
-server CPU per 1,000 rows, bytes, and the server's RSS growth (peak sampled every 20 ms
-during the download minus the RSS just before).
+bytes, once its rows are packed for downloads (reported: how long that took after the batch
+ended, and what it added to the store file). The baseline, in the same server and run: a
+batch of one query holding as many rows in a single result (one account, 1,000 days,
+``demo_rows_per_day`` N * 5 / 1,000), downloaded the same way. Reported per format: rows per
+second of each download, their ratio (many small results over one large one: 1.0 means a
+download costs per row, not per sub-query), server CPU per 1,000 rows, bytes, and the
+server's RSS growth (peak sampled every 20 ms during the download minus the RSS just before).
 
 Run it as ``python -m bench.scale [--parts sizes,restart,downloads] [--sizes 1000,10000,...]
 [--live 1000000] [--expired 1000000] [--download-subqueries 200000]``;
@@ -179,6 +180,19 @@ def _expire_into(
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
+def _wait_packed(db_path: Path, batch_id: str, timeout: float = 300.0) -> None:
+    """Return once the stopped batch's rows are packed for its downloads (batch_packs)."""
+    deadline = time.monotonic() + timeout
+    with contextlib.closing(sqlite3.connect(db_path, timeout=30)) as db:
+        while db.execute(
+            "SELECT coalesce(packed_through, 0) < query_amount FROM batches WHERE id = ?",
+            (batch_id,),
+        ).fetchone()[0]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{batch_id} not packed after {timeout} s")
+            time.sleep(0.1)
+
+
 def _wait_stored(db_path: Path, batch_id: str) -> None:
     """Return once every sub-query of the batch is stored."""
     with contextlib.closing(sqlite3.connect(db_path, timeout=30)) as db:
@@ -313,6 +327,10 @@ def measure_downloads(subqueries: int, profile: Profiling | None = None) -> Figu
         batches = {"many": submit(client, many), "one": submit(client, one)}
         for batch_id in batches.values():
             wait_stopped(client, batch_id, poll=0.5)
+        stopped, before = time.perf_counter(), server.store_file_bytes()
+        _wait_packed(server.db_path, batches["many"])
+        figures["download_packed_s"] = time.perf_counter() - stopped
+        figures["download_packs_mb"] = (server.store_file_bytes() - before) / 2**20
         time.sleep(1.0)
         with server.profiled(profile):
             for fmt in FORMATS:
@@ -402,6 +420,18 @@ def report(figures: Figures) -> None:
         )
     rows: list[tuple[str, float, str]] = []
     if "download_rows" in figures:
+        rows += [
+            (
+                "download_packed_s",
+                figures["download_packed_s"],
+                "from the batch's end until its rows were packed",
+            ),
+            (
+                "download_packs_mb",
+                figures["download_packs_mb"],
+                "what the packs added to the store",
+            ),
+        ]
         for fmt in FORMATS:
             share, growth = figures[f"{fmt}_ratio"], figures[f"{fmt}_many_rss_growth_mb"]
             rows += [

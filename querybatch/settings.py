@@ -113,6 +113,10 @@ class Settings(BaseSettings):
     )
     tick_seconds: float = Field(default=0.25, gt=0, description="scheduler housekeeping period")
     sweep_seconds: float = Field(default=30.0, gt=0, description="expiry sweeper period")
+    download_packs: bool = Field(
+        default=True,
+        description="pack a stopped batch's rows for its downloads (as much room again)",
+    )
     timezone: str = "UTC"
     log_format: Literal["text", "json"] = Field(
         default="text", description="log lines: readable text, or one JSON object per line"

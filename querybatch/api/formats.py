@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
-from querybatch.engine.result_rows import Columns, RowChunks
+from querybatch.engine.result_rows import Columns, RowChunks, ndjson_lines
 
 MEDIA_TYPES = {
     "json": "application/json",
@@ -89,11 +89,6 @@ async def keyjson_stream(
         yield body if first else b"," + body
         first = False
     yield b"]}"
-
-
-def ndjson_lines(ids: list[str], rows: list[list[Any]]) -> bytes:
-    """``rows`` as ndjson lines, each an object keyed by ``ids``."""
-    return b"".join(orjson.dumps(dict(zip(ids, row, strict=True))) + b"\n" for row in rows)
 
 
 async def ndjson_stream(columns: Columns, chunks: RowChunks) -> AsyncIterator[bytes]:

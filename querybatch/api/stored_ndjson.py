@@ -14,8 +14,9 @@ within), must leave exactly the structure of the chunks' rows, ``[[,,],[,,]]`` f
 of three values (the row counts are the store's). What is left otherwise tells a string
 holding a comma, a bracket or an escape, a value that is a list or an object, or a row of
 the wrong width. A chunk that fails the check is decoded, laid out and encoded as
-:func:`querybatch.api.formats.ndjson_lines` does, which the lines copied equal byte for
-byte.
+:func:`querybatch.engine.result_rows.ndjson_lines` does, which the lines copied equal byte for
+byte. A stopped batch's packs hold their lines already (engine.batch_packs): those are sent
+as they are.
 """
 
 from __future__ import annotations
@@ -28,9 +29,8 @@ from operator import attrgetter
 
 import orjson
 
-from querybatch.api.formats import ndjson_lines
 from querybatch.engine.batch_rows import MAX_LAYOUTS, Layout, StoredBlocks, StoredRows
-from querybatch.engine.result_rows import Columns
+from querybatch.engine.result_rows import Columns, ndjson_lines
 
 __all__ = ["ndjson_download"]
 
@@ -80,6 +80,8 @@ class _Lines:
         string, number, boolean or null, and no string holds a comma, a bracket, a brace or
         an escape (the module's docstring says why that makes the cut exact)."""
         layout = group[0].layout
+        if layout.pack == "lines":  # packed as the very lines
+            return b"".join([stored.payload for stored in group])
         tail = self._tail(layout)
         if tail is None:
             return None
@@ -122,7 +124,7 @@ class _Lines:
         if len(self._tails) >= MAX_LAYOUTS:  # a batch of more sets than batch_rows keeps
             self._tails.clear()
         tail = None
-        if self.copyable and layout.targets and layout.ascending:
+        if self.copyable and layout.targets and layout.ascending and layout.pack is None:
             placed = set(layout.targets)
             pairs = [
                 self.keys[i].replace(b"%", b"%%") + (b":%s" if i in placed else b":null")

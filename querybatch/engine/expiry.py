@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from querybatch import logs
+from querybatch.engine.pacing import PAUSE_SECONDS, rest_after
 from querybatch.store.store import Store
 from querybatch.store.upkeep import ChunkKey
 
@@ -35,11 +36,6 @@ ORPHAN_GRACE = 7200.0
 SLICE_ROWS = 1000
 SLICE_CHUNKS = 500
 SLICE_PAGES = 2000  # pages (8 MB at most) given back to the disk at a time
-# Between two slices the writer is free for the work, for at least this long; while work
-# runs, expiry takes at most this share of the time (deleting a million expired sub-queries
-# beside a batch, at 1,000 a slice and 0.05 s between slices, took 1.7 times its makespan).
-PAUSE_SECONDS = 0.02
-BUSY_SHARE = 0.03
 # A slice holds the store's writer for about this long at most: the work that starts while a
 # slice is under way waits for it (a slice of 1,000 sub-queries took 20 ms on a warm store
 # alone, 70 ms on a cold one and 180 ms beside a running batch).
@@ -139,11 +135,9 @@ class Expiry:
         return queries, batches, lost
 
     def pause_after(self, spent: float) -> float:
-        """How long to leave the store to the work after a slice that took ``spent`` seconds:
-        while work runs, long enough that expiry takes at most ``BUSY_SHARE`` of the time."""
-        if self.busy():
-            return max(self.pause, spent * (1 - BUSY_SHARE) / BUSY_SHARE)
-        return self.pause
+        """How long to leave the store to the work after a slice that took ``spent`` seconds
+        (see :func:`querybatch.engine.pacing.rest_after`)."""
+        return rest_after(spent, self.busy(), self.pause)
 
     async def _slice(self, size: SliceSize, work: Awaitable[_Done]) -> _Done:
         """Await a slice's ``work`` and size the next slice of its kind by its time."""

@@ -32,6 +32,7 @@ from querybatch.engine.service import Caller, Engine
 from querybatch.errors import BadRequest, Conflict, NotFound
 from querybatch.store.jobs import POINT_PAGE_ROWS
 from querybatch.store.records import BatchRecord, Counts, QueryRecord, SubQueryState
+from querybatch.store.results import PackForm
 
 log = logging.getLogger(__name__)
 
@@ -212,11 +213,17 @@ class QueryBatches:
             batch = await self.get(caller, batch_id)
         return batch
 
-    async def download(self, caller: Caller, batch_id: str) -> BatchDownload:
-        """Every collected row of the caller's batch (so far, if it still runs)."""
+    async def download(self, caller: Caller, batch_id: str, *, lines: bool) -> BatchDownload:
+        """Every collected row of the caller's batch (so far, if it still runs); where a
+        stopped batch's rows were packed, as the packs' ndjson ``lines`` or JSON rows."""
         batch = await self.get(caller, batch_id)
         columns = await self._columns(batch)
-        blocks = batch_stored_rows(self.store, batch.id, columns, through=batch.query_amount)
+        packed: PackForm | None = None
+        if batch.status is BatchStatus.STOPPED:
+            packed = "lines" if lines else "rows"
+        blocks = batch_stored_rows(
+            self.store, batch.id, columns, through=batch.query_amount, packed=packed
+        )
         return BatchDownload(batch, columns, blocks)
 
     async def activity(self, caller: Caller, minutes: int) -> Activity:

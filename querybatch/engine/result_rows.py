@@ -7,11 +7,21 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from querybatch.domain.fields import FieldInfo
 from querybatch.store.results import CHUNK_ROWS, chunk_span, decode_rows
 from querybatch.store.store import Store
 
-__all__ = ["CHUNK_ROWS", "Columns", "ResultRows", "RowChunks", "decoded_chunk", "no_rows"]
+__all__ = [
+    "CHUNK_ROWS",
+    "Columns",
+    "ResultRows",
+    "RowChunks",
+    "decoded_chunk",
+    "ndjson_lines",
+    "no_rows",
+]
 
 CHUNKS_PER_READ = 8
 # A chunk larger than this is decoded on a thread: a full chunk takes a few milliseconds,
@@ -76,6 +86,11 @@ class ResultRows:
                 # fast as it is sent): hand the loop to other requests after every chunk, so
                 # that a million-row answer costs them a few milliseconds at a time, not seconds.
                 await asyncio.sleep(0)
+
+
+def ndjson_lines(ids: list[str], rows: list[list[Any]]) -> bytes:
+    """``rows`` as ndjson lines, each an object keyed by ``ids``."""
+    return b"".join(orjson.dumps(dict(zip(ids, row, strict=True))) + b"\n" for row in rows)
 
 
 async def decoded_chunk(payload: bytes) -> list[list[Any]]:

@@ -46,7 +46,8 @@ Clock = Callable[[], float]
 
 
 class Background(Protocol):
-    """Work the leading node starts on its ticks, in the background (the transfer runs)."""
+    """Work the leading node starts on its ticks, in the background (the transfer runs, the
+    packing of stopped batches)."""
 
     def start(self) -> None:
         """Start a pass unless one runs or one is not due yet."""
@@ -118,6 +119,7 @@ class Scheduler:
         self.leadership = leadership
         self.expiry = expiry
         self.transfer_runs: Background | None = None  # set once the transfers service exists
+        self.packing: Background | None = None  # packs stopped batches' rows (batch_packs)
         self.batch_storing: Looker | None = None  # takes over batches whose storing stopped
         # Leases, timeouts and claims all read the time here, so a test can move it by hand.
         self.clock = clock
@@ -185,6 +187,8 @@ class Scheduler:
             self.expiry.start()  # in the background, a slice at a time
         if self.transfer_runs is not None:
             self.transfer_runs.start()  # paced by itself; only the leader gets this far
+        if self.packing is not None:
+            self.packing.start()  # the same
         if self.batch_storing is not None:
             self.batch_storing.look()
         self._refill()

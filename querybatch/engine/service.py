@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from querybatch import logs
 from querybatch.connectors.registry import SourceRegistry
 from querybatch.domain.callback_policy import CallbackAllow
+from querybatch.engine.batch_packs import Packer
 from querybatch.engine.batch_storing import BatchStoring
 from querybatch.engine.callback_targets import CallbackTargets
 from querybatch.engine.callbacks import CallbackSender
@@ -75,6 +76,10 @@ class Engine:
             Leadership(store.db) if executor.scale_out else None,
             expiry=self.expiry,
         )
+        if settings.download_packs:
+            self.scheduler.packing = Packer(
+                store, settings.sweep_seconds, busy=lambda: self.at_work()
+            )
         self.batch_storing = BatchStoring(
             store, settings.batch_store_slice, self.scheduler.wake, alone=not executor.scale_out
         )
@@ -109,6 +114,8 @@ class Engine:
         if self.scheduler.transfer_runs is not None:
             await self.scheduler.transfer_runs.stop()
         await self.expiry.stop()
+        if self.scheduler.packing is not None:
+            await self.scheduler.packing.stop()
         await self.batch_storing.stop()
         if self._callback_task is not None:
             self._callback_task.cancel()
@@ -148,6 +155,8 @@ class Engine:
         self._batches_stopped.set()
         if self.scheduler.transfer_runs is not None:
             self.scheduler.transfer_runs.poke()  # a transfer run's batch may be among them
+        if self.scheduler.packing is not None:
+            self.scheduler.packing.poke()
 
     # -- internals --------------------------------------------------------------------------
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import orjson
 from sqlalchemy import Text, and_, bindparam, case, delete, func, insert, select, type_coerce
 
 from querybatch.domain.fields import Row
 from querybatch.domain.status import QueryStatus
+from querybatch.store.codec import unpack_bytes
 from querybatch.store.database import Database
 from querybatch.store.prepared import PreparedRead
 from querybatch.store.repository import reads, writes
-from querybatch.store.tables import queries, result_chunks, results
+from querybatch.store.tables import batch_packs, queries, result_chunks, results
 
 CHUNK_ROWS = 2000
 
@@ -59,6 +60,18 @@ class BatchResult(NamedTuple):
         start = text.find('"fields":[')
         end = text.find('],"', start)
         return text[start:end] if 0 <= start < end else text
+
+
+# A pack's rows as one JSON array of wide rows, each beginning with its schedule id; or as
+# the ndjson lines of the batch's download (see tables.batch_packs).
+PackForm = Literal["rows", "lines"]
+
+
+class Pack(NamedTuple):
+    """A stopped batch's rows of a range of positions, in one of their forms (uncompressed)."""
+
+    row_count: int
+    payload: bytes
 
 
 class ChunkCache:
@@ -152,6 +165,24 @@ class ResultStore:
         with self.db.reading() as conn:
             return [BatchResult(*row) for row in _BATCH_RESULTS.rows(conn, params)]
 
+    @reads
+    def batch_range(
+        self, batch_id: str, after: int, through: int, *, packed: PackForm | None
+    ) -> Pack | list[BatchResult]:
+        """The rows of a batch's positions after ``after`` up to ``through``: their pack in
+        the form ``packed`` asks for, if the batch stopped and the range was packed, else
+        what :meth:`batch_results` reads."""
+        with self.db.reading() as conn:
+            if packed is not None:
+                read = _READ_PACK_LINES if packed == "lines" else _READ_PACK_ROWS
+                for last, row_count, data, size in read.rows(
+                    conn, {"b_id": batch_id, "after": after}
+                ):
+                    if last == through:
+                        return Pack(row_count, unpack_bytes(data, size))
+            params = {"b_id": batch_id, "after": after, "through": through}
+            return [BatchResult(*row) for row in _BATCH_RESULTS.rows(conn, params)]
+
     @writes
     def drop(self, result_id: str) -> None:
         """Delete the chunks of a run that failed or lost its query."""
@@ -159,6 +190,26 @@ class ResultStore:
             conn.execute(delete(result_chunks).where(result_chunks.c.result_id == result_id))
 
 
+_PACK_KEY = and_(
+    batch_packs.c.batch_id == bindparam("b_id"),
+    batch_packs.c.first_position == bindparam("after"),
+)
+_READ_PACK_ROWS = PreparedRead(
+    select(
+        batch_packs.c.last_position,
+        batch_packs.c.row_count,
+        batch_packs.c.rows,
+        batch_packs.c.rows_size,
+    ).where(_PACK_KEY)
+)
+_READ_PACK_LINES = PreparedRead(
+    select(
+        batch_packs.c.last_position,
+        batch_packs.c.row_count,
+        batch_packs.c.lines,
+        batch_packs.c.lines_size,
+    ).where(_PACK_KEY)
+)
 _READ_CHUNKS = PreparedRead(
     select(result_chunks.c.payload)
     .where(

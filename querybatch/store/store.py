@@ -13,6 +13,7 @@ from querybatch.store.destinations import DestinationStore
 from querybatch.store.history import HistoryStore
 from querybatch.store.jobs import JobStore
 from querybatch.store.keys import KeyStore
+from querybatch.store.packs import PackStore
 from querybatch.store.requests import RequestStore
 from querybatch.store.results import ResultStore
 from querybatch.store.runs import RunStore
@@ -42,6 +43,7 @@ class Store:
     transfer_runs: TransferRunStore
     backfills: BackfillStore
     activity: ActivityStore
+    packs: PackStore
 
     @classmethod
     def open(cls, url: str, *, result_ttl: float, migrate: bool = True) -> Store:
@@ -66,6 +68,7 @@ class Store:
             transfer_runs=TransferRunStore(db),
             backfills=BackfillStore(db),
             activity=ActivityStore(db),
+            packs=PackStore(db, result_ttl),
         )
 
     def close(self) -> None:

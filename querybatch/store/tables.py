@@ -114,6 +114,9 @@ batches = Table(
     # NULL once every sub-query is stored (engine.batch_storing).
     Column("n_stored", Integer),
     Column("plan", Text),
+    # Through which position the stopped batch's rows were looked at for packing (packs);
+    # NULL before its first range was.
+    Column("packed_through", Integer),
     UniqueConstraint("account", "idempotency_key"),
     Index(None, "status", "kind"),
     Index(None, "status", "end_time"),
@@ -213,6 +216,25 @@ sub_query_keys = Table(
     Column("accounts", String, nullable=False),  # the spec's account list as JSON, lower case
     Column("start_date", String(10), nullable=False),
     Column("end_date", String(10), nullable=False),
+    sqlite_with_rowid=False,
+)
+
+# A stopped batch's rows of a range of positions, in the two forms its downloads read: laid
+# out on the batch's columns (the sub-query's schedule id first) in one JSON array, and as the
+# download's ndjson lines; each compressed (LZ4, codec.pack_bytes). A download reads a pack
+# instead of each sub-query's result (engine.batch_packs). Ranges of large results are not
+# packed.
+batch_packs = Table(
+    "batch_packs",
+    metadata,
+    Column("batch_id", String(32), ForeignKey("batches.id", ondelete="CASCADE"), primary_key=True),
+    Column("first_position", Integer, primary_key=True),  # after this one
+    Column("last_position", Integer, nullable=False),  # through this one
+    Column("row_count", Integer, nullable=False),
+    Column("rows", LargeBinary, nullable=False),
+    Column("rows_size", Integer, nullable=False),  # before compression
+    Column("lines", LargeBinary, nullable=False),
+    Column("lines_size", Integer, nullable=False),
     sqlite_with_rowid=False,
 )
 

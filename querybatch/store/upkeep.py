@@ -13,6 +13,7 @@ from querybatch.store.jobs import batch_record
 from querybatch.store.records import BatchRecord
 from querybatch.store.repository import reads, writes
 from querybatch.store.tables import (
+    batch_packs,
     batches,
     queries,
     result_chunks,
@@ -23,6 +24,9 @@ from querybatch.store.tables import (
 )
 
 ORPHANS_CHECKED = "orphans_checked_before"  # server_state: see UpkeepStore.orphans_checked
+# What deleting one pack counts for in a slice of expiry, in sub-queries: a pack holds the
+# rows of up to a thousand small results in one row.
+PACK_WEIGHT = 100
 
 
 class UpkeepStore:
@@ -93,9 +97,9 @@ class UpkeepStore:
         One bounded transaction: a store holding a million expired sub-queries is emptied a
         slice at a time, while the engine and the API keep writing between slices.
         """
-        deleted = batches_deleted = 0
+        deleted = batches_deleted = spent = 0
         with self.db.writing() as conn:
-            while deleted < limit:
+            while spent < limit:
                 batch_id = conn.execute(
                     select(batches.c.id)
                     .where(
@@ -108,7 +112,26 @@ class UpkeepStore:
                 ).scalar()
                 if batch_id is None:
                     return ExpirySlice(deleted, batches_deleted, done=True)
-                wanted = limit - deleted
+                # Its packs go first, a few at a time: each holds the rows of many sub-queries.
+                packs = (
+                    conn.execute(
+                        select(batch_packs.c.first_position)
+                        .where(batch_packs.c.batch_id == batch_id)
+                        .limit(max(1, (limit - spent) // PACK_WEIGHT))
+                    )
+                    .scalars()
+                    .all()
+                )
+                if packs:
+                    conn.execute(
+                        delete(batch_packs).where(
+                            batch_packs.c.batch_id == batch_id,
+                            batch_packs.c.first_position.in_(packs),
+                        )
+                    )
+                    spent += len(packs) * PACK_WEIGHT
+                    continue
+                wanted = limit - spent
                 rows = conn.execute(
                     select(queries.c.id, queries.c.result_id, queries.c.position)
                     .where(queries.c.batch_id == batch_id)
@@ -125,6 +148,7 @@ class UpkeepStore:
                     )
                     _drop_unreferenced(conn, {r.result_id for r in rows if r.result_id})
                     deleted += len(rows)
+                    spent += len(rows)
                 if len(rows) < wanted:
                     conn.execute(delete(batches).where(batches.c.id == batch_id))
                     batches_deleted += 1

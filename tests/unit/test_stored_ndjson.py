@@ -68,6 +68,13 @@ def downloads(draw: st.DrawFn) -> tuple[Columns, list[list[StoredRows]]]:
     for b in range(draw(st.integers(1, 3))):
         block = []
         for s in range(draw(st.integers(1, 4))):
+            if draw(st.booleans()) and draw(st.booleans()):  # a pack's rows, their ids first
+                width = len(columns.ids)
+                rows = draw(st.lists(st.lists(VALUES, min_size=width - 1, max_size=width - 1)))
+                wide = [[f"qrb_1_query_{b}{s}{n}", *row] for n, row in enumerate(rows)]
+                layout = Layout(columns, columns.ids, pack="rows")
+                block.append(StoredRows("", layout, encode_rows(wide), len(wide)))
+                continue
             # Each sub-query asks for some of the batch's fields, in any order.
             fields = draw(st.permutations(field_ids).flatmap(lambda p: st.just(p)))
             fields = fields[: draw(st.integers(1, len(fields)))]
@@ -112,6 +119,32 @@ def test_plain_values_are_copied_not_encoded_again(monkeypatch: pytest.MonkeyPat
         b'{"schedule_id":"qrb_1_query_1","date":"2024-01-03","clicks":null}\n'
     )
     assert encoded == ["qrb_1_query_1"]
+
+
+def test_a_pack_s_lines_are_sent_as_they_are_between_copied_chunks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from querybatch.api import stored_ndjson
+
+    columns = _columns(["date", "clicks"])
+    lines = b'{"schedule_id":"qrb_1_query_1","date":"2024-01-01","clicks":3}\n'
+    pack = StoredRows("", Layout(columns, columns.ids, pack="lines"), lines, 1)
+    chunk = StoredRows(
+        "qrb_1_query_2", Layout(columns, ["date", "clicks"]), encode_rows([["2024-01-02", 4]]), 1
+    )
+    writer = stored_ndjson._Lines(columns)
+    dumps = stored_ndjson.orjson.dumps
+    encoded: list[object] = []
+
+    def counted(value: object) -> bytes:
+        encoded.append(value)
+        return dumps(value)
+
+    monkeypatch.setattr(stored_ndjson.orjson, "dumps", counted)
+    assert writer.block([pack, chunk, pack]) == (
+        lines + b'{"schedule_id":"qrb_1_query_2","date":"2024-01-02","clicks":4}\n' + lines
+    )
+    assert encoded == ["qrb_1_query_2"]
 
 
 @pytest.mark.parametrize(

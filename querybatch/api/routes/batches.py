@@ -333,7 +333,9 @@ async def download_query_batch(
     a single ``Range`` is served (206) so that an interrupted download resumes.
     """
     require(principal, "get_data")
-    download = await services.query_batches.download(principal.caller, batch_id)
+    download = await services.query_batches.download(
+        principal.caller, batch_id, lines=format == "ndjson"
+    )
     escape = services.settings.csv_escape_formulas
     body = download_stream(format, download.columns, download.blocks, escape_formulas=escape)
     extension = {"ndjson": "ndjson", "csv": "csv", "parquet": "parquet"}[format]

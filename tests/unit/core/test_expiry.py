@@ -119,7 +119,7 @@ async def test_a_pass_looks_only_at_chunks_written_since_the_last_one(store: Sto
 
 
 def test_while_work_runs_expiry_takes_a_small_share_of_the_time(store: Store) -> None:
-    from querybatch.engine.expiry import BUSY_SHARE
+    from querybatch.engine.pacing import BUSY_SHARE
 
     working = [False]
     expiry = Expiry(store, orphan_grace=60.0, pause=0.05, busy=lambda: working[0])
