@@ -6,8 +6,8 @@ the rows, and such a download ran at a quarter of the rows per second of one lar
 Once a batch stops its rows no longer change, so each range of :data:`PACK_POSITIONS`
 positions is laid out on the batch's columns once, in the background, and kept in the two
 forms downloads read: one JSON array of wide rows (CSV and Parquet decode it) and the ndjson
-lines themselves (sent as they are), each compressed with LZ4 (together about half the room
-of the rows as JSON). A download then reads a range's pack as it would read one result.
+lines themselves (sent as they are), each compressed with zlib (together far less room than
+the rows as JSON). A download then reads a range's pack as it would read one result.
 
 The packs hold exactly the rows the download would otherwise lay out, so a file is the same
 byte for byte whether it was read from packs, from results, or from both (a download that

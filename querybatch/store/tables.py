@@ -221,7 +221,7 @@ sub_query_keys = Table(
 
 # A stopped batch's rows of a range of positions, in the two forms its downloads read: laid
 # out on the batch's columns (the sub-query's schedule id first) in one JSON array, and as the
-# download's ndjson lines; each compressed (LZ4, codec.pack_bytes). A download reads a pack
+# download's ndjson lines; each compressed (zlib, codec.pack_bytes). A download reads a pack
 # instead of each sub-query's result (engine.batch_packs). Ranges of large results are not
 # packed.
 batch_packs = Table(
