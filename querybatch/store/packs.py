@@ -42,6 +42,7 @@ class PackStore:
             rows = conn.execute(
                 select(batches, packed_through.label("through"))
                 .where(
+                    batches.c.kind == "batch",  # not a data request's hidden batch
                     batches.c.status == BatchStatus.STOPPED,
                     batches.c.end_time >= now - self.result_ttl,
                     batches.c.n_stored.is_(None),
