@@ -13,9 +13,9 @@ The packs hold exactly the rows the download would otherwise lay out, so a file 
 byte for byte whether it was read from packs, from results, or from both (a download that
 starts while packing is under way). A range whose results hold more than
 :data:`PACK_MAX_ROWS` rows is left as it is: large results cost per row already. Packs go
-with the batch when it expires. Like
-expiry, packing runs on the node that leads, one pass at a time, and while work runs it
-takes at most a small share of the time (:mod:`querybatch.engine.pacing`).
+with the batch when it expires. Like expiry, packing runs on the node that leads, one pass
+at a time, and while work runs it takes at most a small share of the time
+(:mod:`querybatch.engine.pacing`).
 """
 
 from __future__ import annotations
@@ -130,8 +130,8 @@ class Packer:
     async def _pack(
         self, batch_id: str, columns: Columns, after: int, through: int
     ) -> PackedRange | None:
-        """The rows of the range as a pack (rows, payload); None if it holds no rows, or too
-        many (its results are large)."""
+        """The range's pack; None if the range holds no rows, or too many (its results
+        are large)."""
         stored: list[StoredRows] = []
         rows = 0
         blocks = batch_stored_rows(self.store, batch_id, columns, after=after, through=through)
