@@ -17,9 +17,9 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
-    literal_column,
     or_,
     select,
+    text,
     type_coerce,
     update,
 )
@@ -40,7 +40,7 @@ from querybatch.store.records import (
 )
 from querybatch.store.repository import point_reads, reads, writes
 from querybatch.store.runs import stopped_values
-from querybatch.store.tables import batches, queries, results
+from querybatch.store.tables import CACHEABLE_QUERIES, batches, queries, results
 
 _QUERY_COLUMNS = [*queries.c, batches.c.kind, batches.c.settings.label("batch_settings")]
 _QUERY_COLUMNS += [batches.c.end_time.label("batch_end_time")]
@@ -315,8 +315,8 @@ class JobStore:
                 .join(batches, batches.c.id == queries.c.batch_id)
                 .where(
                     queries.c.fingerprint == fingerprint,
-                    # As the partial index has it: a bound value would not let it be used.
-                    queries.c.status == literal_column(f"'{QueryStatus.SUCCESS.value}'"),
+                    # As the partial index has it: bound values would not let it be used.
+                    text(CACHEABLE_QUERIES),
                     queries.c.account == account,
                     queries.c.end_time >= since,
                     queries.c.result_id.is_not(None),

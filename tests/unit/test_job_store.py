@@ -587,3 +587,20 @@ def test_expiry_deletes_a_batch_s_filter_rows_with_its_sub_queries(store: Store)
     while not store.upkeep.expire_slice.blocking(now, 3).done:
         pass
     assert count_rows(store, "sub_query_keys") == 2  # the live batch's
+
+
+def test_the_cache_answers_from_data_requests_not_from_batches(store: Store) -> None:
+    result_ids = {}
+    # The data request first: were a batch's sub-queries cacheable, the newer one would answer.
+    for batch_id in ("qry_000000000001", "qrb_000000000002"):
+        make_batch(store, 1, batch_id)
+        items = claim(store, batch_id, 1)
+        now = time.time()
+        store.runs.record_runs.blocking([(i, now) for i in items], [], now + 30, now)
+        outcome = success(items[0])
+        store.runs.record_runs.blocking([], [outcome], now + 30, now + 1)
+        assert outcome.result is not None
+        result_ids[batch_id] = outcome.result.id
+        time.sleep(0.01)
+    found = store.jobs.find_cached.blocking("acme", "fp1", 0.0, time.time())
+    assert found is not None and found[0] == result_ids["qry_000000000001"]
