@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 import orjson
 from sqlalchemy import Text, and_, bindparam, case, delete, func, insert, select, type_coerce
@@ -157,27 +157,17 @@ class ResultStore:
             return {row.result_id: bytes(row.payload) for row in rows}
 
     @reads
-    def batch_results(self, batch_id: str, after: int, through: int) -> list[BatchResult]:
-        """The successful sub-queries of a batch after position ``after`` up to ``through``,
-        in batch order, each with its first chunk: one read for many small results, which a
-        download of a batch of many sub-queries would otherwise make one at a time."""
-        params = {"b_id": batch_id, "after": after, "through": through}
-        with self.db.reading() as conn:
-            return [BatchResult(*row) for row in _BATCH_RESULTS.rows(conn, params)]
-
-    @reads
     def batch_range(
         self, batch_id: str, after: int, through: int, *, packed: PackForm | None
     ) -> Pack | list[BatchResult]:
         """The rows of a batch's positions after ``after`` up to ``through``: their pack in
-        the form ``packed`` asks for, if the batch stopped and the range was packed, else
-        what :meth:`batch_results` reads."""
+        the form ``packed`` asks for, if the batch stopped and the range was packed; else
+        its successful sub-queries in batch order, each with its first chunk (one read for
+        many small results, which a download would otherwise make one at a time)."""
         with self.db.reading() as conn:
             if packed is not None:
-                read = _READ_PACK_LINES if packed == "lines" else _READ_PACK_ROWS
-                for last, row_count, data, size in read.rows(
-                    conn, {"b_id": batch_id, "after": after}
-                ):
+                found = _READ_PACK[packed].rows(conn, {"b_id": batch_id, "after": after})
+                for last, row_count, data, size in found:
                     if last == through:
                         return Pack(row_count, unpack_bytes(data, size))
             params = {"b_id": batch_id, "after": after, "through": through}
@@ -190,26 +180,21 @@ class ResultStore:
             conn.execute(delete(result_chunks).where(result_chunks.c.result_id == result_id))
 
 
-_PACK_KEY = and_(
-    batch_packs.c.batch_id == bindparam("b_id"),
-    batch_packs.c.first_position == bindparam("after"),
-)
-_READ_PACK_ROWS = PreparedRead(
-    select(
-        batch_packs.c.last_position,
-        batch_packs.c.row_count,
-        batch_packs.c.rows,
-        batch_packs.c.rows_size,
-    ).where(_PACK_KEY)
-)
-_READ_PACK_LINES = PreparedRead(
-    select(
-        batch_packs.c.last_position,
-        batch_packs.c.row_count,
-        batch_packs.c.lines,
-        batch_packs.c.lines_size,
-    ).where(_PACK_KEY)
-)
+# A pack of one form: the range it ends at, its rows, and its data with the data's size.
+_READ_PACK: dict[PackForm, PreparedRead] = {
+    form: PreparedRead(
+        select(
+            batch_packs.c.last_position,
+            batch_packs.c.row_count,
+            batch_packs.c[form],
+            batch_packs.c[f"{form}_size"],
+        ).where(
+            batch_packs.c.batch_id == bindparam("b_id"),
+            batch_packs.c.first_position == bindparam("after"),
+        )
+    )
+    for form in get_args(PackForm)
+}
 _READ_CHUNKS = PreparedRead(
     select(result_chunks.c.payload)
     .where(
