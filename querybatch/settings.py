@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     sweep_seconds: float = Field(default=30.0, gt=0, description="expiry sweeper period")
     download_packs: bool = Field(
         default=True,
-        description="pack a stopped batch's rows for its downloads (as much room again)",
+        description="pack a stopped batch's rows for its downloads (faster, some room)",
     )
     timezone: str = "UTC"
     log_format: Literal["text", "json"] = Field(
