@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -242,3 +243,16 @@ async def test_a_pass_starts_when_poked_or_when_it_is_due() -> None:
     clock[0] += 30
     await start()
     assert started == [1000.0, 1010.0, 1040.0]
+
+
+async def test_a_range_its_download_cannot_lay_out_is_left_unpacked_and_not_looked_at_again(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    batch = finished_batch(store, 150)
+    # A column list without a field the sub-queries return: the download fails on it too.
+    broken = dataclasses.replace(batch, columns=("date", "clicks"))
+    packer = Packer(store, every=30.0, least_queries=1, pause=0.0)
+    assert await packer._pack_batch(broken, 0) == 0
+    assert "not packed" in caplog.text
+    assert packed_ranges(store) == []
+    assert store.packs.unpacked.blocking(time.time(), 1, 10) == []  # looked at: not again
