@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
@@ -102,7 +103,11 @@ def assert_clean(driver: WebDriver, secrets: list[str], server: ServerProcess) -
 
 
 def wait(driver: WebDriver, condition: Any, timeout: float = 30) -> Any:
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
+    """What ``condition`` returns once it is truthy; an element the page replaced while the
+    condition read it (a live table redrawn) makes it read again."""
+    return WebDriverWait(
+        driver, timeout, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException]
+    ).until(condition)
 
 
 def shown(driver: WebDriver, css: str, timeout: float = 30) -> WebElement:

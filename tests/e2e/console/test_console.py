@@ -284,10 +284,16 @@ def test_failures_are_grouped_by_code_and_message_with_their_accounts_and_dates(
             "3 sub-queries (FAILURE, account ads-0002), 1\u20133 shown"
         ),
     )
-    assert {
-        row.find_elements(By.TAG_NAME, "td")[2].text
-        for row in browser.find_elements(By.CSS_SELECTOR, "#queries tbody tr")
-    } == {"ads-0002"}
+    # The table is redrawn as the page refreshes: its cells are read until a redraw is not
+    # in the middle of it.
+    accounts = wait(
+        browser,
+        lambda d: {
+            row.find_elements(By.TAG_NAME, "td")[2].text
+            for row in d.find_elements(By.CSS_SELECTOR, "#queries tbody tr")
+        },
+    )
+    assert accounts == {"ads-0002"}
     browser.save_screenshot(str(shots / "batch-failures.png"))
 
 
